@@ -1,0 +1,13 @@
+FROM node:20-slim AS assets
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+FROM python:3.12-slim
+WORKDIR /app
+COPY . .
+COPY --from=assets /src/node_modules/htmx.org/dist/htmx.min.js server/static/vendor/htmx.min.js
+RUN pip install --no-cache-dir -e .
+ENV ASSAY_ENVIRONMENT=production
+EXPOSE 8000
+CMD ["assay", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
