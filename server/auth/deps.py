@@ -1,0 +1,66 @@
+"""Who is calling, as FastAPI dependencies: `CurrentPrincipal`, `AdminPrincipal`, scope guards."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.auth import service
+from server.auth.service import Principal
+from server.config import settings
+from server.db import SessionDep
+from server.errors import Forbidden, Unauthorized
+from server.models import Scope
+from server.security import csrf_matches
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    """A bearer token if one is sent, else the browser session cookie (with CSRF on writes)."""
+    authorization = request.headers.get("Authorization")
+    if authorization:
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+        return await service.principal_for_token(session, secret.strip())
+    cookie = request.cookies.get(settings.session_cookie)
+    if not cookie:
+        raise Unauthorized("Log in first, or send an API token as 'Authorization: Bearer <token>'.")
+    secret = cookie
+    user = await service.user_for_session(session, secret)
+    if user is None:
+        raise Unauthorized("Your session has expired; log in again.")
+    if request.method not in SAFE_METHODS:
+        presented = request.headers.get(CSRF_HEADER)
+        if presented is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            presented = str((await request.form()).get("csrf_token") or "") or None
+        if not csrf_matches(secret, presented):
+            raise Forbidden("The form's security token is missing or stale; reload the page and try again.")
+    return Principal(user=user, session_token=secret)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def scoped(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        service.require_scope(principal, scope)
+        return principal
+
+    return dependency
+
+
+async def _admin(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("Only admins can do this.")
+    service.require_scope(principal, Scope.admin)
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(_admin)]
+RaterPrincipal = Annotated[Principal, Depends(scoped(Scope.judgments_write))]
+ExportPrincipal = Annotated[Principal, Depends(scoped(Scope.export_read))]

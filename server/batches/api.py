@@ -1,0 +1,103 @@
+"""Batches over JSON: upload (multipart file or JSON items), list with progress, steer."""
+
+import tempfile
+import uuid
+from typing import Annotated, Any, BinaryIO
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from server.auth.deps import AdminPrincipal, scoped
+from server.auth.service import Principal
+from server.batches import service
+from server.batches.formats import Encoding, ImportFormat
+from server.batches.schemas import BatchProgress, BatchRead, BatchUpdate, ImportResult
+from server.db import SessionDep
+from server.errors import Invalid
+from server.models import Scope
+from server.projects import service as projects
+
+router = APIRouter(tags=["batches"])
+ItemsWriter = Annotated[Principal, Depends(scoped(Scope.items_write))]
+
+
+def _choice(value: Any, enum: type[ImportFormat] | type[Encoding], field: str) -> Any:
+    if value in (None, ""):
+        return None
+    try:
+        return enum(str(value))
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise Invalid(f"{field} must be one of {allowed}; got {value!r}.") from None
+
+
+async def _upload_source(request: Request) -> tuple[BinaryIO, str | None, dict[str, Any]]:
+    """The uploaded bytes as a file, its name, and the other fields, from multipart or JSON."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Invalid("Attach the file as the multipart field 'file'.")
+        return upload.file, upload.filename, {k: v for k, v in form.items() if k != "file"}
+    if content_type.startswith("application/json"):
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise Invalid(f"The request body is not valid JSON: {exc}.") from None
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise Invalid('Send {"items": [...]} with one object per item, in the native JSONL shape.')
+        spool: BinaryIO = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # type: ignore[assignment]  # noqa: SIM115
+        for item in body["items"]:
+            spool.write(orjson.dumps(item) + b"\n")
+        spool.seek(0)
+        return spool, None, {k: v for k, v in body.items() if k != "items"} | {"encoding": "jsonl"}
+    raise Invalid("Upload a file as multipart/form-data (field 'file'), or JSON items as application/json.")
+
+
+@router.post(
+    "/projects/{project_id}/batches",
+    response_model=ImportResult,
+    status_code=201,
+    responses={200: {"model": ImportResult}, 413: {}, 422: {}},
+)
+async def upload_batch(
+    project_id: uuid.UUID, request: Request, principal: ItemsWriter, session: SessionDep
+) -> JSONResponse:
+    """Import JSONL, CSV or Parquet (native, HH-RLHF or TRL records) as a new batch, all or nothing."""
+    project = await projects.get_accessible(session, principal, project_id)
+    file, filename, fields = await _upload_source(request)
+    try:
+        priority = int(fields.get("priority") or 0)
+    except ValueError:
+        raise Invalid(f"priority must be a whole number; got {fields.get('priority')!r}.") from None
+    try:
+        result = await service.import_file(
+            session,
+            project=project,
+            file=file,
+            filename=filename,
+            name=str(fields["name"]) if fields.get("name") else None,
+            format=_choice(fields.get("format"), ImportFormat, "format"),
+            encoding=_choice(fields.get("encoding"), Encoding, "encoding"),
+            priority=priority,
+            actor=principal.user,
+        )
+    finally:
+        file.close()
+    return JSONResponse(result.model_dump(mode="json"), status_code=201 if result.id else 200)
+
+
+@router.get("/projects/{project_id}/batches", response_model=list[BatchProgress])
+async def list_batches(project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> object:
+    """The project's batches with their progress."""
+    return await service.list_with_progress(session, await projects.get_accessible(session, admin, project_id))
+
+
+@router.patch("/batches/{batch_id}", response_model=BatchRead)
+async def steer_batch(batch_id: uuid.UUID, body: BatchUpdate, admin: AdminPrincipal, session: SessionDep) -> object:
+    """Pause or resume a batch, rename it, or set its priority (higher is served first)."""
+    batch = await service.get(session, batch_id)
+    return await service.steer(session, batch, body, actor=admin.user)

@@ -1,0 +1,220 @@
+"""Record types, and the field checks every record format shares (prompt, messages, ids, metadata)."""
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+import orjson
+
+
+class ImportFormat(StrEnum):
+    NATIVE = "native"
+    HH = "hh"
+    TRL = "trl"
+
+
+Prompt: TypeAlias = str | list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCandidate:
+    """One response to compare: exactly one of text and messages is set."""
+
+    text: str | None
+    messages: list[dict[str, str]] | None
+    model: str | None
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem:
+    """One valid record, normalized to a prompt and its candidates."""
+
+    line: int
+    external_id: str
+    prompt: Prompt
+    candidates: list[ParsedCandidate]
+    metadata: dict[str, Any]
+    gold: Any | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """Why one record (line > 0) or the whole file (line 0) was refused."""
+
+    line: int
+    field: str
+    message: str
+
+
+MAX_ID_LENGTH = 200
+
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_MESSAGE_KEYS = frozenset({"role", "content"})
+_RESPONSE_KEYS = frozenset({"text", "messages", "model", "metadata"})
+_NATIVE_KEYS = frozenset({"id", "prompt", "responses", "metadata", "gold"})
+_HH_KEYS = frozenset({"id", "chosen", "rejected", "metadata"})
+_TRL_KEYS = frozenset({"id", "prompt", "chosen", "rejected", "metadata"})
+# Keys in the order messages list them (frozensets have none).
+_ORDER = (
+    "id",
+    "prompt",
+    "responses",
+    "chosen",
+    "rejected",
+    "text",
+    "messages",
+    "role",
+    "content",
+    "model",
+    "metadata",
+    "gold",
+)
+
+
+class _Refusal(Exception):
+    """A record's first problem, turned into a RowError by the loop that validates records."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------
+# Field checks shared by every format
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _unknown_keys(record: dict[str, Any], allowed: frozenset[str], where: str, field_prefix: str) -> None:
+    """Refuse keys outside `allowed` (null-valued ones count as absent)."""
+    unknown = [k for k in record if k not in allowed and record[k] is not None]
+    if not unknown:
+        return
+    names = ", ".join(f'"{k}"' for k in unknown)
+    allowed_list = ", ".join(k for k in _ORDER if k in allowed)
+    noun = "key" if len(unknown) == 1 else "keys"
+    raise _Refusal(f"{field_prefix}{unknown[0]}", f"{where} has unknown {noun} {names}; allowed keys: {allowed_list}.")
+
+
+def _external_id(value: Any) -> str | None:
+    """The record's id as text, or None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            raise _Refusal("id", "id is empty; give a non-empty id or leave the key out to use a content hash.")
+        if len(value) > MAX_ID_LENGTH:
+            raise _Refusal("id", f"id is {len(value)} characters long; ids may be at most {MAX_ID_LENGTH} characters.")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _Refusal("id", f"id must be a string or a whole number, got {_kind(value)}.")
+
+
+def _metadata(value: Any, field: str) -> dict[str, Any]:
+    """An optional metadata object ({} when absent)."""
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise _Refusal(field, f"{field} must be an object, got {_kind(value)}.")
+    return value
+
+
+def _messages(value: list[Any], field: str) -> list[dict[str, str]]:
+    """Check a list of chat messages; returns it unchanged when valid."""
+    for i, message in enumerate(value):
+        where = f"{field}[{i}]"
+        if type(message) is not dict:
+            raise _Refusal(where, f"{where} must be an object with role and content, got {_kind(message)}.")
+        if not _MESSAGE_KEYS.issuperset(message):
+            _unknown_keys(message, _MESSAGE_KEYS, where, f"{where}.")
+        role = message.get("role")
+        if role is None:
+            raise _Refusal(f"{where}.role", f"{where}.role is missing; each message needs role and content.")
+        if role not in _ROLES:
+            found = repr(role) if isinstance(role, str) else _kind(role)
+            raise _Refusal(f"{where}.role", f"{where}.role must be one of system, user, assistant, tool; got {found}.")
+        content = message.get("content")
+        if content is None:
+            raise _Refusal(f"{where}.content", f"{where}.content is missing; each message needs role and content.")
+        if type(content) is not str:
+            raise _Refusal(f"{where}.content", f"{where}.content must be a string, got {_kind(content)}.")
+    return value
+
+
+def _prompt(value: Any) -> Prompt:
+    """A non-empty prompt: text, or a list of chat messages."""
+    if value is None:
+        raise _Refusal("prompt", "prompt is missing; every item needs a prompt (text or a list of chat messages).")
+    if type(value) is str:
+        if not value.strip():
+            raise _Refusal("prompt", "prompt is empty; every item needs a prompt.")
+        return value
+    if type(value) is list:
+        if not value:
+            raise _Refusal("prompt", "prompt is an empty list of messages; every item needs a prompt.")
+        return _messages(value, "prompt")
+    raise _Refusal("prompt", f"prompt must be a string or a list of chat messages, got {_kind(value)}.")
+
+
+def _content_id(prompt: Prompt, candidates: list[ParsedCandidate]) -> str:
+    """A stable id from what raters see, for records that bring none."""
+    content = {
+        "prompt": prompt,
+        "candidates": [{"text": c.text, "messages": c.messages, "model": c.model} for c in candidates],
+    }
+    digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"sha256:{digest[:32]}"
+
+
+def _item(
+    line: int, record: dict[str, Any], prompt: Prompt, candidates: list[ParsedCandidate], gold: Any
+) -> ParsedItem:
+    """Assemble an item, checking the keys every format shares (id, metadata)."""
+    external_id = _external_id(record.get("id"))
+    metadata = _metadata(record.get("metadata"), "metadata")
+    if external_id is None:
+        external_id = _content_id(prompt, candidates)
+    return ParsedItem(line, external_id, prompt, candidates, metadata, gold)
+
+
+def _reply(turns: list[dict[str, str]], label: dict[str, str]) -> ParsedCandidate:
+    """A candidate from the turns after the prompt: a lone assistant turn becomes plain text."""
+    if len(turns) == 1 and turns[0]["role"] == "assistant":
+        return ParsedCandidate(turns[0]["content"], None, None, dict(label))
+    return ParsedCandidate(None, turns, None, dict(label))
+
+
+# ---------------------------------------------------------------------------------------------
+# File-level errors shared by every encoding
+
+
+def _reason(exc: BaseException) -> str:
+    """A library's error text, to quote inside a sentence."""
+    return str(exc).strip().rstrip(".")
+
+
+def _damaged(exc: BaseException) -> RowError:
+    """The file-level error for compressed data that ends early or is corrupt."""
+    return RowError(
+        0, "(file)", f"The compressed file is damaged ({_reason(exc)}); compress it again or upload it uncompressed."
+    )

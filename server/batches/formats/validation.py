@@ -1,0 +1,258 @@
+"""Validation of decoded records: native, HH-RLHF and TRL, and detection of which one a file holds."""
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from server.batches.formats.records import (
+    _HH_KEYS,
+    _NATIVE_KEYS,
+    _RESPONSE_KEYS,
+    _TRL_KEYS,
+    ImportFormat,
+    ParsedCandidate,
+    ParsedItem,
+    RowError,
+    _item,
+    _kind,
+    _messages,
+    _metadata,
+    _prompt,
+    _Refusal,
+    _reply,
+    _unknown_keys,
+)
+
+_HH_MARKER = re.compile(r"\n\n(Human|Assistant):")
+_HH_MARKER_MAX = len("\n\nAssistant:")
+_HH_ROLES = {"Human": "user", "Assistant": "assistant"}
+_HH_LABELS = ({"hh_label": "chosen"}, {"hh_label": "rejected"})
+_TRL_LABELS = ({"trl_label": "chosen"}, {"trl_label": "rejected"})
+
+
+def _native_candidate(value: Any, field: str) -> ParsedCandidate:
+    """One entry of a native record's responses."""
+    if type(value) is not dict:
+        raise _Refusal(field, f"{field} must be an object with text or messages, got {_kind(value)}.")
+    if not _RESPONSE_KEYS.issuperset(value):
+        _unknown_keys(value, _RESPONSE_KEYS, field, f"{field}.")
+    text = value.get("text")
+    messages = value.get("messages")
+    if text is None:
+        if messages is None:
+            raise _Refusal(
+                field, f"{field} needs text (a string) or messages (a list of chat messages); it has neither."
+            )
+        if type(messages) is not list:
+            raise _Refusal(
+                f"{field}.messages", f"{field}.messages must be a list of chat messages, got {_kind(messages)}."
+            )
+        if not messages:
+            raise _Refusal(
+                f"{field}.messages", f'{field}.messages is empty; for an empty reply use "text": "" instead.'
+            )
+        _messages(messages, f"{field}.messages")
+    elif messages is not None:
+        raise _Refusal(field, f"{field} has both text and messages; give exactly one.")
+    elif type(text) is not str:
+        raise _Refusal(f"{field}.text", f"{field}.text must be a string, got {_kind(text)}.")
+    model = value.get("model")
+    if model is not None and type(model) is not str:
+        raise _Refusal(f"{field}.model", f"{field}.model must be a string, got {_kind(model)}.")
+    return ParsedCandidate(text, messages, model, _metadata(value.get("metadata"), f"{field}.metadata"))
+
+
+def _native(record: dict[str, Any], line: int) -> ParsedItem:
+    """A native record: prompt, 2+ responses, optional id, metadata and gold."""
+    if not _NATIVE_KEYS.issuperset(record):
+        _unknown_keys(record, _NATIVE_KEYS, "A native record", "")
+    prompt = _prompt(record.get("prompt"))
+    responses = record.get("responses")
+    if responses is None:
+        raise _Refusal("responses", "responses is missing; list the candidate responses to compare.")
+    if type(responses) is not list:
+        raise _Refusal("responses", f"responses must be a list of responses, got {_kind(responses)}.")
+    if len(responses) < 2:
+        raise _Refusal("responses", f"responses needs at least 2 responses to compare; found {len(responses)}.")
+    candidates = [_native_candidate(r, f"responses[{i}]") for i, r in enumerate(responses)]
+    return _item(line, record, prompt, candidates, record.get("gold"))
+
+
+def _pair(record: dict[str, Any], needs: str) -> tuple[Any, Any]:
+    """The chosen and rejected values, refusing a record that lacks either."""
+    chosen, rejected = record.get("chosen"), record.get("rejected")
+    for name, value in (("chosen", chosen), ("rejected", rejected)):
+        if value is None:
+            raise _Refusal(name, f"{name} is missing; {needs}")
+    return chosen, rejected
+
+
+def _common_prefix_length(a: str, b: str) -> int:
+    """Length of the longest common prefix, by binary search over C-speed slice comparisons."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    low, high = 0, n  # a[:low] == b[:low] and a[:high] != b[:high]
+    while high - low > 1:
+        mid = (low + high) // 2
+        if a[low:mid] == b[low:mid]:
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def _hh_turns(transcript: str, start: int, end: int) -> list[dict[str, str]]:
+    """The turns of transcript[start:end], which begins at a marker."""
+    markers = list(_HH_MARKER.finditer(transcript, start, end))
+    turns = []
+    for i, marker in enumerate(markers):
+        stop = markers[i + 1].start() if i + 1 < len(markers) else end
+        content = transcript[marker.end() : stop]
+        # "Human: text": the space belongs to the marker, not to the turn.
+        turns.append({"role": _HH_ROLES[marker.group(1)], "content": content.removeprefix(" ")})
+    return turns
+
+
+def _hh_transcript(value: Any, name: str) -> str:
+    """A chosen or rejected HH transcript."""
+    if type(value) is not str:
+        raise _Refusal(
+            name, f"{name} must be a transcript string, got {_kind(value)}; for lists of messages use format trl."
+        )
+    if not value.startswith("\n\nHuman:"):
+        raise _Refusal(
+            name, f'{name} must start with "\\n\\nHuman:" like an HH-RLHF transcript; it starts {value[:20]!r}.'
+        )
+    return value
+
+
+def _hh(record: dict[str, Any], line: int) -> ParsedItem:
+    """An HH-RLHF record: the shared opening turns are the prompt, each transcript's rest a candidate."""
+    if not _HH_KEYS.issuperset(record):
+        _unknown_keys(record, _HH_KEYS, "An hh record", "")
+    chosen_value, rejected_value = _pair(record, "an hh record needs chosen and rejected transcripts.")
+    chosen = _hh_transcript(chosen_value, "chosen")
+    rejected = _hh_transcript(rejected_value, "rejected")
+    common = _common_prefix_length(chosen, rejected)
+    # The prompt ends at the last marker both transcripts have at the same place within their shared part.
+    cut = 0
+    for marker in _HH_MARKER.finditer(chosen, 0, common + _HH_MARKER_MAX):
+        if marker.start() <= common and _HH_MARKER.match(rejected, marker.start()):
+            cut = marker.start()
+    if cut == 0:
+        raise _Refusal(
+            "rejected",
+            "chosen and rejected share no opening turns to use as the prompt; both transcripts must "
+            "start with the same human turn, followed by their replies.",
+        )
+    prompt = _hh_turns(chosen, 0, cut)
+    candidates = [
+        _reply(_hh_turns(chosen, cut, len(chosen)), _HH_LABELS[0]),
+        _reply(_hh_turns(rejected, cut, len(rejected)), _HH_LABELS[1]),
+    ]
+    return _item(line, record, prompt, candidates, None)
+
+
+def _trl_candidate(value: Any, name: str, label: dict[str, str]) -> ParsedCandidate:
+    """A TRL chosen or rejected reply: text, or assistant messages."""
+    if type(value) is str:
+        return ParsedCandidate(value, None, None, dict(label))
+    if type(value) is list:
+        if not value:
+            raise _Refusal(name, f'{name} is an empty list of messages; for an empty reply use "" instead.')
+        return _reply(_messages(value, name), label)
+    raise _Refusal(name, f"{name} must be a string or a list of chat messages, got {_kind(value)}.")
+
+
+def _trl(record: dict[str, Any], line: int) -> ParsedItem:
+    """A TRL preference record, with explicit prompt or (conversational) implicit prompt."""
+    if not _TRL_KEYS.issuperset(record):
+        _unknown_keys(record, _TRL_KEYS, "A trl record", "")
+    chosen, rejected = _pair(record, "a trl record needs prompt, chosen and rejected.")
+    if record.get("prompt") is not None:
+        prompt = _prompt(record["prompt"])
+        candidates = [
+            _trl_candidate(chosen, "chosen", _TRL_LABELS[0]),
+            _trl_candidate(rejected, "rejected", _TRL_LABELS[1]),
+        ]
+        return _item(line, record, prompt, candidates, None)
+    if type(chosen) is not list or type(rejected) is not list:
+        raise _Refusal(
+            "prompt",
+            "prompt is missing; a trl record needs a prompt unless chosen and rejected are whole "
+            "conversations (lists of messages).",
+        )
+    _messages(chosen, "chosen")
+    _messages(rejected, "rejected")
+    # Implicit prompt: the shared opening messages, leaving each side at least its last message.
+    shared = 0
+    limit = min(len(chosen), len(rejected)) - 1
+    while shared < limit and chosen[shared] == rejected[shared]:
+        shared += 1
+    if shared == 0:
+        raise _Refusal(
+            "prompt",
+            "prompt is missing and chosen and rejected share no opening messages; add a prompt, "
+            "or start both conversations with the same messages.",
+        )
+    candidates = [_reply(chosen[shared:], _TRL_LABELS[0]), _reply(rejected[shared:], _TRL_LABELS[1])]
+    return _item(line, record, chosen[:shared], candidates, None)
+
+
+_VALIDATORS: dict[ImportFormat, Callable[[dict[str, Any], int], ParsedItem]] = {
+    ImportFormat.NATIVE: _native,
+    ImportFormat.HH: _hh,
+    ImportFormat.TRL: _trl,
+}
+
+
+def _detect_format(record: dict[str, Any]) -> ImportFormat | None:
+    """The format a record's keys point to, or None."""
+    if record.get("responses") is not None:
+        return ImportFormat.NATIVE
+    if record.get("chosen") is not None and record.get("rejected") is not None:
+        if record.get("prompt") is not None or type(record["chosen"]) is list:
+            return ImportFormat.TRL
+        return ImportFormat.HH
+    return None
+
+
+def _not_an_object(line: int, record: Any) -> RowError:
+    """The error for a decoded line that holds some other JSON value than an object."""
+    return RowError(
+        line,
+        "(line)",
+        f"Line {line} holds a JSON {_kind(record)}, not an object; each line must be one JSON object (JSON Lines).",
+    )
+
+
+def _undetected(line: int, record: dict[str, Any]) -> RowError:
+    """The error for a first record whose keys fit no format; the stream stops after it."""
+    keys = ", ".join(list(record)[:20]) or "none"
+    return RowError(
+        line,
+        "(format)",
+        f"Cannot tell the format from this record's keys (found: {keys}); a record needs "
+        "native keys (prompt, responses), trl keys (prompt, chosen, rejected) or hh keys "
+        "(chosen, rejected), or choose the format when uploading.",
+    )
+
+
+def _validate(records: Iterable[tuple[int, Any]], format: ImportFormat | None) -> Iterator[ParsedItem | RowError]:
+    """Validate decoded records (or pass their RowErrors on); the one path for every encoding."""
+    validator = None if format is None else _VALIDATORS[format]
+    for line, record in records:
+        if type(record) is not dict:
+            yield record if isinstance(record, RowError) else _not_an_object(line, record)
+            continue
+        if validator is None:
+            detected = _detect_format(record)
+            if detected is None:
+                yield _undetected(line, record)
+                return
+            validator = _VALIDATORS[detected]
+        try:
+            yield validator(record, line)
+        except _Refusal as refusal:
+            yield RowError(line, refusal.field, refusal.message)

@@ -1,0 +1,185 @@
+"""The `assay` command: serve, migrate, accounts, tokens, demo data."""
+
+import asyncio
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.config import settings
+
+app = typer.Typer(help="Assay: human preference judgments for reward models.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage accounts.")
+token_app = typer.Typer(help="Manage API tokens.")
+db_app = typer.Typer(help="The embedded PostgreSQL.")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
+console = Console()
+T = TypeVar("T")
+DEMO_FILE = Path(__file__).resolve().parent / "demo" / "demo.jsonl"
+
+
+def _database_url() -> str:
+    from server.migrate import resolve_database_url
+
+    return resolve_database_url()
+
+
+def _with_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from server.db import make_engine, make_sessionmaker
+
+    async def run() -> T:
+        engine = make_engine(url, pool_size=1, max_overflow=0)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from server.migrate import upgrade
+
+    url = _database_url()
+    upgrade(url)
+    console.print("[green]Database is at the latest schema.[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    demo: Annotated[bool, typer.Option(help="Create an admin and a demo project when the database is empty.")] = False,
+) -> None:
+    """Start the server (embedded PostgreSQL unless DATABASE_URL is set; migrations applied first)."""
+    import uvicorn
+
+    from server.migrate import upgrade
+
+    url = _database_url()
+    upgrade(url)
+    if demo:
+        _with_session(url, _bootstrap_demo)
+    os.environ["DATABASE_URL"] = url  # worker processes reuse the same server
+    console.print(f"Assay on [bold]http://{host}:{port}[/bold]  (API reference: http://{host}:{port}/api/docs)")
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+async def _bootstrap_demo(session: AsyncSession) -> None:
+    from server.demo import load_demo
+    from server.models import User
+
+    if await session.scalar(select(func.count()).select_from(User)):
+        console.print("Accounts already exist; demo setup skipped.")
+        return
+    email = os.environ.get("ASSAY_ADMIN_EMAIL", "admin@example.com")
+    password = os.environ.get("ASSAY_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    await load_demo(session, admin_email=email, admin_password=password)
+    console.print(
+        f"[bold]Admin account[/bold] (shown once): {email} / {password}\n"
+        "A demo project with a rater rater@example.com (same password) is ready."
+    )
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.", prompt=True, hide_input=True)],
+    role: Annotated[str, typer.Option(help="admin, rater or trainer.")] = "rater",
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Create an account."""
+    from pydantic import ValidationError
+
+    from server.errors import AssayError
+    from server.models import Role
+    from server.users import service
+    from server.users.schemas import UserCreate
+
+    if role not in {r.value for r in Role}:
+        console.print(f"[red]role must be admin, rater or trainer; got {role!r}.[/red]")
+        raise typer.Exit(2)
+    try:
+        data = UserCreate(email=email, password=password, role=Role(role), name=name)
+    except ValidationError as exc:
+        console.print(f"[red]{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        user = _with_session(_database_url(), lambda s: service.create(s, data, actor=None))
+    except AssayError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Created {user.role} {user.email} ({user.id}).")
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Option(help="The account the token acts as.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. export:read,judgments:write.")],
+    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "cli",
+    days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+) -> None:
+    """Create an API token and print it once."""
+    from server.auth import service
+    from server.errors import AssayError
+    from server.models import Scope
+    from server.users import service as users
+
+    try:
+        wanted = [Scope(s.strip()) for s in scopes.split(",") if s.strip()]
+    except ValueError as exc:
+        console.print(f"[red]Unknown scope: {exc}. Scopes: {', '.join(s.value for s in Scope)}[/red]")
+        raise typer.Exit(2) from None
+
+    async def work(session: AsyncSession) -> str:
+        user = await users.get_by_email(session, email)
+        if user is None:
+            raise typer.BadParameter(f"no account with email {email}")
+        _, secret = await service.create_token(
+            session, user=user, name=name, scopes=wanted, expires_in_days=days, actor=user
+        )
+        return secret
+
+    try:
+        secret = _with_session(_database_url(), work)
+    except AssayError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    print(secret)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL under the data directory."""
+    from server.pgserver import stop_embedded
+
+    stopped = stop_embedded(settings.data_dir)
+    console.print("Stopped." if stopped else "The embedded PostgreSQL was not running.")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL in use (starting the embedded server if needed)."""
+    print(_database_url())

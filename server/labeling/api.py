@@ -1,0 +1,84 @@
+"""The rater loop over JSON."""
+
+import uuid
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from server.auth.deps import RaterPrincipal
+from server.db import SessionDep
+from server.labeling import service
+from server.labeling.schemas import (
+    AssignmentRead,
+    CandidateView,
+    ItemView,
+    JudgmentCreate,
+    JudgmentRead,
+    LeaseRead,
+    SkipCreate,
+)
+from server.projects import service as projects
+
+router = APIRouter(tags=["labeling"])
+LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def assignment_view(leased: service.Leased) -> AssignmentRead:
+    """An assignment with its item, candidates in the order this rater is shown them."""
+    a, item = leased.assignment, leased.item
+    return AssignmentRead(
+        id=a.id,
+        project_id=a.project_id,
+        status=a.status,
+        leased_at=a.leased_at,
+        expires_at=a.expires_at,
+        item=ItemView(
+            id=item.id,
+            external_id=item.external_id,
+            prompt=item.prompt,
+            candidates=[
+                CandidateView(id=c.id, label=LABELS[i % 26], text=c.text, messages=c.messages)
+                for i, c in enumerate(leased.candidates)
+            ],
+        ),
+    )
+
+
+@router.post(
+    "/projects/{project_id}/assignments/next",
+    response_model=AssignmentRead,
+    responses={204: {"description": "Nothing is left for this rater."}},
+)
+async def next_assignment(project_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep) -> object:
+    """Lease the next item to judge (or return the lease you already hold); 204 when nothing is left."""
+    project = await projects.get_accessible(session, rater, project_id)
+    leased = await service.next_assignment(session, project=project, rater=rater.user)
+    if leased is None:
+        return Response(status_code=204)
+    return assignment_view(leased)
+
+
+@router.post("/assignments/{assignment_id}/judgment", response_model=JudgmentRead, status_code=201)
+async def submit_judgment(
+    assignment_id: uuid.UUID, body: JudgmentCreate, rater: RaterPrincipal, session: SessionDep
+) -> JSONResponse:
+    """Submit a verdict; a retry returns the stored one (200) and stores nothing new."""
+    result = await service.submit(session, assignment_id=assignment_id, rater=rater.user, data=body)
+    payload = JudgmentRead.model_validate(result.judgment).model_dump(mode="json")
+    return JSONResponse(payload, status_code=201 if result.created else 200)
+
+
+@router.post("/assignments/{assignment_id}/skip", response_model=LeaseRead)
+async def skip_assignment(
+    assignment_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep, body: SkipCreate | None = None
+) -> object:
+    """Hand the item back; it will not be offered to you again."""
+    return await service.skip(
+        session, assignment_id=assignment_id, rater=rater.user, reason=body.reason if body else None
+    )
+
+
+@router.post("/assignments/{assignment_id}/heartbeat", response_model=LeaseRead)
+async def heartbeat(assignment_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep) -> object:
+    """Keep the lease alive while the rater is still working on the item."""
+    return await service.heartbeat(session, assignment_id=assignment_id, rater=rater.user)

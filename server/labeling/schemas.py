@@ -1,0 +1,67 @@
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from server.models import Prompt
+from server.schemas import Schema
+
+
+class CandidateView(Schema):
+    """A candidate as a rater sees it: no model name, so it cannot sway the verdict."""
+
+    id: uuid.UUID
+    label: str = Field(description="A, B, C… in the order shown to this rater.")
+    text: str | None = None
+    messages: list[dict[str, str]] | None = None
+
+
+class ItemView(Schema):
+    id: uuid.UUID
+    external_id: str
+    prompt: Prompt
+    candidates: list[CandidateView]
+
+
+class AssignmentRead(Schema):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    status: str
+    leased_at: datetime
+    expires_at: datetime
+    item: ItemView
+
+
+class JudgmentCreate(Schema):
+    choice: uuid.UUID | None = Field(default=None, description="The preferred candidate's id.")
+    ranking: list[uuid.UUID] | None = Field(default=None, description="Every candidate id, best first.")
+    strength: int | None = Field(default=None, description="How much better, on the project's scale.")
+    tie: bool = False
+    both_bad: bool = False
+    rationale: str | None = Field(default=None, max_length=20_000)
+    active_ms: int | None = Field(default=None, ge=0, le=86_400_000)
+
+
+class JudgmentRead(Schema):
+    id: uuid.UUID
+    assignment_id: uuid.UUID
+    item_id: uuid.UUID
+    choice: uuid.UUID | None = Field(validation_alias="choice_id")
+    ranking: list[uuid.UUID] | None
+    strength: int | None
+    tie: bool
+    both_bad: bool
+    rationale: str | None
+    active_ms: int | None
+    surplus: bool
+    created_at: datetime
+
+
+class SkipCreate(Schema):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class LeaseRead(Schema):
+    id: uuid.UUID
+    status: str
+    expires_at: datetime

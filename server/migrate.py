@@ -1,0 +1,29 @@
+"""Apply Alembic migrations from code (CLI, tests, container start)."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from server.config import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_database_url() -> str:
+    """DATABASE_URL when set; otherwise start the embedded PostgreSQL and use it."""
+    if settings.database_url:
+        return settings.database_url
+    from server.pgserver import start_embedded
+
+    return start_embedded(settings.data_dir)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["url"] = url
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)

@@ -1,0 +1,31 @@
+"""Every table, imported here so Alembic and the app see the whole schema."""
+
+from server.models.api_token import ApiToken, Scope
+from server.models.assignment import Assignment, AssignmentStatus
+from server.models.audit import AuditEvent
+from server.models.batch import Batch
+from server.models.item import Candidate, Item, Prompt
+from server.models.judgment import Judgment
+from server.models.project import Project, ProjectMember, RationaleRule, Scale
+from server.models.user import Role, User, UserKind, UserSession
+
+__all__ = [
+    "ApiToken",
+    "Assignment",
+    "AssignmentStatus",
+    "AuditEvent",
+    "Batch",
+    "Candidate",
+    "Item",
+    "Judgment",
+    "Project",
+    "ProjectMember",
+    "Prompt",
+    "RationaleRule",
+    "Role",
+    "Scale",
+    "Scope",
+    "User",
+    "UserKind",
+    "UserSession",
+]

@@ -1,0 +1,109 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.db import Base, IdMixin
+
+Prompt = str | list[dict[str, str]]
+
+
+class Item(IdMixin, Base):
+    """One prompt with its candidates, and its place in the labeling queue.
+
+    The queue state is kept on the row itself (`leased`, `judged`, `wanted`, `paused`) so that
+    handing out work never counts over the project: `queue_open` is derived by PostgreSQL and
+    the partial index on it holds exactly the items a rater could be given.
+    """
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id"),
+        # One check ties an item to its batch and to that batch's project (and cascades from both).
+        ForeignKeyConstraint(
+            ["batch_id", "project_id"],
+            ["batches.id", "batches.project_id"],
+            ondelete="CASCADE",
+            name="fk_items_batch_project",
+        ),
+        Index("ix_items_parent", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
+        CheckConstraint("leased >= 0", name="leased"),
+        CheckConstraint("judged >= 0", name="judged"),
+        CheckConstraint("wanted >= 1", name="wanted"),
+        Index(
+            "ix_items_queue",
+            "project_id",
+            text("batch_priority DESC"),
+            text("priority DESC"),
+            "seq",
+            postgresql_where=text("queue_open"),
+        ),
+        Index(
+            "ix_items_completed",
+            "project_id",
+            "completed_at",
+            postgresql_where=text("completed_at IS NOT NULL"),
+        ),
+    )
+
+    project_id: Mapped[uuid.UUID]
+    batch_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # Evaluation assistance (later issue): subtasks are items with a parent and another kind.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32), default="comparison", server_default="comparison")
+    external_id: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())  # import order
+    prompt: Mapped[Prompt] = mapped_column(JSONB)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict, server_default="{}")
+    gold: Mapped[Any | None] = mapped_column(JSONB)
+
+    wanted: Mapped[int] = mapped_column(SmallInteger)
+    leased: Mapped[int] = mapped_column(default=0, server_default="0")
+    judged: Mapped[int] = mapped_column(default=0, server_default="0")
+    paused: Mapped[bool] = mapped_column(default=False, server_default="false")
+    queue_open: Mapped[bool] = mapped_column(Computed("NOT paused AND leased + judged < wanted", persisted=True))
+
+    batch_priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    priority: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    priority_reason: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    completed_at: Mapped[datetime | None]
+
+    candidates: Mapped[list["Candidate"]] = relationship(
+        lazy="raise", order_by="Candidate.position", back_populates="item"
+    )
+
+
+class Candidate(IdMixin, Base):
+    __tablename__ = "candidates"
+    __table_args__ = (
+        UniqueConstraint("item_id", "position"),
+        CheckConstraint("(text IS NULL) <> (messages IS NULL)", name="text_or_messages"),
+    )
+
+    item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(SmallInteger)  # order in the uploaded file
+    text: Mapped[str | None] = mapped_column(Text)
+    messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
+    model: Mapped[str | None] = mapped_column(String(200))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict, server_default="{}")
+
+    item: Mapped[Item] = relationship(lazy="raise", back_populates="candidates")

@@ -1,0 +1,53 @@
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    SmallInteger,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, IdMixin
+
+
+class Judgment(IdMixin, Base):
+    """A rater's verdict on one assignment; at most one per assignment."""
+
+    __tablename__ = "judgments"
+    # id, seq, xid and created_at come back in the INSERT's RETURNING: no reload after a submit.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
+    __table_args__ = (
+        CheckConstraint("strength IS NULL OR strength BETWEEN 1 AND 4", name="strength"),
+        CheckConstraint("active_ms IS NULL OR active_ms >= 0", name="active_ms"),
+        CheckConstraint("NOT (tie AND choice_id IS NOT NULL)", name="tie_has_no_choice"),
+        CheckConstraint("choice_id IS NOT NULL OR ranking IS NOT NULL OR tie OR both_bad", name="has_verdict"),
+        # Exports page by commit order: `xid` is the writing transaction's id, see exports/service.py.
+        Index("ix_judgments_export", "project_id", "xid", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())  # tie-breaker within a transaction
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id()::text)::bigint"))
+    assignment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), unique=True)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    rater_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    choice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    ranking: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid))
+    strength: Mapped[int | None] = mapped_column(SmallInteger)
+    tie: Mapped[bool] = mapped_column(default=False)
+    both_bad: Mapped[bool] = mapped_column(default=False)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    active_ms: Mapped[int | None]
+    # Stored even though the item was already full when it arrived (its lease had run out).
+    surplus: Mapped[bool] = mapped_column(default=False)
+    assistance_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

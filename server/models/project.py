@@ -1,0 +1,60 @@
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, IdMixin, TimestampMixin
+
+
+class Scale(enum.StrEnum):
+    binary = "binary"
+    four_point = "4-point"
+    eight_point = "8-point"
+
+    @property
+    def max_strength(self) -> int:
+        """Strength runs 1..max: 1 = barely better, max = much better (binary has no strength)."""
+        return {"binary": 1, "4-point": 2, "8-point": 4}[self.value]
+
+
+class RationaleRule(enum.StrEnum):
+    off = "off"
+    optional = "optional"
+    required = "required"
+
+
+class Project(IdMixin, TimestampMixin, Base):
+    __tablename__ = "projects"
+    __table_args__ = (
+        CheckConstraint("overlap BETWEEN 1 AND 100", name="overlap"),
+        CheckConstraint("lease_seconds BETWEEN 30 AND 86400", name="lease_seconds"),
+        CheckConstraint("scale IN ('binary', '4-point', '8-point')", name="scale"),
+        CheckConstraint("rationale IN ('off', 'optional', 'required')", name="rationale"),
+        CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate"),
+    )
+
+    name: Mapped[str] = mapped_column(String(200))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    scale: Mapped[str] = mapped_column(String(16), default=Scale.binary)
+    allow_tie: Mapped[bool] = mapped_column(default=False)
+    allow_both_bad: Mapped[bool] = mapped_column(default=False)
+    rationale: Mapped[str] = mapped_column(String(16), default=RationaleRule.optional)
+    overlap: Mapped[int] = mapped_column(default=1)
+    lease_seconds: Mapped[int] = mapped_column(default=900)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    # Settings that later issues act on; stored now so the schema does not change shape.
+    gold_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    active_learning: Mapped[bool] = mapped_column(default=False, server_default="false")
+    assistance_policy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

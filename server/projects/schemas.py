@@ -1,0 +1,71 @@
+import uuid
+from datetime import datetime
+
+from pydantic import Field, computed_field
+
+from server.markdown import render_markdown
+from server.models import RationaleRule, Scale
+from server.schemas import Schema
+
+
+class ProjectBase(Schema):
+    instructions: str = Field(default="", max_length=100_000, description="Markdown shown to raters.")
+    scale: Scale = Scale.binary
+    allow_tie: bool = False
+    allow_both_bad: bool = False
+    rationale: RationaleRule = RationaleRule.optional
+    overlap: int = Field(default=1, ge=1, le=100, description="Distinct raters wanted per item.")
+    lease_seconds: int = Field(default=900, ge=30, le=86400)
+    is_active: bool = True
+    active_learning: bool = False
+    gold_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class ProjectCreate(ProjectBase):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProjectUpdate(Schema):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    instructions: str | None = Field(default=None, max_length=100_000)
+    scale: Scale | None = None
+    allow_tie: bool | None = None
+    allow_both_bad: bool | None = None
+    rationale: RationaleRule | None = None
+    overlap: int | None = Field(default=None, ge=1, le=100)
+    lease_seconds: int | None = Field(default=None, ge=30, le=86400)
+    is_active: bool | None = None
+    active_learning: bool | None = None
+    gold_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ProjectRead(ProjectBase):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def instructions_html(self) -> str:
+        """The instructions rendered from Markdown, with any raw HTML shown as text."""
+        return render_markdown(self.instructions)
+
+
+class MemberAdd(Schema):
+    user_id: uuid.UUID
+
+
+class MemberRead(Schema):
+    user_id: uuid.UUID
+    email: str
+    role: str
+    added_at: datetime
+
+
+class ProjectProgress(Schema):
+    items: int
+    completed_items: int
+    judgments: int
+    surplus_judgments: int
+    active_leases: int

@@ -1,0 +1,161 @@
+"""Projects, their settings and who may see them."""
+
+import uuid
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import audit
+from server.auth.service import Principal
+from server.errors import Invalid, NotFound
+from server.models import Assignment, Item, Judgment, Project, ProjectMember, User
+from server.projects.schemas import MemberRead, ProjectCreate, ProjectProgress, ProjectUpdate
+
+
+def accessible_project_ids(principal: Principal):  # type: ignore[no-untyped-def]
+    """The one rule for who sees which project: admins all, everyone else their memberships."""
+    if principal.is_admin:
+        return select(Project.id)
+    return select(ProjectMember.project_id).where(ProjectMember.user_id == principal.user.id)
+
+
+async def get_accessible(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> Project:
+    """The project if the caller may see it; 404 otherwise, so unshared projects stay invisible."""
+    project = await session.scalar(
+        select(Project).where(Project.id == project_id, Project.id.in_(accessible_project_ids(principal)))
+    )
+    if project is None:
+        raise NotFound(f"No project with id {project_id} is shared with you.")
+    return project
+
+
+async def list_accessible(session: AsyncSession, principal: Principal) -> list[Project]:
+    """Projects the caller may see, newest first."""
+    query = select(Project).where(Project.id.in_(accessible_project_ids(principal)))
+    return list(await session.scalars(query.order_by(Project.created_at.desc())))
+
+
+async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> Project:
+    """Create a project; its creator becomes a member so they can try the rater loop."""
+    project = Project(**data.model_dump(), created_by_id=actor.id)
+    session.add(project)
+    await session.flush()
+    session.add(ProjectMember(project_id=project.id, user_id=actor.id))
+    audit.record(
+        session,
+        actor=actor,
+        action="project.create",
+        target_type="project",
+        target_id=project.id,
+        project_id=project.id,
+        data={"name": project.name},
+    )
+    await session.flush()
+    await session.refresh(project)
+    return project
+
+
+async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate, *, actor: User) -> Project:
+    """Change settings; a new overlap re-opens or completes items at once."""
+    changes = data.model_dump(exclude_unset=True)
+    for key, value in changes.items():
+        setattr(project, key, value)
+    if "overlap" in changes:
+        await _apply_overlap(session, project.id, project.overlap)
+    await session.flush()
+    await session.refresh(project)
+    audit.record(
+        session,
+        actor=actor,
+        action="project.update",
+        target_type="project",
+        target_id=project.id,
+        project_id=project.id,
+        data={k: str(v) for k, v in changes.items() if k != "instructions"},
+    )
+    return project
+
+
+async def _apply_overlap(session: AsyncSession, project_id: uuid.UUID, overlap: int) -> None:
+    await session.execute(
+        update(Item)
+        .where(Item.project_id == project_id, Item.parent_id.is_(None), Item.wanted != overlap)
+        .values(
+            wanted=overlap,
+            completed_at=case((Item.judged >= overlap, func.coalesce(Item.completed_at, func.now())), else_=None),
+        )
+    )
+
+
+async def add_member(session: AsyncSession, project: Project, user_id: uuid.UUID, *, actor: User) -> None:
+    """Share a project with a user; adding twice is harmless."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise Invalid(f"No user with id {user_id}; create the account first.")
+    await session.execute(insert(ProjectMember).values(project_id=project.id, user_id=user.id).on_conflict_do_nothing())
+    audit.record(
+        session,
+        actor=actor,
+        action="member.add",
+        target_type="user",
+        target_id=user.id,
+        project_id=project.id,
+    )
+
+
+async def remove_member(session: AsyncSession, project: Project, user_id: uuid.UUID, *, actor: User) -> None:
+    """Stop sharing a project with a user; their past judgments stay."""
+    result = await session.execute(
+        delete(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.user_id == user_id)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"User {user_id} is not a member of this project.")
+    audit.record(
+        session,
+        actor=actor,
+        action="member.remove",
+        target_type="user",
+        target_id=user_id,
+        project_id=project.id,
+    )
+
+
+async def list_members(session: AsyncSession, project: Project) -> list[MemberRead]:
+    rows = await session.execute(
+        select(User.id, User.email, User.role, ProjectMember.created_at)
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(ProjectMember.project_id == project.id)
+        .order_by(User.email)
+    )
+    return [MemberRead(user_id=r[0], email=r[1], role=r[2], added_at=r[3]) for r in rows]
+
+
+async def progress(session: AsyncSession, project: Project) -> ProjectProgress:
+    """Counts for dashboards (not on the rater's path: these scan the project)."""
+    items = (
+        await session.execute(
+            select(func.count(), func.count(Item.completed_at)).where(
+                Item.project_id == project.id, Item.parent_id.is_(None)
+            )
+        )
+    ).one()
+    judgments = (
+        await session.execute(
+            select(func.count(), func.count().filter(Judgment.surplus)).where(Judgment.project_id == project.id)
+        )
+    ).one()
+    leases = await session.scalar(
+        select(func.count()).where(
+            Assignment.project_id == project.id,
+            Assignment.status == "leased",
+            Assignment.expires_at > func.now(),
+        )
+    )
+    return ProjectProgress(
+        items=items[0],
+        completed_items=items[1],
+        judgments=judgments[0],
+        surplus_judgments=judgments[1],
+        active_leases=leases or 0,
+    )

@@ -1,0 +1,63 @@
+"""Accounts: create, list, update."""
+
+import uuid
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import audit
+from server.errors import Conflict, NotFound
+from server.models import User, UserSession
+from server.security import hash_password
+from server.users.schemas import UserCreate, UserUpdate
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+async def get(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id}.")
+    return user
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    """Every account, oldest first."""
+    return list(await session.scalars(select(User).order_by(User.created_at, User.email)))
+
+
+async def create(session: AsyncSession, data: UserCreate, *, actor: User | None) -> User:
+    """Create an account; the email must not be taken (case-insensitively)."""
+    email = data.email.strip()
+    if await get_by_email(session, email) is not None:
+        raise Conflict(f"A user with email {email} already exists.")
+    user = User(email=email, name=data.name, role=data.role, password_hash=hash_password(data.password))
+    session.add(user)
+    await session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        target_type="user",
+        target_id=user.id,
+        data={"email": email, "role": data.role},
+    )
+    return user
+
+
+async def update(session: AsyncSession, user: User, data: UserUpdate, *, actor: User) -> User:
+    """Change name, role, password or active flag."""
+    changed = data.model_dump(exclude_unset=True, exclude={"password"})
+    for key, value in changed.items():
+        setattr(user, key, value)
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+        changed["password"] = "reset"
+    if data.password is not None or data.is_active is False:
+        # A reset password or a deactivated account ends every open browser session.
+        await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    await session.flush()
+    audit.record(session, actor=actor, action="user.update", target_type="user", target_id=user.id, data=changed)
+    return user
