@@ -1,0 +1,114 @@
+"""Test fixtures: one fresh database per run (embedded PostgreSQL, or ASSAY_TEST_DATABASE_URL),
+migrated with Alembic, dropped at the end; tables truncated after each test."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+os.environ.setdefault("ASSAY_ENVIRONMENT", "test")
+
+from server.app import create_app
+from server.db import Base, make_engine, make_sessionmaker
+from server.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+EMBEDDED_DIR = ROOT / ".assay" / "test"
+
+
+def _server_url() -> tuple[str, bool]:
+    """The server to test on, and whether this run started it (and so stops it)."""
+    url = os.environ.get("ASSAY_TEST_DATABASE_URL")
+    if url:
+        return url, False
+    from server.pgserver import start_embedded
+
+    already_running = (EMBEDDED_DIR / "pg" / "postmaster.pid").exists()
+    return start_embedded(EMBEDDED_DIR, database="postgres"), not already_running
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin_execute(server_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(
+        _asyncpg_dsn(make_url(server_url).set(database="postgres").render_as_string(hide_password=False))
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database for this run; dropped afterwards."""
+    server_url, started = _server_url()
+    name = f"assay_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if started:
+            from server.pgserver import stop_embedded
+
+            stop_embedded(EMBEDDED_DIR)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url, pool_size=20, max_overflow=40)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    engine: AsyncEngine = request.getfixturevalue("engine")
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for factories and assertions; commit what you create."""
+    async with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def app(engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]):  # type: ignore[no-untyped-def]
+    app = create_app(database_url="unused")
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    return app
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
