@@ -1,0 +1,235 @@
+"""One function per measured phase; each returns a JSON-ready dict of figures."""
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import dataset, raters
+from bench.accounts import Account, bearer
+from bench.database import connect
+from bench.servers import CpuMeter, RssSampler, Server
+
+UPLOAD_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    warmup_s: float
+    duration_s: float
+    client_processes: int
+    probe_cycles: int
+
+
+def percentiles(values: list[float]) -> dict[str, float] | None:
+    """Nearest-rank p50/p95/p99 (ms); None without samples."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "n": len(ordered)}
+
+
+def per_1k_tps(rate: float, tps: float | None) -> float | None:
+    return rate / (tps / 1000) if tps else None
+
+
+async def upload(server: Server, admin: Account, project_id: str, path: Path) -> dict[str, Any]:
+    """POST one JSONL file as a multipart batch; returns the response with its timing."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=UPLOAD_TIMEOUT_S) as client:
+        with path.open("rb") as file:
+            started = time.perf_counter()
+            response = await client.post(
+                f"/api/v1/projects/{project_id}/batches",
+                headers=bearer(admin.token),
+                data={"format": "native", "encoding": "jsonl", "name": path.name},
+                files={"file": (path.name, file, "application/x-ndjson")},
+            )
+            seconds = time.perf_counter() - started
+    if response.status_code != 201:
+        raise RuntimeError(f"import refused: HTTP {response.status_code} {response.text[:1000]}")
+    return {"seconds": seconds, "response": response.json()}
+
+
+async def measure_import(
+    server: Server, admin: Account, project_id: str, items: int, workdir: Path, postmaster_pid: int | None
+) -> dict[str, Any]:
+    path = workdir / f"items-{items}.jsonl"
+    size = await asyncio.to_thread(dataset.write_items_jsonl, path, items, prefix="big")
+    with RssSampler(server.pid) as rss, CpuMeter([server.pid], postmaster_pid) as cpu:
+        done = await upload(server, admin, project_id, path)
+    path.unlink()
+    created = int(done["response"]["created"])
+    return {
+        "items": created,
+        "mb": size / 2**20,
+        "seconds": done["seconds"],
+        "items_per_s": created / done["seconds"],
+        "rss_before_mb": rss.before_mb,
+        "rss_peak_mb": rss.peak_mb,
+        # Where the time went: CPU-seconds of the server process and of PostgreSQL during the upload.
+        "server_cpu_s": cpu.result["server_cpu_s"],
+        "postgres_cpu_s": cpu.result["postgres_cpu_s"],
+    }
+
+
+async def import_small(server: Server, admin: Account, project_id: str, items: int, workdir: Path) -> None:
+    path = workdir / f"small-{items}.jsonl"
+    await asyncio.to_thread(dataset.write_items_jsonl, path, items, prefix="small", seed=11)
+    await upload(server, admin, project_id, path)
+    path.unlink()
+
+
+async def _probe_one(server: Server, probe: Account, project_id: str, config: PhaseConfig) -> dict[str, Any]:
+    result = await raters.sequential_cycles(server.url, probe.token, project_id, cycles=config.probe_cycles, warmup=10)
+    if result.error_count:
+        raise RuntimeError(f"queue probe failed: {result.errors}")
+    by_kind = {k: [s.ms for s in result.samples if s.kind == k] for k in (raters.NEXT, raters.SUBMIT)}
+    return {
+        "cycles": len(by_kind[raters.SUBMIT]),
+        "next_ms": percentiles(by_kind[raters.NEXT]),
+        "submit_ms": percentiles(by_kind[raters.SUBMIT]),
+    }
+
+
+async def queue_probe(server: Server, probe: Account, projects: dict[str, str], config: PhaseConfig) -> dict[str, Any]:
+    """Sequential single-rater next + submit on a small and a large open queue: cost must not grow."""
+    figures = {name: await _probe_one(server, probe, pid, config) for name, pid in projects.items()}
+    small, large = (figures[name]["next_ms"]["p50"] for name in projects)
+    return figures | {"next_p50_ratio": large / small}
+
+
+def summarize_raters(
+    samples: raters.PhaseSamples, cpu: dict[str, float], servers: int, raters_count: int, tps: float | None
+) -> dict[str, Any]:
+    submits = [s for s in samples.in_window(raters.SUBMIT) if s.status == 201]
+    nexts = [s for s in samples.in_window(raters.NEXT) if s.status == 200]
+    duration = samples.window[1] - samples.window[0]
+    rate = len(submits) / duration
+    count = max(1, len(submits))
+    return {
+        "servers": servers,
+        "raters": raters_count,
+        "duration_s": duration,
+        "annotations": len(submits),
+        "annotations_per_s": rate,
+        "per_1k_tps": per_1k_tps(rate, tps),
+        "next_ms": percentiles([s.ms for s in nexts]),
+        "submit_ms": percentiles([s.ms for s in submits]),
+        "http_errors": samples.error_count,
+        "error_examples": samples.errors,
+        # CPU over the whole phase (warm-up included) divided by the judgments of the whole phase.
+        "server_cpu_ms_per_annotation": 1000 * cpu["server_cpu_s"] / max(count, _all_submits(samples)),
+        "postgres_cpu_ms_per_annotation": 1000 * cpu["postgres_cpu_s"] / max(count, _all_submits(samples)),
+        "machine_busy_pct": cpu["machine_busy_pct"],
+        "client_cpu_s": samples.client_cpu_s,
+        # CPU the machine spent on none of the above (other users of the machine): noise in this run.
+        "other_cpu_s": cpu["machine_busy_cpu_s"] - cpu["server_cpu_s"] - cpu["postgres_cpu_s"] - samples.client_cpu_s,
+        "phase_s": cpu["seconds"],
+    }
+
+
+def _all_submits(samples: raters.PhaseSamples) -> int:
+    return sum(1 for c in samples.children for s in c.samples if s.kind == raters.SUBMIT and s.status == 201)
+
+
+async def rater_phase(
+    servers: list[Server],
+    tokens: list[str],
+    project_id: str,
+    config: PhaseConfig,
+    postmaster_pid: int | None,
+    tps: float | None,
+) -> dict[str, Any]:
+    plan = raters.RaterPlan(project_id=project_id, warmup_s=config.warmup_s, duration_s=config.duration_s)
+    urls = [s.url for s in servers]
+    with CpuMeter([s.pid for s in servers], postmaster_pid) as cpu:
+        samples = await asyncio.to_thread(raters.run_rater_phase, urls, tokens, plan, config.client_processes)
+    return summarize_raters(samples, cpu.result, len(servers), len(tokens), tps)
+
+
+async def _stream(client: httpx.AsyncClient, url: str, params: dict[str, str]) -> dict[str, Any]:
+    started = time.perf_counter()
+    ttfb: float | None = None
+    size = rows = 0
+    async with client.stream("GET", url, params=params) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"export failed: HTTP {response.status_code} {response.text[:500]}")
+        async for chunk in response.aiter_raw():
+            if ttfb is None:
+                ttfb = time.perf_counter() - started
+            size += len(chunk)
+            rows += chunk.count(b"\n")
+    seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "mb": size / 2**20,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "ttfb_s": ttfb or seconds,
+    }
+
+
+async def measure_export(
+    server: Server, trainer: Account, project_id: str, fmt: str, timeout_s: float, rss_limit_mb: float
+) -> dict[str, Any]:
+    """Stream one full export and sample the server's RSS; give up if the server grows past the limit."""
+    limit = int(rss_limit_mb * 2**20)
+    async with httpx.AsyncClient(base_url=server.url, headers=bearer(trainer.token), timeout=timeout_s) as client:
+        with RssSampler(server.pid, limit_bytes=limit) as rss:
+            stream = asyncio.create_task(_stream(client, f"/api/v1/projects/{project_id}/export", {"format": fmt}))
+            watchdog = asyncio.create_task(asyncio.to_thread(rss.exceeded.wait, timeout_s))
+            done, _ = await asyncio.wait({stream, watchdog}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            rss.exceeded.set()  # ends the watchdog thread whichever way this went
+            await watchdog
+            if stream not in done:
+                stream.cancel()
+                figures = {"aborted": f"server RSS passed {rss_limit_mb:,.0f} MB or {timeout_s:.0f} s passed"}
+            else:
+                figures = stream.result()
+    return figures | {"rss_before_mb": rss.before_mb, "rss_peak_mb": rss.peak_mb}
+
+
+async def wait_until_exportable(url: str, project_id: str, timeout_s: float) -> dict[str, Any]:
+    """Wait until the cluster's snapshot xmin has passed the project's newest judgment.
+
+    Exports only send judgments whose transaction is older than the oldest transaction still
+    running anywhere on the PostgreSQL server (any database), so one long transaction elsewhere
+    makes an export come back empty. We wait for that, and record who held it back.
+    """
+    connection = await connect(url)
+    started = time.monotonic()
+    blockers: list[str] = []
+    try:
+        newest = await connection.fetchval(
+            "SELECT max(xid) FROM judgments WHERE project_id = $1", uuid.UUID(project_id)
+        )
+        while time.monotonic() - started < timeout_s:
+            xmin = await connection.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            if newest is None or xmin > newest:
+                break
+            blockers = [_describe_blocker(r) for r in await connection.fetch(_OLD_TRANSACTIONS)] or blockers
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+    return {"waited_s": time.monotonic() - started, "blockers": blockers[:5]}
+
+
+_OLD_TRANSACTIONS = """
+    SELECT datname, state, round(extract(epoch FROM now() - xact_start)) AS age_s, left(query, 80) AS query
+    FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+    ORDER BY xact_start LIMIT 5
+"""
+
+
+def _describe_blocker(row: Any) -> str:
+    return f"{row['datname']}: {row['state']} for {row['age_s']} s: {row['query']!r}"
