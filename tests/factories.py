@@ -2,16 +2,20 @@
 
 import io
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import service as auth
 from server.batches import service as batches
 from server.batches.formats import Encoding, ImportFormat
-from server.models import Project, Role, Scope, User
+from server.labeling import service as labeling
+from server.labeling.schemas import JudgmentCreate
+from server.models import Judgment, Project, Role, Scope, User
 from server.projects import service as projects
 from server.projects.schemas import ProjectCreate
 from server.users import service as users
@@ -93,3 +97,21 @@ def bearer(token: str) -> dict[str, str]:
 
 async def next_item(client: httpx.AsyncClient, project: Project, token: str) -> httpx.Response:
     return await client.post(f"/api/v1/projects/{project.id}/assignments/next", headers=bearer(token))
+
+
+async def create_judgment(
+    session: AsyncSession, project: Project, rater: User, *, active_ms: int | None = None, at: datetime | None = None
+) -> Judgment:
+    """Lease the rater's next item and prefer its first shown candidate; `at` backdates the judgment."""
+    leased = await labeling.next_assignment(session, project=project, rater=rater)
+    assert leased is not None, "no item left to judge"
+    submitted = await labeling.submit(
+        session,
+        assignment_id=leased.assignment.id,
+        rater=rater,
+        data=JudgmentCreate(choice=leased.candidates[0].id, active_ms=active_ms),
+    )
+    if at is not None:
+        await session.execute(update(Judgment).where(Judgment.id == submitted.judgment.id).values(created_at=at))
+    await session.commit()
+    return submitted.judgment

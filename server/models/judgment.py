@@ -32,6 +32,14 @@ class Judgment(IdMixin, Base):
         CheckConstraint("choice_id IS NOT NULL OR ranking IS NOT NULL OR tie OR both_bad", name="has_verdict"),
         # Exports page by commit order: `xid` is the writing transaction's id, see exports/service.py.
         Index("ix_judgments_export", "project_id", "xid", "seq"),
+        # The project overview's window (judgments per hour, per-rater counts and median time):
+        # an index-only range scan whose cost follows the window, not the project's history.
+        Index(
+            "ix_judgments_project_created",
+            "project_id",
+            "created_at",
+            postgresql_include=["rater_id", "active_ms"],
+        ),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity())  # tie-breaker within a transaction

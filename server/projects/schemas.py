@@ -69,3 +69,17 @@ class ProjectProgress(Schema):
     judgments: int
     surplus_judgments: int
     active_leases: int
+
+
+class HourlyCount(Schema):
+    hour: datetime = Field(description="Start of the hour (UTC).")
+    judgments: int
+
+
+class RaterStats(Schema):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    judgments: int
+    median_active_ms: float | None = Field(description="Median active time per judgment; null when none was sent.")
+    last_judged_at: datetime

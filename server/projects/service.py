@@ -1,6 +1,7 @@
 """Projects, their settings and who may see them."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -10,7 +11,14 @@ from server import audit
 from server.auth.service import Principal
 from server.errors import Invalid, NotFound
 from server.models import Assignment, Item, Judgment, Project, ProjectMember, User
-from server.projects.schemas import MemberRead, ProjectCreate, ProjectProgress, ProjectUpdate
+from server.projects.schemas import (
+    HourlyCount,
+    MemberRead,
+    ProjectCreate,
+    ProjectProgress,
+    ProjectUpdate,
+    RaterStats,
+)
 
 
 def accessible_project_ids(principal: Principal):  # type: ignore[no-untyped-def]
@@ -159,3 +167,52 @@ async def progress(session: AsyncSession, project: Project) -> ProjectProgress:
         surplus_judgments=judgments[1],
         active_leases=leases or 0,
     )
+
+
+async def throughput(
+    session: AsyncSession, project: Project, *, hours: int, now: datetime | None = None
+) -> list[HourlyCount]:
+    """Judgments per hour over the last `hours` hours (UTC), the current hour last, empty hours as 0."""
+    end = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=hours - 1)
+    hour = func.date_trunc("hour", Judgment.created_at, "UTC").label("hour")
+    # A range scan of ix_judgments_project_created: the cost follows the window, not the project.
+    rows = await session.execute(
+        select(hour, func.count()).where(Judgment.project_id == project.id, Judgment.created_at >= start).group_by(hour)
+    )
+    counts = {h.replace(tzinfo=UTC): n for h, n in rows}
+    return [
+        HourlyCount(hour=start + timedelta(hours=i), judgments=counts.get(start + timedelta(hours=i), 0))
+        for i in range(hours)
+    ]
+
+
+async def rater_stats(session: AsyncSession, project: Project, *, since: datetime) -> list[RaterStats]:
+    """Per rater since a time: judgments, median active time and last judgment, busiest first."""
+    per_rater = (
+        select(
+            Judgment.rater_id,
+            func.count().label("judgments"),
+            func.percentile_cont(0.5).within_group(Judgment.active_ms).label("median_active_ms"),
+            func.max(Judgment.created_at).label("last_judged_at"),
+        )
+        .where(Judgment.project_id == project.id, Judgment.created_at >= since)
+        .group_by(Judgment.rater_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(User.id, User.email, User.name, per_rater)
+        .join(per_rater, per_rater.c.rater_id == User.id)
+        .order_by(per_rater.c.judgments.desc(), User.email)
+    )
+    return [
+        RaterStats(
+            user_id=r.id,
+            email=r.email,
+            name=r.name,
+            judgments=r.judgments,
+            median_active_ms=r.median_active_ms,
+            last_judged_at=r.last_judged_at,
+        )
+        for r in rows
+    ]
