@@ -10,15 +10,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import __version__
 from server.auth.api import router as auth_router
+from server.auth.routes import router as auth_pages
 from server.batches.api import router as batches_router
 from server.config import settings
 from server.db import make_engine, make_sessionmaker
 from server.errors import TooLarge, install_handlers, render_json
 from server.exports.api import router as exports_router
 from server.labeling.api import router as labeling_router
+from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
 from server.users.api import router as users_router
-from server.web.routes import router as web_router
+from server.web.errors import install_page_handlers
+from server.web.headers import PageSecurityHeaders
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -77,6 +80,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     install_handlers(app)
+    install_page_handlers(app)
     api = APIRouter(prefix="/api/v1")
     for router in (
         auth_router,
@@ -93,7 +97,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    app.include_router(web_router)
+    for pages in (auth_pages, labeling_pages):
+        app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(PageSecurityHeaders)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
     return app

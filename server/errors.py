@@ -56,11 +56,16 @@ async def _assay_error(request: Request, exc: Exception) -> JSONResponse:
     return render_json(exc)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_json(exc: RequestValidationError) -> JSONResponse:
+    """A 422 naming each invalid field."""
     errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in exc.errors()]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return JSONResponse({"detail": f"Invalid request: {summary}", "errors": errors}, status_code=422)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return validation_json(exc)
 
 
 def install_handlers(app: FastAPI) -> None:

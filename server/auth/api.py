@@ -5,9 +5,8 @@ import uuid
 from fastapi import APIRouter, Request, Response
 
 from server.auth import service
-from server.auth.deps import AdminPrincipal, CurrentPrincipal
+from server.auth.deps import AdminPrincipal, CurrentPrincipal, clear_session_cookie, set_session_cookie
 from server.auth.schemas import LoginRequest, SessionRead, TokenCreate, TokenCreated, TokenRead
-from server.config import settings
 from server.db import SessionDep
 from server.security import csrf_token_for
 from server.users import service as users
@@ -20,14 +19,7 @@ router = APIRouter(tags=["auth"])
 async def login(body: LoginRequest, response: Response, session: SessionDep) -> SessionRead:
     """Log in with email and password; sets the session cookie and returns the CSRF token."""
     user, secret = await service.login(session, email=body.email, password=body.password)
-    response.set_cookie(
-        settings.session_cookie,
-        secret,
-        max_age=settings.session_days * 86400,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-    )
+    set_session_cookie(response, secret)
     return SessionRead(user=UserRead.model_validate(user), csrf_token=csrf_token_for(secret))
 
 
@@ -36,7 +28,7 @@ async def logout(principal: CurrentPrincipal, request: Request, response: Respon
     """End the browser session."""
     if principal.session_token:
         await service.logout(session, principal.session_token)
-    response.delete_cookie(settings.session_cookie)
+    clear_session_cookie(response)
 
 
 @router.get("/auth/me", response_model=UserRead)

@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from server.auth import service
 from server.auth.service import Principal
@@ -15,6 +15,23 @@ from server.security import csrf_matches
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_REFUSED = "The form's security token is missing or stale; reload the page and try again."
+
+
+def set_session_cookie(response: Response, secret: str) -> None:
+    """Hand the browser its session secret (HttpOnly, SameSite=Lax)."""
+    response.set_cookie(
+        settings.session_cookie,
+        secret,
+        max_age=settings.session_days * 86400,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(settings.session_cookie, httponly=True, samesite="lax", secure=settings.cookie_secure)
 
 
 async def get_principal(request: Request, session: SessionDep) -> Principal:
@@ -32,15 +49,21 @@ async def get_principal(request: Request, session: SessionDep) -> Principal:
     user = await service.user_for_session(session, secret)
     if user is None:
         raise Unauthorized("Your session has expired; log in again.")
-    if request.method not in SAFE_METHODS:
-        presented = request.headers.get(CSRF_HEADER)
-        if presented is None and request.headers.get("content-type", "").startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")
-        ):
-            presented = str((await request.form()).get("csrf_token") or "") or None
-        if not csrf_matches(secret, presented):
-            raise Forbidden("The form's security token is missing or stale; reload the page and try again.")
+    await require_csrf(request, secret)
     return Principal(user=user, session_token=secret)
+
+
+async def require_csrf(request: Request, session_secret: str) -> None:
+    """On a write, the CSRF token bound to this session must come as a header or a `csrf_token` form field."""
+    if request.method in SAFE_METHODS:
+        return
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        presented = str((await request.form()).get("csrf_token") or "") or None
+    if not csrf_matches(session_secret, presented):
+        raise Forbidden(CSRF_REFUSED)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
