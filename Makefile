@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# TRL's own dataset helpers check the exports; --no-deps leaves out PyTorch, which they do not need.
+	$(BIN)/pip install --quiet 'transformers>=4.45' && $(BIN)/pip install --quiet --no-deps 'trl>=0.12'
 	touch $(STAMP)
 
 $(HTMX): package.json package-lock.json

@@ -56,6 +56,7 @@ class _Chunks:
         self.errors: list[RowError] = []
         self.error_count = 0
         self.rows = 0
+        self.has_messages = False
 
     def next_chunk(self) -> list[tuple[Any, ...]]:
         chunk: list[tuple[Any, ...]] = []
@@ -66,6 +67,8 @@ class _Chunks:
                     self.errors.append(record)
             elif not self.error_count:  # after the first error, only keep checking
                 chunk.append(_staging_row(record))
+                if not self.has_messages:
+                    self.has_messages = isinstance(record.prompt, list) or any(c.messages for c in record.candidates)
             self.rows += 1
             if len(chunk) >= CHUNK_ROWS:
                 break
@@ -198,6 +201,7 @@ async def import_file(
         source_format=f"{format or 'auto'}/{encoding}",
         priority=priority,
         sha256=sha,
+        has_messages=chunks.has_messages,
         created_by_id=actor.id,
     )
     session.add(batch)

@@ -1,17 +1,49 @@
-"""Exports for trainers, streamed as JSONL with a cursor for the next pull."""
+"""Exports for trainers: streamed JSONL or Parquet, a cursor for the next pull, and a manifest."""
 
 import uuid
+from datetime import datetime
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from server.auth.deps import ExportPrincipal
 from server.db import SessionDep
 from server.exports import service
-from server.exports.formats import ExportFormat
+from server.exports.encoders import Encoding, encoding_from_accept, gzipped
+from server.exports.formats import ExportFormat, Granularity
+from server.exports.schemas import ManifestRead
+from server.models import Export
 from server.projects import service as projects
 
 router = APIRouter(tags=["exports"])
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    for part in (accept_encoding or "").split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0")
+    return False
+
+
+def manifest(record: Export) -> ManifestRead:
+    return ManifestRead(
+        id=record.id,
+        project_id=record.project_id,
+        format=record.format,
+        encoding=record.encoding,
+        granularity=record.granularity,
+        filters=record.filters,
+        format_version=record.format_version,
+        after=service.cursor_of(record, record.cursor_from) if record.cursor_from else None,
+        next_cursor=service.cursor_of(record, record.cursor_to),
+        status=record.status,
+        rows=record.rows,
+        bytes=record.bytes,
+        sha256=record.sha256,
+        created_at=record.created_at,
+        finished_at=record.finished_at,
+    )
 
 
 @router.get("/projects/{project_id}/export", response_class=StreamingResponse)
@@ -21,21 +53,64 @@ async def export(
     principal: ExportPrincipal,
     session: SessionDep,
     format: ExportFormat = ExportFormat.trl,
+    encoding: Encoding | None = Query(default=None, description="jsonl or parquet; else from Accept; else jsonl."),
+    granularity: Granularity = Granularity.judgment,
+    batch_id: uuid.UUID | None = None,
+    completed: bool = Query(default=False, description="Only judgments of completed items, once each item completes."),
+    since: datetime | None = Query(default=None, description="Judgments (or completions) at or after this time."),
+    until: datetime | None = Query(default=None, description="... and before this time."),
+    min_agreement: float | None = Query(default=None, ge=0, le=1, description="granularity=item: pairs' agreement."),
+    margin: bool = Query(default=False, description="trl: a margin column from strength (strength - 1)."),
     after: str | None = Query(default=None, description="The Assay-Next-Cursor of your previous pull."),
+    accept: str | None = Header(default=None),
+    accept_encoding: str | None = Header(default=None),
 ) -> StreamingResponse:
-    """Judgments finalised since `after`, as JSONL; the next cursor is in the Assay-Next-Cursor header.
-
-    Assay-Held-Back counts judgments already committed that this pull leaves for the next one,
-    because a transaction older than them was still open when the snapshot was taken.
+    """Rows finalised since `after`. Headers: Assay-Next-Cursor (pass back as `after`),
+    Assay-Export-Id (its manifest: GET /api/v1/exports/{id}, with the body's sha256 once sent),
+    Assay-Held-Back (committed judgments this pull leaves for the next one because a
+    transaction older than them was still open when the snapshot was taken).
     """
-    await projects.get_accessible(session, principal, project_id)
-    job = await service.open_export(request.app.state.engine, project_id=project_id, after=after, format=format)
-    return StreamingResponse(
-        job.lines(),
-        media_type="application/x-ndjson",
-        headers={
-            "Assay-Next-Cursor": job.next_cursor,
-            "Assay-Held-Back": str(job.held_back),
-            "Cache-Control": "no-store",
-        },
+    project = await projects.get_accessible(session, principal, project_id)
+    await session.commit()  # release this request's transaction before the export's snapshot
+    ask = service.ExportRequest(
+        format=format,
+        encoding=encoding or encoding_from_accept(accept) or Encoding.jsonl,
+        granularity=granularity,
+        batch_id=batch_id,
+        completed=completed,
+        since=since,
+        until=until,
+        min_agreement=min_agreement,
+        margin=margin,
     )
+    job = await service.open_export(
+        request.app.state.engine, project=project, requester=principal.user, after=after, request=ask
+    )
+    filename = f"assay-{project.id.hex[:8]}-{format}-{str(job.record_id)[:8]}.{ask.encoding.suffix}"
+    headers = {
+        "Assay-Next-Cursor": job.next_cursor,
+        "Assay-Export-Id": str(job.record_id),
+        "Assay-Held-Back": str(job.held_back),
+        "Link": f'</api/v1/exports/{job.record_id}>; rel="describedby"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store",
+        "Vary": "Accept, Accept-Encoding",
+    }
+    body = job.body()
+    if ask.encoding == Encoding.jsonl and _accepts_gzip(accept_encoding):
+        body = gzipped(body)
+        headers["Content-Encoding"] = "gzip"
+    return StreamingResponse(body, media_type=ask.encoding.media_type, headers=headers)
+
+
+@router.get("/exports/{export_id}", response_model=ManifestRead)
+async def get_manifest(export_id: uuid.UUID, principal: ExportPrincipal, session: SessionDep) -> ManifestRead:
+    """What an export contained: filters, cursor range, rows, bytes and the body's sha256."""
+    return manifest(await service.get_manifest(session, principal, export_id))
+
+
+@router.get("/projects/{project_id}/exports", response_model=list[ManifestRead])
+async def list_manifests(project_id: uuid.UUID, principal: ExportPrincipal, session: SessionDep) -> list[ManifestRead]:
+    """The project's last 100 exports, newest first."""
+    project = await projects.get_accessible(session, principal, project_id)
+    return [manifest(r) for r in await service.list_manifests(session, project.id)]

@@ -1,61 +1,276 @@
-"""Rows for trainers, from one exported judgment (pure: no database).
+"""Rows for trainers (pure: no database).
 
-`trl` is TRL's explicit-prompt preference format: standard (`prompt`, `chosen`, `rejected`
-strings) when the prompt is text, conversational (lists of messages) when it is a chat.
-A tie has no preferred side, so it produces no `trl` row; a ranking gives every ordered pair.
-`raw` keeps every field of every judgment.
+Every export first turns judgments into `Pair`s (a prompt, a preferred and a rejected
+candidate, an optional margin), then a format renders each pair in the shape its consumer
+reads. What each format can hold:
+
+- `trl`: TRL's explicit-prompt preference rows `prompt`/`chosen`/`rejected`. Standard
+  (strings) when the whole export is text, conversational (lists of messages) when any
+  prompt or candidate in the project is a chat, so one file never mixes the two shapes.
+  Text rows carry the separator TRL will not add: TRL concatenates `prompt + chosen`, so the
+  prompt gets "\\n\\n" unless it ends in whitespace or both completions start with it.
+  With `margin`, every row has a float `margin` (TRL's RewardTrainer reads it only when the
+  first row has it): strength - 1, so "slightly better" is 0.
+- `trl-unpaired`: KTO-style `prompt`/`completion`/`label`: the preferred side `true`, the
+  rejected side `false`; a both-bad verdict labels every candidate `false`.
+- `openai`: preference fine-tuning rows `input.messages`, `preferred_output`,
+  `non_preferred_output` (assistant messages).
+- `hh`: HH-RLHF `chosen`/`rejected` transcripts with "\\n\\nHuman:"/"\\n\\nAssistant:" turns.
+- `raw`: every field of every judgment (or, per item, every vote), ties and flags included.
+
+A tie states no preference, so it yields no pair: ties appear only in `raw`. A ranking of
+n candidates yields every one of its n(n-1)/2 ordered pairs.
 """
 
 import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import mean
 from typing import Any
+
+FORMAT_VERSION = 1
+
+Message = dict[str, str]
+Prompt = str | list[Message]
 
 
 class ExportFormat(enum.StrEnum):
     trl = "trl"
+    trl_unpaired = "trl-unpaired"
+    openai = "openai"
+    hh = "hh"
     raw = "raw"
 
 
-def _messages(candidate: dict[str, Any]) -> list[dict[str, str]]:
+class Granularity(enum.StrEnum):
+    judgment = "judgment"  # one row (or pairs) per judgment
+    item = "item"  # the raters' judgments of a completed item, aggregated by majority
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One preference: `chosen` over `rejected` for `prompt`."""
+
+    prompt: Prompt
+    chosen: Mapping[str, Any]  # candidate: id, text | messages, model, metadata
+    rejected: Mapping[str, Any]
+    margin: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PairVotes:
+    """The raters' votes on one pair of an item's candidates, for the item aggregate."""
+
+    chosen: str
+    rejected: str
+    votes_for: int
+    votes_against: int
+    ties: int
+    margin: float | None
+
+    @property
+    def agreement(self) -> float:
+        """Share of the raters who saw this pair and preferred `chosen` (ties count against)."""
+        return self.votes_for / (self.votes_for + self.votes_against + self.ties)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAggregate:
+    pairs: list[PairVotes]  # majority pairs only: a split vote has no preferred side
+    judgments: int
+    ties: int
+    both_bad: int
+    all_votes: list[PairVotes] = field(default_factory=list)  # every pair that got a vote, split ones too
+
+
+def _ordered_pairs(judgment: Mapping[str, Any], candidate_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(preferred, other) candidate-id pairs that one judgment asserts."""
+    ranking = judgment.get("ranking")
+    if ranking:
+        ids = [str(c) for c in ranking]
+        return [(ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids))]
+    choice = judgment.get("choice_id")
+    if choice is None:
+        return []
+    choice = str(choice)
+    return [(choice, c) for c in candidate_ids if c != choice]
+
+
+def _margin(strength: int | None) -> float | None:
+    return None if strength is None else float(strength - 1)
+
+
+def judgment_pairs(row: Mapping[str, Any]) -> list[Pair]:
+    """The pairs one judgment asserts (none for a tie or a both-bad verdict without a choice)."""
+    by_id = {str(c["id"]): c for c in row["candidates"]}
+    margin = _margin(row.get("strength"))
+    return [
+        Pair(prompt=row["prompt"], chosen=by_id[a], rejected=by_id[b], margin=margin)
+        for a, b in _ordered_pairs(row, list(by_id))
+    ]
+
+
+def aggregate_item(candidates: Sequence[Mapping[str, Any]], judgments: Iterable[Mapping[str, Any]]) -> ItemAggregate:
+    """Majority per pair of candidates over an item's judgments; the margin is the winners' mean."""
+    ids = [str(c["id"]) for c in candidates]
+    wins: dict[tuple[str, str], list[float | None]] = {}
+    ties = both_bad = count = 0
+    for judgment in judgments:
+        count += 1
+        if judgment.get("tie"):
+            ties += 1
+        if judgment.get("both_bad"):
+            both_bad += 1
+        for pair in _ordered_pairs(judgment, ids):
+            wins.setdefault(pair, []).append(_margin(judgment.get("strength")))
+    all_votes, majority = [], []
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            for_a, for_b = wins.get((a, b), []), wins.get((b, a), [])
+            if not for_a and not for_b:
+                continue
+            winner, loser, won, lost = (a, b, for_a, for_b) if len(for_a) >= len(for_b) else (b, a, for_b, for_a)
+            margins = [m for m in won if m is not None]
+            votes = PairVotes(
+                chosen=winner,
+                rejected=loser,
+                votes_for=len(won),
+                votes_against=len(lost),
+                ties=count - len(won) - len(lost),
+                margin=mean(margins) if margins else None,
+            )
+            all_votes.append(votes)
+            if len(won) > len(lost):
+                majority.append(votes)
+    return ItemAggregate(pairs=majority, judgments=count, ties=ties, both_bad=both_bad, all_votes=all_votes)
+
+
+def item_pairs(row: Mapping[str, Any], aggregate: ItemAggregate, *, min_agreement: float) -> list[Pair]:
+    by_id = {str(c["id"]): c for c in row["candidates"]}
+    return [
+        Pair(prompt=row["prompt"], chosen=by_id[v.chosen], rejected=by_id[v.rejected], margin=v.margin)
+        for v in aggregate.pairs
+        if v.agreement >= min_agreement
+    ]
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def _as_messages(prompt: Prompt) -> list[Message]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+def _completion_messages(candidate: Mapping[str, Any]) -> list[Message]:
     if candidate.get("messages") is not None:
         return list(candidate["messages"])
     return [{"role": "assistant", "content": candidate.get("text") or ""}]
 
 
-def _pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
-    """(preferred, other) candidate-id pairs that a judgment asserts."""
-    ranking = row.get("ranking")
-    if ranking:
-        ids = [str(c) for c in ranking]
-        return [(ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids))]
-    choice = row.get("choice_id")
-    if choice is None:
-        return []
-    choice = str(choice)
-    return [(choice, str(c["id"])) for c in row["candidates"] if str(c["id"]) != choice]
+def _completion_text(candidate: Mapping[str, Any]) -> str:
+    if candidate.get("messages") is not None:
+        return "\n\n".join(m["content"] for m in candidate["messages"])
+    return str(candidate.get("text") or "")
 
 
-def trl_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """TRL preference rows for one judgment (none for a tie)."""
-    by_id = {str(c["id"]): c for c in row["candidates"]}
-    prompt = row["prompt"]
-    out = []
-    for preferred, other in _pairs(row):
-        chosen, rejected = by_id[preferred], by_id[other]
-        text_only = isinstance(prompt, str) and chosen.get("text") is not None and rejected.get("text") is not None
-        if text_only:
-            out.append({"prompt": prompt, "chosen": chosen["text"], "rejected": rejected["text"]})
+def _separated(prompt: str, *completions: str) -> str:
+    """The prompt with the separator TRL needs before `prompt + completion` reads as two parts."""
+    if not prompt or prompt[-1].isspace() or all(c[:1].isspace() for c in completions):
+        return prompt
+    return prompt + "\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    """Renders pairs in one format; `chat` is decided once per export so columns never mix shapes."""
+
+    format: ExportFormat
+    chat: bool
+    margin: bool = False
+
+    def rows(self, pair: Pair) -> list[dict[str, Any]]:
+        match self.format:
+            case ExportFormat.trl:
+                return [self._trl(pair)]
+            case ExportFormat.trl_unpaired:
+                return [
+                    self._unpaired(pair.prompt, pair.chosen, True),
+                    self._unpaired(pair.prompt, pair.rejected, False),
+                ]
+            case ExportFormat.openai:
+                return [
+                    {
+                        "input": {"messages": _as_messages(pair.prompt)},
+                        "preferred_output": _completion_messages(pair.chosen),
+                        "non_preferred_output": _completion_messages(pair.rejected),
+                    }
+                ]
+            case ExportFormat.hh:
+                return [
+                    {
+                        "chosen": hh_transcript(pair.prompt, pair.chosen),
+                        "rejected": hh_transcript(pair.prompt, pair.rejected),
+                    }
+                ]
+        raise ValueError(f"{self.format} has no pair rows")  # raw is rendered from judgments, not pairs
+
+    def both_bad_rows(self, prompt: Prompt, candidates: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """A both-bad verdict: only the unpaired format can say "undesirable" without a winner."""
+        if self.format != ExportFormat.trl_unpaired:
+            return []
+        return [self._unpaired(prompt, c, False) for c in candidates]
+
+    def _trl(self, pair: Pair) -> dict[str, Any]:
+        if self.chat:
+            row: dict[str, Any] = {
+                "prompt": _as_messages(pair.prompt),
+                "chosen": _completion_messages(pair.chosen),
+                "rejected": _completion_messages(pair.rejected),
+            }
         else:
-            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            out.append({"prompt": messages, "chosen": _messages(chosen), "rejected": _messages(rejected)})
-    return out
+            chosen, rejected = _completion_text(pair.chosen), _completion_text(pair.rejected)
+            row = {"prompt": _separated(str(pair.prompt), chosen, rejected), "chosen": chosen, "rejected": rejected}
+        if self.margin:
+            row["margin"] = pair.margin if pair.margin is not None else 0.0
+        return row
+
+    def _unpaired(self, prompt: Prompt, candidate: Mapping[str, Any], label: bool) -> dict[str, Any]:
+        if self.chat:
+            return {"prompt": _as_messages(prompt), "completion": _completion_messages(candidate), "label": label}
+        completion = _completion_text(candidate)
+        return {"prompt": _separated(str(prompt), completion), "completion": completion, "label": label}
 
 
-def raw_row(row: dict[str, Any], rater: str) -> dict[str, Any]:
+_HH_SPEAKER = {"user": "Human", "assistant": "Assistant", "system": "System", "tool": "Tool"}
+
+
+def _hh_turns(messages: Iterable[Message]) -> str:
+    return "".join(f"\n\n{_HH_SPEAKER[m['role']]}: {m['content']}" for m in messages)
+
+
+def hh_transcript(prompt: Prompt, candidate: Mapping[str, Any]) -> str:
+    """One HH-RLHF transcript: the prompt's turns, then the candidate's reply.
+
+    A text prompt already in HH form (starting "\\n\\nHuman:", as TRL text rows are) is kept as
+    is and the reply appended; system and tool messages become "System:"/"Tool:" turns.
+    """
+    if isinstance(prompt, str) and prompt.startswith("\n\nHuman:"):
+        reply = _completion_text(candidate)
+        joined = reply[:1].isspace() or prompt[-1:].isspace()
+        return prompt + reply if joined else f"{prompt} {reply}"
+    head = _hh_turns(_as_messages(prompt))
+    if candidate.get("messages") is not None:
+        return head + _hh_turns(candidate["messages"])
+    return head + f"\n\nAssistant: {candidate.get('text') or ''}"
+
+
+def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
     """Every field of one judgment; the rater appears only as a per-project pseudonym."""
     return {
         "judgment_id": str(row["id"]),
         "item_id": str(row["item_id"]),
         "external_id": row["external_id"],
+        "batch_id": str(row["batch_id"]),
         "rater": rater,
         "prompt": row["prompt"],
         "candidates": row["candidates"],
@@ -71,4 +286,32 @@ def raw_row(row: dict[str, Any], rater: str) -> dict[str, Any]:
         "assistance_shown": row["assistance_shown"],
         "leased_at": row["leased_at"].isoformat(),
         "created_at": row["created_at"].isoformat(),
+    }
+
+
+def raw_item_row(row: Mapping[str, Any], aggregate: ItemAggregate) -> dict[str, Any]:
+    """One completed item with every pair's votes (split votes included) and the tie/both-bad counts."""
+    return {
+        "item_id": str(row["item_id"]),
+        "external_id": row["external_id"],
+        "batch_id": str(row["batch_id"]),
+        "prompt": row["prompt"],
+        "candidates": row["candidates"],
+        "judgments": aggregate.judgments,
+        "ties": aggregate.ties,
+        "both_bad": aggregate.both_bad,
+        "pairs": [
+            {
+                "chosen": v.chosen,
+                "rejected": v.rejected,
+                "votes_for": v.votes_for,
+                "votes_against": v.votes_against,
+                "ties": v.ties,
+                "agreement": round(v.agreement, 4),
+                "margin": v.margin,
+                "majority": v.votes_for > v.votes_against,
+            }
+            for v in aggregate.all_votes
+        ],
+        "completed_at": row["completed_at"].isoformat(),
     }

@@ -4,6 +4,7 @@ from server.models.api_token import ApiToken, Scope
 from server.models.assignment import Assignment, AssignmentStatus
 from server.models.audit import AuditEvent
 from server.models.batch import Batch
+from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment
 from server.models.project import Project, ProjectMember, RationaleRule, Scale
@@ -16,6 +17,7 @@ __all__ = [
     "AuditEvent",
     "Batch",
     "Candidate",
+    "Export",
     "Item",
     "Judgment",
     "Project",

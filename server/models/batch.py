@@ -20,4 +20,6 @@ class Batch(IdMixin, TimestampMixin, Base):
     priority: Mapped[int] = mapped_column(default=0)
     item_count: Mapped[int] = mapped_column(default=0)
     sha256: Mapped[str] = mapped_column(String(64))
+    # Any prompt or candidate in the batch is a chat: exports of the project then use message lists.
+    has_messages: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
