@@ -33,6 +33,11 @@ from bench.servers import ROOT, Server, running_servers
 
 RESULTS = ROOT / "bench" / "results"
 PHASES = ("import", "raters", "export")
+EXPORTS = {  # label -> query of one full export of the bulk-filled project
+    "raw": {"format": "raw"},
+    "trl": {"format": "trl"},
+    "trl parquet": {"format": "trl", "encoding": "parquet"},
+}
 POOL_HEADROOM = 20  # connections left for the bench itself, psql, autovacuum and anyone else
 console = Console(stderr=True)
 
@@ -179,7 +184,7 @@ async def export_phase(run: Run) -> None:
         await connection.close()
     run.results["export"] = {"fill": fill.as_dict()}
     run.results["export"]["snapshot"] = await phases.wait_until_exportable(run.url, project, timeout_s=60)
-    for fmt in ("raw", "trl"):
+    for fmt, params in EXPORTS.items():
         if run.remaining() < 30:
             run.skipped.append(f"export {fmt} (time budget)")
             continue
@@ -187,7 +192,7 @@ async def export_phase(run: Run) -> None:
         with run.servers(1) as servers:
             run.log(f"streaming export format={fmt}")
             figures = await phases.measure_export(
-                servers[0], accounts.trainer, project, fmt, run.remaining(), rss_limit_mb=_rss_limit_mb()
+                servers[0], accounts.trainer, project, params, run.remaining(), rss_limit_mb=_rss_limit_mb()
             )
         run.results["export"][fmt] = figures | {"expected_rows": fill.judgments}
         if "aborted" in figures:

@@ -1,6 +1,7 @@
 """One function per measured phase; each returns a JSON-ready dict of figures."""
 
 import asyncio
+import hashlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -156,36 +157,44 @@ async def rater_phase(
 
 
 async def _stream(client: httpx.AsyncClient, url: str, params: dict[str, str]) -> dict[str, Any]:
+    """Read an export to the end; its row count and digest come from the manifest the server wrote."""
     started = time.perf_counter()
     ttfb: float | None = None
-    size = rows = 0
+    size = 0
+    digest = hashlib.sha256()
     async with client.stream("GET", url, params=params) as response:
         if response.status_code != 200:
             await response.aread()
             raise RuntimeError(f"export failed: HTTP {response.status_code} {response.text[:500]}")
-        async for chunk in response.aiter_raw():
+        async for chunk in response.aiter_bytes():  # decoded: httpx asks for gzip, as trainers' clients do
             if ttfb is None:
                 ttfb = time.perf_counter() - started
             size += len(chunk)
-            rows += chunk.count(b"\n")
+            digest.update(chunk)
+        export_id = response.headers["Assay-Export-Id"]
+        wire = response.num_bytes_downloaded
     seconds = time.perf_counter() - started
+    manifest = (await client.get(f"/api/v1/exports/{export_id}")).json()
+    if manifest["sha256"] != digest.hexdigest():
+        raise RuntimeError(f"export {export_id}: body sha256 differs from its manifest")
     return {
-        "rows": rows,
+        "rows": manifest["rows"],
         "mb": size / 2**20,
+        "wire_mb": wire / 2**20,
         "seconds": seconds,
-        "rows_per_s": rows / seconds,
+        "rows_per_s": manifest["rows"] / seconds,
         "ttfb_s": ttfb or seconds,
     }
 
 
 async def measure_export(
-    server: Server, trainer: Account, project_id: str, fmt: str, timeout_s: float, rss_limit_mb: float
+    server: Server, trainer: Account, project_id: str, params: dict[str, str], timeout_s: float, rss_limit_mb: float
 ) -> dict[str, Any]:
     """Stream one full export and sample the server's RSS; give up if the server grows past the limit."""
     limit = int(rss_limit_mb * 2**20)
     async with httpx.AsyncClient(base_url=server.url, headers=bearer(trainer.token), timeout=timeout_s) as client:
         with RssSampler(server.pid, limit_bytes=limit) as rss:
-            stream = asyncio.create_task(_stream(client, f"/api/v1/projects/{project_id}/export", {"format": fmt}))
+            stream = asyncio.create_task(_stream(client, f"/api/v1/projects/{project_id}/export", params))
             watchdog = asyncio.create_task(asyncio.to_thread(rss.exceeded.wait, timeout_s))
             done, _ = await asyncio.wait({stream, watchdog}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
             rss.exceeded.set()  # ends the watchdog thread whichever way this went

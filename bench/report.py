@@ -179,7 +179,7 @@ def _export_rows(results: dict[str, Any]) -> list[Row]:
         rows.append(
             ("export: waited for older transactions", f"{snapshot['waited_s']:.0f} s", "-", _blockers(snapshot))
         )
-    for fmt in ("raw", "trl"):
+    for fmt in ("raw", "trl", "trl parquet"):
         run = export.get(fmt)
         if run:
             rows += _export_format_rows(fmt, run)
@@ -206,7 +206,8 @@ def _export_format_rows(fmt: str, run: dict[str, Any]) -> list[Row]:
         f"export {fmt}: rows/s",
         _n(run["rows_per_s"]),
         _n(ls["rows_per_s"]) + " tasks/s",
-        f"{run['rows']:,} rows, {run['mb']:,.0f} MB in {run['seconds']:.1f} s; first byte {run['ttfb_s']:.1f} s"
+        f"{run['rows']:,} rows, {run['mb']:,.0f} MB ({run.get('wire_mb', run['mb']):,.0f} MB on the wire)"
+        f" in {run['seconds']:.1f} s; first byte {run['ttfb_s']:.1f} s"
         + (f"; {missing:,} ROWS MISSING" if missing else ""),
     )
     return [speed, memory]
