@@ -19,6 +19,7 @@ from server.exports.api import router as exports_router
 from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
+from server.rewards.api import router as rewards_router
 from server.users.api import router as users_router
 from server.web.errors import install_page_handlers
 from server.web.headers import PageSecurityHeaders
@@ -89,6 +90,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         batches_router,
         labeling_router,
         exports_router,
+        rewards_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -8,6 +8,7 @@ from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment
 from server.models.project import Project, ProjectMember, RationaleRule, Scale
+from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
 
 __all__ = [
@@ -19,11 +20,13 @@ __all__ = [
     "Candidate",
     "Export",
     "Item",
+    "ItemScore",
     "Judgment",
     "Project",
     "ProjectMember",
     "Prompt",
     "RationaleRule",
+    "RewardModel",
     "Role",
     "Scale",
     "Scope",

@@ -19,6 +19,7 @@ from server.projects.schemas import (
     ProjectUpdate,
     RaterStats,
 )
+from server.rewards import service as rewards
 
 
 def accessible_project_ids(principal: Principal):  # type: ignore[no-untyped-def]
@@ -65,12 +66,14 @@ async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> 
 
 
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate, *, actor: User) -> Project:
-    """Change settings; a new overlap re-opens or completes items at once."""
+    """Change settings; a new overlap re-opens or completes items, active learning (un)prioritises them, at once."""
     changes = data.model_dump(exclude_unset=True)
     for key, value in changes.items():
         setattr(project, key, value)
     if "overlap" in changes:
         await _apply_overlap(session, project.id, project.overlap)
+    if "active_learning" in changes:
+        await rewards.apply_active_learning(session, project)
     await session.flush()
     await session.refresh(project)
     audit.record(
