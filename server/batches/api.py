@@ -12,8 +12,7 @@ from starlette.datastructures import UploadFile
 from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
 from server.batches import service
-from server.batches.formats import Encoding, ImportFormat
-from server.batches.schemas import BatchProgress, BatchRead, BatchUpdate, ImportResult
+from server.batches.schemas import BatchProgress, BatchRead, BatchUpdate, ImportResult, upload_options
 from server.db import SessionDep
 from server.errors import Invalid
 from server.models import Scope
@@ -21,16 +20,6 @@ from server.projects import service as projects
 
 router = APIRouter(tags=["batches"])
 ItemsWriter = Annotated[Principal, Depends(scoped(Scope.items_write))]
-
-
-def _choice(value: Any, enum: type[ImportFormat] | type[Encoding], field: str) -> Any:
-    if value in (None, ""):
-        return None
-    try:
-        return enum(str(value))
-    except ValueError:
-        allowed = ", ".join(e.value for e in enum)
-        raise Invalid(f"{field} must be one of {allowed}; got {value!r}.") from None
 
 
 async def _upload_source(request: Request) -> tuple[BinaryIO, str | None, dict[str, Any]]:
@@ -70,19 +59,16 @@ async def upload_batch(
     project = await projects.get_accessible(session, principal, project_id)
     file, filename, fields = await _upload_source(request)
     try:
-        priority = int(fields.get("priority") or 0)
-    except ValueError:
-        raise Invalid(f"priority must be a whole number; got {fields.get('priority')!r}.") from None
-    try:
+        options = upload_options(fields)
         result = await service.import_file(
             session,
             project=project,
             file=file,
             filename=filename,
-            name=str(fields["name"]) if fields.get("name") else None,
-            format=_choice(fields.get("format"), ImportFormat, "format"),
-            encoding=_choice(fields.get("encoding"), Encoding, "encoding"),
-            priority=priority,
+            name=options.name,
+            format=options.format,
+            encoding=options.encoding,
+            priority=options.priority,
             actor=principal.user,
         )
     finally:

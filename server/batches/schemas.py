@@ -1,10 +1,17 @@
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
+from server.batches.formats import Encoding, ImportFormat
+from server.errors import Invalid
 from server.schemas import Schema
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class BatchRead(Schema):
@@ -42,3 +49,37 @@ class RowErrorRead(Schema):
     line: int
     field: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadOptions:
+    """The fields sent beside an uploaded file (multipart form, or the JSON body's other keys)."""
+
+    name: str | None
+    format: ImportFormat | None  # None: detect from the first record
+    encoding: Encoding | None  # None: detect from the name and the first bytes
+    priority: int
+
+
+def _choice(value: Any, enum: type[E], field: str) -> E | None:
+    if value in (None, ""):
+        return None
+    try:
+        return enum(str(value))
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise Invalid(f"{field} must be one of {allowed}; got {value!r}.") from None
+
+
+def upload_options(fields: Mapping[str, Any]) -> UploadOptions:
+    """Read name, format, encoding and priority; an empty value means the default."""
+    try:
+        priority = int(fields.get("priority") or 0)
+    except ValueError:
+        raise Invalid(f"priority must be a whole number; got {fields.get('priority')!r}.") from None
+    return UploadOptions(
+        name=str(fields["name"]).strip() or None if fields.get("name") else None,
+        format=_choice(fields.get("format"), ImportFormat, "format"),
+        encoding=_choice(fields.get("encoding"), Encoding, "encoding"),
+        priority=priority,
+    )

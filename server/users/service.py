@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, Invalid, NotFound
 from server.models import User, UserSession
 from server.security import hash_password
 from server.users.schemas import UserCreate, UserUpdate
@@ -48,7 +48,11 @@ async def create(session: AsyncSession, data: UserCreate, *, actor: User | None)
 
 
 async def update(session: AsyncSession, user: User, data: UserUpdate, *, actor: User) -> User:
-    """Change name, role, password or active flag."""
+    """Change name, role, password or active flag; nobody can lock themselves out."""
+    if user.id == actor.id and data.is_active is False:
+        raise Invalid("You cannot deactivate your own account; another admin can.")
+    if user.id == actor.id and data.role is not None and data.role != user.role:
+        raise Invalid("You cannot change your own role; another admin can.")
     changed = data.model_dump(exclude_unset=True, exclude={"password"})
     for key, value in changed.items():
         setattr(user, key, value)

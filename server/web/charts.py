@@ -98,7 +98,7 @@ def _hour_label(hour: datetime) -> str:
     return f"{hour:%b} {hour.day} {hour:%H}:00" if hour.hour == 0 else f"{hour:%H}:00"
 
 
-def throughput_chart(hours: Sequence[HourlyCount], *, width: int = 720, height: int = 240) -> Chart:
+def throughput_chart(hours: Sequence[HourlyCount], *, width: int = 640, height: int = 240) -> Chart:
     """Columns of judgments per hour (UTC), oldest left; values on the columns when they fit."""
     left, top, right, bottom = 48.0, 22.0, width - 8.0, height - 44.0
     peak = max((h.judgments for h in hours), default=0)
@@ -157,22 +157,25 @@ def throughput_chart(hours: Sequence[HourlyCount], *, width: int = 720, height: 
 
 def _rater_name(stats: RaterStats) -> str:
     name = stats.name or stats.email
-    return name if len(name) <= 24 else name[:23] + "…"
+    return name if len(name) <= 40 else name[:39] + "…"
 
 
 def _row_chart(
-    id: str, title: str, rows: Sequence[tuple[str, float, str]], *, desc: str, width: int, row_height: int = 30
+    id: str, title: str, rows: Sequence[tuple[str, float, str]], *, desc: str, width: int, row_height: int = 46
 ) -> Chart:
-    """Horizontal bars, one row each: name on the left, bar, its value as text at the bar's end."""
-    left, right, top = 180.0, width - 96.0, 8.0
+    """Horizontal bars, one row each: the name above its bar, the value as text at the bar's end.
+
+    Names sit above the bars rather than beside them so the chart stays readable when narrow.
+    """
+    left, right, top = 2.0, width - 104.0, 4.0
     bottom = top + row_height * len(rows)
     axis_top = max((value for _, value, _ in rows), default=0.0) or 1.0  # no axis drawn: the longest bar fills
     bars = tuple(
         Bar(
             x=left,
-            y=top + i * row_height + 6,
+            y=top + i * row_height + 22,
             width=(right - left) * value / axis_top,
-            height=row_height - 12,
+            height=16,
             label=label,
             value_text=value_text,
             mark=value_text,
@@ -184,19 +187,19 @@ def _row_chart(
         title=title,
         desc=desc,
         width=width,
-        height=int(bottom + 8),
+        height=int(bottom + 4),
         left=left,
         top=top,
         right=right,
         bottom=bottom,
         bars=bars,
         value_ticks=(),
-        label_ticks=tuple(Tick(position=top + (i + 0.5) * row_height, label=r[0]) for i, r in enumerate(rows)),
+        label_ticks=tuple(Tick(position=top + i * row_height + 16, label=r[0]) for i, r in enumerate(rows)),
         empty=not rows,
     )
 
 
-def rater_count_chart(stats: Sequence[RaterStats], *, width: int = 560) -> Chart:
+def rater_count_chart(stats: Sequence[RaterStats], *, width: int = 400) -> Chart:
     """Judgments per rater, busiest first."""
     rows = [
         (_rater_name(s), float(s.judgments), f"{format_number(s.judgments)} judgment{'s' if s.judgments != 1 else ''}")
@@ -206,7 +209,7 @@ def rater_count_chart(stats: Sequence[RaterStats], *, width: int = 560) -> Chart
     return _row_chart("rater-counts", "Judgments per rater", rows, desc=desc, width=width)
 
 
-def rater_time_chart(stats: Sequence[RaterStats], *, width: int = 560) -> Chart:
+def rater_time_chart(stats: Sequence[RaterStats], *, width: int = 400) -> Chart:
     """Median active time per judgment, per rater (raters who sent no times are left out)."""
     timed = [s for s in stats if s.median_active_ms is not None]
     rows = [(_rater_name(s), float(s.median_active_ms or 0), format_duration(s.median_active_ms)) for s in timed]

@@ -68,3 +68,21 @@ class TestCreateUser:
         assert reset.status_code == 200
         login = await client.post("/api/v1/auth/session", json={"email": rater.email, "password": "brand new secret"})
         assert login.status_code == 200
+
+
+class TestNoSelfLockout:
+    async def test_cannot_deactivate_yourself(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        admin = await create_user(session, role=Role.admin)
+        response = await client.patch(
+            f"/api/v1/users/{admin.id}", json={"is_active": False}, headers=bearer(await create_token(session, admin))
+        )
+        assert response.status_code == 422
+        assert response.json()["detail"] == "You cannot deactivate your own account; another admin can."
+
+    async def test_cannot_change_your_own_role(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        admin = await create_user(session, role=Role.admin)
+        response = await client.patch(
+            f"/api/v1/users/{admin.id}", json={"role": "rater"}, headers=bearer(await create_token(session, admin))
+        )
+        assert response.status_code == 422
+        assert response.json()["detail"] == "You cannot change your own role; another admin can."

@@ -100,7 +100,8 @@ class TestRaterCharts:
             [chart.right - chart.left, (chart.right - chart.left) / 30]
         )
         assert chart.desc == "Ana: 30 judgments; bo@example.com: 1 judgment"
-        assert chart.height == int(chart.bottom + 8)
+        assert chart.height == int(chart.bottom + 4)
+        assert [t.position for t in chart.label_ticks] == [b.y - 6 for b in chart.bars]  # each name above its bar
 
     def test_times_leave_out_raters_without_times(self) -> None:
         stats = [_rater("ana@example.com", 30, 4000), _rater("bo@example.com", 1, None)]
@@ -110,7 +111,7 @@ class TestRaterCharts:
 
     def test_long_names_are_shortened(self) -> None:
         chart = charts.rater_count_chart([_rater("a-very-long-address-for-a-rater@example.com", 2, None)])
-        assert chart.bars[0].label == "a-very-long-address-for…"
+        assert chart.bars[0].label == "a-very-long-address-for-a-rater@example…"
 
     def test_nobody_is_empty(self) -> None:
         chart = charts.rater_time_chart([])
