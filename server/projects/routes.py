@@ -1,0 +1,182 @@
+"""Admin pages for projects: list, create and edit settings, overview with charts, members."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import FormData
+
+from server.db import SessionDep
+from server.errors import Invalid
+from server.markdown import render_markdown
+from server.models import Project, Role
+from server.projects import service
+from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
+from server.users import service as users
+from server.web import charts
+from server.web.deps import AdminPagePrincipal
+from server.web.forms import checkbox, done, read_form, text_fields, validate
+from server.web.templating import render
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+LABELS = {
+    "name": "Name",
+    "instructions": "Instructions",
+    "scale": "Scale",
+    "rationale": "Rationale",
+    "overlap": "Overlap",
+    "lease_seconds": "Lease time",
+}
+MESSAGES = {
+    ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
+    ("lease_seconds", "less_than_equal"): "Lease time must be at most {le:,} seconds (one day).",
+}
+WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
+
+
+def _settings_data(form: FormData) -> dict[str, Any]:
+    """The settings form as the schema's fields (unticked checkboxes are not sent: they mean no)."""
+    data: dict[str, Any] = text_fields(form, ("name", "instructions", "scale", "rationale", "overlap", "lease_seconds"))
+    if "name" in data:
+        data["name"] = data["name"].strip()
+    data["allow_tie"] = checkbox(form, "allow_tie")
+    data["allow_both_bad"] = checkbox(form, "allow_both_bad")
+    data["is_active"] = form.get("status") != "paused"
+    return data
+
+
+def _form_page(
+    request: Request, *, project: Project | None, values: dict[str, Any], errors: dict[str, str], status_code: int = 200
+) -> Response:
+    preview_html = render_markdown(str(values.get("instructions") or ""))
+    context = {"project": project, "values": values, "errors": errors, "preview_html": preview_html}
+    return render(request, "admin/projects/form.html", context, status_code=status_code)
+
+
+@router.get("/projects")
+async def list_projects(request: Request, admin: AdminPagePrincipal, session: SessionDep) -> Response:
+    """Every project, newest first."""
+    projects = await service.list_accessible(session, admin)
+    return render(request, "admin/projects/list.html", {"projects": projects})
+
+
+@router.get("/projects/new")
+async def new_project(request: Request, admin: AdminPagePrincipal) -> Response:
+    """The form for a new project, with the API's defaults filled in."""
+    defaults = {name: field.default for name, field in ProjectBase.model_fields.items()}
+    return _form_page(request, project=None, values=defaults | {"name": ""}, errors={})
+
+
+@router.post("/projects")
+async def create_project(request: Request, admin: AdminPagePrincipal, session: SessionDep) -> Response:
+    """Create a project; invalid fields come back on the form with what to fix."""
+    values = _settings_data(await read_form(request))
+    data, errors = validate(ProjectCreate, values, LABELS, MESSAGES)
+    if data is None:
+        return _form_page(request, project=None, values=values, errors=errors, status_code=422)
+    project = await service.create(session, data, actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}", f"Project “{project.name}” created.")
+
+
+@router.get("/projects/{project_id}/settings")
+async def edit_project(
+    request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """The settings form of a project."""
+    project = await service.get_accessible(session, admin, project_id)
+    values = {k: getattr(project, k) for k in (*LABELS, "allow_tie", "allow_both_bad", "is_active")}
+    return _form_page(request, project=project, values=values, errors={})
+
+
+@router.post("/projects/{project_id}/settings")
+async def update_project(
+    request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Save settings (a new overlap applies to open items at once)."""
+    project = await service.get_accessible(session, admin, project_id)
+    values = _settings_data(await read_form(request))
+    data, errors = validate(ProjectUpdate, values, LABELS, MESSAGES)
+    if data is None:
+        return _form_page(request, project=project, values=values, errors=errors, status_code=422)
+    await service.update_project(session, project, data, actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}", "Settings saved.")
+
+
+@router.post("/projects/preview")
+async def preview_instructions(request: Request, admin: AdminPagePrincipal) -> Response:
+    """Instructions Markdown as raters will see it (htmx swaps the `preview` block; a full page otherwise)."""
+    form = await read_form(request)
+    html = render_markdown(str(form.get("instructions") or ""))
+    return render(request, "admin/projects/preview.html", {"preview_html": html})
+
+
+@router.get("/projects/{project_id}")
+async def overview(
+    request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep, hours: int = 48
+) -> Response:
+    """Progress, judgments per hour, and per-rater counts and median time over a window."""
+    if hours not in WINDOWS:
+        raise Invalid("Choose a window of 24, 48 or 168 hours.")
+    project = await service.get_accessible(session, admin, project_id)
+    now = datetime.now(UTC)
+    per_hour = await service.throughput(session, project, hours=hours, now=now)
+    raters = await service.rater_stats(session, project, since=per_hour[0].hour)
+    context = {
+        "project": project,
+        "progress": await service.progress(session, project),
+        "hours": hours,
+        "windows": WINDOWS,
+        "per_hour": per_hour,
+        "raters": raters,
+        "throughput_chart": charts.throughput_chart(per_hour),
+        "count_chart": charts.rater_count_chart(raters),
+        "time_chart": charts.rater_time_chart(raters),
+        "format_duration": charts.format_duration,
+        "since": now - timedelta(hours=hours),
+    }
+    return render(request, "admin/projects/overview.html", context)
+
+
+async def _members_page(
+    request: Request, session: SessionDep, project: Project, *, email: str = "", error: str | None = None
+) -> Response:
+    members = await service.list_members(session, project)
+    taken = {m.user_id for m in members}
+    # Admins see every project already; raters label it, trainers export it.
+    addable = [u for u in await users.list_users(session) if u.id not in taken and u.is_active and u.role != Role.admin]
+    context = {"project": project, "members": members, "addable": addable, "email": email, "error": error}
+    return render(request, "admin/projects/members.html", context, status_code=422 if error else 200)
+
+
+@router.get("/projects/{project_id}/members")
+async def members(request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep) -> Response:
+    """Who the project is shared with, and a form to add a rater."""
+    return await _members_page(request, session, await service.get_accessible(session, admin, project_id))
+
+
+@router.post("/projects/{project_id}/members")
+async def add_member(
+    request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Share the project with an account, found by email."""
+    project = await service.get_accessible(session, admin, project_id)
+    email = str((await read_form(request)).get("email") or "").strip()
+    user = await users.get_by_email(session, email) if email else None
+    if user is None:
+        error = f"No account has the email {email}; create it under Users first." if email else "Enter an email."
+        return await _members_page(request, session, project, email=email, error=error)
+    await service.add_member(session, project, user.id, actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}/members", f"{user.email} can now see “{project.name}”.")
+
+
+@router.post("/projects/{project_id}/members/{user_id}/remove")
+async def remove_member(
+    request: Request, project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Stop sharing the project with an account; its past judgments stay."""
+    project = await service.get_accessible(session, admin, project_id)
+    await service.remove_member(session, project, user_id, actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}/members", "Member removed.")
