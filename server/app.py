@@ -12,6 +12,7 @@ from server import __version__
 from server.auth.api import router as auth_router
 from server.auth.routes import router as auth_pages
 from server.batches.api import router as batches_router
+from server.batches.routes import router as batches_pages
 from server.config import settings
 from server.db import make_engine, make_sessionmaker
 from server.errors import TooLarge, install_handlers, render_json
@@ -19,6 +20,7 @@ from server.exports.api import router as exports_router
 from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
+from server.projects.routes import router as projects_pages
 from server.projects.routes import router as projects_pages
 from server.rewards.api import router as rewards_router
 from server.users.api import router as users_router
@@ -100,7 +102,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for pages in (auth_pages, labeling_pages, projects_pages):
+    for pages in (auth_pages, labeling_pages, projects_pages, batches_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)
