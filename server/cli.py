@@ -1,4 +1,8 @@
-"""The `assay` command: serve, migrate, accounts, tokens, demo data."""
+"""The `assay` command: serve, migrate, accounts, tokens, demo data, the trainer worker.
+
+Settings are read inside the commands that need them, so `assay worker` runs on a host that has
+only a server URL and a token (no database, no secret key).
+"""
 
 import asyncio
 import os
@@ -11,8 +15,6 @@ import typer
 from rich.console import Console
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from server.config import settings
 
 app = typer.Typer(help="Assay: human preference judgments for reward models.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts.")
@@ -173,6 +175,7 @@ def token_create(
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL under the data directory."""
+    from server.config import settings
     from server.pgserver import stop_embedded
 
     stopped = stop_embedded(settings.data_dir)
@@ -183,3 +186,67 @@ def db_stop() -> None:
 def db_url() -> None:
     """Print the database URL in use (starting the embedded server if needed)."""
     print(_database_url())
+
+
+@app.command()
+def worker(
+    url: Annotated[str, typer.Option(help="The Assay server, e.g. http://127.0.0.1:8000.", envvar="ASSAY_URL")],
+    token: Annotated[
+        str, typer.Option(help="A trainer token: export:read and reward_models:write.", envvar="ASSAY_WORKER_TOKEN")
+    ],
+    project: Annotated[str, typer.Option(help="The project's id.", envvar="ASSAY_PROJECT")],
+    once: Annotated[bool, typer.Option(help="Do one pull-train-report-score cycle and exit.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where pulled rows, models and state live (default .assay/worker/PROJECT).")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between cycles.")] = 60.0,
+    retries: Annotated[
+        int,
+        typer.Option(help="Retries (1, 2, 4 … 60 s apart) while the server is down.", envvar="ASSAY_WORKER_RETRIES"),
+    ] = 6,
+    embeddings: Annotated[
+        Path | None, typer.Option(help="A local model2vec model directory (needs the model2vec package).")
+    ] = None,
+) -> None:
+    """Train a reward model from the project's judgments and send uncertain items to raters first."""
+    import logging
+
+    from rich.logging import RichHandler
+    from rich.progress import Progress
+
+    from server.client import ApiError, AssayClient, Unreachable
+    from server.trainer.model import Featurizer, HashedNgrams, Model2VecEmbeddings
+    from server.trainer.store import Store
+    from server.trainer.worker import Worker, run_forever
+
+    if not token.strip() or not project.strip():
+        console.print(
+            "[red]Give the worker a trainer token and a project: --token and --project, "
+            "or ASSAY_WORKER_TOKEN and ASSAY_PROJECT.[/red]"
+        )
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)], force=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        featurizer: Featurizer = Model2VecEmbeddings(embeddings) if embeddings else HashedNgrams()
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    store = Store(data_dir or Path(".assay") / "worker" / project)
+
+    async def main(progress: Progress | None) -> None:
+        async with AssayClient(url, token, retries=retries) as client:
+            work = Worker(client, store, server=url, project_id=project, featurizer=featurizer, progress=progress)
+            if once:
+                await work.cycle()
+            else:
+                await run_forever(work, interval=interval)
+
+    try:
+        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+            asyncio.run(main(progress))
+    except (ApiError, Unreachable, RuntimeError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

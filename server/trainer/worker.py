@@ -1,0 +1,206 @@
+"""The trainer worker's cycle: pull new judgments, train, report the model, score open items.
+
+Each step saves the state before the next begins, so a crash at any point resumes cleanly:
+- pull: rows go to a new segment file; the cursor moves only once the file is complete;
+- train: only when a segment arrived since the last model (never twice on the same data);
+  the artefact and the run are saved before anything is reported;
+- report: idempotent on the server (same features and cursor range → the same version);
+- score: every cycle, with the reported model, so items imported since are scored too.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from rich.progress import Progress, TaskID
+
+from server.client import AssayClient, ModelReport, OpenItem, Score, Unreachable
+from server.trainer.model import Featurizer, NotEnoughData, aggregate, load, preference, render, rewards, save, train
+from server.trainer.store import Segment, State, Store, TrainedRun
+
+log = logging.getLogger("assay.worker")
+SCORE_PAGE = 1000
+
+
+@dataclass
+class CycleResult:
+    pulled: int = 0
+    held_back: int = 0
+    trained: bool = False
+    version: int | None = None
+    scored: int = 0
+    prioritised: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        client: AssayClient,
+        store: Store,
+        *,
+        server: str,
+        project_id: str,
+        featurizer: Featurizer,
+        progress: Progress | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.server = server
+        self.project_id = project_id
+        self.featurizer = featurizer
+        self.progress = progress
+
+    def _task(self, description: str, total: float | None = None) -> TaskID | None:
+        return self.progress.add_task(description, total=total) if self.progress else None
+
+    def _advance(self, task: TaskID | None, completed: float, *, done: bool = False) -> None:
+        if self.progress is not None and task is not None:
+            self.progress.update(task, completed=completed, total=completed if done else None)
+
+    async def cycle(self) -> CycleResult:
+        """One pull → train → report → score pass."""
+        state = self.store.load(server=self.server, project_id=self.project_id)
+        result = CycleResult()
+        result.pulled, result.held_back = await self._pull(state)
+        result.trained = await self._train(state)
+        await self._report(state)
+        if state.trained is not None:
+            result.version = state.trained.version
+        result.scored, result.prioritised = await self._score(state)
+        return result
+
+    async def _pull(self, state: State) -> tuple[int, int]:
+        path = self.store.new_segment_path(state)
+        task = self._task("pulling judgments")
+        pull = await self.client.download_export(
+            self.project_id, path, after=state.cursor, on_rows=lambda n: self._advance(task, n)
+        )
+        self._advance(task, pull.rows, done=True)
+        if pull.rows:
+            state.segments.append(
+                Segment(file=path.name, after=state.cursor, next_cursor=pull.next_cursor, rows=pull.rows)
+            )
+        else:
+            path.unlink(missing_ok=True)
+        state.cursor = pull.next_cursor
+        self.store.save(state)
+        log.info("pulled %d new rows (%d stored in total; export %s)", pull.rows, state.rows, pull.export_id)
+        if pull.held_back:
+            log.warning(
+                "%d committed judgments are held back by an open transaction on the server; the next pull gets them",
+                pull.held_back,
+            )
+        return pull.rows, pull.held_back
+
+    async def _train(self, state: State) -> bool:
+        last = state.trained
+        if last is not None and last.segments == len(state.segments) and last.features == self.featurizer.name:
+            log.info("no new judgments since the last model (v%s); not training again", last.version or "unreported")
+            return False
+        if not state.segments:
+            log.info("no judgments exported yet; nothing to train on")
+            return False
+        pairs, n_rows = aggregate(self.store.rows(state))
+        task = self._task(f"training on {len(pairs)} pairs")
+        try:
+            trained = await asyncio.to_thread(train, pairs, self.featurizer, n_judgments=n_rows)
+        except NotEnoughData as exc:
+            log.info("not training yet: %s", exc)
+            return False
+        finally:
+            self._advance(task, 1, done=True)
+        trained.metrics["new_judgments"] = n_rows - (self._rows_at(state, last.segments) if last else 0)
+        path, digest = save(trained, self.store.models_dir)
+        state.trained = TrainedRun(
+            features=trained.features,
+            cursor_from=None,  # every model is trained on all the data from the start
+            cursor_to=state.cursor or "",
+            segments=len(state.segments),
+            artefact=str(path.resolve()),
+            sha256=digest,
+            metrics=trained.metrics,
+        )
+        self.store.save(state)
+        m = trained.metrics
+        log.info(
+            "trained on %d pairs (%d judgments) in %.2f s: held-out accuracy %s, log loss %s (%d pairs held out)",
+            m["n_train"],
+            n_rows,
+            m["training_seconds"],
+            "n/a" if m["accuracy"] is None else f"{m['accuracy']:.3f}",
+            "n/a" if m["log_loss"] is None else f"{m['log_loss']:.3f}",
+            m["n_validation"],
+        )
+        return True
+
+    @staticmethod
+    def _rows_at(state: State, segments: int) -> int:
+        return sum(s.rows for s in state.segments[:segments])
+
+    async def _report(self, state: State) -> None:
+        run = state.trained
+        if run is None or run.version is not None:
+            return
+        report = ModelReport(
+            features=run.features,
+            cursor_from=run.cursor_from,
+            cursor_to=run.cursor_to,
+            metrics=run.metrics,
+            artefact_path=run.artefact,
+            artefact_sha256=run.sha256,
+        )
+        info = await self.client.report_model(self.project_id, report)
+        run.version = info.version
+        self.store.save(state)
+        if info.created:
+            log.info("reported the model as version %d", info.version)
+        else:
+            log.info("the server already had this run as version %d (a report retried after a restart)", info.version)
+
+    def _scores(self, weights: NDArray[np.float64], items: list[OpenItem]) -> list[Score]:
+        scores = []
+        for item in items:
+            if len(item.candidates) < 2:
+                continue
+            texts = [render(c.text if c.text is not None else (c.messages or [])) for c in item.candidates]
+            p, uncertainty = preference(rewards(weights, self.featurizer, texts).tolist())
+            scores.append(Score(item_id=item.id, p=round(p, 6), uncertainty=round(uncertainty, 6)))
+        return scores
+
+    async def _score(self, state: State) -> tuple[int, int]:
+        run = state.trained
+        if run is None or run.version is None:
+            return 0, 0
+        if run.features != self.featurizer.name:
+            log.warning(
+                "model v%d reads %s, not %s; not scoring with it", run.version, run.features, self.featurizer.name
+            )
+            return 0, 0
+        weights = load(Path(run.artefact)).weights
+        task = self._task(f"scoring open items with model v{run.version}")
+        scored = prioritised = 0
+        async for page in self.client.open_items(self.project_id, page_size=SCORE_PAGE):
+            scores = await asyncio.to_thread(self._scores, weights, page)
+            if scores:
+                posted = await self.client.post_scores(self.project_id, run.version, scores)
+                scored += posted.scored
+                prioritised += posted.prioritised
+            self._advance(task, scored)
+        self._advance(task, scored, done=True)
+        run.scored_version = run.version
+        self.store.save(state)
+        log.info("scored %d open items with model v%d; %d priorities changed", scored, run.version, prioritised)
+        return scored, prioritised
+
+
+async def run_forever(worker: Worker, *, interval: float) -> None:
+    """Cycle every `interval` seconds; an unreachable server is waited out, other errors stop the worker."""
+    while True:
+        try:
+            await worker.cycle()
+        except Unreachable as exc:
+            log.error("%s; trying again in %.0f s", exc, interval)
+        await asyncio.sleep(interval)

@@ -1,0 +1,97 @@
+"""The reward model's pure parts: aggregation, the split by prompt, training, scoring, artefacts."""
+
+import numpy as np
+import pytest
+
+from server.trainer import model
+from server.trainer.model import HashedNgrams, Pair
+
+
+def pair(i: int, good_wins: int = 1, bad_wins: int = 0, prompt: str | None = None) -> Pair:
+    good = f"Sure, here is a careful and kind answer about topic {i}."
+    bad = f"No. Go away {i}!"
+    a, b = sorted((good, bad))
+    wins = {good: good_wins, bad: bad_wins}
+    return Pair(prompt=prompt or f"Question {i}?", a=a, b=b, wins_a=wins[a], wins_b=wins[b])
+
+
+class TestAggregate:
+    def test_votes_are_counted_per_pair_in_either_direction(self) -> None:
+        prompt = [{"role": "user", "content": "hi"}]
+        good = [{"role": "assistant", "content": "hello there"}]
+        bad = [{"role": "assistant", "content": "go away"}]
+        rows = [
+            {"prompt": prompt, "chosen": good, "rejected": bad},
+            {"prompt": prompt, "chosen": bad, "rejected": good},
+            {"prompt": prompt, "chosen": good, "rejected": bad},
+            {"prompt": "other", "chosen": "x", "rejected": "y"},
+        ]
+        pairs, n = model.aggregate(rows)
+        assert n == 4
+        assert len(pairs) == 2
+        first = next(p for p in pairs if p.prompt == prompt)
+        winner = first.a if first.label == 1 else first.b
+        assert winner == "assistant: hello there"
+        assert sorted((first.wins_a, first.wins_b)) == [1, 2]
+
+    def test_split_vote_has_no_label(self) -> None:
+        assert pair(1, good_wins=2, bad_wins=2).label is None
+
+
+class TestSplit:
+    def test_every_turn_of_one_opening_prompt_lands_on_one_side(self) -> None:
+        sides = set()
+        for follow_up in range(20):
+            prompt = [
+                {"role": "user", "content": "How do I pick a lock?"},
+                {"role": "assistant", "content": "Why?"},
+                {"role": "user", "content": f"reason {follow_up}"},
+            ]
+            sides.add(model.is_validation(prompt))
+        assert len(sides) == 1
+
+    def test_about_a_fifth_of_prompts_are_held_out(self) -> None:
+        held = sum(model.is_validation(f"prompt {i}") for i in range(2000))
+        assert 300 < held < 500
+
+
+class TestTrain:
+    def test_learns_a_separable_preference_and_reports_metrics(self) -> None:
+        trained = model.train([pair(i) for i in range(60)], HashedNgrams(), n_judgments=60)
+        m = trained.metrics
+        assert m["accuracy"] == 1.0
+        assert m["n_train"] + m["n_validation"] == m["n_pairs"] == 60
+        assert m["n_validation"] > 0
+        assert m["log_loss"] < 0.69
+        assert m["features"] == "hashed-char-ngrams-2-4-2^18"
+        assert m["training_seconds"] >= 0
+
+    def test_too_little_data_is_refused(self) -> None:
+        with pytest.raises(model.NotEnoughData, match="at least 10 are needed"):
+            model.train([pair(i) for i in range(5)], HashedNgrams(), n_judgments=5)
+
+    def test_rewards_rank_the_learnt_preference(self) -> None:
+        trained = model.train([pair(i) for i in range(60)], HashedNgrams(), n_judgments=60)
+        r = model.rewards(trained.weights, HashedNgrams(), ["Sure, here is a careful answer.", "No. Go away!"])
+        assert r[0] > r[1]
+
+
+class TestPreference:
+    def test_two_candidates_uncertainty_is_closeness_to_a_coin_flip(self) -> None:
+        p, u = model.preference([0.3, 0.1])
+        assert p == pytest.approx(1 / (1 + np.exp(-0.2)))
+        assert u == pytest.approx(1 - 2 * abs(p - 0.5))
+
+    def test_more_candidates_use_the_closest_pair(self) -> None:
+        _, u = model.preference([5.0, 0.0, 0.01])
+        assert u == pytest.approx(1 - 2 * abs(1 / (1 + np.exp(-0.01)) - 0.5))
+
+
+def test_artefact_round_trip(tmp_path) -> None:
+    trained = model.train([pair(i) for i in range(30)], HashedNgrams(), n_judgments=30)
+    path, digest = model.save(trained, tmp_path)
+    assert path.name == f"reward-model-{digest[:16]}.npz"
+    loaded = model.load(path)
+    assert loaded.features == trained.features
+    assert loaded.metrics == trained.metrics
+    assert np.allclose(loaded.weights, trained.weights, atol=1e-6)
