@@ -109,7 +109,11 @@ async def create_judgment(
         session,
         assignment_id=leased.assignment.id,
         rater=rater,
-        data=JudgmentCreate(choice=leased.candidates[0].id, active_ms=active_ms),
+        data=JudgmentCreate(
+            choice=leased.candidates[0].id,
+            strength=None if project.scale == "binary" else 1,
+            active_ms=active_ms,
+        ),
     )
     if at is not None:
         await session.execute(update(Judgment).where(Judgment.id == submitted.judgment.id).values(created_at=at))

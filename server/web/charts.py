@@ -98,7 +98,7 @@ def _hour_label(hour: datetime) -> str:
     return f"{hour:%b} {hour.day} {hour:%H}:00" if hour.hour == 0 else f"{hour:%H}:00"
 
 
-def throughput_chart(hours: Sequence[HourlyCount], *, width: int = 640, height: int = 240) -> Chart:
+def throughput_chart(hours: Sequence[HourlyCount], *, width: int = 880, height: int = 250) -> Chart:
     """Columns of judgments per hour (UTC), oldest left; values on the columns when they fit."""
     left, top, right, bottom = 48.0, 22.0, width - 8.0, height - 44.0
     peak = max((h.judgments for h in hours), default=0)
@@ -167,7 +167,7 @@ def _row_chart(
 
     Names sit above the bars rather than beside them so the chart stays readable when narrow.
     """
-    left, right, top = 2.0, width - 104.0, 4.0
+    left, right, top = 2.0, width - 110.0, 4.0
     bottom = top + row_height * len(rows)
     axis_top = max((value for _, value, _ in rows), default=0.0) or 1.0  # no axis drawn: the longest bar fills
     bars = tuple(
@@ -199,7 +199,7 @@ def _row_chart(
     )
 
 
-def rater_count_chart(stats: Sequence[RaterStats], *, width: int = 400) -> Chart:
+def rater_count_chart(stats: Sequence[RaterStats], *, width: int = 380) -> Chart:
     """Judgments per rater, busiest first."""
     rows = [
         (_rater_name(s), float(s.judgments), f"{format_number(s.judgments)} judgment{'s' if s.judgments != 1 else ''}")
@@ -209,7 +209,7 @@ def rater_count_chart(stats: Sequence[RaterStats], *, width: int = 400) -> Chart
     return _row_chart("rater-counts", "Judgments per rater", rows, desc=desc, width=width)
 
 
-def rater_time_chart(stats: Sequence[RaterStats], *, width: int = 400) -> Chart:
+def rater_time_chart(stats: Sequence[RaterStats], *, width: int = 380) -> Chart:
     """Median active time per judgment, per rater (raters who sent no times are left out)."""
     timed = [s for s in stats if s.median_active_ms is not None]
     rows = [(_rater_name(s), float(s.median_active_ms or 0), format_duration(s.median_active_ms)) for s in timed]

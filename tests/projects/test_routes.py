@@ -208,7 +208,7 @@ class TestPreview:
     async def test_empty_says_so(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         _, csrf = await login_as(client, session)
         response = await client.post("/admin/projects/preview", data={"csrf_token": csrf}, headers=htmx("preview"))
-        assert parse(response.text).text == "Nothing to preview yet: type the instructions on the left."
+        assert parse(response.text).text == "Nothing to preview yet: write the instructions in the box."
 
     async def test_needs_csrf(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         await login_as(client, session)
