@@ -22,6 +22,7 @@ from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
 from server.projects.routes import router as projects_pages
 from server.rewards.api import router as rewards_router
+from server.rewards.routes import router as rewards_pages
 from server.users.api import router as users_router
 from server.users.routes import router as users_pages
 from server.web.errors import install_page_handlers
@@ -102,7 +103,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for pages in (auth_pages, labeling_pages, projects_pages, batches_pages, users_pages):
+    for pages in (auth_pages, labeling_pages, projects_pages, batches_pages, users_pages, rewards_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)

@@ -1,0 +1,86 @@
+"""Geometry of the reward-model chart: held-out accuracy of each version against the judgments it saw.
+
+Pure, like `server/web/charts.py`: the template only draws the points and ticks computed here.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from server.models import RewardModel
+from server.web.charts import Tick, format_number, value_ticks
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: float
+    y: float
+    label: str  # the version and its numbers in words, for the point's tooltip
+
+
+@dataclass(frozen=True, slots=True)
+class LineChart:
+    id: str
+    title: str
+    desc: str
+    width: int
+    height: int
+    left: float
+    top: float
+    right: float
+    bottom: float
+    points: tuple[Point, ...]
+    value_ticks: tuple[Tick, ...]
+    label_ticks: tuple[Tick, ...]
+    x_caption: str
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{p.x:.2f},{p.y:.2f}" for p in self.points)
+
+
+def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: int = 260) -> LineChart:
+    """Accuracy (0.4 to 1 on the axis) of each version with a held-out accuracy, by judgments trained on."""
+    left, top, right, bottom = 48.0, 18.0, width - 16.0, height - 44.0
+    measured = [m for m in models if m.metrics.get("accuracy") is not None]
+    most = max((int(m.metrics.get("n_judgments", 0)) for m in measured), default=0)
+    x_top = value_ticks(max(most, 1))[-1]
+    low = 0.4  # below chance is rare and above it is what matters: keep the differences readable
+
+    def x_of(n: float) -> float:
+        return left + (right - left) * n / x_top
+
+    def y_of(accuracy: float) -> float:
+        return bottom - (bottom - top) * (max(accuracy, low) - low) / (1 - low)
+
+    points = tuple(
+        Point(
+            x=x_of(m.metrics.get("n_judgments", 0)),
+            y=y_of(m.metrics["accuracy"]),
+            label=f"v{m.version}: accuracy {m.metrics['accuracy']:.3f} after "
+            f"{format_number(m.metrics.get('n_judgments', 0))} judgments",
+        )
+        for m in measured
+    )
+    if measured:
+        last = measured[-1]
+        desc = (
+            f"{len(measured)} model versions. Latest, v{last.version}: held-out accuracy "
+            f"{last.metrics['accuracy']:.3f} after {format_number(last.metrics.get('n_judgments', 0))} judgments."
+        )
+    else:
+        desc = "No model with a held-out accuracy yet."
+    return LineChart(
+        id="reward-accuracy",
+        title="Held-out accuracy by judgments trained on",
+        desc=desc,
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        right=right,
+        bottom=bottom,
+        points=points,
+        value_ticks=tuple(Tick(position=y_of(v), label=f"{v:.1f}") for v in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)),
+        label_ticks=tuple(Tick(position=x_of(v), label=format_number(v)) for v in value_ticks(max(most, 1))),
+        x_caption="judgments",
+    )

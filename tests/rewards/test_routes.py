@@ -1,0 +1,79 @@
+"""The admin page of reward models: versions with metrics and a chart, the queue with its reasons."""
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Item, Role
+from server.rewards.charts import accuracy_chart
+from server.rewards.schemas import RewardModelCreate, ScoreCreate
+from server.rewards.service import list_models, record_scores, report
+from tests.factories import create_project, create_user, import_items, native_items
+from tests.web.admin import login_as
+from tests.web.html import parse
+
+METRICS = {"log_loss": 0.66, "n_train": 90, "n_validation": 20, "training_seconds": 1.25}
+
+
+async def setup(session: AsyncSession, admin) -> tuple:  # type: ignore[no-untyped-def]
+    trainer = await create_user(session, role=Role.trainer)
+    project = await create_project(session, admin, members=(trainer,), active_learning=True)
+    await import_items(session, project, admin, native_items(4))
+    for version, (n, accuracy) in enumerate([(110, 0.58), (220, 0.61)], start=1):
+        data = RewardModelCreate(
+            features="hashed-char-ngrams-2-4-2^18",
+            cursor_to=f"c{version}",
+            metrics={**METRICS, "accuracy": accuracy, "n_pairs": n, "n_judgments": n},
+            artefact_sha256="cd" * 32,
+        )
+        model, _ = await report(session, project=project, trainer=trainer, data=data)
+    items = list(await session.scalars(select(Item.id).where(Item.project_id == project.id).order_by(Item.seq)))
+    scores = [ScoreCreate(item_id=items[1], p=0.49), ScoreCreate(item_id=items[2], p=0.8)]
+    await record_scores(session, project=project, model=model, scores=scores)
+    await session.commit()
+    return project, items
+
+
+class TestRewardModelsPage:
+    async def test_versions_newest_first_and_the_queue_with_reasons(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        admin, _ = await login_as(client, session)
+        project, _ = await setup(session, admin)
+        response = await client.get(f"/admin/projects/{project.id}/reward-models")
+        assert response.status_code == 200
+        page = parse(response.text)
+        rows = page.by_id("model-versions").find("tbody").find_all("tr")
+        assert [r.find("th").text for r in rows] == ["v2", "v1"]
+        assert "0.610" in rows[0].text
+        assert "220" in rows[0].text
+        assert page.find("svg", class_="chart-reward-accuracy").find("desc").text == (
+            "2 model versions. Latest, v2: held-out accuracy 0.610 after 220 judgments."
+        )
+        queue = page.by_id("queue").find("tbody").find_all("tr")
+        assert [r.find("td", class_="reason").text for r in queue] == [
+            "uncertain: p=0.49 (model v2)",
+            "uncertain: p=0.80 (model v2)",
+            "import order",
+            "import order",
+        ]
+        assert page.find("nav", class_="tabs").find("a", **{"aria-current": "page"}).text == "Reward models"
+
+    async def test_raters_are_refused(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        admin = await create_user(session, role=Role.admin)
+        project, _ = await setup(session, admin)
+        await login_as(client, session, Role.rater)
+        response = await client.get(f"/admin/projects/{project.id}/reward-models")
+        assert response.status_code == 403
+
+
+class TestAccuracyChart:
+    async def test_points_follow_judgments_and_accuracy(self, session: AsyncSession) -> None:
+        admin = await create_user(session, role=Role.admin)
+        project, _ = await setup(session, admin)
+        chart = accuracy_chart(await list_models(session, project))
+        first, second = chart.points
+        assert first.x < second.x  # more judgments to the right
+        assert first.y > second.y  # higher accuracy is higher up (smaller y)
+        assert first.label == "v1: accuracy 0.580 after 110 judgments"
+        assert [t.label for t in chart.label_ticks] == ["0", "100", "200", "300"]
