@@ -34,9 +34,15 @@ REGULARISATION_C = 0.3  # inverse L2 strength; chosen by grouped 5-fold CV on th
 
 
 def render(value: Reply) -> str:
-    """A reply (or prompt) as one text: plain text as is, messages as 'role: content' lines."""
+    """A reply (or prompt) as one text: plain text as is, messages as 'role: content' lines.
+
+    A lone assistant message is its content, so a reply reads the same whether the export
+    carried it as text or, in a conversational row, as one message.
+    """
     if isinstance(value, str):
         return value
+    if len(value) == 1 and value[0].get("role") == "assistant":
+        return str(value[0].get("content", ""))
     return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in value)
 
 
