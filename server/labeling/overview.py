@@ -28,6 +28,23 @@ def start_of_today() -> datetime:
     return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def _judged_today(rater: User, project_ids: list[uuid.UUID]):  # type: ignore[no-untyped-def]
+    return (
+        select(Judgment.project_id, func.count())
+        .where(
+            Judgment.project_id.in_(project_ids),
+            Judgment.created_at >= start_of_today(),
+            Judgment.rater_id == rater.id,
+        )
+        .group_by(Judgment.project_id)
+    )
+
+
+async def judged_today(session: AsyncSession, *, rater: User, project: Project) -> int:
+    """How many judgments this rater made in this project since midnight UTC."""
+    return (await _counts(session, _judged_today(rater, [project.id]))).get(project.id, 0)
+
+
 async def _counts(session: AsyncSession, query) -> dict[uuid.UUID, int]:  # type: ignore[no-untyped-def]
     return {project_id: int(n) for project_id, n in (await session.execute(query)).all()}
 
@@ -45,12 +62,7 @@ async def rater_projects(session: AsyncSession, *, rater: User) -> list[RaterPro
     ids = [p.id for p in projects]
     if not ids:
         return []
-    judged = await _counts(
-        session,
-        select(Judgment.project_id, func.count())
-        .where(Judgment.project_id.in_(ids), Judgment.created_at >= start_of_today(), Judgment.rater_id == rater.id)
-        .group_by(Judgment.project_id),
-    )
+    judged = await _counts(session, _judged_today(rater, ids))
     imported = await _counts(
         session,
         select(Batch.project_id, func.sum(Batch.item_count))

@@ -7,6 +7,8 @@ from server.errors import Invalid
 from server.labeling.schemas import JudgmentCreate
 from server.models import Project, RationaleRule, Scale
 
+RATIONALE_REQUIRED = "This project requires a rationale: say in a sentence why you chose."
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -58,7 +60,7 @@ def _check_rationale(rule: RationaleRule, rationale: str | None) -> str | None:
             raise Invalid("This project does not take rationales; leave rationale empty.")
         return None
     if rule == RationaleRule.required and not text:
-        raise Invalid("This project requires a rationale: say in a sentence why you chose.")
+        raise Invalid(RATIONALE_REQUIRED)
     return text or None
 
 

@@ -9,9 +9,10 @@ in process memory, so any number of server processes can serve raters at once:
 """
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import settings
@@ -58,7 +59,7 @@ _PICK_AND_LEASE = text(
     INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at)
     SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
            ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
-           now(), now() + make_interval(secs => :lease_seconds)
+           clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds)
     FROM bumped b
     RETURNING id
     """
@@ -108,8 +109,14 @@ async def reclaim_expired(session: AsyncSession, project_id: uuid.UUID, *, limit
     return len(expired)
 
 
-async def next_assignment(session: AsyncSession, *, project: Project, rater: User) -> Leased | None:
-    """The rater's open lease if they hold one, else a new lease on the best open item; None when done."""
+async def next_assignment(
+    session: AsyncSession, *, project: Project, rater: User, exclude: Collection[uuid.UUID] = ()
+) -> Leased | None:
+    """The rater's oldest open lease if they hold one, else a new lease on the best open item; None when done.
+
+    `exclude` names leases the caller already shows (the rater page keeps the next item leased
+    ahead of the current one); those are passed over, so a new lease is taken instead.
+    """
     if not project.is_active:
         raise Conflict(f"Project '{project.name}' is paused; labeling resumes when an admin restarts it.")
     if rater.suspended_at is not None:
@@ -122,8 +129,9 @@ async def next_assignment(session: AsyncSession, *, project: Project, rater: Use
             Assignment.project_id == project.id,
             Assignment.status == AssignmentStatus.leased,
             Assignment.expires_at > text("now()"),
+            Assignment.id.not_in(exclude) if exclude else true(),
         )
-        .order_by(Assignment.leased_at)
+        .order_by(Assignment.leased_at)  # clock_timestamp(): leases taken in one transaction keep their order
         .limit(1)
     )
     if current is not None:

@@ -124,14 +124,15 @@ async def login(page, email: str, password: str) -> None:  # type: ignore[no-unt
         await page.click("button[type=submit]")
 
 
-async def screenshot(page, artifacts: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
+async def screenshot(page, artifacts: Path, name: str, *, full_page: bool = False) -> Path:  # type: ignore[no-untyped-def]
     path = artifacts / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=False)
+    await page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
 async def page_login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
-    """Log in over plain HTTP (no browser): fetch the form for its nonce, post it."""
+    """Log in over plain HTTP (no browser), as whoever was logged in before: fetch the form, post it."""
+    client.cookies.clear()
     form = await client.get("/login")
     nonce = NONCE.search(form.text)
     assert nonce is not None, "the login form has no nonce"

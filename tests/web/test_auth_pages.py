@@ -88,7 +88,8 @@ class TestLoginPage:
 
     async def test_deactivated_account(self, client, session: AsyncSession) -> None:
         rater = await create_user(session)
-        await users.update(session, rater, UserUpdate(is_active=False), actor=rater)
+        admin = await create_user(session, role=Role.admin)
+        await users.update(session, rater, UserUpdate(is_active=False), actor=admin)
         await session.commit()
         response = await post_login(client, rater.email, PASSWORD)
         assert response.status_code == 401

@@ -1,0 +1,174 @@
+"""What the rater page shows and sends back (pure: no database, no HTTP).
+
+The page offers a verdict as radio buttons whose values name the verdict; `verdict_from_form`
+turns the posted form into the same `JudgmentCreate` the JSON API takes, and the service's
+rules (labeling/rules.py) judge it. Nothing here decides whether a verdict is allowed beyond
+"did the rater pick anything", which the rules cannot phrase for a person.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from server.errors import Invalid
+from server.labeling.schemas import AssignmentRead, JudgmentCreate
+from server.models import Project, RationaleRule, Scale
+
+# Words for each strength on a scale, strongest first: the buttons read "A much better" … "B much better".
+STRENGTH_WORDS = {
+    Scale.four_point: ("much better", "slightly better"),
+    Scale.eight_point: ("much better", "better", "somewhat better", "slightly better"),
+}
+NO_VERDICT = "Choose which response is better before submitting (the keys are listed below the buttons)."
+NO_RANKING = "Rank every response, best first, before submitting: press their letters in order, or drag them."
+NO_STRENGTH = "Say how much better your first choice is before submitting."
+SURPLUS = (
+    "Saved. Your time on that item had run out and other raters had already filled it, "
+    "so your judgment is kept as an extra one. Nothing was lost."
+)
+NETWORK_FAILED = (
+    "Could not reach the server, so nothing was saved yet. "
+    "Your choice and rationale are still here: press Enter to try again."
+)
+SERVER_FAILED = (
+    "The server had a problem and nothing was saved yet. "
+    "Your choice and rationale are still here: press Enter to try again."
+)
+RATIONALE_TOO_LONG = "Your rationale is longer than 20,000 characters; please shorten it."
+BAD_VERDICT = "That verdict is not one of this item's options; reload the page and choose again."
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One verdict button: the radio's value, its words, and the keys that pick it."""
+
+    value: str
+    label: str
+    keys: tuple[str, ...]
+    side: str = ""  # "a" or "b" on a two-sided scale (styling only; the words say it too)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictForm:
+    """How the verdict is asked for one item under one project's settings."""
+
+    ranking: bool  # more than two candidates: order them all
+    options: list[Option]  # choice buttons (two candidates) or nothing (ranking)
+    strengths: list[Option]  # ranking on a strength scale: how much better the first is
+    flags: list[Option]  # tie / both bad, when the project allows them
+    rationale: str  # off | optional | required
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        """The key legend: (keys, what they do)."""
+        legend: list[tuple[str, str]] = []
+        if self.ranking:
+            legend.append(("A, B, C…", "rank in order, best first (Backspace starts over)"))
+            if self.strengths:
+                legend.append((f"1\N{EN DASH}{len(self.strengths)}", "how much better the first is"))
+        elif self.options:
+            first, last = self.options[0].keys[0], self.options[-1].keys[0]
+            words = "A or B is better" if len(self.options) == 2 else "from A much better to B much better"
+            legend.append((f"{first}\N{EN DASH}{last}" if len(self.options) > 2 else "1 / a, 2 / b", words))
+        legend += [(f.keys[0], f.label) for f in self.flags]
+        legend += [("Enter", "submit"), ("s", "skip"), ("i", "instructions")]
+        if self.rationale != RationaleRule.off:
+            legend.append(("r", "write the rationale"))
+            legend.append(("Esc", "leave the rationale box (Ctrl+Enter submits from it)"))
+        return legend
+
+
+def _choice_options(scale: Scale, ids: Sequence[uuid.UUID]) -> list[Option]:
+    a, b = ids
+    if scale == Scale.binary:
+        return [
+            Option(f"c:{a}:", "A is better", ("1", "a"), "a"),
+            Option(f"c:{b}:", "B is better", ("2", "b"), "b"),
+        ]
+    words = STRENGTH_WORDS[scale]
+    top = scale.max_strength
+    options = [Option(f"c:{a}:{top - i}", f"A {w}", (str(i + 1),), "a") for i, w in enumerate(words)]
+    options += [Option(f"c:{b}:{s}", f"B {words[top - s]}", (str(top + s),), "b") for s in range(1, top + 1)]
+    return options
+
+
+def verdict_form(project: Project, view: AssignmentRead) -> VerdictForm:
+    """The buttons, keys and rationale box for this item."""
+    scale = Scale(project.scale)
+    ids = [c.id for c in view.item.candidates]
+    ranking = len(ids) > 2
+    flags = []
+    if project.allow_tie:
+        flags.append(Option("tie", "Tie", ("t",)))
+    if project.allow_both_bad:
+        flags.append(Option("both_bad", "Both are bad" if not ranking else "All are bad", ("x",)))
+    strengths: list[Option] = []
+    if ranking and scale != Scale.binary:
+        words = STRENGTH_WORDS[scale]
+        top = scale.max_strength
+        strengths = [Option(str(top - i), w.capitalize(), (str(i + 1),)) for i, w in enumerate(words)]
+    return VerdictForm(
+        ranking=ranking,
+        options=[] if ranking else _choice_options(scale, ids),
+        strengths=strengths,
+        flags=flags,
+        rationale=project.rationale,
+    )
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Invalid(BAD_VERDICT) from None
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise Invalid(BAD_VERDICT)
+    return int(value)
+
+
+def _judgment(**fields: Any) -> JudgmentCreate:
+    try:
+        return JudgmentCreate(**fields)
+    except ValidationError as exc:
+        if any(e["loc"] == ("rationale",) for e in exc.errors()):
+            raise Invalid(RATIONALE_TOO_LONG) from None
+        raise Invalid(BAD_VERDICT) from None
+
+
+def verdict_from_form(
+    *,
+    verdict: str | None,
+    ranking: str | None,
+    strength: str | None,
+    rationale: str | None,
+    active_ms: str | None,
+) -> JudgmentCreate:
+    """The posted verdict as the API's `JudgmentCreate`; Invalid (in plain words) when nothing was picked."""
+    active = _int_or_none(active_ms)
+    base: dict[str, Any] = {
+        "rationale": rationale or None,
+        "active_ms": min(active, 86_400_000) if active is not None else None,
+    }
+    if verdict == "tie":
+        return _judgment(tie=True, **base)
+    if verdict == "both_bad":
+        return _judgment(both_bad=True, **base)
+    if verdict and verdict.startswith("c:"):
+        _, choice, level = [*verdict.split(":"), ""][:3]
+        return _judgment(choice=_uuid(choice), strength=_int_or_none(level), **base)
+    if verdict:
+        raise Invalid(BAD_VERDICT)
+    if ranking is not None:
+        order = [_uuid(part) for part in ranking.split(",") if part]
+        if not order:
+            raise Invalid(NO_RANKING)
+        return _judgment(ranking=order, strength=_int_or_none(strength), **base)
+    raise Invalid(NO_VERDICT)

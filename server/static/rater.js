@@ -1,0 +1,337 @@
+/* The rater page: keys, the instant swap to the prefetched item, ranking, heartbeat, drafts.
+ *
+ * The server renders every item; this script only shows and hides them. #queue holds the item
+ * on screen and the next one (hidden, already leased). Submitting shows the next one at once and
+ * lets htmx post the verdict; the answer is the item after it, appended hidden. If the post is
+ * refused or never arrives, the submitted item comes back exactly as the rater left it (choice,
+ * ranking, rationale) with the reason in its error box. No inline handlers: CSP allows 'self' only.
+ */
+(function () {
+  "use strict";
+
+  var queue = document.getElementById("queue");
+  if (!queue) return;
+  var loading = document.querySelector("[data-loading]");
+  var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+  var SWAP_GUARD_MS = 400; // a double click or a bounced Enter must not judge the next item
+  var lastSwap = -Infinity;
+
+  function slots() { return Array.prototype.slice.call(queue.querySelectorAll(":scope > .slot")); }
+  function current() { return queue.querySelector(":scope > .slot:not([hidden])"); }
+  function waiting() {
+    return slots().filter(function (s) { return s.hidden && !s.hasAttribute("data-pending"); });
+  }
+  function verdictForm(slot) { return slot.querySelector("form.verdict"); }
+
+  /* Time actually spent on an item: counted only while it is on screen and the tab is visible. */
+  function startClock(slot) {
+    if (!document.hidden) slot._shownAt = performance.now();
+  }
+  function stopClock(slot) {
+    if (slot._shownAt) {
+      slot._activeMs = (slot._activeMs || 0) + (performance.now() - slot._shownAt);
+      slot._shownAt = 0;
+    }
+  }
+  document.addEventListener("visibilitychange", function () {
+    var slot = current();
+    if (!slot) return;
+    if (document.hidden) { stopClock(slot); return; }
+    startClock(slot);
+    heartbeat(); // timers are throttled in background tabs: renew as soon as the rater is back
+  });
+
+  function show(slot) {
+    slot.hidden = false;
+    if (loading) loading.hidden = true;
+    startClock(slot);
+    restoreDraft(slot);
+    var heading = slot.querySelector("h2");
+    if (heading) heading.focus({ preventScroll: true });
+    window.scrollTo(0, Math.min(window.scrollY, queue.offsetTop));
+  }
+
+  function showNext() {
+    var next = waiting()[0];
+    if (next) show(next);
+    else if (loading) loading.hidden = false;
+  }
+
+  function setError(slot, text) {
+    var box = slot.querySelector("[data-error]");
+    if (box) box.textContent = text || "";
+  }
+
+  /* What is missing before a verdict can be sent; the words come from the server (data-msg-*). */
+  function problem(form) {
+    var picked = form.querySelector("input[name=verdict]:checked");
+    if (form.dataset.mode === "ranking") {
+      if (!picked) {
+        if (!form.querySelector("input[name=ranking]").value) return form.dataset.msgRanking;
+        var strengths = form.querySelectorAll("input[name=strength]");
+        if (strengths.length && !form.querySelector("input[name=strength]:checked")) return form.dataset.msgStrength;
+      }
+    } else if (!picked) {
+      return form.dataset.msgVerdict;
+    }
+    var rationale = form.querySelector("textarea[name=rationale]");
+    if (rationale && rationale.required && !rationale.value.trim()) return form.dataset.msgRationale;
+    return null;
+  }
+
+  function send(slot, action) {
+    if (!slot || slot.dataset.kind !== "item" || slot.hasAttribute("data-pending")) return;
+    var form = verdictForm(slot);
+    var target = action === "skip" ? slot.querySelector("form.skip-form") : form;
+    var missing = action === "judge" ? problem(form) : null;
+    // The second click of a double click (or a bounced key) lands on the item just shown:
+    // nothing has been chosen there yet, so it is dropped without a word.
+    if (performance.now() - lastSwap < SWAP_GUARD_MS && (missing || action === "skip")) return;
+    if (missing) {
+      setError(slot, missing);
+      if (missing === form.dataset.msgRationale) form.querySelector("textarea[name=rationale]").focus();
+      return;
+    }
+    setError(slot, "");
+    stopClock(slot);
+    form.querySelector("input[name=active_ms]").value = String(Math.round(slot._activeMs || 0));
+    // Every lease the page still shows, so the server leases a new one after them.
+    var holding = slots().filter(function (s) { return s !== slot && s.dataset.assignment; })
+      .map(function (s) { return s.dataset.assignment; }).join(",");
+    target.querySelector("input[name=ahead]").value = holding;
+    slot.setAttribute("data-pending", action);
+    slot.querySelector("[data-submit]").disabled = true;
+    slot.hidden = true;
+    lastSwap = performance.now();
+    showNext();
+    htmx.trigger(target, action === "skip" ? "assay-skip" : "assay-judge");
+  }
+
+  /* The answer to a submit or skip: drop the sent item, or bring it back with the reason. */
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    var slot = form && form.closest && form.closest(".slot");
+    if (!slot || !slot.hasAttribute("data-pending")) return;
+    var action = slot.getAttribute("data-pending");
+    slot.removeAttribute("data-pending");
+    if (event.detail.successful) {
+      clearDraft(slot);
+      slot.remove();
+      if (action === "judge") bumpCounter();
+      if (!current()) showNext();
+      return;
+    }
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status === 0) setError(slot, queue.dataset.msgNetwork);
+    else if (status >= 500) setError(slot, queue.dataset.msgServer);
+    var shown = current();
+    if (shown && shown !== slot) { stopClock(shown); shown.hidden = true; }
+    // Put it back first in line, where it was.
+    queue.insertBefore(slot, queue.firstElementChild);
+    slot.querySelector("[data-submit]").disabled = false;
+    show(slot);
+  });
+
+  /* New items arrive hidden at the end; keep one copy of each, and one "done" at most. */
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target !== queue) return;
+    var seen = {};
+    slots().forEach(function (s) {
+      var key = s.dataset.assignment || s.dataset.kind;
+      if (seen[key]) s.remove(); else seen[key] = true;
+    });
+    // An item after a "done" is new work that arrived meanwhile: it goes first.
+    slots().forEach(function (s) {
+      if (s.dataset.kind === "item" && s.hidden && !s.hasAttribute("data-pending")) {
+        var before = s.previousElementSibling;
+        if (before && before.dataset.kind !== "item" && before.hidden) queue.insertBefore(s, before);
+      }
+    });
+    if (!current() && !slots().some(function (s) { return s.hasAttribute("data-pending"); })) showNext();
+  });
+
+  function bumpCounter() {
+    var counter = document.querySelector("[data-judged-today]");
+    if (counter) counter.textContent = String(parseInt(counter.textContent, 10) + 1);
+  }
+
+  /* Ranking: letters fill the order best-first; drag or the arrow buttons reorder. */
+  function rankItems(form) { return Array.prototype.slice.call(form.querySelectorAll("[data-rank-list] > li")); }
+  function renderRanking(form) {
+    var items = rankItems(form);
+    var fixed = form._ranked || 0;
+    var complete = fixed >= items.length;
+    items.forEach(function (li, i) {
+      li.classList.toggle("ranked", i < fixed);
+      li.querySelector(".rank-pos").textContent = i < fixed ? String(i + 1) + "." : "";
+    });
+    form.querySelector("input[name=ranking]").value = complete
+      ? items.map(function (li) { return li.dataset.candidate; }).join(",") : "";
+    var status = form.querySelector("[data-rank-status]");
+    status.textContent = complete
+      ? "Your ranking: " + items.map(function (li) { return li.dataset.label; }).join(" > ")
+      : fixed === 0 ? "Not ranked yet: press the letters in order, best first."
+      : "Ranked " + fixed + " of " + items.length + ": press the next letter.";
+    if (complete || fixed) {
+      form.querySelectorAll("input[name=verdict]:checked").forEach(function (r) { r.checked = false; });
+    }
+  }
+  function rankByKey(form, label) {
+    var items = rankItems(form);
+    var li = items.filter(function (x) { return x.dataset.label.toLowerCase() === label; })[0];
+    if (!li) return false;
+    var fixed = form._ranked || 0;
+    if (fixed >= items.length) fixed = 0; // a finished ranking: a letter starts a new one
+    if (items.indexOf(li) < fixed) return true;
+    li.parentNode.insertBefore(li, items[fixed]);
+    fixed += 1;
+    form._ranked = fixed >= items.length - 1 ? items.length : fixed;
+    renderRanking(form);
+    return true;
+  }
+  function move(form, li, delta) {
+    var items = rankItems(form);
+    var to = items.indexOf(li) + delta;
+    if (to < 0 || to >= items.length) return;
+    if (delta < 0) li.parentNode.insertBefore(li, items[to]);
+    else li.parentNode.insertBefore(li, items[to].nextSibling);
+    form._ranked = items.length;
+    renderRanking(form);
+  }
+  var dragged = null;
+  queue.addEventListener("dragstart", function (e) {
+    var li = e.target.closest && e.target.closest("[data-rank-list] > li");
+    if (!li) return;
+    dragged = li;
+    e.dataTransfer.effectAllowed = "move";
+    e.dataTransfer.setData("text/plain", li.dataset.label);
+  });
+  queue.addEventListener("dragover", function (e) {
+    if (dragged && e.target.closest && e.target.closest("[data-rank-list]")) e.preventDefault();
+  });
+  queue.addEventListener("drop", function (e) {
+    var li = e.target.closest && e.target.closest("[data-rank-list] > li");
+    if (!dragged || !li || li === dragged) return;
+    e.preventDefault();
+    var rect = li.getBoundingClientRect();
+    var after = e.clientY > rect.top + rect.height / 2;
+    li.parentNode.insertBefore(dragged, after ? li.nextSibling : li);
+    var form = li.closest("form");
+    form._ranked = rankItems(form).length;
+    renderRanking(form);
+    dragged = null;
+  });
+  queue.addEventListener("dragend", function () { dragged = null; });
+
+  queue.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-move]");
+    if (button) move(button.closest("form"), button.closest("li"), parseInt(button.dataset.move, 10));
+  });
+  queue.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.name === "verdict" && t.checked) setError(t.closest(".slot"), "");
+    if (t.name === "verdict" && t.checked && t.closest("form").dataset.mode === "ranking") {
+      t.closest("form")._ranked = 0; // tie / all bad replaces the ranking
+      renderRanking(t.closest("form"));
+      t.checked = true;
+    }
+  });
+
+  /* Forms submit through send(): a click, Enter on the button, or the plain form without JS. */
+  queue.addEventListener("submit", function (e) {
+    var form = e.target;
+    e.preventDefault();
+    send(form.closest(".slot"), form.classList.contains("skip-form") ? "skip" : "judge");
+  });
+
+  function typingIn(target) {
+    return target.closest && target.closest(
+      "textarea, select, [contenteditable=''], [contenteditable=true], input:not([type=radio]):not([type=checkbox])"
+    );
+  }
+
+  document.addEventListener("keydown", function (e) {
+    var slot = current();
+    if (!slot || slot.dataset.kind !== "item" || e.isComposing) return;
+    var form = verdictForm(slot);
+    if (typingIn(e.target)) {
+      if (e.key === "Escape") { e.target.blur(); slot.querySelector("h2").focus({ preventScroll: true }); }
+      else if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); send(slot, "judge"); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    var tag = e.target.tagName;
+    if (e.key === "Enter") {
+      if (tag === "A" || tag === "SUMMARY" || (tag === "BUTTON" && !e.target.hasAttribute("data-submit"))) return;
+      e.preventDefault();
+      send(slot, "judge");
+      return;
+    }
+    var key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+    if (key === "s") { e.preventDefault(); send(slot, "skip"); return; }
+    if (key === "r" && form.querySelector("textarea[name=rationale]") && form.dataset.mode !== "ranking") {
+      e.preventDefault();
+      form.querySelector("textarea[name=rationale]").focus();
+      return;
+    }
+    if (key === "i") {
+      var details = document.querySelector("[data-instructions]");
+      if (details) details.open = !details.open;
+      e.preventDefault();
+      return;
+    }
+    if (form.dataset.mode === "ranking") {
+      if (key === "Backspace") { form._ranked = 0; renderRanking(form); e.preventDefault(); return; }
+      if (/^[a-z]$/.test(key) && key !== "t" && key !== "x" && rankByKey(form, key)) { e.preventDefault(); return; }
+    }
+    var radios = form.querySelectorAll("input[type=radio][data-keys]");
+    for (var i = 0; i < radios.length; i++) {
+      if (radios[i].dataset.keys.split(" ").indexOf(key) >= 0) {
+        radios[i].checked = true;
+        radios[i].dispatchEvent(new Event("change", { bubbles: true }));
+        e.preventDefault();
+        return;
+      }
+    }
+  });
+
+  /* Drafts: the rationale survives a reload or a new login in this tab. */
+  function draftKey(slot) { return "assay:rationale:" + slot.dataset.assignment; }
+  function restoreDraft(slot) {
+    var box = slot.querySelector("textarea[data-draft]");
+    if (!box || box.value) return;
+    try { box.value = sessionStorage.getItem(draftKey(slot)) || ""; } catch (err) { /* storage off */ }
+  }
+  function clearDraft(slot) {
+    try { sessionStorage.removeItem(draftKey(slot)); } catch (err) { /* storage off */ }
+  }
+  queue.addEventListener("input", function (e) {
+    var slot = e.target.closest(".slot");
+    if (!e.target.matches("textarea[data-draft]") || !slot) return;
+    try { sessionStorage.setItem(draftKey(slot), e.target.value); } catch (err) { /* storage off */ }
+  });
+
+  /* Heartbeat: keep the leases of the items on the page alive while it is open (JSON API). */
+  function heartbeat() {
+    slots().forEach(function (slot) {
+      if (!slot.dataset.assignment || slot.hasAttribute("data-pending")) return;
+      fetch("/api/v1/assignments/" + slot.dataset.assignment + "/heartbeat", {
+        method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": headers["X-CSRF-Token"] || "" }
+      }).then(function (response) {
+        if (response.status !== 409) return;
+        return response.json().then(function (body) {
+          var notice = slot.querySelector("[data-notice]");
+          if (notice) notice.innerHTML = "";
+          var p = document.createElement("p");
+          p.className = "notice";
+          p.textContent = body.detail;
+          if (notice) notice.appendChild(p);
+        });
+      }).catch(function () { /* offline: the next beat tries again */ });
+    });
+  }
+  setInterval(heartbeat, parseInt(queue.dataset.heartbeatMs, 10) || 60000);
+
+  var first = current();
+  if (first) { startClock(first); restoreDraft(first); }
+})();
