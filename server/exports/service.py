@@ -1,13 +1,14 @@
 """Incremental exports of judgments, in commit order, from one consistent snapshot.
 
 The cursor is a transaction-id watermark, not a row number: a row is exported once every
-transaction older than it has finished (its `xid` is below the snapshot's xmin). A row whose
+transaction older than it has finished (its `xid` is below the watermark: the oldest
+transaction of this database still running when the snapshot was taken). A row whose
 transaction commits late, after later rows, is therefore never skipped: it is simply
 delivered by the pull after it commits. Each export reads inside one REPEATABLE READ
 transaction, so the rows and the cursor it returns describe the same snapshot.
 
 Two row sources share that cursor:
-- per judgment: the judgments whose `xid` lies in [after, xmin);
+- per judgment: the judgments whose `xid` lies in [after, watermark);
 - per completed item (`granularity=item`, or `completed=true`): the items whose *last counted
   judgment* lies in that range and that have all `overlap` judgments. An item is then
   delivered exactly once, in the pull that sees it complete; surplus judgments (late work on a
@@ -198,8 +199,29 @@ def rows_sql(request: ExportRequest) -> str:
         ORDER BY final.last_xid, i.seq"""
 
 
-# Committed rows this pull cannot include yet because an older transaction, anywhere in the
-# PostgreSQL cluster, is still open (the watermark waits for it); the next pull delivers them.
+# The watermark: the oldest transaction id that was still running when the snapshot was taken,
+# leaving out the ones that run in *another* database (they can never write our judgments).
+# Transaction ids are cluster-wide, so without that, any long transaction on the same
+# PostgreSQL server would stall every export. A running id whose database cannot be read
+# (it ended meanwhile, or the role may not see other users' sessions) counts as ours: the
+# watermark may then wait longer than needed, never less. The snapshot is the transaction's
+# (REPEATABLE READ), so the rows read afterwards are exactly those it shows as committed.
+_WATERMARK = text(
+    """
+    WITH snap AS (SELECT pg_current_snapshot() AS s)
+    SELECT least(
+        pg_snapshot_xmax(s)::text::bigint,
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
+         WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                           WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
+                             AND a.datname IS DISTINCT FROM current_database()))
+    )
+    FROM snap
+    """
+)
+
+# Committed rows this pull cannot include yet because an older transaction in this database
+# is still open (the watermark waits for it); the next pull delivers them.
 _HELD_BACK = text("SELECT count(*) FROM judgments WHERE project_id = :project_id AND xid >= :high")
 _HAS_MESSAGES = text("SELECT coalesce(bool_or(has_messages), false) FROM batches WHERE project_id = :project_id")
 
@@ -311,9 +333,9 @@ async def open_export(
     try:
         connection = await connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         await connection.begin()
-        xmin = await connection.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
-        assert xmin is not None
-        high = max(xmin, low)
+        watermark = await connection.scalar(_WATERMARK)
+        assert watermark is not None
+        high = max(watermark, low)
         params = {"project_id": project.id, "high": high}
         held_back = await connection.scalar(_HELD_BACK, params) or 0
         chat = bool(await connection.scalar(_HAS_MESSAGES, params))

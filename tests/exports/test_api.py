@@ -6,7 +6,9 @@ from typing import Any
 import httpx
 import orjson
 import pyarrow.parquet as pq
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from server.models import Role, Scope
 from tests.factories import (
@@ -124,6 +126,31 @@ class TestExport:
         )
         assert len(response.content.splitlines()) == 1
         assert response.headers["Assay-Held-Back"] == "0"
+
+    async def test_an_open_transaction_in_another_database_does_not_hold_rows_back(
+        self, client, session, database_url
+    ) -> None:
+        """Transaction ids are cluster-wide; only this database's transactions can delay a row."""
+        project, rater, trainer = await self.setup(session, n=1)
+        other = (
+            make_url(database_url)
+            .set(drivername="postgresql+asyncpg", database="postgres")
+            .render_as_string(hide_password=False)
+        )
+        elsewhere = create_async_engine(other, poolclass=NullPool)
+        try:
+            async with elsewhere.connect() as blocker:
+                await blocker.begin()
+                await blocker.exec_driver_sql("SELECT pg_current_xact_id()")  # holds a cluster-wide xid
+                await rate_all(client, project, rater)
+                response = await client.get(
+                    f"/api/v1/projects/{project.id}/export", params={"format": "raw"}, headers=bearer(trainer)
+                )
+                assert len(response.content.splitlines()) == 1
+                assert response.headers["Assay-Held-Back"] == "0"
+                await blocker.rollback()
+        finally:
+            await elsewhere.dispose()
 
     async def test_bad_cursor_refused(self, client, session) -> None:
         project, _, trainer = await self.setup(session)
