@@ -32,7 +32,7 @@ from bench.pgbench import run_pgbench
 from bench.servers import ROOT, Server, running_servers
 
 RESULTS = ROOT / "bench" / "results"
-PHASES = ("import", "raters", "export")
+PHASES = ("import", "raters", "swap", "export")
 EXPORTS = {  # label -> query of one full export of the bulk-filled project
     "raw": {"format": "raw"},
     "trl": {"format": "trl"},
@@ -55,15 +55,19 @@ class Config:
     pgbench_duration_s: int
     phases: frozenset[str]
     budget_s: float
+    think_s: float = 2.0
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2-minute smoke run: 10k items, 10 s phases")
-    parser.add_argument("--phases", default=",".join(PHASES), help="comma list of import,raters,export")
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma list of import,raters,swap,export")
     parser.add_argument("--no-pgbench", action="store_true", help="skip the baseline (no ratios then)")
     parser.add_argument("--duration", type=float, help="seconds per rater phase (30; quick 10)")
     parser.add_argument("--items", type=int, help="items in the upload (100,000; quick 10,000)")
+    parser.add_argument(
+        "--think", type=float, default=2.0, help="rater page: mean seconds per item before submitting (2; 0 = none)"
+    )
     parser.add_argument("--budget", type=float, default=720.0, help="seconds; later phases are skipped past it")
     args = parser.parse_args(argv)
     chosen = frozenset(p.strip() for p in args.phases.split(",") if p.strip())
@@ -89,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         pgbench_duration_s=10 if quick else 15,
         phases=chosen,
         budget_s=args.budget,
+        think_s=args.think,
     )
 
 
@@ -131,7 +136,7 @@ async def baseline(server: DatabaseServer, config: Config) -> dict[str, Any]:
 
 
 async def labeling_phases(run: Run) -> None:
-    """Import the queue, probe its cost, then run the raters with 1 and 4 server processes."""
+    """Import the queue, probe its cost, run the raters with 1 and 4 server processes, then the rater page."""
     config, accounts = run.config, run.accounts
     with run.servers(1) as servers:
         async with httpx.AsyncClient(base_url=servers[0].url, timeout=60) as client:
@@ -142,26 +147,48 @@ async def labeling_phases(run: Run) -> None:
             servers[0], accounts.admin, big, config.items, run.workdir, run.server.postmaster_pid
         )
         run.log(f"imported at {run.results['import']['items_per_s']:,.0f} items/s")
-        if "raters" not in config.phases:
-            return
-        await phases.import_small(servers[0], accounts.admin, small, config.small_items, run.workdir)
-        run.log("queue-size probe (one rater, sequential)")
-        run.results["queue_probe"] = await phases.queue_probe(
-            servers[0],
-            accounts.probe,
-            {f"{config.small_items // 1000}k": small, f"{config.items // 1000}k": big},
-            config.phase,
-        )
-    tokens = [r.token for r in accounts.raters]
+        if "raters" in config.phases:
+            await phases.import_small(servers[0], accounts.admin, small, config.small_items, run.workdir)
+            run.log("queue-size probe (one rater, sequential)")
+            run.results["queue_probe"] = await phases.queue_probe(
+                servers[0],
+                accounts.probe,
+                {f"{config.small_items // 1000}k": small, f"{config.items // 1000}k": big},
+                config.phase,
+            )
+    if not config.phases & {"raters", "swap"}:
+        return
+    if "raters" in config.phases:
+        await api_rater_phases(run, big)
+    if "swap" in config.phases:
+        await swap_phase(run, big)
+    run.results["audit"] = await audit(run.url, big)
+    run.log(f"audit: {'OK' if run.results['audit']['ok'] else 'FAILED'} {run.results['audit']}")
+
+
+async def api_rater_phases(run: Run, project: str) -> None:
+    config = run.config
+    tokens = [r.token for r in run.accounts.raters]
     run.results["raters"] = {}
     for count in config.server_counts:
         with run.servers(count) as servers:
             run.log(f"{len(tokens)} raters for {config.phase.duration_s:.0f} s against {count} server process(es)")
-            figures = await phases.rater_phase(servers, tokens, big, config.phase, run.server.postmaster_pid, run.tps)
+            pid = run.server.postmaster_pid
+            figures = await phases.rater_phase(servers, tokens, project, config.phase, pid, run.tps)
             run.results["raters"][str(count)] = figures
             run.log(f"{figures['annotations_per_s']:,.1f} annotations/s, {figures['http_errors']} HTTP errors")
-    run.results["audit"] = await audit(run.url, big)
-    run.log(f"audit: {'OK' if run.results['audit']['ok'] else 'FAILED'} {run.results['audit']}")
+
+
+async def swap_phase(run: Run, project: str) -> None:
+    """The same raters on the rater page (one server process): the htmx next-item swap."""
+    emails = [r.email for r in run.accounts.raters]
+    with run.servers(1) as servers:
+        run.log(f"{len(emails)} raters on the rater page (htmx swap) for {run.config.phase.duration_s:.0f} s")
+        swap = await phases.swap_phase(
+            servers, emails, project, run.config.phase, run.server.postmaster_pid, run.config.think_s
+        )
+    run.results["swap"] = swap
+    run.log(f"swap: server p95 {swap['server_ms']['p95']:.1f} ms, {swap['http_errors']} HTTP errors")
 
 
 async def export_phase(run: Run) -> None:
@@ -223,7 +250,7 @@ async def measure(config: Config) -> dict[str, Any]:
             with tempfile.TemporaryDirectory(prefix="assay-bench-") as workdir:
                 run = Run(config, server, url, accounts, Path(workdir), started, results, skipped)
                 run.log(f"database migrated, {len(accounts.raters)} raters with tokens")
-                if config.phases & {"import", "raters"}:
+                if config.phases & {"import", "raters", "swap"}:
                     await labeling_phases(run)
                 if "export" in config.phases:
                     if run.remaining() > 90:

@@ -14,6 +14,7 @@ PASSWORD = "bench password not secret"
 class Account:
     id: str
     token: str
+    email: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ async def _create(session: Any, role: Any, scopes: list[Any], tag: str) -> Accou
     email = f"{tag}@bench.example.com"
     user = await users.create(session, UserCreate(email=email, password=PASSWORD, role=role), actor=None)
     _, secret = await auth.create_token(session, user=user, name="bench", scopes=scopes, expires_in_days=1, actor=user)
-    return Account(id=str(user.id), token=secret)
+    return Account(id=str(user.id), token=secret, email=email)
 
 
 async def create_accounts(database_url: str, raters: int) -> Accounts:

@@ -156,6 +156,39 @@ async def rater_phase(
     return summarize_raters(samples, cpu.result, len(servers), len(tokens), tps)
 
 
+async def swap_phase(
+    servers: list[Server],
+    emails: list[str],
+    project_id: str,
+    config: PhaseConfig,
+    postmaster_pid: int | None,
+    think_s: float,
+) -> dict[str, Any]:
+    """The rater page's next-item swap under load: each rater submits as htmx does and gets the item
+    after the next back (verdict stored, a new lease taken, its HTML rendered) in one request."""
+    plan = raters.RaterPlan(
+        project_id=project_id, warmup_s=config.warmup_s, duration_s=config.duration_s, mode="page", think_s=think_s
+    )
+    urls = [s.url for s in servers]
+    with CpuMeter([s.pid for s in servers], postmaster_pid) as cpu:
+        samples = await asyncio.to_thread(raters.run_rater_phase, urls, emails, plan, config.client_processes)
+    swaps = [s for s in samples.in_window(raters.SWAP) if s.status == 200]
+    duration = samples.window[1] - samples.window[0]
+    return {
+        "servers": len(servers),
+        "raters": len(emails),
+        "think_s": think_s,
+        "duration_s": duration,
+        "swaps": len(swaps),
+        "swaps_per_s": len(swaps) / duration,
+        "server_ms": percentiles([s.server_ms for s in swaps]),
+        "client_ms": percentiles([s.ms for s in swaps]),
+        "http_errors": samples.error_count,
+        "error_examples": samples.errors,
+        "machine_busy_pct": cpu.result["machine_busy_pct"],
+    }
+
+
 async def _stream(client: httpx.AsyncClient, url: str, params: dict[str, str]) -> dict[str, Any]:
     """Read an export to the end; its row count and digest come from the manifest the server wrote."""
     started = time.perf_counter()

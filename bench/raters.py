@@ -1,4 +1,5 @@
-"""Simulated raters: closed loops of `next` then `judgment`, in client processes of their own.
+"""Simulated raters: closed loops of `next` then `judgment` (or, in "page" mode, the rater page's
+htmx submit that returns the item after the next), in client processes of their own.
 
 One Python process cannot drive 100 raters without becoming the bottleneck (JSON and HTTP
 parsing cost CPU), so the raters are split over client processes that start together and
@@ -9,13 +10,18 @@ browser tab, and is pinned to one server port (round-robin: a stand-in for a loa
 import asyncio
 import multiprocessing as mp
 import queue
+import random
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from bench.accounts import PASSWORD
+
 NEXT, SUBMIT = "next", "submit"
+SWAP = "swap"  # the rater page: submit a verdict, get the item after the next (leased and rendered)
 START_MARGIN_S = 0.5
 REQUEST_TIMEOUT_S = 30.0
 ERROR_BACKOFF_S = 0.05  # a failing rater must not spin and starve the others
@@ -29,6 +35,7 @@ class Sample:
     ended: float
     ms: float
     status: int  # 0 when no response came (connection error, timeout)
+    server_ms: float = 0.0  # the server's own time (Server-Timing header), when it sends one
 
 
 @dataclass
@@ -44,6 +51,8 @@ class RaterPlan:
     project_id: str
     warmup_s: float
     duration_s: float
+    mode: str = "api"  # "api": next + judgment with a token; "page": the rater page's htmx swap
+    think_s: float = 0.0  # page mode: mean time a rater looks at an item before submitting (0.5x-1.5x)
 
 
 class _Rater:
@@ -91,10 +100,66 @@ class _Rater:
             pass
 
 
+_SLOT = re.compile(r'<section class="slot item" id="a-([0-9a-f-]+)"')
+_FIRST_CHOICE = re.compile(r'name="verdict" value="(c:[0-9a-f-]+:)"')
+
+
+def _slots(html: str) -> list[tuple[str, str]]:
+    """(assignment id, first candidate's verdict value) of each item section of a page or fragment."""
+    parts = _SLOT.split(html)[1:]
+    return [(parts[i], m.group(1)) for i in range(0, len(parts), 2) if (m := _FIRST_CHOICE.search(parts[i + 1]))]
+
+
+class _PageRater(_Rater):
+    """A browser on the rater page: log in, open the page (current + next item), then submit
+    verdicts as htmx does; each answer carries the item after the next, which becomes the next."""
+
+    queue: list[tuple[str, str]]
+
+    async def start(self, email: str, password: str) -> None:
+        login = await self.client.post("/api/v1/auth/session", json={"email": email, "password": password})
+        login.raise_for_status()
+        self.client.headers.update(
+            {"X-CSRF-Token": login.json()["csrf_token"], "HX-Request": "true", "HX-Target": "queue"}
+        )
+        page = await self.client.get(f"/projects/{self.plan.project_id}/label")
+        page.raise_for_status()
+        self.queue = _slots(page.text)
+
+    async def cycle(self) -> bool:
+        if not self.queue:
+            return False
+        if self.plan.think_s:
+            await asyncio.sleep(self.plan.think_s * random.uniform(0.5, 1.5))
+        (assignment, verdict), ahead = self.queue[0], self.queue[1:]
+        data = {"verdict": verdict, "ahead": ",".join(a for a, _ in ahead)}
+        started, clock = time.time(), time.perf_counter()
+        try:
+            response = await self.client.post(f"/assignments/{assignment}/judge", data=data)
+        except httpx.HTTPError as exc:
+            self._error(SWAP, f"{type(exc).__name__}: {exc}")
+            self.result.samples.append(Sample(SWAP, started, time.time(), 0.0, 0))
+            await asyncio.sleep(ERROR_BACKOFF_S)
+            return True
+        ms = (time.perf_counter() - clock) * 1000
+        timing = _SERVER_TIMING.search(response.headers.get("server-timing", ""))
+        server_ms = float(timing.group(1)) if timing else 0.0
+        self.result.samples.append(Sample(SWAP, started, time.time(), ms, response.status_code, server_ms))
+        if response.status_code != 200:
+            self._error(SWAP, f"HTTP {response.status_code} {response.text[:200]}")
+            await asyncio.sleep(ERROR_BACKOFF_S)
+            return True
+        self.queue = ahead + _slots(response.text)
+        return True
+
+
+_SERVER_TIMING = re.compile(r"app;dur=([0-9.]+)")
+
+
 def _client(base_url: str, token: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=base_url,
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {token}"} if token else {},
         timeout=REQUEST_TIMEOUT_S,
         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),  # one browser tab
     )
@@ -104,15 +169,30 @@ async def _child(
     raters: list[tuple[str, str]], plan: RaterPlan, ready: "mp.Queue[int]", start: "mp.Queue[float]"
 ) -> ChildResult:
     result = ChildResult()
-    clients = [_client(url, token) for url, token in raters]
+    page = plan.mode == "page"
+    # Page raters carry an email where API raters carry a token; they log in with the bench password.
+    clients = [_client(url, "" if page else credential) for url, credential in raters]
     try:
-        # Open every keep-alive connection before the clock starts.
+        # Open every keep-alive connection (and, on the page, log in and open it) before the clock starts.
         await asyncio.gather(*(c.get("/healthz") for c in clients))
+        workers: list[_Rater]
+        if page:
+            page_raters = [_PageRater(c, plan, result) for c in clients]
+            logins = asyncio.Semaphore(4)  # each login hashes a password: a stampede would time out
+
+            async def open_page(rater: _PageRater, email: str) -> None:
+                async with logins:
+                    await rater.start(email, PASSWORD)
+
+            await asyncio.gather(*(open_page(r, email) for r, (_, email) in zip(page_raters, raters, strict=True)))
+            workers = list(page_raters)
+        else:
+            workers = [_Rater(c, plan, result) for c in clients]
         ready.put(len(clients))
         start_at = await asyncio.to_thread(start.get)
         await asyncio.sleep(max(0.0, start_at - time.time()))
         stop_at = start_at + plan.warmup_s + plan.duration_s
-        await asyncio.gather(*(_Rater(c, plan, result).run_until(stop_at) for c in clients))
+        await asyncio.gather(*(w.run_until(stop_at) for w in workers))
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
     result.cpu_s = time.process_time()

@@ -127,6 +127,28 @@ def _rater_rows(results: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _swap_rows(results: dict[str, Any]) -> list[Row]:
+    swap = results.get("swap")
+    if not swap:
+        return []
+    label = f"rater page swap, {swap['raters']} raters, 1 server process"
+    return [
+        (
+            f"{label}: server time p50 / p95 / p99 (ms)",
+            _trio(swap["server_ms"]),
+            "-",
+            "submit + lease the item after the next + render it (Server-Timing); target p95 < 20 ms",
+        ),
+        (
+            f"{label}: at the client p50 / p95 / p99 (ms)",
+            _trio(swap["client_ms"]),
+            "-",
+            f"{swap['swaps']:,} swaps, {swap['swaps_per_s']:,.1f}/s, {swap['think_s']:g} s mean think time; "
+            f"machine {swap['machine_busy_pct']:.0f}% busy; HTTP errors {swap['http_errors']}",
+        ),
+    ]
+
+
 def _audit_rows(results: dict[str, Any]) -> list[Row]:
     audit = results.get("audit")
     if not audit:
@@ -219,6 +241,7 @@ def build_rows(results: dict[str, Any]) -> list[Row]:
         + _import_rows(results)
         + _probe_rows(results)
         + _rater_rows(results)
+        + _swap_rows(results)
         + _audit_rows(results)
         + _export_rows(results)
     )

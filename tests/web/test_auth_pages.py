@@ -58,6 +58,7 @@ class TestLoginPage:
         assert 'name="email"' in response.text
         assert 'name="password"' in response.text
         assert "Content-Security-Policy" in response.headers
+        assert response.headers["Server-Timing"].startswith("app;dur=")
 
     async def test_success_sets_cookie_and_redirects_to_next(self, client, session: AsyncSession) -> None:
         rater = await create_user(session)
