@@ -55,7 +55,7 @@ class Config:
     pgbench_duration_s: int
     phases: frozenset[str]
     budget_s: float
-    think_s: float = 2.0
+    think_s: float = 5.0
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     parser.add_argument("--duration", type=float, help="seconds per rater phase (30; quick 10)")
     parser.add_argument("--items", type=int, help="items in the upload (100,000; quick 10,000)")
     parser.add_argument(
-        "--think", type=float, default=2.0, help="rater page: mean seconds per item before submitting (2; 0 = none)"
+        "--think", type=float, default=5.0, help="rater page: mean seconds per item before submitting (5; 0 = none)"
     )
     parser.add_argument("--budget", type=float, default=720.0, help="seconds; later phases are skipped past it")
     args = parser.parse_args(argv)
@@ -180,15 +180,17 @@ async def api_rater_phases(run: Run, project: str) -> None:
 
 
 async def swap_phase(run: Run, project: str) -> None:
-    """The same raters on the rater page (one server process): the htmx next-item swap."""
+    """The same raters on the rater page, with 1 and 4 server processes: the htmx next-item swap."""
     emails = [r.email for r in run.accounts.raters]
-    with run.servers(1) as servers:
-        run.log(f"{len(emails)} raters on the rater page (htmx swap) for {run.config.phase.duration_s:.0f} s")
-        swap = await phases.swap_phase(
-            servers, emails, project, run.config.phase, run.server.postmaster_pid, run.config.think_s
-        )
-    run.results["swap"] = swap
-    run.log(f"swap: server p95 {swap['server_ms']['p95']:.1f} ms, {swap['http_errors']} HTTP errors")
+    config = run.config
+    run.results["swap"] = {}
+    for count in config.server_counts:
+        with run.servers(count) as servers:
+            run.log(f"{len(emails)} raters on the rater page for {config.phase.duration_s:.0f} s, {count} process(es)")
+            pid = run.server.postmaster_pid
+            swap = await phases.swap_phase(servers, emails, project, config.phase, pid, config.think_s)
+        run.results["swap"][str(count)] = swap
+        run.log(f"swap: server p95 {swap['server_ms']['p95']:.1f} ms, {swap['http_errors']} HTTP errors")
 
 
 async def export_phase(run: Run) -> None:

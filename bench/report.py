@@ -128,10 +128,15 @@ def _rater_rows(results: dict[str, Any]) -> list[Row]:
 
 
 def _swap_rows(results: dict[str, Any]) -> list[Row]:
-    swap = results.get("swap")
-    if not swap:
-        return []
-    label = f"rater page swap, {swap['raters']} raters, 1 server process"
+    rows: list[Row] = []
+    for _, swap in sorted(results.get("swap", {}).items(), key=lambda kv: int(kv[0])):
+        rows += _swap_phase_rows(swap)
+    return rows
+
+
+def _swap_phase_rows(swap: dict[str, Any]) -> list[Row]:
+    processes = f"{swap['servers']} server process{'es' if swap['servers'] > 1 else ''}"
+    label = f"rater page swap, {swap['raters']} raters, {processes}"
     return [
         (
             f"{label}: server time p50 / p95 / p99 (ms)",

@@ -102,12 +102,11 @@ async def label_page(
 
 
 async def _answer(
-    request: Request, session: AsyncSession, rater: Principal, project_id: uuid.UUID, ahead: str, notice: str
+    request: Request, session: AsyncSession, rater: Principal, project: Project, ahead: str, notice: str
 ) -> Response:
     """After a submit or skip: the next hidden item for htmx, or back to the page for a plain form."""
     if not is_htmx(request):
-        return RedirectResponse(f"/projects/{project_id}/label", status_code=303)
-    project = await session.get_one(Project, project_id)
+        return RedirectResponse(f"/projects/{project.id}/label", status_code=303)
     slot = await _lease_ahead(session, project, rater, _holding(ahead))
     context = {"project": project, "slots": [slot], "notice": notice, "messages": MESSAGES}
     return render(request, "labeling/label.html", context, block="prefetched")
@@ -151,7 +150,7 @@ async def judge(
     except AssayError as exc:
         return await _inline_error(request, session, assignment_id, exc)
     notice = pages.SURPLUS if result.created and result.judgment.surplus else ""
-    return await _answer(request, session, rater, result.judgment.project_id, ahead, notice)
+    return await _answer(request, session, rater, result.project, ahead, notice)
 
 
 @router.post("/assignments/{assignment_id}/skip")
@@ -167,4 +166,4 @@ async def skip(
         assignment = await service.skip(session, assignment_id=assignment_id, rater=rater.user, reason=None)
     except AssayError as exc:
         return await _inline_error(request, session, assignment_id, exc)
-    return await _answer(request, session, rater, assignment.project_id, ahead, "")
+    return await _answer(request, session, rater, await session.get_one(Project, assignment.project_id), ahead, "")

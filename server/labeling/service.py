@@ -42,6 +42,7 @@ class Leased:
 class Submitted:
     judgment: Judgment
     created: bool  # False when this was a retry of an earlier submit
+    project: Project
 
 
 _PICK_AND_LEASE = text(
@@ -61,9 +62,11 @@ _PICK_AND_LEASE = text(
            ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
            clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds)
     FROM bumped b
-    RETURNING id
+    RETURNING *
     """
 )
+# The new assignment comes back whole from the INSERT: no second read.
+_PICK_AND_LEASE_ROW = select(Assignment).from_statement(_PICK_AND_LEASE.columns(*Assignment.__table__.columns))
 
 
 async def _lock_membership(session: AsyncSession, project: Project, rater: User) -> None:
@@ -77,9 +80,14 @@ async def _lock_membership(session: AsyncSession, project: Project, rater: User)
 
 
 async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
-    item = await session.get_one(Item, assignment.item_id)
-    by_id = {c.id: c for c in await session.scalars(select(Candidate).where(Candidate.item_id == item.id))}
-    return Leased(assignment=assignment, item=item, candidates=[by_id[c] for c in assignment.shown_order])
+    """The assignment's item and its candidates, in one round trip."""
+    rows = (
+        await session.execute(
+            select(Item, Candidate).join(Candidate, Candidate.item_id == Item.id).where(Item.id == assignment.item_id)
+        )
+    ).all()
+    by_id = {candidate.id: candidate for _, candidate in rows}
+    return Leased(assignment=assignment, item=rows[0][0], candidates=[by_id[c] for c in assignment.shown_order])
 
 
 async def reclaim_expired(session: AsyncSession, project_id: uuid.UUID, *, limit: int) -> int:
@@ -137,13 +145,13 @@ async def next_assignment(
     if current is not None:
         return await _load(session, current)
     await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
-    new_id = await session.scalar(
-        _PICK_AND_LEASE,
+    leased = await session.scalar(
+        _PICK_AND_LEASE_ROW,
         {"project_id": project.id, "rater_id": rater.id, "lease_seconds": project.lease_seconds},
     )
-    if new_id is None:
+    if leased is None:
         return None
-    return await _load(session, await session.get_one(Assignment, new_id))
+    return await _load(session, leased)
 
 
 async def _own_assignment(session: AsyncSession, assignment_id: uuid.UUID, rater: User) -> Assignment:
@@ -182,14 +190,23 @@ async def _take_slot(session: AsyncSession, assignment: Assignment) -> bool:
 
 async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, data: JudgmentCreate) -> Submitted:
     """Store a verdict once; a retry returns the first; a late one on a filled item is kept as surplus."""
-    assignment = await _own_assignment(session, assignment_id, rater)
+    row = (
+        await session.execute(
+            select(Assignment, Project)
+            .join(Project, Project.id == Assignment.project_id)
+            .where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
+            .with_for_update(of=Assignment)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No assignment {assignment_id} of yours.")
+    assignment, project = row
     if assignment.status == AssignmentStatus.submitted:
         existing = await session.scalar(select(Judgment).where(Judgment.assignment_id == assignment.id))
         assert existing is not None
-        return Submitted(judgment=existing, created=False)
+        return Submitted(judgment=existing, created=False, project=project)
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("You skipped this item, so it cannot be judged any more.")
-    project = await session.get_one(Project, assignment.project_id)
     candidate_ids = list(assignment.shown_order)
     verdict = validate_verdict(project, candidate_ids, data)
     counted = await _take_slot(session, assignment)
@@ -212,7 +229,7 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     assignment.status = AssignmentStatus.submitted
     assignment.finished_at = func.now()
     await session.flush()
-    return Submitted(judgment=judgment, created=True)
+    return Submitted(judgment=judgment, created=True, project=project)
 
 
 async def skip(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, reason: str | None) -> Assignment:
