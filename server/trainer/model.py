@@ -173,23 +173,35 @@ def _evaluate(weights: NDArray[np.float64], diff: Matrix, y: NDArray[np.float64]
     return accuracy, log_loss
 
 
+def fit(featurizer: Featurizer, pairs: Sequence[Pair]) -> tuple[NDArray[np.float64], float]:
+    """Bradley-Terry weights for these pairs, and their accuracy on the pairs themselves."""
+    diff, y = _differences(featurizer, pairs)
+    x = sp.vstack([diff, -diff]) if sp.issparse(diff) else np.vstack([diff, -diff])
+    model = LogisticRegression(C=REGULARISATION_C, fit_intercept=False, max_iter=1000)
+    model.fit(x, np.concatenate([y, 1.0 - y]))
+    weights = np.asarray(model.coef_, dtype=np.float64).ravel()
+    return weights, _evaluate(weights, diff, y)[0]
+
+
 def train(pairs: Sequence[Pair], featurizer: Featurizer, *, n_judgments: int) -> Trained:
-    """Fit on the training prompts, measure on the held-out prompts; split votes are left out."""
+    """Measure on held-out prompts, then refit on every pair: the metrics estimate the model that is kept.
+
+    The model fitted without the held-out prompts gives `accuracy` and `log_loss`; the weights
+    kept (and used to score open items) are fitted on all pairs, so no judgment is wasted, which
+    matters most for active learning, where the held-out share would otherwise never teach the
+    model. Split votes are left out.
+    """
     started = time.perf_counter()
     decided = [p for p in pairs if p.label is not None]
     held_out = [p for p in decided if is_validation(p.prompt)]
     training = [p for p in decided if not is_validation(p.prompt)]
     if len(training) < MIN_TRAIN_PAIRS:
         raise NotEnoughData(f"{len(training)} training pairs; at least {MIN_TRAIN_PAIRS} are needed to train.")
-    diff, y = _differences(featurizer, training)
-    x = sp.vstack([diff, -diff]) if sp.issparse(diff) else np.vstack([diff, -diff])
-    model = LogisticRegression(C=REGULARISATION_C, fit_intercept=False, max_iter=1000)
-    model.fit(x, np.concatenate([y, 1.0 - y]))
-    weights = np.asarray(model.coef_, dtype=np.float64).ravel()
-    train_accuracy, _ = _evaluate(weights, diff, y)
+    weights, train_accuracy = fit(featurizer, training)
     accuracy = log_loss = None
     if held_out:
         accuracy, log_loss = _evaluate(weights, *_differences(featurizer, held_out))
+        weights, _ = fit(featurizer, decided)
     metrics = {
         "accuracy": accuracy,
         "log_loss": log_loss,
@@ -199,7 +211,7 @@ def train(pairs: Sequence[Pair], featurizer: Featurizer, *, n_judgments: int) ->
         "n_validation": len(held_out),
         "n_split_votes": len(pairs) - len(decided),
         "n_judgments": n_judgments,
-        "validation": f"{VALIDATION_PERCENT}% of opening prompts (stable hash)",
+        "validation": f"{VALIDATION_PERCENT}% of opening prompts held out; the kept model is refitted on all pairs",
         "features": featurizer.name,
         "training_seconds": round(time.perf_counter() - started, 3),
     }
@@ -215,13 +227,51 @@ def rewards(weights: NDArray[np.float64], featurizer: Featurizer, texts: Sequenc
     return np.asarray(featurizer.transform(texts) @ weights, dtype=np.float64).ravel()
 
 
-def preference(candidate_rewards: Sequence[float]) -> tuple[float, float]:
-    """(P(first candidate preferred over the second), uncertainty of the closest pair in [0, 1])."""
-    r = list(candidate_rewards)
-    p = float(_sigmoid(np.array([r[0] - r[1]]))[0])
-    closest = min(abs(r[i] - r[j]) for i in range(len(r)) for j in range(i + 1, len(r)))
-    uncertainty = 1.0 - 2.0 * abs(float(_sigmoid(np.array([closest]))[0]) - 0.5)
-    return p, uncertainty
+def score_items(
+    weights: NDArray[np.float64], featurizer: Featurizer, items: Sequence[Sequence[str]]
+) -> list[tuple[float, float]]:
+    """For each item's candidate texts: (P(first preferred over second), uncertainty in [0, 1]).
+
+    The uncertainty of a pair is 4 p (1 - p), which is 1 at a coin flip and 0 when the model is
+    sure, times ||f(a) - f(b)|| / sqrt(||f(a)||^2 + ||f(b)||^2), which is 0 for replies the model
+    cannot tell apart and 1 for replies with no feature in common: the expected size of the
+    gradient a judgment of the pair would give (expected gradient length), scaled to [0, 1].
+    Near-identical replies therefore do not jump the queue just because their rewards are close.
+    An item's uncertainty is that of its most uncertain pair. All texts are featurised at once.
+    """
+    features = featurizer.transform([t for candidates in items for t in candidates])
+    return score_features(weights, features, [len(candidates) for candidates in items])
+
+
+def score_features(weights: NDArray[np.float64], features: Matrix, sizes: Sequence[int]) -> list[tuple[float, float]]:
+    """`score_items` on already featurised candidates: rows in item order, `sizes` candidates per item."""
+    if not sizes:
+        return []
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    pairs = [
+        (s + a, s + b, k)
+        for k, (s, n) in enumerate(zip(starts, sizes, strict=True))
+        for a in range(n)
+        for b in range(a + 1, n)
+    ]
+    first, second, owner = (np.array(column, dtype=int) for column in zip(*pairs, strict=True))
+    r = np.asarray(features @ weights, dtype=np.float64).ravel()
+    squares = np.asarray(
+        features.multiply(features).sum(axis=1) if sp.issparse(features) else (features**2).sum(axis=1)
+    ).ravel()
+    diff = features[first] - features[second]
+    distance = np.sqrt(
+        np.asarray(diff.multiply(diff).sum(axis=1) if sp.issparse(diff) else (diff**2).sum(axis=1)).ravel()
+    )
+    spread = np.sqrt(squares[first] + squares[second])
+    p = _sigmoid(r[first] - r[second])
+    uncertainty = np.minimum(
+        1.0, 4 * p * (1 - p) * np.divide(distance, spread, out=np.zeros_like(spread), where=spread > 0)
+    )
+    best = np.zeros(len(sizes))
+    np.maximum.at(best, owner, uncertainty)
+    p_first = _sigmoid(r[starts] - r[starts + 1])
+    return [(float(pf), float(u)) for pf, u in zip(p_first, best, strict=True)]
 
 
 def save(trained: Trained, directory: Path) -> tuple[Path, str]:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from rich.progress import Progress, TaskID
 
 from server.client import AssayClient, ModelReport, OpenItem, Score, Unreachable
-from server.trainer.model import Featurizer, NotEnoughData, aggregate, load, preference, render, rewards, save, train
+from server.trainer.model import Featurizer, NotEnoughData, aggregate, load, render, save, score_items, train
 from server.trainer.store import Segment, State, Store, TrainedRun
 
 log = logging.getLogger("assay.worker")
@@ -161,14 +161,12 @@ class Worker:
             log.info("the server already had this run as version %d (a report retried after a restart)", info.version)
 
     def _scores(self, weights: NDArray[np.float64], items: list[OpenItem]) -> list[Score]:
-        scores = []
-        for item in items:
-            if len(item.candidates) < 2:
-                continue
-            texts = [render(c.text if c.text is not None else (c.messages or [])) for c in item.candidates]
-            p, uncertainty = preference(rewards(weights, self.featurizer, texts).tolist())
-            scores.append(Score(item_id=item.id, p=round(p, 6), uncertainty=round(uncertainty, 6)))
-        return scores
+        scorable = [item for item in items if len(item.candidates) >= 2]
+        texts = [[render(c.text if c.text is not None else (c.messages or [])) for c in i.candidates] for i in scorable]
+        return [
+            Score(item_id=item.id, p=round(p, 6), uncertainty=round(u, 6))
+            for item, (p, u) in zip(scorable, score_items(weights, self.featurizer, texts), strict=True)
+        ]
 
     async def _score(self, state: State) -> tuple[int, int]:
         run = state.trained

@@ -76,15 +76,32 @@ class TestTrain:
         assert r[0] > r[1]
 
 
-class TestPreference:
-    def test_two_candidates_uncertainty_is_closeness_to_a_coin_flip(self) -> None:
-        p, u = model.preference([0.3, 0.1])
-        assert p == pytest.approx(1 / (1 + np.exp(-0.2)))
-        assert u == pytest.approx(1 - 2 * abs(p - 0.5))
+class TestScoreItems:
+    def test_an_untrained_model_is_unsure_of_replies_with_nothing_in_common(self) -> None:
+        zero = np.zeros(2**18)
+        [(p, u)] = model.score_items(zero, HashedNgrams(), [["aaaa", "zzzz"]])
+        assert (p, u) == (0.5, pytest.approx(1.0))
 
-    def test_more_candidates_use_the_closest_pair(self) -> None:
-        _, u = model.preference([5.0, 0.0, 0.01])
-        assert u == pytest.approx(1 - 2 * abs(1 / (1 + np.exp(-0.01)) - 0.5))
+    def test_replies_it_cannot_tell_apart_teach_nothing(self) -> None:
+        zero = np.zeros(2**18)
+        [(p, u)] = model.score_items(zero, HashedNgrams(), [["same words", "same words"]])
+        assert (p, u) == (0.5, 0.0)
+
+    def test_a_learnt_preference_is_sure_and_oriented(self) -> None:
+        trained = model.train([pair(i) for i in range(60)], HashedNgrams(), n_judgments=60)
+        good, bad = "Sure, here is a careful and kind answer about topic 99.", "No. Go away 99!"
+        (p_good_first, u), (p_bad_first, _) = model.score_items(
+            trained.weights, HashedNgrams(), [[good, bad], [bad, good]]
+        )
+        assert p_good_first > 0.5 > p_bad_first
+        assert p_good_first == pytest.approx(1 - p_bad_first)
+        [(_, unsure)] = model.score_items(trained.weights, HashedNgrams(), [["blue whale", "red panda"]])
+        assert unsure > u  # an unfamiliar pair is worth more than one the model already ranks
+
+    def test_more_candidates_use_the_most_uncertain_pair(self) -> None:
+        zero = np.zeros(2**18)
+        [(_, u)] = model.score_items(zero, HashedNgrams(), [["same words", "same words", "zzzz"]])
+        assert u == pytest.approx(1.0)
 
 
 def test_artefact_round_trip(tmp_path) -> None:

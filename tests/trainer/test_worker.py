@@ -131,7 +131,12 @@ class TestOneCycle:
         assert result.scored == 15
         scores = {s.item_id: s for s in await session.scalars(select(ItemScore))}
         assert len(scores) == 15
-        most_uncertain = max(scores.values(), key=lambda s: (s.uncertainty, -s.p)).item_id
+        most_uncertain = await session.scalar(
+            select(Item.id)
+            .join(ItemScore, ItemScore.item_id == Item.id)
+            .order_by(ItemScore.uncertainty.desc(), Item.seq)
+        )
+        assert most_uncertain is not None
         served = (await next_item(client, env.project, env.rater)).json()["item"]["id"]
         assert served == str(most_uncertain)
         item = await session.get_one(Item, most_uncertain)
