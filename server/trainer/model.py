@@ -239,6 +239,8 @@ def score_items(
     Near-identical replies therefore do not jump the queue just because their rewards are close.
     An item's uncertainty is that of its most uncertain pair. All texts are featurised at once.
     """
+    if not items:
+        return []  # (a vectorizer refuses an empty batch)
     features = featurizer.transform([t for candidates in items for t in candidates])
     return score_features(weights, features, [len(candidates) for candidates in items])
 

@@ -98,6 +98,9 @@ class TestScoreItems:
         [(_, unsure)] = model.score_items(trained.weights, HashedNgrams(), [["blue whale", "red panda"]])
         assert unsure > u  # an unfamiliar pair is worth more than one the model already ranks
 
+    def test_no_items(self) -> None:
+        assert model.score_items(np.zeros(2**18), HashedNgrams(), []) == []
+
     def test_more_candidates_use_the_most_uncertain_pair(self) -> None:
         zero = np.zeros(2**18)
         [(_, u)] = model.score_items(zero, HashedNgrams(), [["same words", "same words", "zzzz"]])

@@ -149,6 +149,12 @@ class TestOneCycle:
         assert (result.scored, result.prioritised) == (15, 0)
         assert await session.scalar(select(func.max(Item.priority))) == 0.0
 
+    async def test_nothing_left_open_scores_nothing(self, app, client, session, tmp_path) -> None:
+        env = await setup(session, n=30)
+        await rate(client, env, 30)
+        result = await worker(app, env, tmp_path).cycle()
+        assert (result.trained, result.version, result.scored) == (True, 1, 0)
+
     async def test_too_few_judgments_train_nothing(self, app, client, session, tmp_path) -> None:
         env = await setup(session)
         await rate(client, env, 5)
