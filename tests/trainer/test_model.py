@@ -115,3 +115,34 @@ def test_artefact_round_trip(tmp_path) -> None:
     assert loaded.features == trained.features
     assert loaded.metrics == trained.metrics
     assert np.allclose(loaded.weights, trained.weights, atol=1e-6)
+
+
+class TestEmbeddings:
+    def test_a_local_model2vec_model_adds_its_embedding_to_the_ngrams(self, tmp_path) -> None:
+        model2vec = pytest.importorskip("model2vec")
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        words = ["[UNK]", "[PAD]", "sure", "here", "is", "a", "careful", "and", "kind", "answer", "no", "go", "away"]
+        tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+        vectors = np.random.default_rng(0).normal(size=(len(words), 8)).astype(np.float32)
+        model2vec.StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=True).save_pretrained(str(tmp_path / "m"))
+
+        featurizer = model.Model2VecEmbeddings(tmp_path / "m")
+        assert featurizer.name == "model2vec:m+hashed-char-ngrams-2-4-2^18"
+        assert featurizer.transform(["sure here is", "go away"]).shape == (2, 8 + 2**18)
+        trained = model.train([pair(i) for i in range(60)], featurizer, n_judgments=60)
+        assert trained.metrics["accuracy"] == 1.0
+        assert trained.features == featurizer.name
+
+    def test_without_the_package_the_reason_is_given(self, tmp_path, monkeypatch) -> None:
+        monkeypatch.setitem(__import__("sys").modules, "model2vec", None)
+        with pytest.raises(
+            RuntimeError, match=r"Embeddings need the optional model2vec package: pip install model2vec"
+        ):
+            model.Model2VecEmbeddings(tmp_path)
+
+    def test_a_missing_model_directory_is_named(self, tmp_path) -> None:
+        pytest.importorskip("model2vec")
+        with pytest.raises(RuntimeError, match="No model2vec model directory at"):
+            model.Model2VecEmbeddings(tmp_path / "absent")
