@@ -269,11 +269,6 @@
     }
     var key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     if (key === "s") { e.preventDefault(); send(slot, "skip"); return; }
-    if (key === "r" && form.querySelector("textarea[name=rationale]") && form.dataset.mode !== "ranking") {
-      e.preventDefault();
-      form.querySelector("textarea[name=rationale]").focus();
-      return;
-    }
     if (key === "i") {
       var details = document.querySelector("[data-instructions]");
       if (details) details.open = !details.open;
@@ -283,6 +278,11 @@
     if (form.dataset.mode === "ranking") {
       if (key === "Backspace") { form._ranked = 0; renderRanking(form); e.preventDefault(); return; }
       if (/^[a-z]$/.test(key) && key !== "t" && key !== "x" && rankByKey(form, key)) { e.preventDefault(); return; }
+    }
+    if (key === "r" && form.querySelector("textarea[name=rationale]")) {
+      e.preventDefault();
+      form.querySelector("textarea[name=rationale]").focus();
+      return;
     }
     var radios = form.querySelectorAll("input[type=radio][data-keys]");
     for (var i = 0; i < radios.length; i++) {

@@ -307,3 +307,39 @@ class TestScreenshots:
         await page.goto("/")
         await screenshot(page, artifacts, "my-projects-390x844")
         browser_log.assert_clean()
+
+    async def test_chat_and_ranking(
+        self, page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
+    ) -> None:
+        records = [orjson.loads(line) for line in DEMO_FILE.read_bytes().splitlines() if line.strip()]
+        chat = next(r for r in records if isinstance(r["prompt"], list))
+        code = "def median(xs):\n    xs = sorted(xs)\n    n = len(xs)\n    return xs[n // 2]  # wrong for even n\n"
+        ranked = {
+            "id": "rank",
+            "prompt": "Write median(xs).",
+            "responses": [{"text": code}, {"text": "Use statistics.median."}, {"text": "I cannot help."}],
+        }
+        rater, (chats, ranks) = await setup(
+            session,
+            ({"name": "Chats", "rationale": "required", "allow_both_bad": True}, [chat]),
+            ({"name": "Ranks", "scale": "4-point", "allow_tie": True}, [ranked]),
+        )
+        await login(page, rater.email, PASSWORD)
+        await page.goto(f"/projects/{chats.id}/label")
+        roles = await page.eval_on_selector_all(f"{CURRENT} .prompt .msg-role", "els => els.map(e => e.textContent)")
+        assert roles == ["user", "assistant", "user"]
+        await page.keyboard.press("i")  # fold the instructions away
+        await screenshot(page, artifacts, "rater-chat-1280x800")
+        await page.goto(f"/projects/{ranks.id}/label")
+        for key in ("b", "a"):
+            await page.keyboard.press(key)
+        await page.keyboard.press("2")
+        assert await page.is_checked(f"{CURRENT} input[name=strength][value='1']")
+        assert await page.inner_text(f"{CURRENT} [data-rank-status]") == "Your ranking: B > A > C"
+        await page.keyboard.press("r")
+        await page.keyboard.type("B is correct, A only names a function.")
+        await page.keyboard.press("Escape")
+        assert await page.inner_text(f"{CURRENT} [data-rank-status]") == "Your ranking: B > A > C"
+        assert await page.input_value(f"{CURRENT} textarea") == "B is correct, A only names a function."
+        await screenshot(page, artifacts, "rater-ranking-1280x800")
+        browser_log.assert_clean()
