@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 HTMX   := server/static/vendor/htmx.min.js
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench bench-rewardmodel clean
 
 setup: $(STAMP) $(HTMX)
 
@@ -36,6 +36,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# The trainer worker on the HH-RLHF sample in ../shared/data and the active-learning curves (~10 min).
+bench-rewardmodel: setup
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.rewardmodel
 
 clean:
 	rm -rf $(VENV) node_modules server/static/vendor
