@@ -40,7 +40,7 @@ class LineChart:
 
 def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: int = 260) -> LineChart:
     """Accuracy (0.4 to 1 on the axis) of each version with a held-out accuracy, by judgments trained on."""
-    left, top, right, bottom = 48.0, 18.0, width - 16.0, height - 44.0
+    left, top, right, bottom = 48.0, 18.0, width - 32.0, height - 44.0
     measured = [m for m in models if m.metrics.get("accuracy") is not None]
     most = max((int(m.metrics.get("n_judgments", 0)) for m in measured), default=0)
     x_top = value_ticks(max(most, 1))[-1]
