@@ -46,24 +46,34 @@ _UPSERT_SCORES = text(
 )
 
 # Priority from the stored score, set-based: used after a post of scores (those items) and
-# when active learning is switched on (every scored item of the project).
+# when active learning is switched on (every scored item of the project). Rows are locked in id
+# order first, the order expired-lease reclaim uses, so the two can never deadlock; raters'
+# `next` skips locked rows (SKIP LOCKED) rather than waiting.
+_REASON = f"'{REASON_PREFIX}p=' || to_char(s.p, 'FM0.00') || ' (model v' || s.model_version || ')'"
 _PRIORITISE = text(
     f"""
-    UPDATE items i
-    SET priority = s.uncertainty,
-        priority_reason = '{REASON_PREFIX}p=' || to_char(s.p, 'FM0.00') || ' (model v' || s.model_version || ')'
-    FROM item_scores s
-    WHERE s.item_id = i.id AND i.project_id = :project_id
-      AND (CAST(:model_id AS uuid) IS NULL OR (s.reward_model_id = :model_id AND s.item_id = ANY(:ids)))
-      AND (i.priority IS DISTINCT FROM s.uncertainty
-           OR i.priority_reason IS DISTINCT FROM
-              '{REASON_PREFIX}p=' || to_char(s.p, 'FM0.00') || ' (model v' || s.model_version || ')')
+    WITH target AS (
+        SELECT i.id, s.uncertainty, {_REASON} AS reason
+        FROM items i JOIN item_scores s ON s.item_id = i.id
+        WHERE i.project_id = :project_id
+          AND (CAST(:model_id AS uuid) IS NULL OR (s.reward_model_id = :model_id AND s.item_id = ANY(:ids)))
+          AND (i.priority IS DISTINCT FROM s.uncertainty OR i.priority_reason IS DISTINCT FROM {_REASON})
+        ORDER BY i.id
+        FOR UPDATE OF i
+    )
+    UPDATE items SET priority = target.uncertainty, priority_reason = target.reason
+    FROM target WHERE items.id = target.id
     """
 )
 
 _DEPRIORITISE = text(
-    "UPDATE items SET priority = 0, priority_reason = NULL"
-    " WHERE project_id = :project_id AND starts_with(priority_reason, :prefix)"
+    """
+    WITH target AS (
+        SELECT id FROM items WHERE project_id = :project_id AND starts_with(priority_reason, :prefix)
+        ORDER BY id FOR UPDATE
+    )
+    UPDATE items SET priority = 0, priority_reason = NULL FROM target WHERE items.id = target.id
+    """
 )
 
 
