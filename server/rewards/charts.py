@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.models import RewardModel
-from server.web.charts import Tick, format_number, value_ticks
+from server.web.charts import Frame, Tick, format_number, value_ticks
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,19 +18,8 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
-class LineChart:
-    id: str
-    title: str
-    desc: str
-    width: int
-    height: int
-    left: float
-    top: float
-    right: float
-    bottom: float
+class LineChart(Frame):
     points: tuple[Point, ...]
-    value_ticks: tuple[Tick, ...]
-    label_ticks: tuple[Tick, ...]
     x_caption: str
 
     @property

@@ -32,8 +32,8 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
-class Chart:
-    """One chart: its frame, plot area, bars, axis ticks and the texts a screen reader gets."""
+class Frame:
+    """What every chart has: its frame, plot area, axis ticks and the texts a screen reader gets."""
 
     id: str
     title: str
@@ -44,9 +44,15 @@ class Chart:
     top: float
     right: float
     bottom: float
-    bars: tuple[Bar, ...]
     value_ticks: tuple[Tick, ...]
     label_ticks: tuple[Tick, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chart(Frame):
+    """A bar chart."""
+
+    bars: tuple[Bar, ...]
     empty: bool
 
 
