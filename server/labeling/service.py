@@ -4,7 +4,8 @@ Every rule that must hold under concurrency is enforced with row locks in Postgr
 in process memory, so any number of server processes can serve raters at once:
 - a rater's own requests are serialised by locking their membership row;
 - an item is picked with FOR UPDATE SKIP LOCKED from the partial index of open items, and its
-  slot counters (`leased`, `judged`) change in the same statement;
+  slot counters (`leased`, `judged`) change in the same statement; when every open item is
+  locked at that instant, the pick waits for the locks once rather than report an empty queue;
 - a submit locks its assignment first, then the item (the same order everywhere: no deadlocks).
 """
 
@@ -67,6 +68,13 @@ _PICK_AND_LEASE = text(
 )
 # The new assignment comes back whole from the INSERT: no second read.
 _PICK_AND_LEASE_ROW = select(Assignment).from_statement(_PICK_AND_LEASE.columns(*Assignment.__table__.columns))
+# The same pick waiting for row locks instead of passing over them: for when every open item
+# is locked for a moment (other raters' leases being taken, a reward model re-prioritising).
+_PICK_AND_LEASE_WAITING_ROW = select(Assignment).from_statement(
+    text(_PICK_AND_LEASE.text.replace("FOR UPDATE OF i SKIP LOCKED", "FOR UPDATE OF i")).columns(
+        *Assignment.__table__.columns
+    )
+)
 
 
 async def _lock_membership(session: AsyncSession, project: Project, rater: User) -> None:
@@ -144,11 +152,14 @@ async def next_assignment(
     )
     if current is not None:
         return await _load(session, current)
-    await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
-    leased = await session.scalar(
-        _PICK_AND_LEASE_ROW,
-        {"project_id": project.id, "rater_id": rater.id, "lease_seconds": project.lease_seconds},
-    )
+    reclaimed = await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
+    params = {"project_id": project.id, "rater_id": rater.id, "lease_seconds": project.lease_seconds}
+    leased = await session.scalar(_PICK_AND_LEASE_ROW, params)
+    if leased is None and not reclaimed:
+        # SKIP LOCKED found nothing, but "nothing left" must not mean "everything was locked
+        # just now": wait for the locks and look again. Only when this transaction holds no
+        # item lock (nothing reclaimed), so the wait can never close a deadlock cycle.
+        leased = await session.scalar(_PICK_AND_LEASE_WAITING_ROW, params)
     if leased is None:
         return None
     return await _load(session, leased)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Item, Judgment, Role
-from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items
+from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 
 ROOT = Path(__file__).resolve().parents[2]
 RATERS, ITEMS, OVERLAP = 50, 200, 2
@@ -141,3 +141,23 @@ class TestThreeProcesses:
             for c in clients:
                 await c.aclose()
         await check(session, accepted, errors)
+
+
+async def test_a_locked_open_item_is_waited_for_not_reported_gone(client, session: AsyncSession, engine) -> None:
+    """SKIP LOCKED passes over a row someone holds for a moment (a reward model re-prioritising
+    items, another rater's pick); when that leaves nothing, next waits instead of answering 204."""
+    admin = await create_user(session, role=Role.admin)
+    rater = await create_user(session)
+    project = await create_project(session, admin, members=(rater,))
+    await import_items(session, project, admin, native_items(1))
+    token = await create_token(session, rater)
+    async with engine.connect() as holder:
+        await holder.begin()
+        await holder.execute(text("SELECT id FROM items WHERE project_id = :p FOR UPDATE"), {"p": project.id})
+        pending = asyncio.create_task(next_item(client, project, token))
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # waiting for the lock, not telling the rater nothing is left
+        await holder.rollback()
+    response = await pending
+    assert response.status_code == 200
+    assert response.json()["item"]["external_id"] == "item-0"
