@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
@@ -251,43 +251,25 @@ async def get(session: AsyncSession, batch_id: uuid.UUID) -> Batch:
     return batch
 
 
+async def _count_by_batch(session: AsyncSession, statement: Select[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+    return {batch_id: count for batch_id, count in await session.execute(statement)}
+
+
 async def list_with_progress(session: AsyncSession, project: Project) -> list[BatchProgress]:
     """The project's batches with items complete, judgments and live leases (a scan: admin pages only)."""
     batches = list(
         await session.scalars(select(Batch).where(Batch.project_id == project.id).order_by(Batch.created_at))
     )
-    completed = dict(
-        (
-            await session.execute(
-                select(Item.batch_id, func.count(Item.completed_at))
-                .where(Item.project_id == project.id)
-                .group_by(Item.batch_id)
-            )
-        ).all()
+    by_item = select(Item.batch_id).where(Item.project_id == project.id).group_by(Item.batch_id)
+    completed = await _count_by_batch(session, by_item.add_columns(func.count(Item.completed_at)))
+    judged = await _count_by_batch(
+        session, by_item.add_columns(func.count(Judgment.id)).join(Judgment, Judgment.item_id == Item.id)
     )
-    judged = dict(
-        (
-            await session.execute(
-                select(Item.batch_id, func.count(Judgment.id))
-                .join(Judgment, Judgment.item_id == Item.id)
-                .where(Item.project_id == project.id)
-                .group_by(Item.batch_id)
-            )
-        ).all()
-    )
-    leased = dict(
-        (
-            await session.execute(
-                select(Item.batch_id, func.count(Assignment.id))
-                .join(Assignment, Assignment.item_id == Item.id)
-                .where(
-                    Assignment.project_id == project.id,
-                    Assignment.status == "leased",
-                    Assignment.expires_at > func.now(),
-                )
-                .group_by(Item.batch_id)
-            )
-        ).all()
+    leased = await _count_by_batch(
+        session,
+        by_item.add_columns(func.count(Assignment.id))
+        .join(Assignment, Assignment.item_id == Item.id)
+        .where(Assignment.status == "leased", Assignment.expires_at > func.now()),
     )
     return [
         BatchProgress.model_validate(
