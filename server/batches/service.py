@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
 from server.batches.formats import Encoding, ImportFormat, ParsedItem, RowError, detect_encoding, iter_records
 from server.batches.schemas import BatchProgress, BatchUpdate, ImportResult
 from server.errors import Invalid, NotFound
+from server.labeling import queue
 from server.models import Assignment, Batch, Item, Judgment, Project, User
 
 MAX_LISTED_ERRORS = 50
@@ -195,6 +196,9 @@ async def import_file(
             errors=[{"line": 0, "field": "(file)", "message": "The file holds no items."}],
             error_count=1,
         )
+    # Imports of one project queue up here (the project row is the first lock in the order), and
+    # the overlap read under the lock is the one in force even if a settings change just landed.
+    wanted = await queue.lock_for_reorder(session, project.id)
     batch = Batch(
         project_id=project.id,
         name=name or filename or "upload",
@@ -212,7 +216,7 @@ async def import_file(
             {
                 "project_id": project.id,
                 "batch_id": batch.id,
-                "wanted": project.overlap,
+                "wanted": wanted,
                 "batch_priority": priority,
             },
         )
@@ -287,12 +291,21 @@ async def list_with_progress(session: AsyncSession, project: Project) -> list[Ba
 async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor: User) -> Batch:
     """Rename, pause/resume or reprioritise a batch; its items follow in the queue at once."""
     changes = data.model_dump(exclude_unset=True)
-    if "status" in changes and changes["status"] != batch.status:
+    moves = ("status" in changes and changes["status"] != batch.status) or (
+        "priority" in changes and changes["priority"] != batch.priority
+    )
+    if moves:
+        # Lock order: the project row, then the batch row, then its items in id order.
+        await queue.lock_for_reorder(session, batch.project_id)
+        await session.execute(select(Batch.id).where(Batch.id == batch.id).with_for_update(key_share=True))
         await session.execute(
-            update(Item).where(Item.batch_id == batch.id).values(paused=changes["status"] == "paused")
+            _STEER_ITEMS,
+            {
+                "batch_id": batch.id,
+                "paused": changes.get("status", batch.status) == "paused",
+                "priority": changes.get("priority", batch.priority),
+            },
         )
-    if "priority" in changes and changes["priority"] != batch.priority:
-        await session.execute(update(Item).where(Item.batch_id == batch.id).values(batch_priority=changes["priority"]))
     for key, value in changes.items():
         setattr(batch, key, value)
     await session.flush()
@@ -307,3 +320,15 @@ async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor
         data={k: str(v) for k, v in changes.items()},
     )
     return batch
+
+
+_STEER_ITEMS = text(
+    """
+    WITH target AS (
+        SELECT id FROM items WHERE batch_id = :batch_id
+          AND (paused IS DISTINCT FROM :paused OR batch_priority IS DISTINCT FROM :priority)
+        ORDER BY id FOR NO KEY UPDATE
+    )
+    UPDATE items i SET paused = :paused, batch_priority = :priority FROM target WHERE i.id = target.id
+    """
+)

@@ -78,14 +78,18 @@ _RAW_JUDGMENT = pa.schema(
         ("rationale", _S),
         ("active_ms", _I),
         ("surplus", _B),
+        ("surplus_reason", _S),
         ("assistance_shown", _B),
+        ("aggregate_revision", _I),
         ("leased_at", _S),
         ("created_at", _S),
     ]
 )
 _RAW_ITEM = pa.schema(
     [
-        *[(name, _S) for name in ("item_id", "external_id", "batch_id", "prompt", "candidates")],
+        ("item_id", _S),
+        ("aggregate_revision", _I),
+        *[(name, _S) for name in ("external_id", "batch_id", "prompt", "candidates")],
         *[(name, _I) for name in ("judgments", "ties", "both_bad")],
         ("pairs", _S),
         ("completed_at", _S),

@@ -283,7 +283,9 @@ def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
         "rationale": row["rationale"],
         "active_ms": row["active_ms"],
         "surplus": row["surplus"],
+        "surplus_reason": row["surplus_reason"],
         "assistance_shown": row["assistance_shown"],
+        "aggregate_revision": row["aggregate_revision"],
         "leased_at": row["leased_at"].isoformat(),
         "created_at": row["created_at"].isoformat(),
     }
@@ -293,6 +295,7 @@ def raw_item_row(row: Mapping[str, Any], aggregate: ItemAggregate) -> dict[str, 
     """One completed item with every pair's votes (split votes included) and the tie/both-bad counts."""
     return {
         "item_id": str(row["item_id"]),
+        "aggregate_revision": row["aggregate_revision"],
         "external_id": row["external_id"],
         "batch_id": str(row["batch_id"]),
         "prompt": row["prompt"],

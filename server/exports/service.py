@@ -9,11 +9,14 @@ transaction, so the rows and the cursor it returns describe the same snapshot.
 
 Two row sources share that cursor:
 - per judgment: the judgments whose `xid` lies in [after, watermark);
-- per completed item (`granularity=item`, or `completed=true`): the items whose *last counted
-  judgment* lies in that range and that have all `overlap` judgments. An item is then
-  delivered exactly once, in the pull that sees it complete; surplus judgments (late work on a
-  filled item) stay out of it so a delivered aggregate never changes. Raising a project's
-  overlap after its items were delivered delivers them again when they complete anew.
+- per completed item (`granularity=item`, or `completed=true`): the completed items whose
+  current aggregate was written in that range (`items.aggregate_xid`). Each completion of an
+  item is an aggregate revision (`aggregate_revision`, counting up): an item is delivered
+  exactly once per aggregate revision, in the pull that sees that revision; surplus judgments
+  (work on an item that already had all it wanted) stay out of it. A lowered overlap completes
+  items with the judgments they have (a new revision, delivered); a raised one reopens them
+  until they complete again (another revision). Consumers keep, per `item_id`, the row with the
+  highest `aggregate_revision`.
 """
 
 import base64
@@ -139,22 +142,20 @@ _CANDIDATES = """(SELECT jsonb_agg(jsonb_build_object('id', c.id, 'text', c.text
                    FROM candidates c WHERE c.item_id = i.id) AS candidates"""
 
 _JUDGMENT_COLUMNS = f"""j.id, j.item_id, j.choice_id, j.ranking, j.strength, j.tie, j.both_bad, j.rationale,
-       j.active_ms, j.surplus, j.assistance_shown, j.created_at, j.rater_id,
+       j.active_ms, j.surplus, j.surplus_reason, j.assistance_shown, j.created_at, j.rater_id,
        i.external_id, i.prompt, i.batch_id, a.shown_order, a.leased_at, {_CANDIDATES}"""
 
-# Items whose last counted judgment is in [low, high) and that have all their judgments.
-# Every counted judgment of such an item has xid < high, so all are visible in the snapshot.
+# Completed items whose current aggregate was written in [low, high) (`aggregate_xid`: the
+# transaction that completed the item, see labeling/service.py and projects/service.py). Every
+# counted judgment of such an item is older, so all are visible in the snapshot. An aggregate
+# that changes (the item reopens and completes again) gets a new revision and a new xid, so it is
+# delivered again: exactly once per aggregate revision.
 _FINALISED = """
-    WITH touched AS (
-        SELECT DISTINCT item_id FROM judgments
-        WHERE project_id = :project_id AND NOT surplus AND xid >= :low AND xid < :high
-    ), final AS (
-        SELECT t.item_id, f.last_xid
-        FROM touched t
-        JOIN items i ON i.id = t.item_id
-        CROSS JOIN LATERAL (SELECT max(xid) AS last_xid, count(*) AS n FROM judgments j
-                            WHERE j.item_id = t.item_id AND NOT j.surplus) f
-        WHERE f.last_xid < :high AND f.n >= i.wanted
+    WITH final AS (
+        SELECT i.id AS item_id, i.aggregate_xid AS last_xid
+        FROM items i
+        WHERE i.project_id = :project_id AND i.aggregate_xid >= :low AND i.aggregate_xid < :high
+          AND i.completed_at IS NOT NULL
     )"""
 
 
@@ -172,7 +173,7 @@ def _filters_sql(request: ExportRequest, time_column: str) -> str:
 def rows_sql(request: ExportRequest) -> str:
     if not request.by_completed_item:
         return f"""
-            SELECT {_JUDGMENT_COLUMNS}
+            SELECT {_JUDGMENT_COLUMNS}, NULL::int AS aggregate_revision
             FROM judgments j
             JOIN items i ON i.id = j.item_id
             JOIN assignments a ON a.id = j.assignment_id
@@ -180,7 +181,7 @@ def rows_sql(request: ExportRequest) -> str:
             ORDER BY j.xid, j.seq"""
     if request.granularity == Granularity.judgment:
         return f"""{_FINALISED}
-            SELECT {_JUDGMENT_COLUMNS}
+            SELECT {_JUDGMENT_COLUMNS}, i.aggregate_revision
             FROM final
             JOIN items i ON i.id = final.item_id
             JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus
@@ -188,7 +189,8 @@ def rows_sql(request: ExportRequest) -> str:
             WHERE true{_filters_sql(request, "i.completed_at")}
             ORDER BY final.last_xid, i.seq, j.seq"""
     return f"""{_FINALISED}
-        SELECT i.id AS item_id, i.external_id, i.prompt, i.batch_id, i.completed_at, {_CANDIDATES},
+        SELECT i.id AS item_id, i.external_id, i.prompt, i.batch_id, i.completed_at, i.aggregate_revision,
+               {_CANDIDATES},
                (SELECT jsonb_agg(jsonb_build_object('choice_id', j.choice_id, 'ranking', j.ranking,
                                                     'strength', j.strength, 'tie', j.tie, 'both_bad', j.both_bad)
                                  ORDER BY j.seq)

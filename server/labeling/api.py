@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from server.auth.deps import RaterPrincipal
 from server.db import SessionDep
-from server.labeling import service
+from server.labeling import flows, service
 from server.labeling.schemas import (
     AssignmentRead,
     CandidateView,
@@ -52,19 +52,32 @@ def assignment_view(leased: service.Leased) -> AssignmentRead:
 async def next_assignment(project_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep) -> object:
     """Lease the next item to judge (or return the lease you already hold); 204 when nothing is left."""
     project = await projects.get_accessible(session, rater, project_id)
-    leased = await service.next_assignment(session, project=project, rater=rater.user)
+    leased = await flows.lease_next(session, project=project, rater=rater.user)
     if leased is None:
         return Response(status_code=204)
     return assignment_view(leased)
 
 
-@router.post("/assignments/{assignment_id}/judgment", response_model=JudgmentRead, status_code=201)
+@router.post(
+    "/assignments/{assignment_id}/judgment",
+    response_model=JudgmentRead,
+    status_code=201,
+    responses={
+        200: {"description": "A retry of the same verdict: the stored judgment, nothing new stored."},
+        409: {
+            "description": "A different verdict than the stored one (which is returned under `judgment`), or a "
+            "lease an admin ended (the verdict is stored, uncounted, and returned under `judgment`)."
+        },
+    },
+)
 async def submit_judgment(
     assignment_id: uuid.UUID, body: JudgmentCreate, rater: RaterPrincipal, session: SessionDep
 ) -> JSONResponse:
-    """Submit a verdict; a retry returns the stored one (200) and stores nothing new."""
+    """Submit a verdict; a retry of the same verdict returns the stored one (200) and stores nothing new."""
     result = await service.submit(session, assignment_id=assignment_id, rater=rater.user, data=body)
     payload = JudgmentRead.model_validate(result.judgment).model_dump(mode="json")
+    if result.refusal is not None:  # stored (this response commits it), but it does not count
+        return JSONResponse({"detail": result.refusal, "judgment": payload}, status_code=409)
     return JSONResponse(payload, status_code=201 if result.created else 200)
 
 

@@ -37,6 +37,8 @@ SERVER_FAILED = (
     "The server had a problem and nothing was saved yet. "
     "Your choice and rationale are still here: press Enter to try again."
 )
+LOAD_NETWORK_FAILED = "Could not reach the server to load your items. Check the connection and reload the page."
+LOAD_SERVER_FAILED = "The server had a problem loading your items. Reload the page in a moment."
 RATIONALE_TOO_LONG = "Your rationale is longer than 20,000 characters; please shorten it."
 BAD_VERDICT = "That verdict is not one of this item's options; reload the page and choose again."
 

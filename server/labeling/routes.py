@@ -1,9 +1,10 @@
 """The rater's pages: my projects, the labeling page, and its submit/skip fragments.
 
-The labeling page always holds two leases: the item on screen and the next one, rendered but
-hidden. Submitting swaps the hidden one in at once (rater.js) while the request stores the
-verdict and leases the item after it, which comes back as the new hidden one. See
-docs/ARCHITECTURE.md, "The rater page".
+The labeling page holds two leases: the item on screen and the next one, rendered but hidden.
+The page itself (GET) leases nothing; its script asks for the queue by POST, so a link can
+never make a rater lease items. Submitting swaps the hidden item in at once (rater.js) while the
+request stores the verdict, commits it, and leases the item after it, which comes back as the
+new hidden one (labeling/flows.py). See docs/ARCHITECTURE.md, "The rater page".
 """
 
 import uuid
@@ -14,10 +15,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth.service import Principal
 from server.db import SessionDep
 from server.errors import AssayError
-from server.labeling import overview, pages, service
+from server.labeling import flows, overview, pages, service
 from server.labeling.api import assignment_view
 from server.labeling.rules import RATIONALE_REQUIRED
 from server.labeling.schemas import AssignmentRead
@@ -35,6 +35,8 @@ MESSAGES = {
     "rationale": RATIONALE_REQUIRED,
     "network": pages.NETWORK_FAILED,
     "server": pages.SERVER_FAILED,
+    "load_network": pages.LOAD_NETWORK_FAILED,
+    "load_server": pages.LOAD_SERVER_FAILED,
 }
 
 
@@ -55,18 +57,15 @@ def _slot(project: Project, leased: service.Leased | None) -> Slot:
     return Slot(kind="item", view=view, form=pages.verdict_form(project, view))
 
 
-async def _lease_ahead(session: AsyncSession, project: Project, rater: Principal, holding: set[uuid.UUID]) -> Slot:
-    """Lease the item after the ones the page holds; a paused project or lost access ends the queue."""
-    try:
-        leased = await service.next_assignment(session, project=project, rater=rater.user, exclude=holding)
-    except AssayError as exc:  # raised before any write: the verdict in this transaction stays
-        return Slot(kind="stopped", message=exc.message)
-    return _slot(project, leased)
+def _ahead_slot(project: Project, ahead: flows.Ahead) -> Slot:
+    if ahead.stopped is not None:
+        return Slot(kind="stopped", message=ahead.stopped)
+    return _slot(project, ahead.leased)
 
 
 def _holding(ahead: str) -> set[uuid.UUID]:
     ids = set()
-    for part in ahead.split(","):
+    for part in ahead.split(",")[: service.MAX_LEASES]:
         try:
             ids.add(uuid.UUID(part))
         except ValueError:
@@ -85,29 +84,43 @@ async def my_projects(request: Request, principal: PagePrincipal, session: Sessi
 async def label_page(
     project_id: uuid.UUID, request: Request, rater: RaterPagePrincipal, session: SessionDep
 ) -> Response:
-    """The labeling page: the current item on screen and the next one already leased behind it."""
+    """The labeling page. It leases nothing itself: its script asks for the queue by POST."""
     project = await projects.get_accessible(session, rater, project_id)
-    current = await service.next_assignment(session, project=project, rater=rater.user)
-    slots = [_slot(project, current)]
-    if current is not None:
-        slots.append(await _lease_ahead(session, project, rater, {current.assignment.id}))
     context = {
         "project": project,
         "instructions_html": render_markdown(project.instructions),
         "judged_today": await overview.judged_today(session, rater=rater.user, project=project),
-        "slots": slots,
+        "slots": [],
         "messages": MESSAGES,
     }
     return render(request, "labeling/label.html", context)
 
 
-async def _answer(
-    request: Request, session: AsyncSession, rater: Principal, project: Project, ahead: str, notice: str
+@router.post("/projects/{project_id}/label/queue")
+async def label_queue(
+    project_id: uuid.UUID, request: Request, rater: RaterPagePrincipal, session: SessionDep
 ) -> Response:
+    """Lease the item on screen and the next one behind it (or show the ones already leased)."""
+    project = await projects.get_accessible(session, rater, project_id)
+    if not is_htmx(request):
+        return RedirectResponse(f"/projects/{project.id}/label", status_code=303)
+    try:
+        current = await flows.lease_next(session, project=project, rater=rater.user)
+        slots = [_slot(project, current)]
+        if current is not None:
+            ahead = await flows.lease_next(session, project=project, rater=rater.user, exclude={current.assignment.id})
+            slots.append(_slot(project, ahead))
+    except AssayError as exc:
+        await session.rollback()
+        slots = [Slot(kind="stopped", message=exc.message)]
+    context = {"project": project, "slots": slots, "messages": MESSAGES}
+    return render(request, "labeling/label.html", context, block="queue")
+
+
+def _answer(request: Request, project: Project, slot: Slot, notice: str) -> Response:
     """After a submit or skip: the next hidden item for htmx, or back to the page for a plain form."""
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{project.id}/label", status_code=303)
-    slot = await _lease_ahead(session, project, rater, _holding(ahead))
     context = {"project": project, "slots": [slot], "notice": notice, "messages": MESSAGES}
     return render(request, "labeling/label.html", context, block="prefetched")
 
@@ -146,11 +159,13 @@ async def judge(
         data = pages.verdict_from_form(
             verdict=verdict, ranking=ranking, strength=strength, rationale=rationale, active_ms=active_ms
         )
-        result = await service.submit(session, assignment_id=assignment_id, rater=rater.user, data=data)
+        result, next_slot = await flows.judge_then_lease(
+            session, assignment_id=assignment_id, rater=rater.user, data=data, ahead=_holding(ahead)
+        )
     except AssayError as exc:
         return await _inline_error(request, session, assignment_id, exc)
-    notice = pages.SURPLUS if result.created and result.judgment.surplus else ""
-    return await _answer(request, session, rater, result.project, ahead, notice)
+    notice = result.refusal or (pages.SURPLUS if result.created and result.judgment.surplus else "")
+    return _answer(request, result.project, _ahead_slot(result.project, next_slot), notice)
 
 
 @router.post("/assignments/{assignment_id}/skip")
@@ -163,7 +178,10 @@ async def skip(
 ) -> Response:
     """Hand the item back (it is not offered to me again) and answer with the item after the next."""
     try:
-        assignment = await service.skip(session, assignment_id=assignment_id, rater=rater.user, reason=None)
+        assignment, next_slot = await flows.skip_then_lease(
+            session, assignment_id=assignment_id, rater=rater.user, reason=None, ahead=_holding(ahead)
+        )
     except AssayError as exc:
         return await _inline_error(request, session, assignment_id, exc)
-    return await _answer(request, session, rater, await session.get_one(Project, assignment.project_id), ahead, "")
+    project = await session.get_one(Project, assignment.project_id)
+    return _answer(request, project, _ahead_slot(project, next_slot), "")

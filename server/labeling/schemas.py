@@ -53,7 +53,10 @@ class JudgmentRead(Schema):
     both_bad: bool
     rationale: str | None
     active_ms: int | None
-    surplus: bool
+    surplus: bool = Field(description="Stored but not counted toward the item's overlap.")
+    surplus_reason: str | None = Field(
+        description="Why it is not counted: filled (the item already had its judgments), removed, suspended."
+    )
     created_at: datetime
 
 

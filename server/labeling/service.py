@@ -1,19 +1,24 @@
 """The rater loop: lease the next item, judge it, skip it, keep the lease alive.
 
 Every rule that must hold under concurrency is enforced with row locks in PostgreSQL, never
-in process memory, so any number of server processes can serve raters at once:
-- a rater's own requests are serialised by locking their membership row;
+in process memory, so any number of server processes can serve raters at once. Locks follow
+the one order of docs/ARCHITECTURE.md ("Locks"): membership → assignment → items (in id order),
+and a statement that could wait out of that order uses SKIP LOCKED instead:
+- a rater's own requests are serialised by locking their membership row first;
 - an item is picked with FOR UPDATE SKIP LOCKED from the partial index of open items, and its
-  slot counters (`leased`, `judged`) change in the same statement; when every open item is
-  locked at that instant, the pick waits for the locks once rather than report an empty queue;
-- a submit locks its assignment first, then the item (the same order everywhere: no deadlocks).
+  slot counters (`leased`, `judged`) change in the same statement;
+- run-out leases are returned to the queue with SKIP LOCKED on both the lease and its item, so
+  reclaiming never waits;
+- a submit, skip or heartbeat locks membership, then its assignment, then the item.
+These functions flush and never commit. Where a request must not hold one transaction's locks
+while waiting for another's (a verdict, then the next lease), labeling/flows.py splits it.
 """
 
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, true, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import settings
@@ -28,8 +33,20 @@ from server.models import (
     Judgment,
     Project,
     ProjectMember,
+    SurplusReason,
     User,
 )
+from server.models.xid import CURRENT_XID
+
+# A rater holds at most the item on screen and the one leased ahead of it (the rater page).
+MAX_LEASES = 2
+
+# Why an admin ended a lease, as the start of the sentence the rater is answered with.
+ENDED: dict[str, str] = {
+    SurplusReason.removed: "You were removed from this project while you held this item",
+    SurplusReason.suspended: "Your access to this project was suspended while you held this item",
+}
+_ENDED_UNKNOWN = "Your lease on this item was ended by an admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,47 +61,159 @@ class Submitted:
     judgment: Judgment
     created: bool  # False when this was a retry of an earlier submit
     project: Project
+    # Set when the lease had been ended by an admin: the verdict is stored, uncounted, and the
+    # caller answers 409 with this sentence.
+    refusal: str | None = None
 
 
-_PICK_AND_LEASE = text(
-    """
+# --- SQL ---------------------------------------------------------------------------------------
+
+# Pick the first open item in serving order that the rater has never been given, take a slot on
+# it, remember where it was (the rater's resume point), and lease it. `{after}` restricts the
+# walk to items after the resume point; `{lock}` is SKIP LOCKED, or nothing for the waiting pick.
+_PICK_AND_LEASE = """
     WITH picked AS (
         SELECT i.id FROM items i
-        WHERE i.project_id = :project_id AND i.queue_open
+        WHERE i.project_id = :project_id AND i.queue_open{after}
           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
-        ORDER BY i.batch_priority DESC, i.priority DESC, i.seq
+        ORDER BY -i.batch_priority, -i.priority, i.seq
         LIMIT 1
-        FOR UPDATE OF i SKIP LOCKED
+        FOR UPDATE OF i{lock}
     ), bumped AS (
-        UPDATE items SET leased = items.leased + 1 FROM picked WHERE items.id = picked.id RETURNING items.id
+        UPDATE items SET leased = items.leased + 1 FROM picked WHERE items.id = picked.id
+        RETURNING items.id, -items.batch_priority AS kb, -items.priority AS kp, items.seq
+    ), resumed AS (
+        UPDATE project_members m SET resume_kb = b.kb, resume_kp = b.kp, resume_seq = b.seq, resume_epoch = :epoch
+        FROM bumped b WHERE m.project_id = :project_id AND m.user_id = :rater_id
     )
     INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at)
     SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
            ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
            clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds)
     FROM bumped b
-    RETURNING *
+    RETURNING {returning}
+    """
+_AFTER_RESUME_POINT = "\n          AND (-i.batch_priority, -i.priority, i.seq) > (:kb, :kp, :ks)"
+
+
+def _pick(*, resume: bool, wait: bool):  # type: ignore[no-untyped-def]
+    columns = list(Assignment.__table__.columns)
+    sql = _PICK_AND_LEASE.format(
+        after=_AFTER_RESUME_POINT if resume else "",
+        lock="" if wait else " SKIP LOCKED",
+        returning=", ".join(c.name for c in columns),  # matched by position below
+    )
+    # The new assignment comes back whole from the INSERT: no second read.
+    return select(Assignment).from_statement(text(sql).columns(*columns))
+
+
+_PICK_RESUMING = _pick(resume=True, wait=False)
+_PICK_FROM_START = _pick(resume=False, wait=False)
+_PICK_WAITING = _pick(resume=False, wait=True)
+
+# Return run-out leases to the queue. SKIP LOCKED on the lease and on its item: a lease whose
+# item someone else holds is left for the next call, so reclaiming never waits for a lock.
+_RECLAIM = text(
+    """
+    WITH due AS (
+        SELECT a.id, a.item_id FROM assignments a
+        WHERE a.project_id = :project_id AND a.status = 'leased' AND a.expires_at < now()
+        ORDER BY a.expires_at LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    ), lockable AS (
+        SELECT i.id FROM items i WHERE i.id IN (SELECT item_id FROM due)
+        ORDER BY i.id FOR NO KEY UPDATE SKIP LOCKED
+    ), expired AS (
+        UPDATE assignments a SET status = 'expired' FROM due
+        WHERE a.id = due.id AND due.item_id IN (SELECT id FROM lockable)
+        RETURNING a.item_id
+    ), freed AS (
+        UPDATE items i SET leased = i.leased - n.leases
+        FROM (SELECT item_id, count(*) AS leases FROM expired GROUP BY item_id) n
+        WHERE i.id = n.item_id
+        RETURNING 1
+    )
+    SELECT count(*) FROM expired
     """
 )
-# The new assignment comes back whole from the INSERT: no second read.
-_PICK_AND_LEASE_ROW = select(Assignment).from_statement(_PICK_AND_LEASE.columns(*Assignment.__table__.columns))
-# The same pick waiting for row locks instead of passing over them: for when every open item
-# is locked for a moment (other raters' leases being taken, a reward model re-prioritising).
-_PICK_AND_LEASE_WAITING_ROW = select(Assignment).from_statement(
-    text(_PICK_AND_LEASE.text.replace("FOR UPDATE OF i SKIP LOCKED", "FOR UPDATE OF i")).columns(
-        *Assignment.__table__.columns
+
+# A verdict takes a slot on its item when one is free for it: a live lease holds one unless a
+# lowered overlap left the item with all it wants; a run-out lease gave its slot back, so it
+# needs a free one. The judgment that fills the item completes it and opens a new aggregate
+# revision (what completed-item exports deliver).
+_TAKE_SLOT = text(
+    f"""
+    WITH cur AS (
+        SELECT id, judged < wanted AND (CAST(:held AS boolean) OR leased + judged < wanted) AS takes,
+               judged + 1 >= wanted AND completed_at IS NULL AS completes
+        FROM items WHERE id = :item_id FOR NO KEY UPDATE
     )
+    UPDATE items i SET
+        leased = i.leased - CASE WHEN CAST(:held AS boolean) THEN 1 ELSE 0 END,
+        judged = i.judged + CASE WHEN cur.takes THEN 1 ELSE 0 END,
+        completed_at = CASE WHEN cur.takes AND cur.completes THEN now() ELSE i.completed_at END,
+        aggregate_revision = i.aggregate_revision + CASE WHEN cur.takes AND cur.completes THEN 1 ELSE 0 END,
+        aggregate_xid = CASE WHEN cur.takes AND cur.completes THEN {CURRENT_XID} ELSE i.aggregate_xid END
+    FROM cur WHERE i.id = cur.id
+    RETURNING cur.takes
+    """
+)
+
+# Locks the membership of the rater who owns an assignment, before the assignment itself.
+_LOCK_MEMBERSHIP_OF_ASSIGNMENT = text(
+    """
+    SELECT m.suspended_at IS NOT NULL FROM project_members m
+    WHERE m.user_id = :rater_id
+      AND m.project_id = (SELECT a.project_id FROM assignments a WHERE a.id = :assignment_id AND a.rater_id = :rater_id)
+    FOR UPDATE
+    """
+)
+
+# End a rater's live leases in a project (removal, suspension): leases in id order, then their
+# items in id order; the slots go back to the queue at once.
+_END_LEASES = text(
+    """
+    WITH ended AS (
+        UPDATE assignments a SET status = 'ended', ended_reason = :reason, finished_at = now()
+        FROM (SELECT id FROM assignments WHERE project_id = :project_id AND rater_id = :rater_id
+              AND status = 'leased' ORDER BY id FOR UPDATE) mine
+        WHERE a.id = mine.id
+        RETURNING a.item_id
+    ), locked AS (
+        SELECT id FROM items WHERE id IN (SELECT item_id FROM ended) ORDER BY id FOR NO KEY UPDATE
+    )
+    UPDATE items i SET leased = i.leased - n.leases
+    FROM (SELECT item_id, count(*) AS leases FROM ended GROUP BY item_id) n, locked
+    WHERE i.id = n.item_id AND locked.id = i.id
+    """
 )
 
 
-async def _lock_membership(session: AsyncSession, project: Project, rater: User) -> None:
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def suspended_message(member: ProjectMember) -> str:
+    reason = f" Reason: {member.suspended_reason}" if member.suspended_reason else ""
+    return f"Your access to this project is suspended, so no items are given to you.{reason} Contact the project admin."
+
+
+async def _lock_membership(session: AsyncSession, project: Project, rater: User) -> ProjectMember:
+    """Lock the rater's membership (serialising their requests); refuse non-members and the suspended."""
     member = await session.scalar(
-        select(ProjectMember.user_id)
+        select(ProjectMember)
         .where(ProjectMember.project_id == project.id, ProjectMember.user_id == rater.id)
         .with_for_update()
     )
     if member is None:
         raise Forbidden("You are not a member of this project; ask an admin to add you.")
+    if member.suspended_at is not None:
+        raise Forbidden(suspended_message(member))
+    return member
+
+
+async def _lock_membership_of(session: AsyncSession, assignment_id: uuid.UUID, rater: User) -> None:
+    """The first lock of a submit, skip or heartbeat: the owner's membership (if it still exists)."""
+    await session.execute(_LOCK_MEMBERSHIP_OF_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater.id})
 
 
 async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
@@ -99,108 +228,120 @@ async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
 
 
 async def reclaim_expired(session: AsyncSession, project_id: uuid.UUID, *, limit: int) -> int:
-    """Return the slots of run-out leases to the queue (at most `limit` per call, so it stays cheap)."""
-    expired = (
-        (
-            await session.execute(
-                text(
-                    "UPDATE assignments SET status = 'expired' WHERE id IN ("
-                    " SELECT id FROM assignments WHERE project_id = :p AND status = 'leased' AND expires_at < now()"
-                    " ORDER BY expires_at LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING item_id"
-                ),
-                {"p": project_id, "n": limit},
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if not expired:
-        return 0
-    counts: dict[uuid.UUID, int] = {}
-    for item_id in expired:
-        counts[item_id] = counts.get(item_id, 0) + 1
-    # Lock in id order so two reclaimers can never wait on each other.
-    for item_id in sorted(counts):
-        await session.execute(update(Item).where(Item.id == item_id).values(leased=Item.leased - counts[item_id]))
-    return len(expired)
+    """Return the slots of run-out leases to the queue (at most `limit` per call; never waits)."""
+    return int(await session.scalar(_RECLAIM, {"project_id": project_id, "limit": limit}) or 0)
 
 
-async def next_assignment(
-    session: AsyncSession, *, project: Project, rater: User, exclude: Collection[uuid.UUID] = ()
-) -> Leased | None:
-    """The rater's oldest open lease if they hold one, else a new lease on the best open item; None when done.
+async def end_leases(session: AsyncSession, *, project_id: uuid.UUID, rater_id: uuid.UUID, reason: str) -> None:
+    """End a rater's live leases in a project now (they were removed or suspended)."""
+    await session.execute(_END_LEASES, {"project_id": project_id, "rater_id": rater_id, "reason": reason})
 
-    `exclude` names leases the caller already shows (the rater page keeps the next item leased
-    ahead of the current one); those are passed over, so a new lease is taken instead.
-    """
+
+# --- next --------------------------------------------------------------------------------------
+
+
+def _check_can_label(project: Project, rater: User) -> None:
     if not project.is_active:
         raise Conflict(f"Project '{project.name}' is paused; labeling resumes when an admin restarts it.")
     if rater.suspended_at is not None:
         raise Forbidden("Your rating access is suspended; contact the project admin.")
-    await _lock_membership(session, project, rater)
-    current = await session.scalar(
-        select(Assignment)
-        .where(
-            Assignment.rater_id == rater.id,
-            Assignment.project_id == project.id,
-            Assignment.status == AssignmentStatus.leased,
-            Assignment.expires_at > text("now()"),
-            Assignment.id.not_in(exclude) if exclude else true(),
+
+
+async def next_assignment(
+    session: AsyncSession,
+    *,
+    project: Project,
+    rater: User,
+    exclude: Collection[uuid.UUID] = (),
+    wait: bool = False,
+) -> Leased | None:
+    """The rater's oldest open lease if they hold one, else a new lease on the best open item; None when done.
+
+    `exclude` names leases the caller already shows (the rater page keeps the next item leased
+    ahead of the current one); those are passed over, so a new lease is taken instead, as long as
+    the rater holds fewer than MAX_LEASES. Without `wait`, items locked at this instant are passed
+    over (None may then mean "all locked"); with `wait`, the pick waits for them, and the caller
+    must hold no item lock (labeling/flows.py runs it in a transaction of its own).
+    """
+    _check_can_label(project, rater)
+    member = await _lock_membership(session, project, rater)
+    live = (
+        await session.scalars(
+            select(Assignment)
+            .where(
+                Assignment.rater_id == rater.id,
+                Assignment.project_id == project.id,
+                Assignment.status == AssignmentStatus.leased,
+                Assignment.expires_at > text("now()"),
+            )
+            .order_by(Assignment.leased_at)  # clock_timestamp(): leases taken in one transaction keep their order
         )
-        .order_by(Assignment.leased_at)  # clock_timestamp(): leases taken in one transaction keep their order
-        .limit(1)
+    ).all()
+    shown = [a for a in live if a.id not in exclude]
+    if shown:
+        return await _load(session, shown[0])
+    if len(live) >= MAX_LEASES:
+        raise Conflict(f"You already hold {len(live)} items of this project; judge or skip one before taking another.")
+    params = {
+        "project_id": project.id,
+        "rater_id": rater.id,
+        "lease_seconds": project.lease_seconds,
+        "epoch": project.queue_epoch,
+    }
+    if wait:
+        leased = await session.scalar(_PICK_WAITING, params)
+    else:
+        await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
+        leased = None
+        if member.resume_epoch == project.queue_epoch and member.resume_seq is not None:
+            resume = {"kb": member.resume_kb, "kp": member.resume_kp, "ks": member.resume_seq}
+            leased = await session.scalar(_PICK_RESUMING, params | resume)
+        if leased is None:
+            leased = await session.scalar(_PICK_FROM_START, params)
+    return None if leased is None else await _load(session, leased)
+
+
+# --- submit ------------------------------------------------------------------------------------
+
+
+def same_verdict(judgment: Judgment, data: JudgmentCreate) -> bool:
+    """Whether a resubmitted verdict is the stored one (choice, ranking, strength, tie, both-bad, rationale)."""
+    choice = data.ranking[0] if data.ranking else data.choice
+    return (
+        choice == judgment.choice_id
+        and (list(data.ranking) if data.ranking else None) == (list(judgment.ranking) if judgment.ranking else None)
+        and data.strength == judgment.strength
+        and data.tie == judgment.tie
+        and data.both_bad == judgment.both_bad
+        and ((data.rationale or "").strip() or None) == judgment.rationale
     )
-    if current is not None:
-        return await _load(session, current)
-    reclaimed = await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
-    params = {"project_id": project.id, "rater_id": rater.id, "lease_seconds": project.lease_seconds}
-    leased = await session.scalar(_PICK_AND_LEASE_ROW, params)
-    if leased is None and not reclaimed:
-        # SKIP LOCKED found nothing, but "nothing left" must not mean "everything was locked
-        # just now": wait for the locks and look again. Only when this transaction holds no
-        # item lock (nothing reclaimed), so the wait can never close a deadlock cycle.
-        leased = await session.scalar(_PICK_AND_LEASE_WAITING_ROW, params)
-    if leased is None:
-        return None
-    return await _load(session, leased)
 
 
-async def _own_assignment(session: AsyncSession, assignment_id: uuid.UUID, rater: User) -> Assignment:
-    """Lock the caller's own assignment; someone else's is 404, as if it did not exist."""
-    assignment = await session.scalar(
-        select(Assignment).where(Assignment.id == assignment_id, Assignment.rater_id == rater.id).with_for_update()
-    )
-    if assignment is None:
-        raise NotFound(f"No assignment {assignment_id} of yours.")
-    return assignment
+def _ended_refusal(reason: str | None) -> str:
+    return f"{ENDED.get(reason or '', _ENDED_UNKNOWN)}, so your verdict is stored but does not count."
 
 
-async def _take_slot(session: AsyncSession, assignment: Assignment) -> bool:
-    """Whether a judgment on this assignment fills a slot (else it is surplus); moves the counters."""
-    if assignment.status == AssignmentStatus.leased:
-        await session.execute(
-            text(
-                "UPDATE items SET leased = leased - 1, judged = judged + 1,"
-                " completed_at = CASE WHEN judged + 1 >= wanted THEN coalesce(completed_at, now())"
-                " ELSE completed_at END WHERE id = :id"
-            ),
-            {"id": assignment.item_id},
+async def _stored(session: AsyncSession, assignment: Assignment, project: Project, data: JudgmentCreate) -> Submitted:
+    existing = await session.scalar(select(Judgment).where(Judgment.assignment_id == assignment.id))
+    assert existing is not None
+    if not same_verdict(existing, data):
+        from server.labeling.schemas import JudgmentRead  # the stored verdict goes back with the refusal
+
+        raise Conflict(
+            "You already judged this item with a different verdict; the first one is kept.",
+            judgment=JudgmentRead.model_validate(existing).model_dump(mode="json"),
         )
-        return True
-    # The lease ran out and its slot went back to the queue: take a slot again if one is free.
-    taken = await session.scalar(
-        text(
-            "UPDATE items SET judged = judged + 1,"
-            " completed_at = CASE WHEN judged + 1 >= wanted THEN coalesce(completed_at, now())"
-            " ELSE completed_at END WHERE id = :id AND leased + judged < wanted RETURNING id"
-        ),
-        {"id": assignment.item_id},
-    )
-    return taken is not None
+    refusal = _ended_refusal(existing.surplus_reason) if existing.surplus_reason in ENDED else None
+    return Submitted(judgment=existing, created=False, project=project, refusal=refusal)
 
 
 async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, data: JudgmentCreate) -> Submitted:
-    """Store a verdict once; a retry returns the first; a late one on a filled item is kept as surplus."""
+    """Store a verdict once; a retry returns the first; a late one on a filled item is kept as surplus.
+
+    A verdict on a lease an admin ended (removal, suspension) is stored too, uncounted and marked
+    with why; `Submitted.refusal` then says so. Nothing a rater sent is silently dropped.
+    """
+    await _lock_membership_of(session, assignment_id, rater)
     row = (
         await session.execute(
             select(Assignment, Project)
@@ -213,14 +354,16 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         raise NotFound(f"No assignment {assignment_id} of yours.")
     assignment, project = row
     if assignment.status == AssignmentStatus.submitted:
-        existing = await session.scalar(select(Judgment).where(Judgment.assignment_id == assignment.id))
-        assert existing is not None
-        return Submitted(judgment=existing, created=False, project=project)
+        return await _stored(session, assignment, project, data)
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("You skipped this item, so it cannot be judged any more.")
-    candidate_ids = list(assignment.shown_order)
-    verdict = validate_verdict(project, candidate_ids, data)
-    counted = await _take_slot(session, assignment)
+    verdict = validate_verdict(project, list(assignment.shown_order), data)
+    if assignment.status == AssignmentStatus.ended:
+        counted, reason = False, assignment.ended_reason
+    else:
+        held = assignment.status == AssignmentStatus.leased
+        counted = bool(await session.scalar(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held}))
+        reason = None if counted else SurplusReason.filled
     judgment = Judgment(
         assignment_id=assignment.id,
         project_id=assignment.project_id,
@@ -234,13 +377,33 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         rationale=verdict.rationale,
         active_ms=data.active_ms,
         surplus=not counted,
+        surplus_reason=reason,
         assistance_shown=assignment.assistance is not None,
     )
     session.add(judgment)
     assignment.status = AssignmentStatus.submitted
     assignment.finished_at = func.now()
     await session.flush()
-    return Submitted(judgment=judgment, created=True, project=project)
+    refusal = _ended_refusal(reason) if reason in ENDED else None
+    return Submitted(judgment=judgment, created=True, project=project, refusal=refusal)
+
+
+# --- skip, heartbeat ---------------------------------------------------------------------------
+
+
+async def _own_assignment(session: AsyncSession, assignment_id: uuid.UUID, rater: User) -> Assignment:
+    """Lock the caller's membership, then their assignment; someone else's is 404, as if it did not exist."""
+    await _lock_membership_of(session, assignment_id, rater)
+    assignment = await session.scalar(
+        select(Assignment).where(Assignment.id == assignment_id, Assignment.rater_id == rater.id).with_for_update()
+    )
+    if assignment is None:
+        raise NotFound(f"No assignment {assignment_id} of yours.")
+    return assignment
+
+
+def _lease_ended(assignment: Assignment) -> Conflict:
+    return Conflict(f"{ENDED.get(assignment.ended_reason or '', _ENDED_UNKNOWN)}; there is nothing to renew or skip.")
 
 
 async def skip(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, reason: str | None) -> Assignment:
@@ -250,8 +413,12 @@ async def skip(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, 
         raise Conflict("You already judged this item; a judged item cannot be skipped.")
     if assignment.status == AssignmentStatus.skipped:
         return assignment
+    if assignment.status == AssignmentStatus.ended:
+        raise _lease_ended(assignment)
     if assignment.status == AssignmentStatus.leased:
-        await session.execute(update(Item).where(Item.id == assignment.item_id).values(leased=Item.leased - 1))
+        await session.execute(
+            text("UPDATE items SET leased = leased - 1 WHERE id = :item_id"), {"item_id": assignment.item_id}
+        )
     assignment.status = AssignmentStatus.skipped
     assignment.skip_reason = reason
     assignment.finished_at = func.now()
@@ -265,19 +432,34 @@ async def heartbeat(session: AsyncSession, *, assignment_id: uuid.UUID, rater: U
     assignment = await _own_assignment(session, assignment_id, rater)
     if assignment.status in (AssignmentStatus.submitted, AssignmentStatus.skipped):
         raise Conflict(f"This assignment is already {assignment.status}; there is no lease to renew.")
+    if assignment.status == AssignmentStatus.ended:
+        raise _lease_ended(assignment)
     project = await session.get_one(Project, assignment.project_id)
     if assignment.status == AssignmentStatus.expired:
         retaken = await session.scalar(
-            text("UPDATE items SET leased = leased + 1 WHERE id = :id AND leased + judged < wanted RETURNING id"),
-            {"id": assignment.item_id},
+            text(
+                "UPDATE items SET leased = leased + 1 WHERE id = :item_id AND leased + judged < wanted AND NOT paused"
+                " RETURNING id"
+            ),
+            {"item_id": assignment.item_id},
         )
         if retaken is None:
+            if await session.scalar(select(Item.paused).where(Item.id == assignment.item_id)):
+                raise Conflict(
+                    "Your time on this item ran out and its batch has been paused since, so it cannot be renewed. "
+                    "You can still submit it (it is kept, marked surplus) or move on to the next item."
+                )
             raise Conflict(
                 "Your time on this item ran out and other raters have since filled it. "
                 "You can still submit (it is kept, marked surplus) or move on to the next item."
             )
-        assignment.status = AssignmentStatus.leased
-    assignment.expires_at = text(f"now() + interval '{int(project.lease_seconds)} seconds'")  # type: ignore[assignment]
-    await session.flush()
+    await session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment.id)
+        .values(
+            status=AssignmentStatus.leased,
+            expires_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, project.lease_seconds),
+        )
+    )
     await session.refresh(assignment)
     return assignment

@@ -6,7 +6,7 @@ from server.models.audit import AuditEvent
 from server.models.batch import Batch
 from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
-from server.models.judgment import Judgment
+from server.models.judgment import Judgment, SurplusReason
 from server.models.project import Project, ProjectMember, RationaleRule, Scale
 from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
@@ -30,6 +30,7 @@ __all__ = [
     "Role",
     "Scale",
     "Scope",
+    "SurplusReason",
     "User",
     "UserKind",
     "UserSession",

@@ -27,6 +27,7 @@ class AssignmentStatus(enum.StrEnum):
     submitted = "submitted"
     skipped = "skipped"
     expired = "expired"  # the lease ran out and its slot went back to the queue
+    ended = "ended"  # an admin removed or suspended the rater: the slot went back at once
 
 
 class Assignment(IdMixin, Base):
@@ -35,7 +36,7 @@ class Assignment(IdMixin, Base):
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("item_id", "rater_id"),
-        CheckConstraint("status IN ('leased', 'submitted', 'skipped', 'expired')", name="status"),
+        CheckConstraint("status IN ('leased', 'submitted', 'skipped', 'expired', 'ended')", name="status"),
         Index(
             "ix_assignments_open_by_rater",
             "rater_id",
@@ -57,5 +58,7 @@ class Assignment(IdMixin, Base):
     expires_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    # Why an admin ended the lease (status `ended`): `removed` or `suspended`.
+    ended_reason: Mapped[str | None] = mapped_column(String(16))
 
     item: Mapped[Item] = relationship(lazy="raise")

@@ -47,13 +47,22 @@ class Item(IdMixin, Base):
         CheckConstraint("leased >= 0", name="leased"),
         CheckConstraint("judged >= 0", name="judged"),
         CheckConstraint("wanted >= 1", name="wanted"),
+        # Serving order as ascending expressions, so that a rater's pick can resume after the
+        # last item it gave them with one row comparison (see labeling/service.py).
         Index(
             "ix_items_queue",
             "project_id",
-            text("batch_priority DESC"),
-            text("priority DESC"),
+            text("(-batch_priority)"),
+            text("(-priority)"),
             "seq",
             postgresql_where=text("queue_open"),
+        ),
+        # Completed-item exports page by the transaction that last changed an item's aggregate.
+        Index(
+            "ix_items_aggregate",
+            "project_id",
+            "aggregate_xid",
+            postgresql_where=text("aggregate_xid IS NOT NULL"),
         ),
         Index(
             "ix_items_completed",
@@ -85,7 +94,12 @@ class Item(IdMixin, Base):
     priority_reason: Mapped[str | None] = mapped_column(Text)
 
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Set when `judged` reaches `wanted` (and cleared when a higher overlap reopens the item).
     completed_at: Mapped[datetime | None]
+    # The per-item aggregate that completed-item exports deliver: its revision counts up each
+    # time the item completes (again), and `aggregate_xid` is the transaction that did it.
+    aggregate_revision: Mapped[int] = mapped_column(default=0, server_default="0")
+    aggregate_xid: Mapped[int | None] = mapped_column(BigInteger)
 
     candidates: Mapped[list["Candidate"]] = relationship(
         lazy="raise", order_by="Candidate.position", back_populates="item"

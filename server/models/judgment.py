@@ -1,3 +1,4 @@
+import enum
 import uuid
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from sqlalchemy import (
     Identity,
     Index,
     SmallInteger,
+    String,
     Text,
     Uuid,
     func,
@@ -17,6 +19,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, IdMixin
+from server.models.xid import CURRENT_XID
+
+
+class SurplusReason(enum.StrEnum):
+    """Why a stored judgment does not count toward its item's `wanted`."""
+
+    filled = "filled"  # the item already had every judgment it wanted (a run-out lease, a lowered overlap)
+    removed = "removed"  # the rater was removed from the project while holding the lease
+    suspended = "suspended"  # the rater's membership was suspended while holding the lease
 
 
 class Judgment(IdMixin, Base):
@@ -30,6 +41,7 @@ class Judgment(IdMixin, Base):
         CheckConstraint("active_ms IS NULL OR active_ms >= 0", name="active_ms"),
         CheckConstraint("NOT (tie AND choice_id IS NOT NULL)", name="tie_has_no_choice"),
         CheckConstraint("choice_id IS NOT NULL OR ranking IS NOT NULL OR tie OR both_bad", name="has_verdict"),
+        CheckConstraint("surplus = (surplus_reason IS NOT NULL)", name="surplus_reason"),
         # Exports page by commit order: `xid` is the writing transaction's id, see exports/service.py.
         Index("ix_judgments_export", "project_id", "xid", "seq"),
         # The project overview's window (judgments per hour, per-rater counts and median time):
@@ -43,7 +55,7 @@ class Judgment(IdMixin, Base):
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity())  # tie-breaker within a transaction
-    xid: Mapped[int] = mapped_column(BigInteger, server_default=text("(pg_current_xact_id()::text)::bigint"))
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=text(CURRENT_XID))
     assignment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), unique=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     item_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
@@ -55,7 +67,8 @@ class Judgment(IdMixin, Base):
     both_bad: Mapped[bool] = mapped_column(default=False)
     rationale: Mapped[str | None] = mapped_column(Text)
     active_ms: Mapped[int | None]
-    # Stored even though the item was already full when it arrived (its lease had run out).
+    # Stored but not counted toward the item's `wanted`; `surplus_reason` says why (SurplusReason).
     surplus: Mapped[bool] = mapped_column(default=False)
+    surplus_reason: Mapped[str | None] = mapped_column(String(16))
     assistance_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, IdMixin, TimestampMixin
@@ -49,6 +49,10 @@ class Project(IdMixin, TimestampMixin, Base):
     gold_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
     active_learning: Mapped[bool] = mapped_column(default=False, server_default="false")
     assistance_policy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    # Counts up whenever items may have moved ahead in the serving order (an import, a batch
+    # resumed or reprioritised, a new overlap, active learning): raters' resume points from an
+    # older epoch are not trusted (see labeling/service.py).
+    queue_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
@@ -58,3 +62,13 @@ class ProjectMember(Base):
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Suspension in this project (by an admin, or by a quality rule): leases end, nothing new is served.
+    suspended_at: Mapped[datetime | None]
+    suspended_reason: Mapped[str | None] = mapped_column(Text)
+    # Where this rater's last pick was in the serving order (-batch_priority, -priority, seq) and
+    # under which queue epoch: the next pick resumes after it instead of walking past every
+    # still-open item the rater has already judged.
+    resume_kb: Mapped[int | None]
+    resume_kp: Mapped[float | None]
+    resume_seq: Mapped[int | None] = mapped_column(BigInteger)
+    resume_epoch: Mapped[int | None]

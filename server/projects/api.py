@@ -10,6 +10,7 @@ from server.projects import service
 from server.projects.schemas import (
     MemberAdd,
     MemberRead,
+    MemberUpdate,
     ProjectCreate,
     ProjectProgress,
     ProjectRead,
@@ -70,3 +71,13 @@ async def remove_member(project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminP
     """Stop sharing the project with a user."""
     project = await service.get_accessible(session, admin, project_id)
     await service.remove_member(session, project, user_id, actor=admin.user)
+
+
+@router.patch("/projects/{project_id}/members/{user_id}", response_model=MemberRead)
+async def update_member(
+    project_id: uuid.UUID, user_id: uuid.UUID, body: MemberUpdate, admin: AdminPrincipal, session: SessionDep
+) -> object:
+    """Suspend a member in this project (their leases end at once) or reinstate them."""
+    project = await service.get_accessible(session, admin, project_id)
+    await service.set_suspension(session, project, user_id, body, actor=admin.user)
+    return next(m for m in await service.list_members(session, project) if m.user_id == user_id)

@@ -61,6 +61,13 @@ class MemberRead(Schema):
     email: str
     role: str
     added_at: datetime
+    suspended_at: datetime | None = None
+    suspended_reason: str | None = None
+
+
+class MemberUpdate(Schema):
+    suspended: bool = Field(description="true suspends the member in this project (their leases end now).")
+    reason: str | None = Field(default=None, max_length=500, description="Shown to the rater and the admins.")
 
 
 class ProjectProgress(Schema):

@@ -3,23 +3,30 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
 from server.auth.service import Principal
 from server.errors import Invalid, NotFound
-from server.models import Assignment, Item, Judgment, Project, ProjectMember, User
+from server.labeling import queue
+from server.labeling import service as labeling
+from server.logs import get_logger
+from server.models import Assignment, Item, Judgment, Project, ProjectMember, SurplusReason, User
+from server.models.xid import CURRENT_XID
 from server.projects.schemas import (
     HourlyCount,
     MemberRead,
+    MemberUpdate,
     ProjectCreate,
     ProjectProgress,
     ProjectUpdate,
     RaterStats,
 )
 from server.rewards import service as rewards
+
+log = get_logger("projects")
 
 
 def accessible_project_ids(principal: Principal):  # type: ignore[no-untyped-def]
@@ -68,6 +75,9 @@ async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> 
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate, *, actor: User) -> Project:
     """Change settings; a new overlap re-opens or completes items, active learning (un)prioritises them, at once."""
     changes = data.model_dump(exclude_unset=True)
+    reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
+    if reorders:
+        await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
     for key, value in changes.items():
         setattr(project, key, value)
     if "overlap" in changes:
@@ -88,15 +98,31 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     return project
 
 
-async def _apply_overlap(session: AsyncSession, project_id: uuid.UUID, overlap: int) -> None:
-    await session.execute(
-        update(Item)
-        .where(Item.project_id == project_id, Item.parent_id.is_(None), Item.wanted != overlap)
-        .values(
-            wanted=overlap,
-            completed_at=case((Item.judged >= overlap, func.coalesce(Item.completed_at, func.now())), else_=None),
-        )
+# What a new overlap means for items in flight. Lowering it never un-counts a stored judgment: an
+# item that already has at least the new overlap completes with what it has (and its aggregate
+# gets a new revision, so completed-item exports deliver it); raising it reopens completed items
+# that now have too few. Live leases on an item that completes this way keep their lease, and a
+# verdict sent on them is stored as surplus ("filled"). Items are locked in id order.
+_APPLY_OVERLAP = text(
+    f"""
+    WITH target AS (
+        SELECT id FROM items WHERE project_id = :project_id AND parent_id IS NULL AND wanted <> :overlap
+        ORDER BY id FOR NO KEY UPDATE
     )
+    UPDATE items i SET
+        wanted = :overlap,
+        completed_at = CASE WHEN i.judged >= :overlap THEN coalesce(i.completed_at, now()) END,
+        aggregate_revision = i.aggregate_revision
+            + CASE WHEN i.judged >= :overlap AND i.completed_at IS NULL THEN 1 ELSE 0 END,
+        aggregate_xid = CASE WHEN i.judged >= :overlap AND i.completed_at IS NULL THEN {CURRENT_XID}
+                             ELSE i.aggregate_xid END
+    FROM target WHERE i.id = target.id
+    """
+)
+
+
+async def _apply_overlap(session: AsyncSession, project_id: uuid.UUID, overlap: int) -> None:
+    await session.execute(_APPLY_OVERLAP, {"project_id": project_id, "overlap": overlap})
 
 
 async def add_member(session: AsyncSession, project: Project, user_id: uuid.UUID, *, actor: User) -> None:
@@ -116,12 +142,13 @@ async def add_member(session: AsyncSession, project: Project, user_id: uuid.UUID
 
 
 async def remove_member(session: AsyncSession, project: Project, user_id: uuid.UUID, *, actor: User) -> None:
-    """Stop sharing a project with a user; their past judgments stay."""
+    """Stop sharing a project with a user; their leases end now, their past judgments stay."""
     result = await session.execute(
         delete(ProjectMember).where(ProjectMember.project_id == project.id, ProjectMember.user_id == user_id)
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"User {user_id} is not a member of this project.")
+    await labeling.end_leases(session, project_id=project.id, rater_id=user_id, reason=SurplusReason.removed)
     audit.record(
         session,
         actor=actor,
@@ -132,14 +159,58 @@ async def remove_member(session: AsyncSession, project: Project, user_id: uuid.U
     )
 
 
+async def set_suspension(
+    session: AsyncSession, project: Project, user_id: uuid.UUID, data: MemberUpdate, *, actor: User | None
+) -> ProjectMember:
+    """Suspend a member in this project (their leases end now) or reinstate them."""
+    member = await session.scalar(
+        select(ProjectMember)
+        .where(ProjectMember.project_id == project.id, ProjectMember.user_id == user_id)
+        .with_for_update()
+    )
+    if member is None:
+        raise NotFound(f"User {user_id} is not a member of this project.")
+    if data.suspended and member.suspended_at is None:
+        member.suspended_at = func.now()
+        member.suspended_reason = data.reason
+        await session.flush()
+        await labeling.end_leases(session, project_id=project.id, rater_id=user_id, reason=SurplusReason.suspended)
+    elif not data.suspended:
+        member.suspended_at = None
+        member.suspended_reason = None
+    await session.flush()
+    await session.refresh(member)
+    audit.record(
+        session,
+        actor=actor,
+        action="member.suspend" if data.suspended else "member.reinstate",
+        target_type="user",
+        target_id=user_id,
+        project_id=project.id,
+        data={"reason": data.reason} if data.suspended and data.reason else None,
+    )
+    log.info("member.suspension", project_id=str(project.id), user_id=str(user_id), suspended=data.suspended)
+    return member
+
+
 async def list_members(session: AsyncSession, project: Project) -> list[MemberRead]:
     rows = await session.execute(
-        select(User.id, User.email, User.role, ProjectMember.created_at)
+        select(
+            User.id,
+            User.email,
+            User.role,
+            ProjectMember.created_at,
+            ProjectMember.suspended_at,
+            ProjectMember.suspended_reason,
+        )
         .join(ProjectMember, ProjectMember.user_id == User.id)
         .where(ProjectMember.project_id == project.id)
         .order_by(User.email)
     )
-    return [MemberRead(user_id=r[0], email=r[1], role=r[2], added_at=r[3]) for r in rows]
+    return [
+        MemberRead(user_id=r[0], email=r[1], role=r[2], added_at=r[3], suspended_at=r[4], suspended_reason=r[5])
+        for r in rows
+    ]
 
 
 async def progress(session: AsyncSession, project: Project) -> ProjectProgress:

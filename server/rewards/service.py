@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Invalid, NotFound
+from server.labeling.queue import lock_for_reorder
 from server.models import Candidate, Item, ItemScore, Project, RewardModel, User
 from server.rewards.schemas import (
     OpenCandidate,
@@ -46,9 +47,10 @@ _UPSERT_SCORES = text(
 )
 
 # Priority from the stored score, set-based: used after a post of scores (those items) and
-# when active learning is switched on (every scored item of the project). Rows are locked in id
-# order first, the order expired-lease reclaim uses, so the two can never deadlock; raters'
-# `next` skips locked rows (SKIP LOCKED) rather than waiting.
+# when active learning is switched on (every scored item of the project). The caller holds the
+# project row (the first lock in the order); items are then locked in id order, FOR NO KEY
+# UPDATE so the score rows' foreign-key locks never conflict with it; raters' picks skip locked
+# rows (SKIP LOCKED) rather than waiting.
 _REASON = f"'{REASON_PREFIX}p=' || to_char(s.p, 'FM0.00') || ' (model v' || s.model_version || ')'"
 _PRIORITISE = text(
     f"""
@@ -59,7 +61,7 @@ _PRIORITISE = text(
           AND (CAST(:model_id AS uuid) IS NULL OR (s.reward_model_id = :model_id AND s.item_id = ANY(:ids)))
           AND (i.priority IS DISTINCT FROM s.uncertainty OR i.priority_reason IS DISTINCT FROM {_REASON})
         ORDER BY i.id
-        FOR UPDATE OF i
+        FOR NO KEY UPDATE OF i
     )
     UPDATE items SET priority = target.uncertainty, priority_reason = target.reason
     FROM target WHERE items.id = target.id
@@ -70,7 +72,7 @@ _DEPRIORITISE = text(
     """
     WITH target AS (
         SELECT id FROM items WHERE project_id = :project_id AND starts_with(priority_reason, :prefix)
-        ORDER BY id FOR UPDATE
+        ORDER BY id FOR NO KEY UPDATE
     )
     UPDATE items SET priority = 0, priority_reason = NULL FROM target WHERE items.id = target.id
     """
@@ -157,9 +159,19 @@ async def record_scores(
     if unknown:
         shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
         raise Invalid(f"{len(unknown)} item id(s) are not items of project '{project.name}': {shown}.")
+    # Score posts of a project queue up on its row (the first lock in the order); score rows are
+    # then written in item id order.
+    await lock_for_reorder(session, project.id)
+    rows = sorted(zip(ids, [s.p for s in scores], uncertainties, strict=True))
     await session.execute(
         _UPSERT_SCORES,
-        {"model_id": model.id, "version": model.version, "ids": ids, "ps": [s.p for s in scores], "us": uncertainties},
+        {
+            "model_id": model.id,
+            "version": model.version,
+            "ids": [r[0] for r in rows],
+            "ps": [r[1] for r in rows],
+            "us": [r[2] for r in rows],
+        },
     )
     prioritised = 0
     if project.active_learning:
@@ -242,7 +254,7 @@ async def queue(session: AsyncSession, *, project: Project, limit: int) -> list[
         )
         .outerjoin(ItemScore, ItemScore.item_id == Item.id)
         .where(Item.project_id == project.id, Item.queue_open)
-        .order_by(Item.batch_priority.desc(), Item.priority.desc(), Item.seq)
+        .order_by(-Item.batch_priority, -Item.priority, Item.seq)  # the queue index's expressions
         .limit(limit)
     )
     return [QueuedItem.model_validate(row, from_attributes=True) for row in rows]

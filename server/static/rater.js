@@ -132,6 +132,14 @@
     show(slot);
   });
 
+  /* The queue is asked for by POST once the page has loaded; if that fails, say so. */
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-queue-loader") || event.detail.successful) return;
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (loading) loading.textContent = status === 0 ? queue.dataset.msgLoadNetwork : queue.dataset.msgLoadServer;
+  });
+
   /* New items arrive hidden at the end; keep one copy of each, and one "done" at most. */
   document.body.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target !== queue) return;
@@ -160,10 +168,12 @@
   function renderRanking(form) {
     var items = rankItems(form);
     var fixed = form._ranked || 0;
-    var complete = fixed >= items.length;
+    // With every row but one placed, the last one is implied: the ranking is complete.
+    var complete = fixed >= items.length - 1;
+    var placed = complete ? items.length : fixed;
     items.forEach(function (li, i) {
-      li.classList.toggle("ranked", i < fixed);
-      li.querySelector(".rank-pos").textContent = i < fixed ? String(i + 1) + "." : "";
+      li.classList.toggle("ranked", i < placed);
+      li.querySelector(".rank-pos").textContent = i < placed ? String(i + 1) + "." : "";
     });
     form.querySelector("input[name=ranking]").value = complete
       ? items.map(function (li) { return li.dataset.candidate; }).join(",") : "";
@@ -181,11 +191,16 @@
     var li = items.filter(function (x) { return x.dataset.label.toLowerCase() === label; })[0];
     if (!li) return false;
     var fixed = form._ranked || 0;
-    if (fixed >= items.length) fixed = 0; // a finished ranking: a letter starts a new one
-    if (items.indexOf(li) < fixed) return true;
+    var position = items.indexOf(li);
+    if (fixed === items.length - 1 && position === fixed) {
+      form._ranked = items.length; // the implied last one, typed too: the order stays as typed
+      renderRanking(form);
+      return true;
+    }
+    if (fixed >= items.length - 1) fixed = 0; // a finished ranking: a letter starts a new one
+    if (position < fixed) return true;
     li.parentNode.insertBefore(li, items[fixed]);
-    fixed += 1;
-    form._ranked = fixed >= items.length - 1 ? items.length : fixed;
+    form._ranked = fixed + 1;
     renderRanking(form);
     return true;
   }

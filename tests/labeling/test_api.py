@@ -163,10 +163,23 @@ class TestJudgment:
     async def test_retry_returns_first_result(self, client, make_setup, session) -> None:
         s = await make_setup(n_items=1, n_raters=1)
         a = (await next_item(client, s.project, s.tokens[0])).json()
-        first = await judge(client, s.tokens[0], a)
-        second = await judge(client, s.tokens[0], a, choice=a["item"]["candidates"][1]["id"])
+        first = await judge(client, s.tokens[0], a, rationale="A is right.", active_ms=4000)
+        # The page re-sends a retried form with a larger active time and untrimmed text: still the same verdict.
+        second = await judge(client, s.tokens[0], a, rationale="  A is right. ", active_ms=9000)
         assert second.status_code == 200
         assert second.json() == first.json()
+        assert await session.scalar(select(func.count()).select_from(Judgment)) == 1
+
+    async def test_a_different_verdict_is_refused_with_the_stored_one(self, client, make_setup, session) -> None:
+        s = await make_setup(n_items=1, n_raters=1)
+        a = (await next_item(client, s.project, s.tokens[0])).json()
+        first = await judge(client, s.tokens[0], a)
+        second = await judge(client, s.tokens[0], a, choice=a["item"]["candidates"][1]["id"])
+        assert second.status_code == 409
+        assert second.json() == {
+            "detail": "You already judged this item with a different verdict; the first one is kept.",
+            "judgment": first.json(),
+        }
         assert await session.scalar(select(func.count()).select_from(Judgment)) == 1
 
     async def test_concurrent_double_submit_stores_one(self, client, make_setup, session) -> None:

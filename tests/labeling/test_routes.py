@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from dataclasses import dataclass
 from html import unescape
 from typing import Any
 
@@ -27,15 +28,24 @@ class Rater:
     def __init__(self, client: httpx.AsyncClient, user: User) -> None:
         self.client, self.user, self.csrf = client, user, ""
 
-    async def open(self, project: Project) -> httpx.Response:
+    async def open(self, project: Project) -> "Opened":
+        """The page (GET: leases nothing), then its queue, as the page's script asks for it (POST)."""
         response = await self.client.get(f"/projects/{project.id}/label")
-        if response.status_code == 200:
-            self.csrf = csrf_of(response.text)
-        return response
+        if response.status_code != 200:
+            return Opened(response.status_code, response.text)
+        self.csrf = csrf_of(response.text)
+        queue = await self.post(f"/projects/{project.id}/label/queue")
+        return Opened(queue.status_code, response.text + queue.text)
 
     async def post(self, path: str, **data: Any) -> httpx.Response:
         headers = {"HX-Request": "true", "HX-Target": "queue", "X-CSRF-Token": self.csrf}
         return await self.client.post(path, data=data, headers=headers)
+
+
+@dataclass(frozen=True)
+class Opened:
+    status_code: int
+    text: str
 
 
 def slots(html: str) -> list[tuple[str, bool]]:
@@ -90,9 +100,34 @@ class TestLabelPage:
         response = await rater.open(project)
         assert response.status_code == 200
         shown = slots(response.text)
-        assert [hidden for _, hidden in shown] == [False, True]
+        assert [hidden for _, hidden in shown] == [True, True]  # the script shows the first
         held = await leases(session, rater.user)
         assert sorted(str(a.id) for a in held) == sorted(a for a, _ in shown)
+
+    async def test_opening_the_page_leases_nothing(self, make_rater, session: AsyncSession) -> None:
+        rater, project, _ = await make_rater()
+        response = await rater.client.get(f"/projects/{project.id}/label")
+        assert response.status_code == 200
+        assert slots(response.text) == []
+        assert await leases(session, rater.user) == []
+        assert f'hx-post="/projects/{project.id}/label/queue" hx-trigger="load"' in response.text
+        assert "This page needs JavaScript" in response.text
+
+    async def test_queue_without_htmx_goes_back_to_the_page(self, make_rater, session: AsyncSession) -> None:
+        rater, project, _ = await make_rater()
+        await rater.open(project)
+        response = await rater.client.post(
+            f"/projects/{project.id}/label/queue", headers={"X-CSRF-Token": rater.csrf}
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/projects/{project.id}/label"
+
+    async def test_queue_needs_the_csrf_token(self, make_rater, session: AsyncSession) -> None:
+        rater, project, _ = await make_rater()
+        await rater.client.get(f"/projects/{project.id}/label")
+        response = await rater.client.post(f"/projects/{project.id}/label/queue", headers={"HX-Request": "true"})
+        assert response.status_code == 403
+        assert await leases(session, rater.user) == []
 
     async def test_reload_shows_the_same_two_items(self, make_rater) -> None:
         rater, project, _ = await make_rater()
@@ -137,9 +172,11 @@ class TestLabelPage:
         rater, project, _ = await make_rater()
         await session.execute(update(Project).where(Project.id == project.id).values(is_active=False))
         await session.commit()
-        response = await rater.client.get(f"/projects/{project.id}/label")
-        assert response.status_code == 409
-        assert "Project 'Test project' is paused; labeling resumes when an admin restarts it." in Text.of(response.text)
+        response = await rater.open(project)
+        assert response.status_code == 200
+        assert "Labeling stopped Project 'Test project' is paused; labeling resumes when an admin restarts it." in (
+            Text.of(response.text)
+        )
 
     async def test_project_not_shared(self, client: httpx.AsyncClient, session: AsyncSession, make_rater) -> None:
         _, project, _ = await make_rater()

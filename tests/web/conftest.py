@@ -124,6 +124,12 @@ async def login(page, email: str, password: str) -> None:  # type: ignore[no-unt
         await page.click("button[type=submit]")
 
 
+async def open_label(page, project_id: object) -> None:  # type: ignore[no-untyped-def]
+    """Open a project's labeling page and wait until its script has fetched the queue and shown the first slot."""
+    await page.goto(f"/projects/{project_id}/label")
+    await page.wait_for_selector("#queue > .slot:not([hidden])")
+
+
 async def screenshot(page, artifacts: Path, name: str, *, full_page: bool = False) -> Path:  # type: ignore[no-untyped-def]
     path = artifacts / f"{name}.png"
     await page.screenshot(path=str(path), full_page=full_page)

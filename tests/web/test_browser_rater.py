@@ -15,7 +15,7 @@ from server.labeling import pages
 from server.labeling.rules import RATIONALE_REQUIRED
 from server.models import Assignment, Item, Judgment, Project, Role, User
 from tests.factories import PASSWORD, create_project, create_user, import_items, native_items
-from tests.web.conftest import BrowserLog, login, screenshot
+from tests.web.conftest import BrowserLog, login, open_label, screenshot
 
 CURRENT = "#queue > .slot:not([hidden])"
 EVIL = "<script>alert(1)</script>\n<img src=x onerror=alert(1)>\n[click me](javascript:alert(1))"
@@ -77,7 +77,7 @@ class TestKeyboardOnly:
             ({"name": "Eight", "scale": "8-point", "allow_tie": True}, native_items(3, prefix="eight")),
         )
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{binary.id}/label")
+        await open_label(page, binary.id)
         seen: dict[str, list[uuid.UUID]] = {}
 
         async def on_screen() -> str:
@@ -106,7 +106,7 @@ class TestKeyboardOnly:
         await press_and_wait(page, "s", f"/assignments/{third}/skip")
         assert await page.inner_text(f"{CURRENT} h2") == "All done for now"
 
-        await page.goto(f"/projects/{eight.id}/label")
+        await open_label(page, eight.id)
         verdicts = {}
         for key in ("8", "3", "t"):
             assignment = await on_screen()
@@ -140,7 +140,7 @@ class TestKeyboardOnly:
     async def test_ranking_by_letters_and_by_drag(self, page, session: AsyncSession, browser_log: BrowserLog) -> None:
         rater, (project,) = await setup(session, ({"name": "Rank"}, native_items(6, candidates=4)))
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{project.id}/label")
+        await open_label(page, project.id)
 
         first = await current_assignment(page)
         shown = await shown_candidates(page)
@@ -177,7 +177,7 @@ class TestSafety:
         }
         rater, (project,) = await setup(session, ({"name": "Evil", "instructions": EVIL}, [record]))
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{project.id}/label")
+        await open_label(page, project.id)
         texts = await page.eval_on_selector_all(f"{CURRENT} .text", "els => els.map(e => e.textContent)")
         assert texts == [EVIL, EVIL, EVIL]
         assert await page.locator(f"{CURRENT} img").count() == 0
@@ -193,7 +193,7 @@ class TestSubmitting:
     async def test_double_click_stores_one_judgment(self, page, session: AsyncSession, browser_log: BrowserLog) -> None:
         rater, (project,) = await setup(session, ({"name": "Clicks"}, native_items(3)))
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{project.id}/label")
+        await open_label(page, project.id)
         first = await current_assignment(page)
         await page.click(f"{CURRENT} label.choice >> nth=0")
         async with page.expect_response(lambda r: "/judge" in r.url):
@@ -209,7 +209,7 @@ class TestSubmitting:
     ) -> None:
         rater, (project,) = await setup(session, ({"name": "Offline"}, native_items(3)))
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{project.id}/label")
+        await open_label(page, project.id)
         first = await current_assignment(page)
         await page.route("**/judge", lambda route: route.abort())
         await page.keyboard.press("1")
@@ -238,7 +238,7 @@ class TestSubmitting:
     ) -> None:
         rater, (project,) = await setup(session, ({"name": "Strict", "rationale": "required"}, native_items(3)))
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{project.id}/label")
+        await open_label(page, project.id)
         first = await current_assignment(page)
         await page.keyboard.press("Enter")
         assert await page.inner_text(f"#error-{first}") == pages.NO_VERDICT
@@ -265,7 +265,7 @@ class TestSubmitting:
     async def test_heartbeat_renews_leases(self, page, session: AsyncSession, browser_log: BrowserLog) -> None:
         rater, (project,) = await setup(session, ({"name": "Beat", "lease_seconds": 60}, native_items(3)))
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{project.id}/label")
+        await open_label(page, project.id)
         first = await current_assignment(page)
         await session.execute(
             update(Assignment)
@@ -298,7 +298,7 @@ class TestScreenshots:
         }
         rater, (project,) = await setup(session, (settings, records))
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{project.id}/label")
+        await open_label(page, project.id)
         await page.keyboard.press("6")
         await screenshot(page, artifacts, "rater-1280x800")
         await page.set_viewport_size({"width": 390, "height": 844})
@@ -325,12 +325,12 @@ class TestScreenshots:
             ({"name": "Ranks", "scale": "4-point", "allow_tie": True}, [ranked]),
         )
         await login(page, rater.email, PASSWORD)
-        await page.goto(f"/projects/{chats.id}/label")
+        await open_label(page, chats.id)
         roles = await page.eval_on_selector_all(f"{CURRENT} .prompt .msg-role", "els => els.map(e => e.textContent)")
         assert roles == ["user", "assistant", "user"]
         await page.keyboard.press("i")  # fold the instructions away
         await screenshot(page, artifacts, "rater-chat-1280x800")
-        await page.goto(f"/projects/{ranks.id}/label")
+        await open_label(page, ranks.id)
         for key in ("b", "a"):
             await page.keyboard.press(key)
         await page.keyboard.press("2")

@@ -1,0 +1,121 @@
+"""The rater loop's requests as sequences of transactions (the only place in labeling that commits).
+
+A verdict and the lease of the item after it used to share one transaction. When SKIP LOCKED
+found nothing, the pick then waited for another rater's item lock while still holding the
+judged item's lock, and two raters near the end of a project deadlocked (the victim's verdict
+was rolled back with a 500). Here every request is split so that a transaction only waits for
+a lock when it holds no item lock:
+
+- `lease_next`: reclaim and pick with SKIP LOCKED; only when that finds nothing, commit and pick
+  again in a new transaction that waits for the locked items, holding just the rater's membership
+  (which comes before items in the lock order).
+- `judge_then_lease` / `skip_then_lease` (the rater page): store the verdict and commit it, so it
+  is durable before anything else happens, then `lease_next` the item after the ones the page
+  holds. A failure to lease ahead never takes the verdict with it.
+
+A deadlock or serialisation failure is retried a few times as defence in depth; the lock order
+(docs/ARCHITECTURE.md) is what prevents them.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.errors import AssayError
+from server.labeling import service
+from server.labeling.schemas import JudgmentCreate
+from server.logs import get_logger
+from server.models import Assignment, Project, User
+
+T = TypeVar("T")
+RETRIES = 3
+RETRIED_STATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+log = get_logger("labeling")
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """What the page gets after a verdict or skip: the next lease, nothing left, or why labeling stopped."""
+
+    leased: service.Leased | None
+    stopped: str | None = None
+
+
+async def _retrying(session: AsyncSession, step: Callable[[], Awaitable[T]], *, reload: Collection[Any] = ()) -> T:
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return await step()
+        except DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            if state not in RETRIED_STATES or attempt == RETRIES:
+                raise
+            log.warning("labeling.retry", sqlstate=state, attempt=attempt)
+            await session.rollback()
+            for instance in reload:  # a rollback expires what the session loaded
+                await session.refresh(instance)
+    raise AssertionError("unreachable")
+
+
+async def lease_next(
+    session: AsyncSession, *, project: Project, rater: User, exclude: Collection[uuid.UUID] = ()
+) -> service.Leased | None:
+    """The rater's current lease or a new one; None when nothing is left for them."""
+
+    async def pick(wait: bool) -> service.Leased | None:
+        return await service.next_assignment(session, project=project, rater=rater, exclude=exclude, wait=wait)
+
+    leased = await _retrying(session, lambda: pick(False), reload=(project, rater))
+    if leased is None:
+        # "Nothing unlocked" is not "nothing left": wait for the locked items, holding no item lock.
+        await session.commit()
+        leased = await _retrying(session, lambda: pick(True), reload=(project, rater))
+    if leased is not None:
+        log.info("labeling.lease", project_id=str(project.id), rater_id=str(rater.id), item_id=str(leased.item.id))
+    return leased
+
+
+async def _then_lease(session: AsyncSession, project: Project, rater: User, ahead: Collection[uuid.UUID]) -> Ahead:
+    await session.commit()  # the verdict (or skip) is stored before anything else can go wrong
+    try:
+        return Ahead(leased=await lease_next(session, project=project, rater=rater, exclude=ahead))
+    except AssayError as exc:  # paused project, membership removed or suspended meanwhile
+        await session.rollback()
+        return Ahead(leased=None, stopped=exc.message)
+
+
+async def judge_then_lease(
+    session: AsyncSession,
+    *,
+    assignment_id: uuid.UUID,
+    rater: User,
+    data: JudgmentCreate,
+    ahead: Collection[uuid.UUID],
+) -> tuple[service.Submitted, Ahead]:
+    """Store a verdict (committed), then lease the item after the ones in `ahead`."""
+    result = await _retrying(
+        session, lambda: service.submit(session, assignment_id=assignment_id, rater=rater, data=data), reload=(rater,)
+    )
+    log.info(
+        "labeling.judge",
+        assignment_id=str(assignment_id),
+        rater_id=str(rater.id),
+        created=result.created,
+        surplus_reason=result.judgment.surplus_reason,
+    )
+    return result, await _then_lease(session, result.project, rater, ahead)
+
+
+async def skip_then_lease(
+    session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, reason: str | None, ahead: Collection[uuid.UUID]
+) -> tuple[Assignment, Ahead]:
+    """Skip an item (committed), then lease the item after the ones in `ahead`."""
+    assignment = await _retrying(
+        session, lambda: service.skip(session, assignment_id=assignment_id, rater=rater, reason=reason), reload=(rater,)
+    )
+    project = await session.get_one(Project, assignment.project_id)
+    log.info("labeling.skip", assignment_id=str(assignment_id), rater_id=str(rater.id))
+    return assignment, await _then_lease(session, project, rater, ahead)
