@@ -36,7 +36,9 @@ def upgrade() -> None:
 
     op.add_column("judgments", sa.Column("surplus_reason", sa.String(length=16), nullable=True))
     op.execute("UPDATE judgments SET surplus_reason = 'filled' WHERE surplus")
-    op.create_check_constraint(op.f("ck_judgments_surplus_reason"), "judgments", "surplus = (surplus_reason IS NOT NULL)")
+    op.create_check_constraint(
+        op.f("ck_judgments_surplus_reason"), "judgments", "surplus = (surplus_reason IS NOT NULL)"
+    )
 
     op.add_column("items", sa.Column("aggregate_revision", sa.Integer(), server_default="0", nullable=False))
     op.add_column("items", sa.Column("aggregate_xid", sa.BigInteger(), nullable=True))

@@ -116,9 +116,7 @@ class TestLabelPage:
     async def test_queue_without_htmx_goes_back_to_the_page(self, make_rater, session: AsyncSession) -> None:
         rater, project, _ = await make_rater()
         await rater.open(project)
-        response = await rater.client.post(
-            f"/projects/{project.id}/label/queue", headers={"X-CSRF-Token": rater.csrf}
-        )
+        response = await rater.client.post(f"/projects/{project.id}/label/queue", headers={"X-CSRF-Token": rater.csrf})
         assert response.status_code == 303
         assert response.headers["location"] == f"/projects/{project.id}/label"
 
