@@ -6,8 +6,10 @@
         async for page in assay.open_items(project_id):
             ...
 
-It retries with exponential backoff while the server cannot be reached or answers 502/503/504,
-and raises `ApiError` with the server's own message otherwise. It imports nothing from the
+It retries with exponential backoff while the server cannot be reached, answers with a 5xx, or
+asks it to slow down (429, honouring Retry-After), and raises `ApiError` with the server's own
+message otherwise. Every call it makes is safe to repeat (exports are reads; a model report or a
+post of scores sent twice keeps the first). It imports nothing from the
 server, so it works wherever httpx is installed; tests pass an httpx transport to drive the
 app in-process.
 """
@@ -27,7 +29,10 @@ import httpx
 
 log = logging.getLogger("assay.client")
 
-RETRY_STATUSES = frozenset({502, 503, 504})
+
+def _retried(status: int) -> bool:
+    """A server error (a failed transaction, a restart, a proxy) or "too many requests": try again later."""
+    return status >= 500 or status == 429
 
 
 class ApiError(Exception):
@@ -178,15 +183,17 @@ class AssayClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _wait(self, attempt: int, reason: str) -> None:
+    async def _wait(self, attempt: int, reason: str, retry_after: str | None = None) -> None:
         if attempt >= self.retries:
             raise Unreachable(f"Gave up after {attempt + 1} attempts: {reason}")
         delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.8, 1.2)
+        if retry_after is not None and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), self.max_backoff))
         log.warning("server unavailable (%s); retrying in %.1f s", reason, delay)
         await self._sleep(delay)
 
     async def _call(self, run: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-        """Run one request, retrying transport failures and 502/503/504 with exponential backoff."""
+        """Run one request, retrying transport failures, 5xx and 429 with exponential backoff."""
         attempt = 0
         while True:
             try:
@@ -194,11 +201,12 @@ class AssayClient:
             except httpx.TransportError as exc:
                 await self._wait(attempt, f"{type(exc).__name__}: {exc}")
             else:
-                if response.status_code not in RETRY_STATUSES:
+                if not _retried(response.status_code):
                     if response.is_error:
                         raise ApiError(response.status_code, _detail(response))
                     return response
-                await self._wait(attempt, f"HTTP {response.status_code}")
+                reason = f"HTTP {response.status_code}: {_detail(response)}"
+                await self._wait(attempt, reason, response.headers.get("Retry-After"))
             attempt += 1
 
     async def download_export(

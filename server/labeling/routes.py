@@ -63,9 +63,12 @@ def _ahead_slot(project: Project, ahead: flows.Ahead) -> Slot:
     return _slot(project, ahead.leased)
 
 
+AHEAD_LIMIT = 16  # a bound on the input only; how many leases a rater may hold is the service's rule
+
+
 def _holding(ahead: str) -> set[uuid.UUID]:
     ids = set()
-    for part in ahead.split(",")[: service.MAX_LEASES]:
+    for part in ahead.split(",")[:AHEAD_LIMIT]:
         try:
             ids.add(uuid.UUID(part))
         except ValueError:

@@ -78,7 +78,7 @@ _PICK_AND_LEASE = """
           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
         ORDER BY -i.batch_priority, -i.priority, i.seq
         LIMIT 1
-        FOR UPDATE OF i{lock}
+        FOR NO KEY UPDATE OF i{lock}
     ), bumped AS (
         UPDATE items SET leased = items.leased + 1 FROM picked WHERE items.id = picked.id
         RETURNING items.id, -items.batch_priority AS kb, -items.priority AS kp, items.seq

@@ -195,7 +195,7 @@ class Worker:
 
 
 async def run_forever(worker: Worker, *, interval: float) -> None:
-    """Cycle every `interval` seconds; an unreachable server is waited out, other errors stop the worker."""
+    """Cycle every `interval` seconds; an unreachable or failing server (5xx) is waited out, a refusal (4xx) stops it."""
     while True:
         try:
             await worker.cycle()

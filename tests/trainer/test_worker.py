@@ -86,6 +86,22 @@ class Flaky(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+class Failing(httpx.AsyncBaseTransport):
+    """The app, except that requests matching `fails` get a 500 (as a failed transaction would), `times` times."""
+
+    def __init__(self, app: Any, fails: Callable[[httpx.Request], bool], times: int) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.fails = fails
+        self.times = times
+        self.failed = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.failed < self.times and self.fails(request):
+            self.failed += 1
+            return httpx.Response(500, json={"detail": "Internal Server Error"}, request=request)
+        return await self.inner.handle_async_request(request)
+
+
 def worker(
     app: Any,
     env: Env,
@@ -243,6 +259,15 @@ class TestRetries:
         assert slept[0] < slept[1] < slept[2]  # 1, 2, 4 s with ±20 % jitter
         assert 0.8 <= slept[0] <= 1.2
         assert 3.2 <= slept[2] <= 4.8
+
+    async def test_server_errors_are_retried_not_fatal(self, app, client, session, tmp_path) -> None:
+        env = await setup(session, active_learning=True)
+        await rate(client, env, 45)
+        failing = Failing(app, lambda r: r.url.path.endswith("/scores"), times=2)
+        slept: list[float] = []
+        result = await worker(app, env, tmp_path, transport=failing, slept=slept, retries=5).cycle()
+        assert (result.version, result.scored, failing.failed) == (1, 15, 2)
+        assert len(slept) == 2
 
     async def test_refusals_are_not_retried(self, app, client, session, tmp_path) -> None:
         env = await setup(session)

@@ -161,6 +161,16 @@ class TestKeyboardOnly:
         j = await judgment_of(session, second)
         assert j.ranking == [shown[3], shown[0], shown[1], shown[2]]
 
+        # Typing every letter, the last one too, keeps the order typed (it used to start over on the last).
+        third = await current_assignment(page)
+        shown = await shown_candidates(page)
+        for key in ("c", "a", "d", "b"):
+            await page.keyboard.press(key)
+        assert await page.inner_text(f"{CURRENT} [data-rank-status]") == "Your ranking: C > A > D > B"
+        await press_and_wait(page, "Enter", f"/assignments/{third}/judge")
+        j = await judgment_of(session, third)
+        assert j.ranking == [shown[2], shown[0], shown[3], shown[1]]
+
         orders = [tuple(a.shown_order) for a in await session.scalars(select(Assignment))]
         positions = {tuple(sorted(o).index(c) for c in o) for o in orders}
         assert len(orders) >= 4
