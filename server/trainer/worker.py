@@ -195,7 +195,7 @@ class Worker:
 
 
 async def run_forever(worker: Worker, *, interval: float) -> None:
-    """Cycle every `interval` seconds; an unreachable or failing server (5xx) is waited out, a refusal (4xx) stops it."""
+    """Cycle every `interval` seconds; an unreachable or failing (5xx) server is waited out, a 4xx stops it."""
     while True:
         try:
             await worker.cycle()

@@ -370,12 +370,13 @@ class TestRemovedSuspendedPaused:
         assert late.status_code == 409
         assert late.json()["judgment"]["surplus_reason"] == "suspended"
         member = await session.scalar(select(ProjectMember).where(ProjectMember.user_id == rater.id))
-        assert member is not None and member.suspended_at is not None
+        assert member is not None
+        assert member.suspended_at is not None
         assert (await client.patch(path, json={"suspended": False}, headers=bearer(admin))).status_code == 200
         assert (await next_item(client, project, token)).status_code == 204  # reinstated; nothing left for them
 
     async def test_a_paused_batch_gives_no_run_out_lease_back(self, client, session) -> None:
-        project, admin, token, _, _ = await self.setup(session)
+        project, _, token, _, _ = await self.setup(session)
         a = (await next_item(client, project, token)).json()
         await session.execute(update(Assignment).values(expires_at=func.now() - text("interval '1 minute'")))
         await session.execute(update(Item).values(paused=True))
