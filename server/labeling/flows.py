@@ -6,9 +6,9 @@ judged item's lock, and two raters near the end of a project deadlocked (the vic
 was rolled back with a 500). Here every request is split so that a transaction only waits for
 a lock when it holds no item lock:
 
-- `lease_next`: reclaim and pick with SKIP LOCKED; only when that finds nothing, commit and pick
-  again in a new transaction that waits for the locked items, holding just the rater's membership
-  (which comes before items in the lock order).
+- `lease_next`: reclaim and pick with SKIP LOCKED; only when that finds nothing, commit and wait
+  for the first open item the rater has not seen, in a new transaction that holds just the
+  rater's membership (which comes before items in the lock order) and waits for that one row.
 - `judge_then_lease` / `skip_then_lease` (the rater page): store the verdict and commit it, so it
   is durable before anything else happens, then `lease_next` the item after the ones the page
   holds. A failure to lease ahead never takes the verdict with it.
@@ -33,6 +33,7 @@ from server.models import Assignment, Project, User
 
 T = TypeVar("T")
 RETRIES = 3
+WAIT_ROUNDS = 20  # items filled while we waited for them, before "nothing left" is answered
 RETRIED_STATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 log = get_logger("labeling")
 
@@ -65,14 +66,21 @@ async def lease_next(
 ) -> service.Leased | None:
     """The rater's current lease or a new one; None when nothing is left for them."""
 
-    async def pick(wait: bool) -> service.Leased | None:
-        return await service.next_assignment(session, project=project, rater=rater, exclude=exclude, wait=wait)
+    async def pick() -> service.Leased | None:
+        return await service.next_assignment(session, project=project, rater=rater, exclude=exclude)
 
-    leased = await _retrying(session, lambda: pick(False), reload=(project, rater))
-    if leased is None:
-        # "Nothing unlocked" is not "nothing left": wait for the locked items, holding no item lock.
+    async def wait() -> service.Leased | service.Moved | None:
+        return await service.wait_for_next(session, project=project, rater=rater)
+
+    leased = await _retrying(session, pick, reload=(project, rater))
+    # "Nothing unlocked" is not "nothing left": wait for the first locked item, in a transaction
+    # that holds no item lock, one row at a time.
+    for _ in range(WAIT_ROUNDS if leased is None else 0):
         await session.commit()
-        leased = await _retrying(session, lambda: pick(True), reload=(project, rater))
+        waited = await _retrying(session, wait, reload=(project, rater))
+        if not isinstance(waited, service.Moved):
+            leased = waited
+            break
     if leased is not None:
         log.info("labeling.lease", project_id=str(project.id), rater_id=str(rater.id), item_id=str(leased.item.id))
     return leased

@@ -96,10 +96,10 @@ _PICK_AND_LEASE = """
 _AFTER_RESUME_POINT = "\n          AND (-i.batch_priority, -i.priority, i.seq) > (:kb, :kp, :ks)"
 
 
-def _pick(*, resume: bool, wait: bool):  # type: ignore[no-untyped-def]
+def _pick(*, after: str, wait: bool):  # type: ignore[no-untyped-def]
     columns = list(Assignment.__table__.columns)
     sql = _PICK_AND_LEASE.format(
-        after=_AFTER_RESUME_POINT if resume else "",
+        after=after,
         lock="" if wait else " SKIP LOCKED",
         returning=", ".join(c.name for c in columns),  # matched by position below
     )
@@ -107,9 +107,27 @@ def _pick(*, resume: bool, wait: bool):  # type: ignore[no-untyped-def]
     return select(Assignment).from_statement(text(sql).columns(*columns))
 
 
-_PICK_RESUMING = _pick(resume=True, wait=False)
-_PICK_FROM_START = _pick(resume=False, wait=False)
-_PICK_WAITING = _pick(resume=False, wait=True)
+_PICK_RESUMING = _pick(after=_AFTER_RESUME_POINT, wait=False)
+_PICK_FROM_START = _pick(after="", wait=False)
+# Waiting is done for one row at a time: a locking scan that waits may lock rows which then fail
+# its recheck (someone filled them meanwhile), and PostgreSQL keeps those locks; waiting for the
+# next row while holding them would be waiting out of id order. So the first candidate is found
+# without locking, and only that row is waited for.
+_FIRST_CANDIDATE = text(
+    """
+    SELECT i.id FROM items i
+    WHERE i.project_id = :project_id AND i.queue_open
+      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
+    ORDER BY -i.batch_priority, -i.priority, i.seq
+    LIMIT 1
+    """
+)
+_PICK_THIS_WAITING = _pick(after="\n          AND i.id = :item_id", wait=True)
+
+
+class Moved:
+    """The item a waiting pick waited for was taken meanwhile: look again, in a new transaction."""
+
 
 # Return run-out leases to the queue. SKIP LOCKED on the lease and on its item: a lease whose
 # item someone else holds is left for the next call, so reclaiming never waits for a lock.
@@ -247,25 +265,8 @@ def _check_can_label(project: Project, rater: User) -> None:
         raise Forbidden("Your rating access is suspended; contact the project admin.")
 
 
-async def next_assignment(
-    session: AsyncSession,
-    *,
-    project: Project,
-    rater: User,
-    exclude: Collection[uuid.UUID] = (),
-    wait: bool = False,
-) -> Leased | None:
-    """The rater's oldest open lease if they hold one, else a new lease on the best open item; None when done.
-
-    `exclude` names leases the caller already shows (the rater page keeps the next item leased
-    ahead of the current one); those are passed over, so a new lease is taken instead, as long as
-    the rater holds fewer than MAX_LEASES. Without `wait`, items locked at this instant are passed
-    over (None may then mean "all locked"); with `wait`, the pick waits for them, and the caller
-    must hold no item lock (labeling/flows.py runs it in a transaction of its own).
-    """
-    _check_can_label(project, rater)
-    member = await _lock_membership(session, project, rater)
-    live = (
+async def _live_leases(session: AsyncSession, project: Project, rater: User) -> list[Assignment]:
+    return list(
         await session.scalars(
             select(Assignment)
             .where(
@@ -276,29 +277,62 @@ async def next_assignment(
             )
             .order_by(Assignment.leased_at)  # clock_timestamp(): leases taken in one transaction keep their order
         )
-    ).all()
-    shown = [a for a in live if a.id not in exclude]
-    if shown:
-        return await _load(session, shown[0])
-    if len(live) >= MAX_LEASES:
-        raise Conflict(f"You already hold {len(live)} items of this project; judge or skip one before taking another.")
-    params = {
+    )
+
+
+def _pick_params(project: Project, rater: User) -> dict[str, object]:
+    return {
         "project_id": project.id,
         "rater_id": rater.id,
         "lease_seconds": project.lease_seconds,
         "epoch": project.queue_epoch,
     }
-    if wait:
-        leased = await session.scalar(_PICK_WAITING, params)
-    else:
-        await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
-        leased = None
-        if member.resume_epoch == project.queue_epoch and member.resume_seq is not None:
-            resume = {"kb": member.resume_kb, "kp": member.resume_kp, "ks": member.resume_seq}
-            leased = await session.scalar(_PICK_RESUMING, params | resume)
-        if leased is None:
-            leased = await session.scalar(_PICK_FROM_START, params)
+
+
+async def next_assignment(
+    session: AsyncSession, *, project: Project, rater: User, exclude: Collection[uuid.UUID] = ()
+) -> Leased | None:
+    """The rater's oldest open lease if they hold one, else a new lease on the best open item.
+
+    `exclude` names leases the caller already shows (the rater page keeps the next item leased
+    ahead of the current one); those are passed over, so a new lease is taken instead, as long as
+    the rater holds fewer than MAX_LEASES. Items locked at this instant are passed over, so None
+    means "nothing left, or all of it locked just now": `wait_for_next` tells the two apart.
+    """
+    _check_can_label(project, rater)
+    member = await _lock_membership(session, project, rater)
+    live = await _live_leases(session, project, rater)
+    shown = [a for a in live if a.id not in exclude]
+    if shown:
+        return await _load(session, shown[0])
+    if len(live) >= MAX_LEASES:
+        raise Conflict(f"You already hold {len(live)} items of this project; judge or skip one before taking another.")
+    await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
+    params = _pick_params(project, rater)
+    leased = None
+    if member.resume_epoch == project.queue_epoch and member.resume_seq is not None:
+        resume = {"kb": member.resume_kb, "kp": member.resume_kp, "ks": member.resume_seq}
+        leased = await session.scalar(_PICK_RESUMING, params | resume)
+    if leased is None:
+        leased = await session.scalar(_PICK_FROM_START, params)
     return None if leased is None else await _load(session, leased)
+
+
+async def wait_for_next(session: AsyncSession, *, project: Project, rater: User) -> Leased | Moved | None:
+    """Lease the first open item the rater has not seen, waiting for its lock; None when there is none.
+
+    The caller must hold no item lock (labeling/flows.py runs this in a transaction of its own):
+    it waits for one row while holding only the rater's membership, which comes first in the lock
+    order. `Moved` means that row was filled while we waited: look again in a new transaction.
+    """
+    _check_can_label(project, rater)
+    await _lock_membership(session, project, rater)
+    params = _pick_params(project, rater)
+    candidate = await session.scalar(_FIRST_CANDIDATE, params)
+    if candidate is None:
+        return None
+    leased = await session.scalar(_PICK_THIS_WAITING, params | {"item_id": candidate})
+    return Moved() if leased is None else await _load(session, leased)
 
 
 # --- submit ------------------------------------------------------------------------------------

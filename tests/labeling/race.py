@@ -29,6 +29,16 @@ async def lock_waits(engine: AsyncEngine) -> int:
     return int(count or 0)
 
 
+async def blocked_by(engine: AsyncEngine, pid: int) -> bool:
+    """Whether some backend is waiting for a lock that backend `pid` holds."""
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            text("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid)))"),
+            {"pid": pid},
+        )
+    return bool(found)
+
+
 async def until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not await condition():
@@ -48,6 +58,10 @@ class Holder:
             self.connection = await self.engine.connect()
             await self.connection.begin()
         await self.connection.execute(text(sql), params)
+
+    async def pid(self) -> int:
+        assert self.connection is not None
+        return int(await self.connection.scalar(text("SELECT pg_backend_pid()")) or 0)
 
     async def release(self, *, commit: bool = False) -> None:
         if self.connection is not None:

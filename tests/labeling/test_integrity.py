@@ -32,7 +32,7 @@ from tests.factories import (
     native_items,
     next_item,
 )
-from tests.labeling.race import Holder, PageRater, lock_waits, until
+from tests.labeling.race import Holder, PageRater, blocked_by, lock_waits, until
 
 
 async def lease(session: AsyncSession, project: Project, rater: User, **kwargs: Any) -> service.Leased:
@@ -55,7 +55,7 @@ class TestPageJudgeDoesNotDeadlock:
     """Defect 1: two raters near the end, each holding the item the other takes next, judging at once."""
 
     async def test_each_judging_while_the_other_holds_their_next_item(
-        self, app, engine: AsyncEngine, session: AsyncSession
+        self, app, engine: AsyncEngine, session: AsyncSession, caplog: pytest.LogCaptureFixture
     ) -> None:
         admin = await create_user(session, role=Role.admin)
         a, b = await create_user(session), await create_user(session)
@@ -93,6 +93,7 @@ class TestPageJudgeDoesNotDeadlock:
         # Each was then given the other's item: the queue moved on.
         held = await session.scalars(select(Assignment).where(Assignment.status == "leased"))
         assert {(x.rater_id, x.item_id) for x in held} == {(a.id, on_y.item.id), (b.id, on_x.item.id)}
+        assert "labeling.retry" not in caplog.text  # no deadlock was detected (and hidden by a retry)
         await page_a.aclose()
         await page_b.aclose()
 
@@ -109,7 +110,12 @@ class TestActiveLearningAndRaters:
     """Defect 2: a post of scores re-prioritising items while a rater judges on the page."""
 
     async def test_scores_and_a_page_judge_both_succeed(
-        self, app, client: httpx.AsyncClient, engine: AsyncEngine, session: AsyncSession
+        self,
+        app,
+        client: httpx.AsyncClient,
+        engine: AsyncEngine,
+        session: AsyncSession,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         admin = await create_user(session, role=Role.admin)
         rater = await create_user(session)
@@ -152,6 +158,7 @@ class TestActiveLearningAndRaters:
         assert (posted.status_code, judged.status_code) == (200, 200), (posted.text, judged.text[:300])
         assert posted.json()["prioritised"] == 3
         assert await session.scalar(select(func.count()).select_from(Judgment)) == 1
+        assert "labeling.retry" not in caplog.text
         await page.aclose()
 
 
@@ -416,6 +423,44 @@ class TestNothingLeftMeansNothingLeft:
         answer = await asyncio.wait_for(asked, timeout=30)
         assert answer.status_code == 200
         assert answer.json()["item"]["id"] == str(other)
+
+
+class TestWaitingPickWaitsForOneRow:
+    """A waiting pick locked an item that had been filled since its scan began (PostgreSQL keeps such a
+    lock after the recheck fails), then waited for the next item holding it: a wait out of id order,
+    which raters and a post of scores turned into a deadlock under load."""
+
+    async def test_it_holds_no_item_while_it_waits(self, client, engine, session, caplog) -> None:
+        admin = await create_user(session, role=Role.admin)
+        rater = await create_user(session)
+        project = await create_project(session, admin, members=(rater,))
+        await import_items(session, project, admin, native_items(3))
+        first, *rest = (await items_by_external_id(session, project)).values()
+        high, low = sorted(rest, key=lambda i: i.id, reverse=True)
+        # Serving order: first, high, low; so the last two are in descending id order.
+        for item, priority in ((first, 3.0), (high, 2.0), (low, 1.0)):
+            await session.execute(update(Item).where(Item.id == item.id).values(priority=priority))
+        await session.commit()
+        token = await create_token(session, rater)
+        holders = {name: Holder(engine) for name in ("first", "high", "low")}
+        for name, item in (("first", first), ("high", high), ("low", low)):
+            await holders[name].hold("SELECT 1 FROM items WHERE id = :id FOR UPDATE", id=item.id)
+        asked = asyncio.create_task(next_item(client, project, token))
+        await until(lambda: _waits_at_least(engine, 1), what="next waiting")
+        for name, item in (("high", high), ("first", first)):  # filled by others, in that order
+            await holders[name].hold("UPDATE items SET leased = wanted WHERE id = :id", id=item.id)
+            await holders[name].release(commit=True)
+        low_pid = await holders["low"].pid()
+        await until(lambda: blocked_by(engine, low_pid), what="next waiting for low")
+        # Whoever holds `low` now locks `high` (id order: low first): nobody may be holding `high`.
+        await holders["low"].hold("SET LOCAL lock_timeout = '5s'")
+        await holders["low"].hold("SELECT 1 FROM items WHERE id = :id FOR UPDATE", id=high.id)
+        await holders["low"].release()
+        answer = await asyncio.wait_for(asked, timeout=30)
+        assert answer.status_code == 200
+        assert answer.json()["item"]["id"] == str(low.id)
+        # No deadlock was detected and retried on the way (the retry would have hidden it).
+        assert "labeling.retry" not in caplog.text
 
 
 class TestReclaimNeverWaits:
