@@ -1,18 +1,21 @@
 """Login throttling (issue 8, item 3): per account and per address, counted in PostgreSQL."""
 
+import asyncio
 import threading
 
 import httpx
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
 from server import security
 from server.app import create_app
-from server.auth.throttle import client_address
+from server.auth import throttle
+from server.auth.throttle import PURGE_BATCH, client_address
 from server.config import settings
 from server.models import AuditEvent, LoginFailure
+from tests.auth.test_activity import blocked_by
 from tests.factories import PASSWORD, create_user
 from tests.web.conftest import NONCE
 
@@ -275,3 +278,44 @@ class TestHashing:
         await create_user(session)
         assert len(threads) == 1
         assert threads[0] != threading.get_ident()
+
+
+class TestStorage:
+    async def test_expired_failures_are_deleted_as_new_ones_come(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        await session.execute(
+            text(
+                "INSERT INTO login_failures (email, address, failed_at) "
+                "SELECT 'old@example.com', '192.0.2.1', now() - interval '20 minutes' FROM generate_series(1, 150)"
+            )
+        )
+        await session.commit()
+        await fail(client, "new@example.com", 1)
+        assert await session.scalar(select(func.count()).select_from(LoginFailure)) == 150 - PURGE_BATCH + 1
+        await fail(client, "new@example.com", 1)
+        assert await addresses(session) == ["127.0.0.1", "127.0.0.1"]
+
+    async def test_a_login_never_waits_for_another_logins_transaction(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
+    ) -> None:
+        user = await create_user(session)
+        await session.execute(
+            text(
+                "INSERT INTO login_failures (email, address, failed_at) "
+                "SELECT 'old@example.com', '192.0.2.1', now() - interval '20 minutes' FROM generate_series(1, 10)"
+            )
+        )
+        await session.commit()
+        async with sessionmaker() as other_login:  # a failure recorded (and old rows purged), not committed yet
+            await throttle.record_failure(other_login, email=user.email, address="192.0.2.7")
+            pid = await other_login.scalar(text("SELECT pg_backend_pid()"))
+            for password, status in ((WRONG, 401), (PASSWORD, 200)):
+                request = asyncio.ensure_future(client.post(LOGIN, json={"email": user.email, "password": password}))
+                assert not await blocked_by(engine, pid, request)
+                assert (await request).status_code == status
+            await other_login.rollback()
