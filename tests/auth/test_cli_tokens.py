@@ -1,4 +1,4 @@
-"""`assay token create`: 90 days unless --days or --never-expires says otherwise."""
+"""`assay token create`: 90 days unless --days or --never-expires says otherwise; `assay serve`'s proxy headers."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -33,3 +33,19 @@ async def test_days_and_never_together_are_refused() -> None:
     )
     assert result.exit_code == 2
     assert "Give --days or --never-expires, not both." in result.output
+
+
+async def test_serve_leaves_forwarded_headers_to_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn would believe X-Forwarded-For from 127.0.0.1; only ASSAY_TRUSTED_PROXIES may say whom to believe."""
+    import uvicorn
+
+    from server import cli, migrate
+
+    started: dict[str, object] = {}
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nowhere/assay")  # serve sets it; undone after the test
+    monkeypatch.setattr(cli, "_database_url", lambda: "postgresql://nowhere/assay")
+    monkeypatch.setattr(migrate, "upgrade", lambda url: None)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.update(options))
+    result = await invoke("serve", "--port", "8123")
+    assert result.exit_code == 0, result.output
+    assert started["proxy_headers"] is False
