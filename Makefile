@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-HTMX   := server/static/vendor/htmx.min.js
+VENDOR := server/static/vendor
+# Front-end assets from the npm registry (package-lock.json pins them), served by the app itself:
+# htmx for the pages, Swagger UI for /api/docs. Never from a CDN.
+ASSETS := $(VENDOR)/.installed-stamp
 
 .PHONY: setup run test lint bench bench-rewardmodel clean
 
-setup: $(STAMP) $(HTMX)
+setup: $(STAMP) $(ASSETS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Assay needs Python 3.11 or newer")'
@@ -18,10 +21,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet 'transformers>=4.45' && $(BIN)/pip install --quiet --no-deps 'trl>=0.12'
 	touch $(STAMP)
 
-$(HTMX): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	mkdir -p $(dir $(HTMX))
-	cp node_modules/htmx.org/dist/htmx.min.js $(HTMX)
+# --ignore-scripts: no package needs one, and swagger-ui-dist's dependency @scarf/scarf would phone home.
+$(ASSETS): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
+	touch $@
 
 run: setup
 	$(BIN)/assay serve --demo

@@ -1,19 +1,22 @@
 """The ASGI application: lifespan (database), middleware, error handlers, routers, static files."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server import __version__
 from server.auth.api import router as auth_router
 from server.auth.routes import router as auth_pages
 from server.batches.api import router as batches_router
 from server.batches.routes import router as batches_pages
-from server.config import settings
+from server.config import DEV_SECRET, settings
 from server.db import make_engine, make_sessionmaker
 from server.errors import TooLarge, install_handlers, render_json
 from server.exports.api import router as exports_router
@@ -27,8 +30,22 @@ from server.users.api import router as users_router
 from server.users.routes import router as users_pages
 from server.web.errors import install_page_handlers
 from server.web.headers import PageSecurityHeaders
+from server.web.templating import render
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+DOCS_URL = "/api/docs"
+OPENAPI_URL = "/api/openapi.json"
+logger = logging.getLogger("assay")
+
+
+def warn_about_secret() -> None:
+    """Say so at start when the public development secret is in use (production refuses it)."""
+    if settings.secret_key == DEV_SECRET:
+        logger.warning(
+            "ASSAY_SECRET_KEY is not set: this server uses the public development secret, so anyone can "
+            "forge its signed values. Fine on your own machine; anywhere others can reach it, set "
+            "ASSAY_SECRET_KEY to at least 32 random characters."
+        )
 
 
 class UploadLimit:
@@ -71,6 +88,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from server.migrate import resolve_database_url
 
+        warn_about_secret()
         url = database_url or resolve_database_url()
         app.state.engine = make_engine(url)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
@@ -81,8 +99,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
         title="Assay",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        docs_url=None,  # our own page below: Swagger UI from our static files, under the pages' CSP
+        redoc_url=None,
+        openapi_url=OPENAPI_URL,
     )
     install_handlers(app)
     install_page_handlers(app)
@@ -103,9 +122,18 @@ def create_app(database_url: str | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def api_docs(request: Request) -> Response:
+        """The API reference (Swagger UI) over this server's OpenAPI schema."""
+        return render(request, "api/docs.html", {"openapi_url": OPENAPI_URL})
+
     for pages in (auth_pages, labeling_pages, projects_pages, batches_pages, users_pages, rewards_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
+    if settings.trusted_proxies.strip():
+        # Outermost: behind a named proxy, the client address (login throttling) and the scheme
+        # (HSTS) come from its X-Forwarded-For / X-Forwarded-Proto; from anyone else, the socket.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

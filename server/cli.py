@@ -86,11 +86,14 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # uvicorn would believe X-Forwarded-* from 127.0.0.1; the app decides whom to believe
+        # (ASSAY_TRUSTED_PROXIES), so login throttling cannot be dodged with a forged header.
+        proxy_headers=False,
     )
 
 
 async def _bootstrap_demo(session: AsyncSession) -> None:
-    from server.demo import load_demo
+    from server.demo import DEMO_RATER, load_demo
     from server.models import User
 
     if await session.scalar(select(func.count()).select_from(User)):
@@ -98,10 +101,12 @@ async def _bootstrap_demo(session: AsyncSession) -> None:
         return
     email = os.environ.get("ASSAY_ADMIN_EMAIL", "admin@example.com")
     password = os.environ.get("ASSAY_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-    await load_demo(session, admin_email=email, admin_password=password)
+    # The rater gets a password of its own: knowing the rater's must never give the admin's.
+    rater_password = secrets.token_urlsafe(12)
+    await load_demo(session, admin_email=email, admin_password=password, rater_password=rater_password)
     console.print(
         f"[bold]Admin account[/bold] (shown once): {email} / {password}\n"
-        "A demo project with a rater rater@example.com (same password) is ready."
+        f"A demo project is ready; its [bold]rater[/bold] (shown once): {DEMO_RATER} / {rater_password}"
     )
 
 
@@ -141,13 +146,22 @@ def token_create(
     email: Annotated[str, typer.Option(help="The account the token acts as.")],
     scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. export:read,judgments:write.")],
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "cli",
-    days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+    days: Annotated[
+        int | None, typer.Option(min=1, max=3650, help="Expire after this many days (default: ASSAY_TOKEN_DAYS, 90).")
+    ] = None,
+    never_expires: Annotated[bool, typer.Option(help="A token that does not expire.")] = False,
 ) -> None:
     """Create an API token and print it once."""
     from server.auth import service
+    from server.config import settings
     from server.errors import AssayError
     from server.models import Scope
     from server.users import service as users
+
+    if never_expires and days is not None:
+        console.print("[red]Give --days or --never-expires, not both.[/red]")
+        raise typer.Exit(2)
+    expires_in_days = None if never_expires else (days or settings.token_days)
 
     try:
         wanted = [Scope(s.strip()) for s in scopes.split(",") if s.strip()]
@@ -160,7 +174,7 @@ def token_create(
         if user is None:
             raise typer.BadParameter(f"no account with email {email}")
         _, secret = await service.create_token(
-            session, user=user, name=name, scopes=wanted, expires_in_days=days, actor=user
+            session, user=user, name=name, scopes=wanted, expires_in_days=expires_in_days, actor=user
         )
         return secret
 

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "assay-dev-secret-change-me"
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -23,10 +24,25 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
 
-    # Browser sessions
+    # Browser sessions: refused after `session_days` in all, or after `session_idle_hours` without
+    # a request (a rater page's heartbeat is a request). Cookies are Secure in production unless
+    # `cookie_secure` says otherwise.
     session_cookie: str = "assay_session"
-    session_days: int = 14
-    cookie_secure: bool = False
+    session_days: int = Field(default=14, ge=1)
+    session_idle_hours: float = Field(default=8, gt=0)
+    cookie_secure: bool | None = None
+
+    # Logins: refused for a while after this many wrong passwords within the window, per account
+    # (the email typed) and per client address.
+    login_window_minutes: int = Field(default=15, ge=1)
+    login_failures_per_account: int = Field(default=10, ge=1)
+    login_failures_per_address: int = Field(default=50, ge=1)
+    # Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; empty: the client is whoever opened the connection.
+    trusted_proxies: str = ""
+
+    # API tokens expire after this many days unless the admin chooses otherwise.
+    token_days: int = Field(default=90, ge=1, le=3650)
 
     # Uploads
     max_upload_bytes: int = 512 * 1024 * 1024
@@ -34,12 +50,22 @@ class Settings(BaseSettings):
     # Labeling
     reclaim_batch: int = 100  # expired leases freed per `next` call; bounds its cost
 
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies carry `Secure`: always in production, unless ASSAY_COOKIE_SECURE says otherwise."""
+        return self.environment == "production" if self.cookie_secure is None else self.cookie_secure
+
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> "Settings":
-        if self.environment == "production" and self.secret_key == DEV_SECRET:
+    def _refuse_weak_secret(self) -> "Settings":
+        if self.environment != "production":
+            return self
+        how = "set a long random value (python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+        if self.secret_key == DEV_SECRET:
+            raise ValueError(f"ASSAY_SECRET_KEY is still the public development default; {how}")
+        if len(self.secret_key) < MIN_SECRET_LENGTH:
             raise ValueError(
-                "ASSAY_SECRET_KEY is still the development default; set a long random value "
-                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+                f"ASSAY_SECRET_KEY has {len(self.secret_key)} characters; production needs at least "
+                f"{MIN_SECRET_LENGTH}: {how}"
             )
         return self
 

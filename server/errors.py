@@ -47,6 +47,17 @@ class TooLarge(AssayError):
     status_code = 413
 
 
+class TooManyRequests(AssayError):
+    """429 with `Retry-After`: the caller must wait `retry_after` seconds (login throttling)."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 def render_json(exc: AssayError) -> JSONResponse:
     return JSONResponse({"detail": exc.message, **exc.extra}, status_code=exc.status_code, headers=exc.headers)
 

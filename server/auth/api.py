@@ -4,10 +4,11 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from server.auth import service
+from server.auth import service, throttle
 from server.auth.deps import AdminPrincipal, CurrentPrincipal, clear_session_cookie, set_session_cookie
-from server.auth.schemas import LoginRequest, SessionRead, TokenCreate, TokenCreated, TokenRead
+from server.auth.schemas import LoginRequest, SessionRead, TokenCreate, TokenCreated, TokenRead, TokensRevoked
 from server.db import SessionDep
+from server.errors import Unauthorized
 from server.security import csrf_token_for
 from server.users import service as users
 from server.users.schemas import UserRead
@@ -15,10 +16,23 @@ from server.users.schemas import UserRead
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/session", response_model=SessionRead)
-async def login(body: LoginRequest, response: Response, session: SessionDep) -> SessionRead:
-    """Log in with email and password; sets the session cookie and returns the CSRF token."""
-    user, secret = await service.login(session, email=body.email, password=body.password)
+@router.post(
+    "/auth/session",
+    response_model=SessionRead,
+    responses={401: {"description": "Wrong email or password."}, 429: {"description": "Too many failed logins."}},
+)
+async def login(body: LoginRequest, request: Request, response: Response, session: SessionDep) -> SessionRead:
+    """Log in with email and password; sets the session cookie and returns the CSRF token.
+
+    After too many wrong passwords for an account or from an address, logins are refused for a
+    while with 429 and `Retry-After` (seconds)."""
+    try:
+        user, secret = await service.login(
+            session, email=body.email, password=body.password, address=throttle.client_address(request)
+        )
+    except Unauthorized:
+        await session.commit()  # the failure's count and audit entry stay, though the answer is 401
+        raise
     set_session_cookie(response, secret)
     return SessionRead(user=UserRead.model_validate(user), csrf_token=csrf_token_for(secret))
 
@@ -58,6 +72,13 @@ async def create_token(
 async def list_tokens(user_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> object:
     """A user's tokens (prefixes only), with last use."""
     return await service.list_tokens(session, await users.get(session, user_id))
+
+
+@router.delete("/users/{user_id}/tokens", response_model=TokensRevoked)
+async def revoke_all_tokens(user_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> TokensRevoked:
+    """Revoke every live token of a user at once (a password reset leaves them working)."""
+    count = await service.revoke_all_tokens(session, await users.get(session, user_id), actor=admin.user)
+    return TokensRevoked(revoked=count)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenRead)

@@ -3,9 +3,9 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import BackgroundTasks, Depends, Request, Response
 
-from server.auth import service
+from server.auth import activity, service
 from server.auth.service import Principal
 from server.config import settings
 from server.db import SessionDep
@@ -19,38 +19,44 @@ CSRF_REFUSED = "The form's security token is missing or stale; reload the page a
 
 
 def set_session_cookie(response: Response, secret: str) -> None:
-    """Hand the browser its session secret (HttpOnly, SameSite=Lax)."""
+    """Hand the browser its session secret (HttpOnly, SameSite=Lax, Secure in production)."""
     response.set_cookie(
         settings.session_cookie,
         secret,
         max_age=settings.session_days * 86400,
         httponly=True,
         samesite="lax",
-        secure=settings.cookie_secure,
+        secure=settings.secure_cookies,
     )
 
 
 def clear_session_cookie(response: Response) -> None:
-    response.delete_cookie(settings.session_cookie, httponly=True, samesite="lax", secure=settings.cookie_secure)
+    response.delete_cookie(settings.session_cookie, httponly=True, samesite="lax", secure=settings.secure_cookies)
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
-    """A bearer token if one is sent, else the browser session cookie (with CSRF on writes)."""
+async def get_principal(request: Request, session: SessionDep, background: BackgroundTasks) -> Principal:
+    """A bearer token if one is sent, else the browser session cookie (with CSRF on writes).
+
+    Its last use is recorded after the response (server/auth/activity.py)."""
     authorization = request.headers.get("Authorization")
     if authorization:
-        scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        scheme, _, bearer = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
             raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
-        return await service.principal_for_token(session, secret.strip())
+        principal = await service.principal_for_token(session, bearer.strip())
+        if principal.token is not None:
+            activity.remember_token(background, request.app.state.engine, principal.token)
+        return principal
     cookie = request.cookies.get(settings.session_cookie)
     if not cookie:
         raise Unauthorized("Log in first, or send an API token as 'Authorization: Bearer <token>'.")
-    secret = cookie
-    user = await service.user_for_session(session, secret)
-    if user is None:
+    found = await service.session_for_secret(session, cookie)
+    if found is None:
         raise Unauthorized("Your session has expired; log in again.")
-    await require_csrf(request, secret)
-    return Principal(user=user, session_token=secret)
+    await require_csrf(request, cookie)
+    user, user_session = found
+    activity.remember_session(background, request.app.state.engine, user_session)
+    return Principal(user=user, session_token=cookie)
 
 
 async def require_csrf(request: Request, session_secret: str) -> None:

@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from server.auth import service
+from server.auth import service, throttle
 from server.auth.deps import clear_session_cookie, set_session_cookie
 from server.config import settings
 from server.db import SessionDep
-from server.errors import Unauthorized
+from server.errors import TooManyRequests, Unauthorized
 from server.web.deps import PagePrincipal, safe_next
 from server.web.templating import flash, render
 
@@ -31,7 +31,7 @@ def _login_form(
     context = {"next": next_path, "email": email, "error": error, "login_nonce": nonce}
     response = render(request, "auth/login.html", context, status_code=status_code)
     response.set_cookie(
-        LOGIN_NONCE_COOKIE, nonce, max_age=3600, httponly=True, samesite="strict", secure=settings.cookie_secure
+        LOGIN_NONCE_COOKIE, nonce, max_age=3600, httponly=True, samesite="strict", secure=settings.secure_cookies
     )
     return response
 
@@ -62,9 +62,15 @@ async def login(
     if not email.strip() or not password:
         return _login_form(request, next_path=next_path, email=email, error=LOGIN_MISSING, status_code=422)
     try:
-        _, secret = await service.login(session, email=email, password=password)
-    except Unauthorized as exc:
+        _, secret = await service.login(
+            session, email=email, password=password, address=throttle.client_address(request)
+        )
+    except Unauthorized as exc:  # answered, not raised: the session commits the failure's count and audit entry
         return _login_form(request, next_path=next_path, email=email, error=exc.message, status_code=401)
+    except TooManyRequests as exc:
+        response = _login_form(request, next_path=next_path, email=email, error=exc.message, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     response = RedirectResponse(next_path, status_code=303)
     set_session_cookie(response, secret)
     response.delete_cookie(LOGIN_NONCE_COOKIE)

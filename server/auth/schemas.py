@@ -3,6 +3,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from server.config import settings
 from server.models import Scope
 from server.schemas import Schema
 from server.users.schemas import UserRead
@@ -21,7 +22,13 @@ class SessionRead(Schema):
 class TokenCreate(Schema):
     name: str = Field(default="", max_length=200)
     scopes: list[Scope] = Field(min_length=1)
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: int | None = Field(
+        default_factory=lambda: settings.token_days,
+        ge=1,
+        le=3650,
+        description="Days until the token stops working: 90 when left out (the ASSAY_TOKEN_DAYS setting); "
+        "null for a token that never expires.",
+    )
 
 
 class TokenRead(Schema):
@@ -38,3 +45,7 @@ class TokenRead(Schema):
 
 class TokenCreated(TokenRead):
     token: str = Field(description="The secret; shown this once, store it now.")
+
+
+class TokensRevoked(Schema):
+    revoked: int = Field(description="How many live tokens were revoked.")

@@ -1,13 +1,15 @@
 """Logins, browser sessions and API tokens."""
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
+from server.auth import throttle
 from server.config import settings
 from server.errors import Forbidden, Invalid, NotFound, Unauthorized
 from server.models import ApiToken, Role, Scope, User, UserSession
@@ -26,8 +28,9 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.rater: frozenset({Scope.judgments_write}),
     Role.trainer: frozenset({Scope.export_read, Scope.reward_models_write, Scope.items_write}),
 }
-# `last_used_at` is written at most this often, so a busy token does not add a write per request.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
+WRONG_PASSWORD = "Wrong email or password."
+DEACTIVATED = "This account is deactivated; ask an admin to reactivate it."
+logger = logging.getLogger("assay.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +55,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def login(session: AsyncSession, *, email: str, password: str) -> tuple[User, str]:
-    """Check a password and open a browser session; returns the user and the session secret."""
+async def login(session: AsyncSession, *, email: str, password: str, address: str) -> tuple[User, str]:
+    """Check a password and open a browser session; returns the user and the session secret.
+
+    Throttled accounts and addresses are refused before the password is checked (429). A wrong
+    password is counted (server/auth/throttle.py) and written to the audit log, never the password
+    itself; the caller commits those even though the answer is a 401.
+    """
+    await throttle.check(session, email=email, address=address)
     user = await users.get_by_email(session, email)
-    if not verify_password(password, user.password_hash if user else None) or user is None:
-        raise Unauthorized("Wrong email or password.")
+    if not await verify_password(password, user.password_hash if user else None) or user is None:
+        await throttle.record_failure(session, email=email, address=address)
+        _record_refusal(session, user, email=email, address=address, reason="wrong email or password")
+        raise Unauthorized(WRONG_PASSWORD)
     if not user.is_active:
-        raise Unauthorized("This account is deactivated; ask an admin to reactivate it.")
+        _record_refusal(session, user, email=email, address=address, reason="deactivated account")
+        raise Unauthorized(DEACTIVATED)
+    await throttle.forget_account(session, email)
     secret = generate_token(SESSION_TOKEN_PREFIX)
     expires = _now() + timedelta(days=settings.session_days)
     session.add(UserSession(user_id=user.id, token_hash=token_digest(secret), expires_at=expires))
@@ -66,23 +79,55 @@ async def login(session: AsyncSession, *, email: str, password: str) -> tuple[Us
     return user, secret
 
 
+def _record_refusal(session: AsyncSession, user: User | None, *, email: str, address: str, reason: str) -> None:
+    email = throttle.account_key(email)
+    logger.warning("login refused (%s) for %r from %s", reason, email, address)
+    audit.record(
+        session,
+        actor=None,
+        action="login.failed",
+        target_type="user",
+        target_id=user.id if user else None,
+        data={"email": email, "address": address, "reason": reason},
+    )
+
+
 async def logout(session: AsyncSession, secret: str) -> None:
     await session.execute(delete(UserSession).where(UserSession.token_hash == token_digest(secret)))
 
 
+async def session_for_secret(session: AsyncSession, secret: str) -> tuple[User, UserSession] | None:
+    """The user and session behind a browser session secret; None when it is unknown, expired,
+    idle for longer than `session_idle_hours`, or its user is deactivated."""
+    idle = timedelta(hours=settings.session_idle_hours)
+    row = (
+        await session.execute(
+            select(User, UserSession)
+            .join(UserSession, UserSession.user_id == User.id)
+            .where(
+                UserSession.token_hash == token_digest(secret),
+                UserSession.expires_at > func.now(),
+                UserSession.last_seen_at > func.now() - idle,
+            )
+        )
+    ).one_or_none()
+    if row is None or not row[0].is_active:
+        return None
+    return row[0], row[1]
+
+
 async def user_for_session(session: AsyncSession, secret: str) -> User | None:
-    """The user behind a browser session secret, or None when it is unknown or expired."""
-    row = await session.execute(
-        select(User)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(UserSession.token_hash == token_digest(secret), UserSession.expires_at > _now())
-    )
-    user = row.scalar_one_or_none()
-    return user if user is not None and user.is_active else None
+    """The user behind a browser session secret, or None (see `session_for_secret`)."""
+    found = await session_for_secret(session, secret)
+    return found[0] if found else None
 
 
 async def principal_for_token(session: AsyncSession, secret: str) -> Principal:
-    """Resolve a bearer token, refusing unknown, revoked and expired ones with the reason."""
+    """Resolve a bearer token, refusing unknown, revoked and expired ones with the reason.
+
+    Reads only: `last_used_at` is written after the response (server/auth/activity.py), so this
+    request's transaction holds no lock on the token's row.
+    """
     row = (
         await session.execute(
             select(ApiToken, User)
@@ -93,16 +138,12 @@ async def principal_for_token(session: AsyncSession, secret: str) -> Principal:
     if row is None:
         raise Unauthorized("Invalid API token: no such token. Check that you copied all of it.")
     token, user = row
-    now = _now()
     if token.revoked_at is not None:
         raise Unauthorized(f"This API token was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC.")
-    if token.expires_at is not None and token.expires_at <= now:
+    if token.expires_at is not None and token.expires_at <= _now():
         raise Unauthorized(f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC.")
     if not user.is_active:
         raise Unauthorized("The account this API token belongs to is deactivated.")
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        token.last_used_at = now
-        await session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
     return Principal(user=user, token=token)
 
 
@@ -147,6 +188,11 @@ async def create_token(
     return token, secret
 
 
+def is_live(token: ApiToken, now: datetime) -> bool:
+    """Neither revoked nor expired."""
+    return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
+
+
 async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
     return list(
         await session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at))
@@ -163,6 +209,22 @@ async def revoke_token(session: AsyncSession, token_id: uuid.UUID, *, actor: Use
         audit.record(session, actor=actor, action="token.revoke", target_type="api_token", target_id=token.id)
     await session.flush()
     return token
+
+
+async def revoke_all_tokens(session: AsyncSession, user: User, *, actor: User) -> int:
+    """Revoke every live token of an account at once (after a leaked password, say); returns how many."""
+    revoked = await session.scalars(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(ApiToken.id)
+    )
+    count = len(revoked.all())
+    audit.record(
+        session, actor=actor, action="token.revoke_all", target_type="user", target_id=user.id, data={"count": count}
+    )
+    await session.flush()
+    return count
 
 
 def require_scope(principal: Principal, scope: Scope) -> None:

@@ -13,6 +13,7 @@ from server.users import service as users
 from server.users.schemas import UserCreate
 
 DEMO_FILE = Path(__file__).resolve().parent / "demo.jsonl"
+DEMO_RATER = "rater@example.com"
 INSTRUCTIONS = """\
 Pick the response that is **more helpful, honest and harmless** for the person asking.
 
@@ -22,8 +23,8 @@ Pick the response that is **more helpful, honest and harmless** for the person a
 """
 
 
-async def load_demo(session: AsyncSession, *, admin_email: str, admin_password: str) -> None:
-    """Create an admin, a rater and a demo project holding the shipped items."""
+async def load_demo(session: AsyncSession, *, admin_email: str, admin_password: str, rater_password: str) -> None:
+    """Create an admin, a rater (each with their own password) and a demo project holding the shipped items."""
     admin = await users.create(
         session,
         UserCreate(email=admin_email, password=admin_password, role=Role.admin, name="Admin"),
@@ -31,7 +32,7 @@ async def load_demo(session: AsyncSession, *, admin_email: str, admin_password: 
     )
     rater = await users.create(
         session,
-        UserCreate(email="rater@example.com", password=admin_password, role=Role.rater, name="Demo rater"),
+        UserCreate(email=DEMO_RATER, password=rater_password, role=Role.rater, name="Demo rater"),
         actor=admin,
     )
     project = await projects.create(

@@ -7,6 +7,7 @@ from server.models.batch import Batch
 from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, SurplusReason
+from server.models.login_failure import LoginFailure
 from server.models.project import Project, ProjectMember, RationaleRule, Scale
 from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
@@ -22,6 +23,7 @@ __all__ = [
     "Item",
     "ItemScore",
     "Judgment",
+    "LoginFailure",
     "Project",
     "ProjectMember",
     "Prompt",

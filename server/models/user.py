@@ -46,5 +46,8 @@ class UserSession(IdMixin, Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime]
+    # The last request made with it, written at most once a minute (server/auth/activity.py); a
+    # session idle for longer than `session_idle_hours` is refused.
+    last_seen_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     user: Mapped[User] = relationship(lazy="raise")

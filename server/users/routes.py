@@ -9,13 +9,14 @@ from fastapi.responses import Response
 
 from server.auth import service as auth
 from server.auth.schemas import TokenCreate
+from server.config import settings
 from server.db import SessionDep
 from server.errors import Conflict, Invalid
 from server.models import Role, User
 from server.users import service
 from server.users.schemas import UserCreate, UserUpdate
 from server.web.deps import AdminPagePrincipal
-from server.web.forms import FORM_ERROR, done, read_form, text_fields, validate
+from server.web.forms import FORM_ERROR, checkbox, done, read_form, text_fields, validate
 from server.web.templating import is_htmx, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -37,16 +38,20 @@ async def _detail_page(
     request: Request, session: SessionDep, user: User, *, status_code: int = 200, **extra: Any
 ) -> Response:
     """The account page; `extra` carries a form's errors, a notice, or a new token's secret (shown once)."""
+    tokens = await auth.list_tokens(session, user)
+    now = datetime.now(UTC)
     context = {
         "account": user,
-        "tokens": await auth.list_tokens(session, user),
+        "tokens": tokens,
+        "live_tokens": sum(1 for t in tokens if auth.is_live(t, now)),
+        "token_days": settings.token_days,
         "scopes": sorted(auth.ROLE_SCOPES[Role(user.role)]),
         "password_error": None,
         "token_errors": {},
         "token_values": {},
         "new_token": None,
         "notice": None,
-        "now": datetime.now(UTC),
+        "now": now,
         **extra,
     }
     return render(request, "admin/users/detail.html", context, status_code=status_code)
@@ -91,7 +96,22 @@ async def reset_password(
     if data is None:
         return await _detail_page(request, session, user, password_error=errors["password"], status_code=422)
     await service.update(session, user, data, actor=admin.user)
-    return done(request, f"/admin/users/{user.id}", f"Password of {user.email} reset; their sessions were ended.")
+    message = f"Password of {user.email} reset; their sessions were ended. Their API tokens still work."
+    return done(request, f"/admin/users/{user.id}", message)
+
+
+@router.post("/users/{user_id}/tokens/revoke-all")
+async def revoke_all_tokens(
+    request: Request, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Revoke every live API token of the account (after a password leak, say)."""
+    user = await service.get(session, user_id)
+    count = await auth.revoke_all_tokens(session, user, actor=admin.user)
+    return done(request, f"/admin/users/{user.id}", f"{_tokens(count)} of {user.email} revoked.")
+
+
+def _tokens(count: int) -> str:
+    return "1 API token" if count == 1 else f"{count} API tokens"
 
 
 @router.post("/users/{user_id}/active")
@@ -115,7 +135,12 @@ async def create_token(
     form = await read_form(request)
     values: dict[str, Any] = text_fields(form, ("name", "expires_in_days"))
     values["scopes"] = [str(s) for s in form.getlist("scopes")]
-    data = {**values, "expires_in_days": values.get("expires_in_days") or None}
+    values["never_expires"] = checkbox(form, "never_expires")
+    data: dict[str, Any] = {"name": values.get("name", ""), "scopes": values["scopes"]}
+    if values["never_expires"]:
+        data["expires_in_days"] = None
+    elif values.get("expires_in_days"):  # left empty: the default expiry
+        data["expires_in_days"] = values["expires_in_days"]
     token_data, errors = validate(TokenCreate, data, TOKEN_LABELS, TOKEN_MESSAGES)
     if token_data is not None:
         try:

@@ -33,7 +33,7 @@ async def create(session: AsyncSession, data: UserCreate, *, actor: User | None)
     email = data.email.strip()
     if await get_by_email(session, email) is not None:
         raise Conflict(f"A user with email {email} already exists.")
-    user = User(email=email, name=data.name, role=data.role, password_hash=hash_password(data.password))
+    user = User(email=email, name=data.name, role=data.role, password_hash=await hash_password(data.password))
     session.add(user)
     await session.flush()
     audit.record(
@@ -57,7 +57,7 @@ async def update(session: AsyncSession, user: User, data: UserUpdate, *, actor: 
     for key, value in changed.items():
         setattr(user, key, value)
     if data.password is not None:
-        user.password_hash = hash_password(data.password)
+        user.password_hash = await hash_password(data.password)
         changed["password"] = "reset"
     if data.password is not None or data.is_active is False:
         # A reset password or a deactivated account ends every open browser session.

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 
-from server.auth import service
+from server.auth import activity, service
 from server.auth.deps import require_csrf
 from server.auth.service import Principal
 from server.config import settings
@@ -68,12 +68,14 @@ def _return_path(request: Request) -> str:
     return safe_next(request.url.path + (f"?{query}" if query else ""))
 
 
-async def get_page_principal(request: Request, session: SessionDep) -> Principal:
+async def get_page_principal(request: Request, session: SessionDep, background: BackgroundTasks) -> Principal:
     """The signed-in user of a page (CSRF checked on writes); no session → LoginRequired."""
     secret = request.cookies.get(settings.session_cookie)
-    user = await service.user_for_session(session, secret) if secret else None
-    if user is None or secret is None:
+    found = await service.session_for_secret(session, secret) if secret else None
+    if found is None or secret is None:
         raise LoginRequired(_return_path(request))
+    user, user_session = found
+    activity.remember_session(background, request.app.state.engine, user_session)
     principal = Principal(user=user, session_token=secret)
     request.state.viewer = Viewer(  # templates read it (nav, CSRF token), error pages too
         id=user.id,

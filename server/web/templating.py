@@ -47,7 +47,7 @@ def flash(response: Response, message: str, *, kind: str = "info") -> None:
         max_age=60,
         httponly=True,
         samesite="lax",
-        secure=settings.cookie_secure,
+        secure=settings.secure_cookies,
     )
 
 
