@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.auth.service import Principal
 from server.errors import Invalid, NotFound
+from server.markdown import render_off_loop
 from server.models import Assignment, Item, Judgment, Project, ProjectMember, User
 from server.projects.schemas import (
     HourlyCount,
@@ -47,7 +48,9 @@ async def list_accessible(session: AsyncSession, principal: Principal) -> list[P
 
 async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> Project:
     """Create a project; its creator becomes a member so they can try the rater loop."""
-    project = Project(**data.model_dump(), created_by_id=actor.id)
+    project = Project(
+        **data.model_dump(), instructions_html=await render_off_loop(data.instructions), created_by_id=actor.id
+    )
     session.add(project)
     await session.flush()
     session.add(ProjectMember(project_id=project.id, user_id=actor.id))
@@ -67,9 +70,12 @@ async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> 
 
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate, *, actor: User) -> Project:
     """Change settings; a new overlap re-opens or completes items, active learning (un)prioritises them, at once."""
-    changes = data.model_dump(exclude_unset=True)
+    # Every setting is required, so null leaves it as it is (it cannot be stored).
+    changes = {key: value for key, value in data.model_dump(exclude_unset=True).items() if value is not None}
     for key, value in changes.items():
         setattr(project, key, value)
+    if "instructions" in changes:
+        project.instructions_html = await render_off_loop(project.instructions)
     if "overlap" in changes:
         await _apply_overlap(session, project.id, project.overlap)
     if "active_learning" in changes:
