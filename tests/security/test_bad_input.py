@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Project, Role, User
-from server.web.errors import UnhandledErrors
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 from tests.web.admin import login_as
 from tests.web.html import parse
@@ -295,6 +294,8 @@ class TestDatabaseRefusals:
 
 class TestUnhandledErrors:
     async def test_logged_without_the_message_and_answered_500(self, caplog: pytest.LogCaptureFixture) -> None:
+        from server.web.errors import UnhandledErrors
+
         secret = "-".join(("password", "hunter2"))  # a value from the request, not a literal in the code
 
         async def failing(scope: Any, receive: Any, send: Any) -> None:
