@@ -1,13 +1,14 @@
 """The ASGI application: lifespan (database), middleware, error handlers, routers, static files."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -15,10 +16,11 @@ from server import __version__
 from server.auth.api import router as auth_router
 from server.auth.routes import router as auth_pages
 from server.batches.api import router as batches_router
+from server.batches.gate import is_upload_route, may_upload
 from server.batches.routes import router as batches_pages
 from server.config import DEV_SECRET, settings
 from server.db import make_engine, make_sessionmaker
-from server.errors import TooLarge, install_handlers, render_json
+from server.errors import install_handlers, size_text
 from server.exports.api import router as exports_router
 from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
@@ -28,7 +30,7 @@ from server.rewards.api import router as rewards_router
 from server.rewards.routes import router as rewards_pages
 from server.users.api import router as users_router
 from server.users.routes import router as users_pages
-from server.web.errors import install_page_handlers
+from server.web.errors import UnhandledErrors, install_page_handlers
 from server.web.headers import PageSecurityHeaders
 from server.web.templating import render
 
@@ -48,37 +50,57 @@ def warn_about_secret() -> None:
         )
 
 
-class UploadLimit:
-    """Refuse a body larger than the upload limit: at once when Content-Length says so, else
-    (a chunked upload) as soon as the bytes read pass the limit."""
+class BodyLimit:
+    """Bound every request body before anything reads it.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A request may carry `max_body_bytes` (1 MB), except an upload whose headers name someone who
+    may import (`batches/gate.py`, checked before a byte of the body is read), which may carry
+    `max_upload_bytes`. Reading past the limit, or at all when Content-Length is already past it,
+    raises a 413 that the app's handlers render (JSON under /api, a page elsewhere); a route that
+    never reads the body (a 401 for a caller without credentials) answers as it would anyway.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        is_upload: Callable[[Scope], bool] = is_upload_route,
+        may_upload: Callable[[Scope], Awaitable[bool]] = may_upload,
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
-
-    def error(self) -> TooLarge:
-        mb = self.max_bytes // (1024 * 1024)
-        return TooLarge(f"The upload is larger than the {mb} MB limit; split it into several batches.")
+        self.max_body_bytes, self.max_upload_bytes = max_body_bytes, max_upload_bytes
+        self.is_upload, self.may_upload = is_upload, may_upload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await render_json(self.error())(scope, receive, send)
-            return
+        upload = self.is_upload(scope) and await self.may_upload(scope)
+        limit = self.max_upload_bytes if upload else self.max_body_bytes
+        refusal = HTTPException(
+            413,
+            f"The upload is larger than the {size_text(limit)} limit; split it into several batches."
+            if upload
+            else f"The request body is larger than the {size_text(limit)} limit for this request.",
+        )
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        declared = int(length) if length.isdigit() else 0
         received = 0
 
-        async def counting_receive() -> Message:
+        async def limited_receive() -> Message:
             nonlocal received
+            if declared > limit:
+                raise refusal  # before reading a byte
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise self.error()  # rendered by the app's AssayError handler
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise refusal
             return message
 
-        await self.app(scope, counting_receive, send)
+        await self.app(scope, limited_receive, send)
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
@@ -131,7 +153,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)
-    app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(UnhandledErrors)  # sees every error the handlers left
     if settings.trusted_proxies.strip():
         # Outermost: behind a named proxy, the client address (login throttling) and the scheme
         # (HSTS) come from its X-Forwarded-For / X-Forwarded-Proto; from anyone else, the socket.

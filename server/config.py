@@ -44,8 +44,20 @@ class Settings(BaseSettings):
     # API tokens expire after this many days unless the admin chooses otherwise.
     token_days: int = Field(default=90, ge=1, le=3650)
 
-    # Uploads
-    max_upload_bytes: int = 512 * 1024 * 1024
+    # Request bodies (the README's settings table says why these values): every request but an
+    # upload, an upload file as sent, and an upload sent as JSON ({"items": [...]}, parsed whole).
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_upload_bytes: int = Field(default=512 << 20, ge=1024)
+    max_json_upload_bytes: int = Field(default=8 << 20, ge=1024)
+
+    # What an upload may expand to, checked while it streams.
+    upload_max_decompressed_bytes: int = Field(default=1 << 30, ge=1024)
+    upload_max_line_bytes: int = Field(default=4 << 20, ge=1024)  # a JSONL line, CSV row or Parquet row
+    upload_max_text_chars: int = Field(default=100_000, ge=1)  # a prompt's or a candidate's text
+    upload_max_messages: int = Field(default=1000, ge=1)  # chat messages in a prompt or a candidate
+    upload_max_candidates: int = Field(default=16, ge=2)
+    upload_max_items: int = Field(default=200_000, ge=1)
+    upload_max_parquet_row_group_bytes: int = Field(default=256 << 20, ge=1024)  # uncompressed, per row group
 
     # Labeling
     reclaim_batch: int = 100  # expired leases freed per `next` call; bounds its cost

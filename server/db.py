@@ -53,6 +53,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_pre_ping": False,
+        # Statement errors (and their logged tracebacks) carry the statement but never its values:
+        # those are user data.
+        "hide_parameters": True,
         # asyncpg's own statement cache is what makes repeated hot statements cheap.
         "connect_args": {"server_settings": {"application_name": "assay"}},
     }

@@ -1,10 +1,20 @@
-"""One error hierarchy for the whole app, rendered as JSON under /api."""
+"""One error hierarchy for the whole app, rendered as JSON under /api.
 
+Input the database refuses (a NUL character, a number beyond its column) is the client's fault
+and becomes a 422 even where a schema forgot a bound; no refusal quotes more than a short prefix
+of what was sent (`quote`), and no log line carries request values.
+"""
+
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+
+logger = logging.getLogger("assay.errors")
+QUOTE_CHARS = 40
 
 
 class AssayError(Exception):
@@ -58,6 +68,49 @@ class TooManyRequests(AssayError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+def size_text(size: int) -> str:
+    """A byte count in words: 1 MB, 512 MB, 1 GB (binary units, as the limits are set)."""
+    for unit, shift in (("GB", 30), ("MB", 20), ("kB", 10)):
+        if size >= 1 << shift:
+            value = size / (1 << shift)
+            return f"{value:,.0f} {unit}" if value.is_integer() else f"{value:,.1f} {unit}"
+    return f"{size:,} bytes"
+
+
+def quote(value: str, limit: int = QUOTE_CHARS) -> str:
+    """A value for a message: its repr, cut to its first `limit` characters."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
+
+
+# SQLSTATE of data exceptions (class 22) that only a value the client sent can cause here.
+_DATA_MESSAGES = {
+    "22021": "The request holds a NUL character (\\u0000) or bytes that are not UTF-8, which cannot be stored; "
+    "remove them.",
+    "22P05": "The request holds a NUL character (\\u0000), which cannot be stored; remove it.",
+    "22003": "A number in the request is out of range.",
+    "22001": "A text in the request is longer than its field allows.",
+}
+
+
+def database_refusal(exc: DBAPIError) -> AssayError | None:
+    """The 422 for a value the database refused (the input is at fault), or None for any other database error."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None  # the driver's own exception
+    sqlstate = getattr(cause, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+        message = _DATA_MESSAGES.get(sqlstate, "A value in the request cannot be stored; check its type and range.")
+    elif isinstance(cause, ValueError) and type(cause).__module__.startswith("asyncpg"):
+        # asyncpg's client-side DataError: a value that does not fit its parameter (e.g. beyond int32).
+        out_of_range = "out of" in str(cause)
+        message = _DATA_MESSAGES["22003"] if out_of_range else "A value in the request cannot be stored."
+    else:
+        return None
+    # Name the statement's kind and the SQLSTATE, never the value or the statement's parameters.
+    logger.warning("refused input the database cannot store (%s: SQLSTATE %s)", type(cause).__name__, sqlstate)
+    return Invalid(message)
+
+
 def render_json(exc: AssayError) -> JSONResponse:
     return JSONResponse({"detail": exc.message, **exc.extra}, status_code=exc.status_code, headers=exc.headers)
 
@@ -79,7 +132,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return validation_json(exc)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    refusal = database_refusal(exc)
+    if refusal is None:
+        raise exc  # a fault of ours: the unhandled-error middleware logs it and answers 500
+    return render_json(refusal)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Register the JSON renderers; the HTML pages add theirs in the web package."""
     app.add_exception_handler(AssayError, _assay_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_error)

@@ -10,8 +10,8 @@ from server.users.schemas import UserRead
 
 
 class LoginRequest(Schema):
-    email: str
-    password: str
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1000)
 
 
 class SessionRead(Schema):
@@ -21,7 +21,7 @@ class SessionRead(Schema):
 
 class TokenCreate(Schema):
     name: str = Field(default="", max_length=200)
-    scopes: list[Scope] = Field(min_length=1)
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     expires_in_days: int | None = Field(
         default_factory=lambda: settings.token_days,
         ge=1,

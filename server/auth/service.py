@@ -31,6 +31,11 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
 WRONG_PASSWORD = "Wrong email or password."
 DEACTIVATED = "This account is deactivated; ask an admin to reactivate it."
 logger = logging.getLogger("assay.auth")
+# A browser session may do what its role may, except that a trainer's cannot import items: only
+# a token an admin ticked `items:write` on can (no page needs it).
+SESSION_SCOPES: dict[Role, frozenset[Scope]] = {
+    role: scopes - {Scope.items_write} if role == Role.trainer else scopes for role, scopes in ROLE_SCOPES.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +51,11 @@ class Principal:
         return self.user.role == Role.admin
 
     def has_scope(self, scope: Scope) -> bool:
+        if self.token is None:
+            return scope in SESSION_SCOPES[Role(self.user.role)]
         if scope not in ROLE_SCOPES[Role(self.user.role)]:
             return False
-        return self.token is None or scope in self.token.scopes or Scope.admin in self.token.scopes
+        return scope in self.token.scopes or Scope.admin in self.token.scopes
 
 
 def _now() -> datetime:
@@ -231,4 +238,9 @@ def require_scope(principal: Principal, scope: Scope) -> None:
     if not principal.has_scope(scope):
         if scope not in ROLE_SCOPES[Role(principal.user.role)]:
             raise Forbidden(f"This needs the '{scope}' scope, which a {principal.user.role} account cannot have.")
+        if principal.token is None:
+            raise Forbidden(
+                f"A {principal.user.role}'s browser session cannot use the '{scope}' scope; "
+                "use an API token an admin gave that scope."
+            )
         raise Forbidden(f"This API token lacks the '{scope}' scope; create a token that has it.")

@@ -13,8 +13,9 @@ from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
 from server.batches import service
 from server.batches.schemas import BatchProgress, BatchRead, BatchUpdate, ImportResult, upload_options
+from server.config import settings
 from server.db import SessionDep
-from server.errors import Invalid
+from server.errors import Invalid, TooLarge, size_text
 from server.models import Scope
 from server.projects import service as projects
 
@@ -33,17 +34,39 @@ async def _upload_source(request: Request) -> tuple[BinaryIO, str | None, dict[s
         return upload.file, upload.filename, {k: v for k, v in form.items() if k != "file"}
     if content_type.startswith("application/json"):
         try:
-            body = orjson.loads(await request.body())
+            body = orjson.loads(await _json_body(request))
         except orjson.JSONDecodeError as exc:
             raise Invalid(f"The request body is not valid JSON: {exc}.") from None
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
             raise Invalid('Send {"items": [...]} with one object per item, in the native JSONL shape.')
         spool: BinaryIO = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # type: ignore[assignment]  # noqa: SIM115
-        for item in body["items"]:
-            spool.write(orjson.dumps(item) + b"\n")
+        for index, item in enumerate(body["items"]):
+            try:
+                spool.write(orjson.dumps(item) + b"\n")
+            except orjson.JSONEncodeError:  # nested deeper than orjson writes (255 levels)
+                raise Invalid(f"items[{index}] is nested too deeply to store; flatten its metadata.") from None
         spool.seek(0)
         return spool, None, {k: v for k, v in body.items() if k != "items"} | {"encoding": "jsonl"}
     raise Invalid("Upload a file as multipart/form-data (field 'file'), or JSON items as application/json.")
+
+
+async def _json_body(request: Request) -> bytes:
+    """A JSON upload's body, refused past its own limit: it is parsed whole, unlike a file."""
+    limit = settings.max_json_upload_bytes
+    refusal = TooLarge(
+        f"A JSON upload may be at most {size_text(limit)} (ASSAY_MAX_JSON_UPLOAD_BYTES); send a larger batch "
+        "as a file (multipart field 'file', JSONL)."
+    )
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise refusal
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise refusal
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.post(

@@ -1,3 +1,4 @@
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -8,10 +9,14 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field
 
 from server.batches.formats import Encoding, ImportFormat
-from server.errors import Invalid
+from server.errors import Invalid, quote
 from server.schemas import Schema
 
 E = TypeVar("E", bound=StrEnum)
+
+MAX_BATCH_NAME = 300  # batches.name is varchar(300)
+MAX_PRIORITY = 1_000_000
+_PRIORITY = re.compile(r"[+-]?[0-9]{1,7}")
 
 
 class BatchRead(Schema):
@@ -33,9 +38,9 @@ class BatchProgress(BatchRead):
 
 
 class BatchUpdate(Schema):
-    name: str | None = Field(default=None, min_length=1, max_length=300)
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_BATCH_NAME)
     status: Literal["active", "paused"] | None = None
-    priority: int | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    priority: int | None = Field(default=None, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
 
 
 class ImportResult(Schema):
@@ -68,18 +73,33 @@ def _choice(value: Any, enum: type[E], field: str) -> E | None:
         return enum(str(value))
     except ValueError:
         allowed = ", ".join(e.value for e in enum)
-        raise Invalid(f"{field} must be one of {allowed}; got {value!r}.") from None
+        raise Invalid(f"{field} must be one of {allowed}; got {quote(str(value))}.") from None
+
+
+def _priority(value: Any) -> int:
+    text = str(value or "0").strip()
+    # ASCII digits only (int() also reads other scripts' digits), and few enough to stay in range.
+    if _PRIORITY.fullmatch(text) and abs(priority := int(text)) <= MAX_PRIORITY:
+        return priority
+    raise Invalid(f"priority must be a whole number from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}; got {quote(text)}.")
+
+
+def _name(value: Any) -> str | None:
+    name = str(value or "").strip()
+    if "\x00" in name:
+        raise Invalid("name must not contain a NUL character (\\u0000).")
+    if len(name) > MAX_BATCH_NAME:
+        raise Invalid(
+            f"name is {len(name):,} characters long; a batch name may be at most {MAX_BATCH_NAME} characters."
+        )
+    return name or None
 
 
 def upload_options(fields: Mapping[str, Any]) -> UploadOptions:
     """Read name, format, encoding and priority; an empty value means the default."""
-    try:
-        priority = int(fields.get("priority") or 0)
-    except ValueError:
-        raise Invalid(f"priority must be a whole number; got {fields.get('priority')!r}.") from None
     return UploadOptions(
-        name=str(fields["name"]).strip() or None if fields.get("name") else None,
+        name=_name(fields.get("name")),
         format=_choice(fields.get("format"), ImportFormat, "format"),
         encoding=_choice(fields.get("encoding"), Encoding, "encoding"),
-        priority=priority,
+        priority=_priority(fields.get("priority")),
     )

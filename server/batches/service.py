@@ -3,7 +3,9 @@
 An upload is parsed as a stream and copied in chunks into a temporary staging table inside
 the request's transaction; duplicate ids and already-imported items are then found with
 set-based SQL. Any error rolls the whole transaction back, so nothing is half-imported, and
-Python's memory stays flat whatever the file's size.
+Python's memory stays flat whatever the file's size: the parser refuses a file once it passes
+the upload limits (settings ASSAY_UPLOAD_*: bytes after decompression, line, text, candidates,
+items), and a chunk holds at most CHUNK_ROWS rows or CHUNK_BYTES of them.
 """
 
 import asyncio
@@ -17,19 +19,42 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
-from server.batches.formats import Encoding, ImportFormat, ParsedItem, RowError, detect_encoding, iter_records
-from server.batches.schemas import BatchProgress, BatchUpdate, ImportResult
+from server.batches.formats import (
+    Encoding,
+    ImportFormat,
+    ImportLimits,
+    ParsedItem,
+    RowError,
+    detect_encoding,
+    iter_records,
+)
+from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult
+from server.config import Settings, settings
 from server.errors import Invalid, NotFound
 from server.labeling import queue
 from server.models import Assignment, Batch, Item, Judgment, Project, User
 
 MAX_LISTED_ERRORS = 50
 CHUNK_ROWS = 5000
+CHUNK_BYTES = 16 << 20  # rows of long texts: two chunks in flight stay small
 STAGING_COLUMNS = ("line", "external_id", "prompt", "metadata", "gold", "candidates")
 
 
 class ImportRefused(Invalid):
-    """A file with errors: nothing was written."""
+    """A file with errors (422), or past a size limit (413): nothing was written."""
+
+
+def import_limits(config: Settings = settings) -> ImportLimits:
+    """The upload limits the settings set."""
+    return ImportLimits(
+        decompressed_bytes=config.upload_max_decompressed_bytes,
+        line_bytes=config.upload_max_line_bytes,
+        text_chars=config.upload_max_text_chars,
+        messages=config.upload_max_messages,
+        candidates=config.upload_max_candidates,
+        items=config.upload_max_items,
+        parquet_row_group_bytes=config.upload_max_parquet_row_group_bytes,
+    )
 
 
 def _staging_row(item: ParsedItem) -> tuple[Any, ...]:
@@ -58,20 +83,25 @@ class _Chunks:
         self.error_count = 0
         self.rows = 0
         self.has_messages = False
+        self.too_large = False
 
     def next_chunk(self) -> list[tuple[Any, ...]]:
         chunk: list[tuple[Any, ...]] = []
+        size = 0
         for record in self.records:
             if isinstance(record, RowError):
                 self.error_count += 1
-                if len(self.errors) < MAX_LISTED_ERRORS:
+                self.too_large = self.too_large or record.too_large
+                if len(self.errors) < MAX_LISTED_ERRORS or record.too_large:
                     self.errors.append(record)
             elif not self.error_count:  # after the first error, only keep checking
-                chunk.append(_staging_row(record))
+                row = _staging_row(record)
+                chunk.append(row)
+                size += len(row[2]) + len(row[3]) + len(row[5]) + (len(row[4]) if row[4] else 0)
                 if not self.has_messages:
                     self.has_messages = isinstance(record.prompt, list) or any(c.messages for c in record.candidates)
             self.rows += 1
-            if len(chunk) >= CHUNK_ROWS:
+            if len(chunk) >= CHUNK_ROWS or size >= CHUNK_BYTES:
                 break
         return chunk
 
@@ -178,11 +208,20 @@ async def import_file(
     if encoding is None:
         encoding = detect_encoding(file.read(4096), filename)
         file.seek(0)
-    chunks = _Chunks(iter_records(file, encoding=encoding, format=format, filename=filename))
+    records = iter_records(file, encoding=encoding, format=format, filename=filename, limits=import_limits())
+    chunks = _Chunks(records)
     await _copy_to_staging(session, chunks)
     if not chunks.error_count:
         dup_errors, dup_count = await _duplicate_errors(session)
         chunks.errors, chunks.error_count = dup_errors, dup_count
+    if chunks.too_large:
+        limit = next(e for e in chunks.errors if e.too_large)
+        raise ImportRefused(
+            f"The file was refused: {limit.message} Nothing was imported.",
+            status_code=413,
+            errors=[{"line": e.line, "field": e.field, "message": e.message} for e in chunks.errors],
+            error_count=chunks.error_count,
+        )
     if chunks.error_count:
         raise ImportRefused(
             f"The file was refused: {chunks.error_count} error(s). Nothing was imported; fix the lines listed "
@@ -201,7 +240,7 @@ async def import_file(
     wanted = await queue.lock_for_reorder(session, project.id)
     batch = Batch(
         project_id=project.id,
-        name=name or filename or "upload",
+        name=name or (filename or "upload").replace("\x00", "")[:MAX_BATCH_NAME],
         source_format=f"{format or 'auto'}/{encoding}",
         priority=priority,
         sha256=sha,

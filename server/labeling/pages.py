@@ -40,6 +40,9 @@ SERVER_FAILED = (
 LOAD_NETWORK_FAILED = "Could not reach the server to load your items. Check the connection and reload the page."
 LOAD_SERVER_FAILED = "The server had a problem loading your items. Reload the page in a moment."
 RATIONALE_TOO_LONG = "Your rationale is longer than 20,000 characters; please shorten it."
+RATIONALE_NUL = "Your rationale holds a NUL character, which cannot be saved; please remove it."
+MAX_ACTIVE_MS = 86_400_000  # a day: JudgmentCreate's bound; the page clamps a longer time to it
+MAX_STRENGTH = 1000  # JudgmentCreate's bound; the project's scale is checked by the rules
 BAD_VERDICT = "That verdict is not one of this item's options; reload the page and choose again."
 
 
@@ -128,20 +131,29 @@ def _uuid(value: str) -> uuid.UUID:
         raise Invalid(BAD_VERDICT) from None
 
 
-def _int_or_none(value: str | None) -> int | None:
+def _int_or_none(value: str | None, *, at_most: int = MAX_STRENGTH, clamp: bool = False) -> int | None:
+    """A whole number of ASCII digits (int() also reads "²" or Devanagari digits) up to `at_most`;
+    a larger one is refused, or with `clamp` taken as `at_most`."""
     if not value:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise Invalid(BAD_VERDICT)
-    return int(value)
+    digits = value.lstrip("0") or "0"
+    # Compare lengths first: int() of thousands of digits is slow, and refused past 4,300.
+    if len(digits) <= len(str(at_most)) and int(digits) <= at_most:
+        return int(digits)
+    if clamp:
+        return at_most
+    raise Invalid(BAD_VERDICT)
 
 
 def _judgment(**fields: Any) -> JudgmentCreate:
     try:
         return JudgmentCreate(**fields)
     except ValidationError as exc:
-        if any(e["loc"] == ("rationale",) for e in exc.errors()):
-            raise Invalid(RATIONALE_TOO_LONG) from None
+        rationale = [e["type"] for e in exc.errors() if e["loc"] == ("rationale",)]
+        if rationale:
+            raise Invalid(RATIONALE_NUL if "no_nul" in rationale else RATIONALE_TOO_LONG) from None
         raise Invalid(BAD_VERDICT) from None
 
 
@@ -154,11 +166,8 @@ def verdict_from_form(
     active_ms: str | None,
 ) -> JudgmentCreate:
     """The posted verdict as the API's `JudgmentCreate`; Invalid (in plain words) when nothing was picked."""
-    active = _int_or_none(active_ms)
-    base: dict[str, Any] = {
-        "rationale": rationale or None,
-        "active_ms": min(active, 86_400_000) if active is not None else None,
-    }
+    active = _int_or_none(active_ms, at_most=MAX_ACTIVE_MS, clamp=True)
+    base: dict[str, Any] = {"rationale": rationale or None, "active_ms": active}
     if verdict == "tie":
         return _judgment(tie=True, **base)
     if verdict == "both_bad":

@@ -21,7 +21,6 @@ from server.labeling import flows, overview, pages, service
 from server.labeling.api import assignment_view
 from server.labeling.rules import RATIONALE_REQUIRED
 from server.labeling.schemas import AssignmentRead
-from server.markdown import render_markdown
 from server.models import Project
 from server.projects import service as projects
 from server.web.deps import PagePrincipal, RaterPagePrincipal
@@ -91,7 +90,7 @@ async def label_page(
     project = await projects.get_accessible(session, rater, project_id)
     context = {
         "project": project,
-        "instructions_html": render_markdown(project.instructions),
+        "instructions_html": project.instructions_html,  # rendered once, when the instructions were saved
         "judged_today": await overview.judged_today(session, rater=rater.user, project=project),
         "slots": [],
         "messages": MESSAGES,

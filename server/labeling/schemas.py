@@ -34,8 +34,12 @@ class AssignmentRead(Schema):
 
 class JudgmentCreate(Schema):
     choice: uuid.UUID | None = Field(default=None, description="The preferred candidate's id.")
-    ranking: list[uuid.UUID] | None = Field(default=None, description="Every candidate id, best first.")
-    strength: int | None = Field(default=None, description="How much better, on the project's scale.")
+    ranking: list[uuid.UUID] | None = Field(
+        default=None, max_length=1000, description="Every candidate id, best first."
+    )
+    strength: int | None = Field(
+        default=None, ge=-1000, le=1000, description="How much better, on the project's scale."
+    )
     tie: bool = False
     both_bad: bool = False
     rationale: str | None = Field(default=None, max_length=20_000)

@@ -38,6 +38,8 @@ class Project(IdMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(String(200))
     instructions: Mapped[str] = mapped_column(Text, default="")
+    # Rendered once when the instructions are saved (server/markdown.py says why), never per page.
+    instructions_html: Mapped[str] = mapped_column(Text, default="", server_default="")
     scale: Mapped[str] = mapped_column(String(16), default=Scale.binary)
     allow_tie: Mapped[bool] = mapped_column(default=False)
     allow_both_bad: Mapped[bool] = mapped_column(default=False)

@@ -10,7 +10,7 @@ from starlette.datastructures import FormData
 
 from server.db import SessionDep
 from server.errors import Invalid
-from server.markdown import render_markdown
+from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
 from server.projects import service
 from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
@@ -48,11 +48,24 @@ def _settings_data(form: FormData) -> dict[str, Any]:
     return data
 
 
+async def _preview(text: str) -> dict[str, str]:
+    """The instructions as raters will see them, or why there is no preview (rendering is bounded by length)."""
+    if len(text) > MAX_INSTRUCTIONS:
+        error = f"No preview: the text is longer than {MAX_INSTRUCTIONS:,} characters."
+        return {"preview_html": "", "preview_error": error}
+    return {"preview_html": await render_off_loop(text), "preview_error": ""}
+
+
 def _form_page(
-    request: Request, *, project: Project | None, values: dict[str, Any], errors: dict[str, str], status_code: int = 200
+    request: Request,
+    *,
+    project: Project | None,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    preview: dict[str, str],
+    status_code: int = 200,
 ) -> Response:
-    preview_html = render_markdown(str(values.get("instructions") or ""))
-    context = {"project": project, "values": values, "errors": errors, "preview_html": preview_html}
+    context = {"project": project, "values": values, "errors": errors, **preview}
     return render(request, "admin/projects/form.html", context, status_code=status_code)
 
 
@@ -67,7 +80,7 @@ async def list_projects(request: Request, admin: AdminPagePrincipal, session: Se
 async def new_project(request: Request, admin: AdminPagePrincipal) -> Response:
     """The form for a new project, with the API's defaults filled in."""
     defaults = {name: field.default for name, field in ProjectBase.model_fields.items()}
-    return _form_page(request, project=None, values=defaults | {"name": ""}, errors={})
+    return _form_page(request, project=None, values=defaults | {"name": ""}, errors={}, preview=await _preview(""))
 
 
 @router.post("/projects")
@@ -76,7 +89,8 @@ async def create_project(request: Request, admin: AdminPagePrincipal, session: S
     values = _settings_data(await read_form(request))
     data, errors = validate(ProjectCreate, values, LABELS, MESSAGES)
     if data is None:
-        return _form_page(request, project=None, values=values, errors=errors, status_code=422)
+        preview = await _preview(str(values.get("instructions") or ""))
+        return _form_page(request, project=None, values=values, errors=errors, preview=preview, status_code=422)
     project = await service.create(session, data, actor=admin.user)
     return done(request, f"/admin/projects/{project.id}", f"Project “{project.name}” created.")
 
@@ -88,7 +102,8 @@ async def edit_project(
     """The settings form of a project."""
     project = await service.get_accessible(session, admin, project_id)
     values = {k: getattr(project, k) for k in (*LABELS, "allow_tie", "allow_both_bad", "is_active")}
-    return _form_page(request, project=project, values=values, errors={})
+    preview = {"preview_html": project.instructions_html, "preview_error": ""}
+    return _form_page(request, project=project, values=values, errors={}, preview=preview)
 
 
 @router.post("/projects/{project_id}/settings")
@@ -100,7 +115,8 @@ async def update_project(
     values = _settings_data(await read_form(request))
     data, errors = validate(ProjectUpdate, values, LABELS, MESSAGES)
     if data is None:
-        return _form_page(request, project=project, values=values, errors=errors, status_code=422)
+        preview = await _preview(str(values.get("instructions") or ""))
+        return _form_page(request, project=project, values=values, errors=errors, preview=preview, status_code=422)
     await service.update_project(session, project, data, actor=admin.user)
     return done(request, f"/admin/projects/{project.id}", "Settings saved.")
 
@@ -109,8 +125,7 @@ async def update_project(
 async def preview_instructions(request: Request, admin: AdminPagePrincipal) -> Response:
     """Instructions Markdown as raters will see it (htmx swaps the `preview` block; a full page otherwise)."""
     form = await read_form(request)
-    html = render_markdown(str(form.get("instructions") or ""))
-    return render(request, "admin/projects/preview.html", {"preview_html": html})
+    return render(request, "admin/projects/preview.html", await _preview(str(form.get("instructions") or "")))
 
 
 @router.get("/projects/{project_id}")

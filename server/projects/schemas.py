@@ -1,15 +1,17 @@
 import uuid
 from datetime import datetime
 
-from pydantic import Field, computed_field
+from pydantic import Field
 
-from server.markdown import render_markdown
+from server.markdown import MAX_INSTRUCTIONS
 from server.models import RationaleRule, Scale
 from server.schemas import Schema
 
 
 class ProjectBase(Schema):
-    instructions: str = Field(default="", max_length=100_000, description="Markdown shown to raters.")
+    instructions: str = Field(
+        default="", max_length=MAX_INSTRUCTIONS, description="Markdown shown to raters (rendered when saved)."
+    )
     scale: Scale = Scale.binary
     allow_tie: bool = False
     allow_both_bad: bool = False
@@ -27,7 +29,7 @@ class ProjectCreate(ProjectBase):
 
 class ProjectUpdate(Schema):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    instructions: str | None = Field(default=None, max_length=100_000)
+    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS)
     scale: Scale | None = None
     allow_tie: bool | None = None
     allow_both_bad: bool | None = None
@@ -45,11 +47,7 @@ class ProjectRead(ProjectBase):
     created_at: datetime
     updated_at: datetime | None
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def instructions_html(self) -> str:
-        """The instructions rendered from Markdown, with any raw HTML shown as text."""
-        return render_markdown(self.instructions)
+    instructions_html: str = Field(description="The instructions rendered from Markdown (raw HTML shown as text).")
 
 
 class MemberAdd(Schema):

@@ -13,6 +13,7 @@ from server.errors import Invalid, NotFound
 from server.labeling import queue
 from server.labeling import service as labeling
 from server.logs import get_logger
+from server.markdown import render_off_loop
 from server.models import Assignment, Item, Judgment, Project, ProjectMember, SurplusReason, User
 from server.models.xid import CURRENT_XID
 from server.projects.schemas import (
@@ -54,7 +55,9 @@ async def list_accessible(session: AsyncSession, principal: Principal) -> list[P
 
 async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> Project:
     """Create a project; its creator becomes a member so they can try the rater loop."""
-    project = Project(**data.model_dump(), created_by_id=actor.id)
+    project = Project(
+        **data.model_dump(), instructions_html=await render_off_loop(data.instructions), created_by_id=actor.id
+    )
     session.add(project)
     await session.flush()
     session.add(ProjectMember(project_id=project.id, user_id=actor.id))
@@ -74,12 +77,15 @@ async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> 
 
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate, *, actor: User) -> Project:
     """Change settings; a new overlap re-opens or completes items, active learning (un)prioritises them, at once."""
-    changes = data.model_dump(exclude_unset=True)
+    # Every setting is required, so null leaves it as it is (it cannot be stored).
+    changes = {key: value for key, value in data.model_dump(exclude_unset=True).items() if value is not None}
     reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
     if reorders:
         await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
     for key, value in changes.items():
         setattr(project, key, value)
+    if "instructions" in changes:
+        project.instructions_html = await render_off_loop(project.instructions)
     if "overlap" in changes:
         await _apply_overlap(session, project.id, project.overlap)
     if "active_learning" in changes:

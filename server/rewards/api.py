@@ -19,6 +19,7 @@ from server.rewards.schemas import (
     RewardModelRead,
     ScoresCreate,
     ScoresResult,
+    Version,
 )
 
 router = APIRouter(tags=["reward models"])
@@ -48,7 +49,9 @@ async def list_models(project_id: uuid.UUID, principal: CurrentPrincipal, sessio
 
 
 @router.get("/projects/{project_id}/reward-models/{version}", response_model=RewardModelRead)
-async def get_model(project_id: uuid.UUID, version: int, principal: CurrentPrincipal, session: SessionDep) -> object:
+async def get_model(
+    project_id: uuid.UUID, version: Version, principal: CurrentPrincipal, session: SessionDep
+) -> object:
     """One reward model version."""
     project = await projects.get_accessible(session, principal, project_id)
     return await service.get_model(session, project, version)
@@ -56,7 +59,7 @@ async def get_model(project_id: uuid.UUID, version: int, principal: CurrentPrinc
 
 @router.post("/projects/{project_id}/reward-models/{version}/scores", response_model=ScoresResult)
 async def post_scores(
-    project_id: uuid.UUID, version: int, body: ScoresCreate, trainer: RewardModelsWriter, session: SessionDep
+    project_id: uuid.UUID, version: Version, body: ScoresCreate, trainer: RewardModelsWriter, session: SessionDep
 ) -> ScoresResult:
     """Store this model's scores of items; with active learning on, uncertain items move up the queue."""
     project = await projects.get_accessible(session, trainer, project_id)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.models import RewardModel
+from server.rewards.schemas import StoredMetrics
 from server.web.charts import Frame, Tick, format_number, value_ticks
 
 
@@ -30,8 +31,13 @@ class LineChart(Frame):
 def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: int = 260) -> LineChart:
     """Accuracy (0.4 to 1 on the axis) of each version with a held-out accuracy, by judgments trained on."""
     left, top, right, bottom = 48.0, 18.0, width - 32.0, height - 44.0
-    measured = [m for m in models if m.metrics.get("accuracy") is not None]
-    most = max((int(m.metrics.get("n_judgments", 0)) for m in measured), default=0)
+    # Stored metrics are read defensively: a row of any shape draws or is left out, never fails.
+    measured = [
+        (m.version, metrics.accuracy, metrics.n_judgments or 0)
+        for m in models
+        if (metrics := StoredMetrics.read(m.metrics)).accuracy is not None
+    ]
+    most = max((n for _, _, n in measured), default=0)
     x_top = value_ticks(max(most, 1))[-1]
     low = 0.4  # below chance is rare and above it is what matters: keep the differences readable
 
@@ -39,22 +45,21 @@ def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: i
         return left + (right - left) * n / x_top
 
     def y_of(accuracy: float) -> float:
-        return bottom - (bottom - top) * (max(accuracy, low) - low) / (1 - low)
+        return bottom - (bottom - top) * (min(max(accuracy, low), 1.0) - low) / (1 - low)
 
     points = tuple(
         Point(
-            x=x_of(m.metrics.get("n_judgments", 0)),
-            y=y_of(m.metrics["accuracy"]),
-            label=f"v{m.version}: accuracy {m.metrics['accuracy']:.3f} after "
-            f"{format_number(m.metrics.get('n_judgments', 0))} judgments",
+            x=x_of(n),
+            y=y_of(accuracy),
+            label=f"v{version}: accuracy {accuracy:.3f} after {format_number(n)} judgments",
         )
-        for m in measured
+        for version, accuracy, n in measured
     )
     if measured:
-        last = measured[-1]
+        version, accuracy, n = measured[-1]
         desc = (
-            f"{len(measured)} model versions. Latest, v{last.version}: held-out accuracy "
-            f"{last.metrics['accuracy']:.3f} after {format_number(last.metrics.get('n_judgments', 0))} judgments."
+            f"{len(measured)} model versions. Latest, v{version}: held-out accuracy "
+            f"{accuracy:.3f} after {format_number(n)} judgments."
         )
     else:
         desc = "No model with a held-out accuracy yet."

@@ -9,6 +9,7 @@ from server.db import SessionDep
 from server.projects import service as projects
 from server.rewards import service
 from server.rewards.charts import accuracy_chart
+from server.rewards.schemas import StoredMetrics
 from server.web.deps import AdminPagePrincipal
 from server.web.templating import render
 
@@ -26,6 +27,7 @@ async def reward_models(
     context = {
         "project": project,
         "models": list(reversed(models)),  # newest first in the table
+        "metrics": {m.id: StoredMetrics.read(m.metrics) for m in models},
         "chart": accuracy_chart(models),
         "queue": await service.queue(session, project=project, limit=QUEUE_ROWS),
     }

@@ -1,22 +1,98 @@
+import math
+import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.models import Prompt
-from server.schemas import Schema
+from server.schemas import INT32_MAX, Schema, no_nul
+
+MAX_COUNT = 10**12  # judgments, pairs: far beyond any project, well inside JSON's exact integers
+MAX_EXTRA_METRICS = 50
+_METRIC_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+# A version in a URL: the column is an int4, and versions start at 1.
+Version = Annotated[int, Path(ge=1, le=INT32_MAX, description="The reward model's version (1, 2, …).")]
+
+
+def _extra_metric(name: str, value: Any) -> None:
+    """Refuse an extra metric that is not a short name with a number, short text, yes/no or null."""
+    if not _METRIC_NAME.fullmatch(name):
+        raise ValueError("metric names are 1 to 100 letters, digits, '_', '.' or '-'")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"metric {name} must be a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        raise ValueError(f"metric {name} must be at most {MAX_COUNT:,} in size")
+    if isinstance(value, str):
+        if len(value) > 1000:
+            raise ValueError(f"metric {name} is text longer than 1,000 characters")
+        no_nul(value)
+    elif value is not None and not isinstance(value, int | float):
+        raise ValueError(f"metric {name} must be a number, text, true/false or null, not a list or object")
 
 
 class RewardModelMetrics(BaseModel):
-    """What a trainer measured; fields beyond these are kept as sent."""
+    """What a trainer measured; fields beyond these are kept as sent (short names, plain values)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
-    accuracy: float | None = Field(description="Held-out pairwise accuracy; null when no pair was held out.")
-    log_loss: float | None = Field(description="Held-out mean log loss of the preference probability.")
-    n_pairs: int = Field(ge=0, description="Distinct comparisons the model was trained and validated on.")
+    accuracy: float | None = Field(
+        ge=0, le=1, description="Held-out pairwise accuracy; null when no pair was held out."
+    )
+    log_loss: float | None = Field(ge=0, description="Held-out mean log loss of the preference probability.")
+    n_pairs: int = Field(ge=0, le=MAX_COUNT, description="Distinct comparisons the model was trained and validated on.")
     training_seconds: float = Field(ge=0)
+    n_judgments: int | None = Field(default=None, ge=0, le=MAX_COUNT, description="Judgments the data held.")
+    n_train: int | None = Field(default=None, ge=0, le=MAX_COUNT, description="Pairs trained on before the hold-out.")
+    n_validation: int | None = Field(default=None, ge=0, le=MAX_COUNT, description="Pairs held out.")
+
+    @model_validator(mode="after")
+    def _plain_extras(self) -> "RewardModelMetrics":
+        extras = self.model_extra or {}
+        if len(extras) > MAX_EXTRA_METRICS:
+            raise ValueError(f"at most {MAX_EXTRA_METRICS} metrics beyond the named ones")
+        for name, value in extras.items():
+            _extra_metric(name, value)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMetrics:
+    """A stored metrics object as pages show it: a value of the wrong type reads as missing.
+
+    Rows may predate the checks above, so pages never trust their shape."""
+
+    accuracy: float | None
+    log_loss: float | None
+    training_seconds: float | None
+    n_judgments: int | None
+    n_train: int | None
+    n_validation: int | None
+
+    @classmethod
+    def read(cls, metrics: Any) -> "StoredMetrics":
+        values = metrics if isinstance(metrics, dict) else {}
+        return cls(
+            accuracy=_finite(values.get("accuracy")),
+            log_loss=_finite(values.get("log_loss")),
+            training_seconds=_finite(values.get("training_seconds")),
+            n_judgments=_count(values.get("n_judgments")),
+            n_train=_count(values.get("n_train")),
+            n_validation=_count(values.get("n_validation")),
+        )
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT else None
 
 
 class RewardModelCreate(Schema):

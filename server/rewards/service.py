@@ -102,7 +102,7 @@ async def report(
         features=data.features,
         cursor_from=data.cursor_from,
         cursor_to=data.cursor_to,
-        metrics=data.metrics.model_dump(mode="json"),
+        metrics=data.metrics.model_dump(mode="json", exclude_unset=True),
         artefact_path=data.artefact_path,
         artefact_sha256=data.artefact_sha256,
         trainer_id=trainer.id,

@@ -54,6 +54,8 @@ def message_for(error: ErrorDetails, label: str) -> str:
         "int_parsing": f"{label} must be a whole number.",
         "int_from_float": f"{label} must be a whole number.",
         "float_parsing": f"{label} must be a number.",
+        "finite_number": f"{label} must be a finite number.",
+        "no_nul": f"{label} must not contain a NUL character.",
         "enum": f"{label} must be one of {_expected(ctx)}.",
         "literal_error": f"{label} must be one of {_expected(ctx)}.",
         "bool_parsing": f"{label} must be yes or no.",

@@ -135,12 +135,29 @@ class TestUpload:
         response = await client.post(
             f"/api/v1/projects/{project.id}/batches",
             content=b"x" * 10,
-            headers={**bearer(token), "Content-Type": "application/json", "Content-Length": str(10 << 30)},
+            headers={
+                **bearer(token),
+                "Content-Type": "multipart/form-data; boundary=b",
+                "Content-Length": str(10 << 30),
+            },
         )
         assert response.status_code == 413
         limit_mb = app_module.settings.max_upload_bytes // (1024 * 1024)
         assert response.json()["detail"] == (
             f"The upload is larger than the {limit_mb} MB limit; split it into several batches."
+        )
+
+    async def test_json_upload_has_its_own_limit(self, client, admin_setup) -> None:
+        project, token = admin_setup
+        response = await client.post(
+            f"/api/v1/projects/{project.id}/batches",
+            content=b"x" * 10,
+            headers={**bearer(token), "Content-Type": "application/json", "Content-Length": str(10 << 30)},
+        )
+        assert response.status_code == 413
+        assert response.json()["detail"] == (
+            "A JSON upload may be at most 8 MB (ASSAY_MAX_JSON_UPLOAD_BYTES); send a larger batch as a file "
+            "(multipart field 'file', JSONL)."
         )
 
     async def test_unknown_format_param(self, client, admin_setup) -> None:

@@ -689,7 +689,7 @@ class TestCsv:
         assert run(data, filename="x.csv")[0].external_id == item(BASE).external_id  # type: ignore[union-attr]
 
     def test_quoted_multiline_cells_and_long_fields(self) -> None:
-        long_reply = "word " * 100_000
+        long_reply = "word " * 20_000
         data = csv_bytes(["prompt", "response_1", "response_2"], ["Line one,\nline two", long_reply, 'say "x"'])
         parsed = run(data, encoding=Encoding.CSV)[0]
         assert isinstance(parsed, ParsedItem)
@@ -878,7 +878,7 @@ class TestCsv:
     def test_fields_beyond_csv_default_limit(self) -> None:
         previous = csv.field_size_limit(131072)
         try:
-            data = csv_bytes(["prompt", "response_1", "response_2"], ["Q", "x" * 300_000, "b"])
+            data = csv_bytes(["prompt", "response_1", "response_2"], ["Q", "x" * 100_000, "b"])
             assert isinstance(run(data, encoding=Encoding.CSV)[0], ParsedItem)
         finally:
             csv.field_size_limit(previous)

@@ -169,7 +169,7 @@ class TestUpload:
         [
             ({"format": "yaml"}, "format must be one of native, hh, trl; got 'yaml'."),
             ({"encoding": "xml"}, "encoding must be one of jsonl, csv, parquet; got 'xml'."),
-            ({"priority": "high"}, "priority must be a whole number; got 'high'."),
+            ({"priority": "high"}, "priority must be a whole number from -1,000,000 to 1,000,000; got 'high'."),
         ],
     )
     async def test_bad_options_refused(

@@ -114,9 +114,18 @@ class TestVerdictFromForm:
             ({"verdict": "c:nope:"}, pages.BAD_VERDICT),
             ({"verdict": "tie", "active_ms": "-5"}, pages.BAD_VERDICT),
             ({"verdict": "tie", "rationale": "x" * 20_001}, pages.RATIONALE_TOO_LONG),
+            ({"verdict": "tie", "rationale": "a\x00b"}, pages.RATIONALE_NUL),
+            ({"verdict": "tie", "active_ms": "\N{SUPERSCRIPT TWO}"}, pages.BAD_VERDICT),
+            ({"verdict": f"c:{uuid.uuid4()}:\N{SUPERSCRIPT TWO}"}, pages.BAD_VERDICT),
+            ({"verdict": f"c:{uuid.uuid4()}:" + "9" * 5000}, pages.BAD_VERDICT),
+            ({"ranking": str(uuid.uuid4()), "strength": "9" * 5000}, pages.BAD_VERDICT),
         ],
     )
     def test_refusals(self, fields: dict[str, str], message: str) -> None:
         with pytest.raises(Invalid) as raised:
             self.parse(**fields)
         assert raised.value.message == message
+
+    def test_a_longer_active_time_is_taken_as_a_day(self) -> None:
+        assert self.parse(verdict="tie", active_ms="9" * 5000).active_ms == 86_400_000  # type: ignore[attr-defined]
+        assert self.parse(verdict="tie", active_ms="000042").active_ms == 42  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Item, Role
+from server.models import Item, RewardModel, Role
 from server.rewards.charts import accuracy_chart
 from server.rewards.schemas import RewardModelCreate, ScoreCreate
 from server.rewards.service import list_models, record_scores, report
@@ -58,6 +58,33 @@ class TestRewardModelsPage:
             "import order",
         ]
         assert page.find("nav", class_="tabs").find("a", **{"aria-current": "page"}).text == "Reward models"
+
+    async def test_stored_metrics_of_any_shape_never_break_the_page(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        """Rows stored before metrics were checked may hold anything: the page shows what it can read."""
+        admin, _ = await login_as(client, session)
+        project, _ = await setup(session, admin)
+        for version, metrics in enumerate(
+            [{"accuracy": 0.7, "n_judgments": "lots"}, {"accuracy": "high", "training_seconds": None}, {}], start=3
+        ):
+            session.add(
+                RewardModel(
+                    project_id=project.id, version=version, features="f", cursor_to=f"x{version}", metrics=metrics
+                )
+            )
+        await session.commit()
+        response = await client.get(f"/admin/projects/{project.id}/reward-models")
+        assert response.status_code == 200
+        rows = parse(response.text).by_id("model-versions").find("tbody").find_all("tr")
+        assert [r.find("th").text for r in rows] == ["v5", "v4", "v3", "v2", "v1"]
+        dash = "\N{EN DASH}"
+        # v3's n_judgments ("lots") reads as missing
+        assert [c.text for c in rows[2].find_all("td")][1:3] == [dash, f"{dash} / {dash}"]
+        assert "0.700" in rows[2].text
+        assert parse(response.text).find("svg", class_="chart-reward-accuracy").find("desc").text == (
+            "3 model versions. Latest, v3: held-out accuracy 0.700 after 0 judgments."
+        )
 
     async def test_raters_are_refused(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         admin = await create_user(session, role=Role.admin)

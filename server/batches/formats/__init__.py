@@ -23,10 +23,12 @@ Decisions the caller relies on:
 """
 
 from server.batches.formats.csv_reader import CSV_FIELD_LIMIT, RowBuilder
-from server.batches.formats.readers import PARQUET_BATCH_ROWS, Encoding, detect_encoding, iter_records
+from server.batches.formats.parquet_reader import PARQUET_BATCH_ROWS
+from server.batches.formats.readers import Encoding, detect_encoding, iter_records
 from server.batches.formats.records import (
     MAX_ID_LENGTH,
     ImportFormat,
+    ImportLimits,
     ParsedCandidate,
     ParsedItem,
     Prompt,
@@ -39,6 +41,7 @@ __all__ = [
     "PARQUET_BATCH_ROWS",
     "Encoding",
     "ImportFormat",
+    "ImportLimits",
     "ParsedCandidate",
     "ParsedItem",
     "Prompt",

@@ -9,13 +9,24 @@ from typing import Any, BinaryIO, TypeAlias
 
 import orjson
 
-from server.batches.formats.records import _HH_KEYS, _TRL_KEYS, ImportFormat, RowError, _damaged, _reason, _Refusal
+from server.batches.formats.records import (
+    _HH_KEYS,
+    _TRL_KEYS,
+    ImportFormat,
+    ImportLimits,
+    RowError,
+    _damaged,
+    _reason,
+    _Refusal,
+    _TooLarge,
+)
 
 # Model outputs can exceed csv's 128 KiB default; the cap still bounds one runaway quoted field.
 CSV_FIELD_LIMIT = 64 << 20
 
-_RESPONSE_COLUMN = re.compile(r"response_([1-9][0-9]*)")
-_MODEL_COLUMN = re.compile(r"model_([1-9][0-9]*)")
+# At most six digits: int() of a longer number is slow, and more responses than that are refused anyway.
+_RESPONSE_COLUMN = re.compile(r"response_([1-9][0-9]{0,5})")
+_MODEL_COLUMN = re.compile(r"model_([1-9][0-9]{0,5})")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -47,7 +58,7 @@ def _column_name_errors(header: list[str]) -> list[RowError]:
         if not name:
             errors.append(_header_error(f"Column {i + 1} has no name; every column needs a header."))
         elif header.index(name) < i:
-            errors.append(_header_error(f'Column "{name}" appears more than once; each column may appear once.'))
+            errors.append(_header_error(f'Column "{name[:40]}" appears more than once; each column may appear once.'))
     return errors
 
 
@@ -82,7 +93,9 @@ def _unknown_columns_error(
     if not unknown:
         return None
     noun = "column" if len(unknown) == 1 else "columns"
-    names = ", ".join(f'"{n}"' for n in unknown)
+    names = ", ".join(f'"{n[:40]}"' for n in unknown[:5])
+    if len(unknown) > 5:
+        names += f" and {len(unknown) - 5} more"
     return _header_error(f"Unknown {noun} {names}; allowed columns: {allowed_text}.")
 
 
@@ -98,7 +111,7 @@ def _native_header_errors(index: dict[str, int], responses: list[int], models: l
             )
         )
     elif responses != list(range(1, len(responses) + 1)):
-        found = ", ".join(f"response_{n}" for n in responses)
+        found = ", ".join(f"response_{n}" for n in responses[:10]) + (", …" if len(responses) > 10 else "")
         errors.append(_header_error(f"Response columns must be numbered 1, 2, 3, … without gaps; found {found}."))
     errors.extend(
         _header_error(f"model_{n} has no matching response_{n} column.") for n in models if n not in responses
@@ -120,7 +133,8 @@ def _csv_plan(header: list[str], format: ImportFormat | None) -> tuple[RowBuilde
     if format is not None and format != kind:
         errors.append(
             _header_error(
-                f"The columns ({', '.join(header)}) are those of format {kind}, but format {format} was chosen; "
+                f"The columns ({', '.join(name[:40] for name in header[:10])}) are those of format {kind}, "
+                f"but format {format} was chosen; "
                 f"choose format {kind} or rename the columns."
             )
         )
@@ -205,17 +219,46 @@ def _csv_row(row: list[str], header: list[str], number: int, build: RowBuilder) 
         return RowError(number, refusal.field, refusal.message)
 
 
-def _csv_records(stream: BinaryIO, format: ImportFormat | None) -> Iterator[tuple[int, Any]]:
+class _RowLines:
+    """The text's lines for csv.reader, refusing a row (which may span lines) longer than `limit` characters."""
+
+    def __init__(self, text: io.TextIOWrapper, limit: int) -> None:
+        self.text, self.limit, self.used, self.row = text, limit, 0, 0
+
+    def __iter__(self) -> "_RowLines":
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(self.limit - self.used + 1)
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        if self.used > self.limit:
+            where = "The header" if self.row == 0 else f"Row {self.row}"
+            raise _TooLarge(
+                f"{where} is longer than {self.limit:,} characters, the limit for one row "
+                "(ASSAY_UPLOAD_MAX_LINE_BYTES); each row must be one item.",
+                self.row,
+            )
+        return line
+
+    def next_row(self) -> None:
+        self.used, self.row = 0, self.row + 1
+
+
+def _csv_records(stream: BinaryIO, format: ImportFormat | None, limits: ImportLimits) -> Iterator[tuple[int, Any]]:
     """Rows as records, after the header is checked; bad bytes are kept as surrogates to report by row."""
     if csv.field_size_limit() < CSV_FIELD_LIMIT:
         csv.field_size_limit(CSV_FIELD_LIMIT)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    lines = _RowLines(text, limits.line_bytes)
     number = 0
     try:
-        reader = csv.reader(text)
+        reader = csv.reader(lines)
         first = next(reader, None)
         if first is None:
             return
+        lines.next_row()
         header = [name.strip() for name in first]
         bad_header = _header_utf8_error(header)
         plan = [bad_header] if bad_header else _csv_plan(header, format)
@@ -227,6 +270,7 @@ def _csv_records(stream: BinaryIO, format: ImportFormat | None) -> Iterator[tupl
         build, _ = plan
         for row in reader:
             number += 1
+            lines.next_row()
             if row:
                 yield number, _csv_row(row, header, number, build)
     except csv.Error as exc:

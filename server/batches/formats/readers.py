@@ -2,16 +2,19 @@
 
 import codecs
 import gzip
+import io
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterator
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, BinaryIO, cast
 
 import orjson
 
 from server.batches.formats.csv_reader import _csv_records
-from server.batches.formats.records import ImportFormat, ParsedItem, RowError, _damaged, _reason
+from server.batches.formats.parquet_reader import parquet_records
+from server.batches.formats.records import ImportFormat, ImportLimits, ParsedItem, RowError, _damaged, _TooLarge
 from server.batches.formats.validation import _validate
 
 
@@ -20,8 +23,6 @@ class Encoding(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
 
-
-PARQUET_BATCH_ROWS = 2048
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
@@ -56,12 +57,47 @@ def _retry_line(raw: bytes, line: int, exc: orjson.JSONDecodeError) -> Any:
     return _jsonl_error(raw, line, exc)
 
 
-def _jsonl_records(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
+class _Counted(io.RawIOBase):
+    """A file's bytes, refused once more than `limit` of them were read (a gzip bomb stops there)."""
+
+    def __init__(self, inner: BinaryIO, limit: int) -> None:
+        self.inner, self.limit, self.count = inner, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(min(len(buffer), self.limit + 1 - self.count))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise _TooLarge(
+                f"The file expands to more than {self.limit:,} bytes, the limit for one upload "
+                "(ASSAY_UPLOAD_MAX_DECOMPRESSED_BYTES); split it into several batches."
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _lines(stream: BinaryIO, limit: int) -> Iterator[bytes]:
+    """The stream's lines, refusing one longer than `limit` bytes before reading the rest of it."""
+    readline, line = stream.readline, 0
+    while raw := readline(limit + 1):
+        line += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            raise _TooLarge(
+                f"Line {line} is longer than {limit:,} bytes, the limit for one line (ASSAY_UPLOAD_MAX_LINE_BYTES); "
+                "each line must be one item.",
+                line,
+            )
+        yield raw
+
+
+def _jsonl_records(stream: BinaryIO, limits: ImportLimits) -> Iterator[tuple[int, Any]]:
     """Decode each raw line on its own, so one bad line doesn't hide the next ones."""
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     line = 0
     try:
-        for raw in stream:
+        for raw in _lines(stream, limits.line_bytes):
             line += 1
             try:
                 record = loads(raw)
@@ -73,53 +109,6 @@ def _jsonl_records(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
             yield line, record
     except (OSError, EOFError, zlib.error) as exc:
         yield line, _damaged(exc)
-
-
-def _json_default(value: Any) -> Any:
-    """Parquet values orjson doesn't know: UTF-8 binary as text, decimals as numbers."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _parquet_row(record: dict[str, Any], row: int) -> Any:
-    """One row as the JSON value a JSONL line would hold, or why it cannot be one."""
-    try:
-        # Through JSON and back: dates become strings, so the record is what a JSONL line would be.
-        return orjson.loads(orjson.dumps(record, default=_json_default))
-    except (orjson.JSONEncodeError, UnicodeDecodeError) as exc:
-        return RowError(
-            row, "(line)", f"Row {row} holds a value that JSON cannot represent ({exc}); store text as UTF-8 strings."
-        )
-
-
-def _parquet_records(stream: BinaryIO) -> Iterator[tuple[int, Any]]:
-    """Rows as plain JSON values, batch by batch."""
-    import pyarrow as pa  # imported here: pyarrow is slow to import and only Parquet needs it
-    import pyarrow.parquet as pq
-
-    unreadable = (pa.ArrowException, OSError, ValueError, EOFError, zlib.error)
-    try:
-        parquet = pq.ParquetFile(stream)
-        # pandas may store its index as a column; it is not part of the records.
-        columns = [n for n in parquet.schema_arrow.names if not n.startswith("__index_level_")]
-    except unreadable as exc:
-        message = f"The file could not be read as Parquet ({_reason(exc)}); export it again, or upload JSONL or CSV."
-        yield 0, RowError(0, "(file)", message)
-        return
-    row = 0
-    try:
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
-            for record in batch.to_pylist():
-                row += 1
-                yield row, _parquet_row(record, row)
-    except unreadable as exc:
-        message = (
-            f"The Parquet file is damaged after row {row} ({_reason(exc)}); export it again, or upload JSONL or CSV."
-        )
-        yield row, RowError(0, "(file)", message)
 
 
 def _gunzip_head(head: bytes) -> bytes:
@@ -159,30 +148,55 @@ def detect_encoding(head: bytes, filename: str | None) -> Encoding:
     return Encoding.JSONL
 
 
+def _gunzipped(fileobj: BinaryIO, limit: int) -> BinaryIO:
+    """A gzipped Parquet file decompressed into a temporary file (Parquet needs to seek), up to `limit` bytes."""
+    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115  # closed by the caller's GC
+    counted = io.BufferedReader(_Counted(cast(BinaryIO, gzip.GzipFile(fileobj=fileobj, mode="rb")), limit))
+    shutil.copyfileobj(counted, spool, 1 << 20)
+    spool.seek(0)
+    return cast(BinaryIO, spool)
+
+
+def _records(
+    fileobj: BinaryIO, encoding: Encoding, format: ImportFormat | None, limits: ImportLimits
+) -> Iterator[tuple[int, Any]]:
+    """The file's decoded records, its bytes counted after decompression."""
+    start = fileobj.tell()
+    gzipped = fileobj.read(2) == _GZIP_MAGIC
+    fileobj.seek(start)
+    if encoding is Encoding.PARQUET:
+        # Parquet's own compression is bounded row by row; a gzip around it is unpacked first.
+        try:
+            source = _gunzipped(fileobj, limits.decompressed_bytes) if gzipped else fileobj
+        except (OSError, EOFError, zlib.error) as exc:
+            return iter([(0, _damaged(exc))])
+        return parquet_records(source, limits)
+    inner = cast(BinaryIO, gzip.GzipFile(fileobj=fileobj, mode="rb")) if gzipped else fileobj
+    stream = cast(BinaryIO, io.BufferedReader(_Counted(inner, limits.decompressed_bytes), 1 << 16))
+    if encoding is Encoding.JSONL:
+        return _jsonl_records(stream, limits)
+    return _csv_records(stream, format, limits)
+
+
 def iter_records(
     fileobj: BinaryIO,
     *,
     encoding: Encoding | None = None,
     format: ImportFormat | None = None,
     filename: str | None = None,
+    limits: ImportLimits | None = None,
 ) -> Iterator[ParsedItem | RowError]:
-    """Yield each record of a seekable file as a ParsedItem or a RowError, in order, as a stream."""
-    start = fileobj.tell()
-    magic = fileobj.read(2)
-    fileobj.seek(start)
-    stream = fileobj
-    if magic == _GZIP_MAGIC:
-        stream = cast(BinaryIO, gzip.GzipFile(fileobj=fileobj, mode="rb"))
+    """Yield each record of a seekable file as a ParsedItem or a RowError, in order, as a stream;
+    a size limit passed ends the stream with a RowError marked `too_large`."""
+    limits = limits or ImportLimits()
     if encoding is None:
+        start = fileobj.tell()
         encoding = detect_encoding(fileobj.read(4096), filename)
         fileobj.seek(start)
-    # Plain strings are accepted too; the branches below compare enum members by identity.
+    # Plain strings are accepted too; the branches compare enum members by identity.
     encoding = Encoding(encoding)
     format = None if format is None else ImportFormat(format)
-    if encoding is Encoding.JSONL:
-        records = _jsonl_records(stream)
-    elif encoding is Encoding.CSV:
-        records = _csv_records(stream, format)
-    else:
-        records = _parquet_records(stream)
-    yield from _validate(records, format)
+    try:
+        yield from _validate(_records(fileobj, encoding, format, limits), format, limits)
+    except _TooLarge as exc:
+        yield exc.error

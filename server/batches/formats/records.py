@@ -8,6 +8,8 @@ from typing import Any, TypeAlias
 
 import orjson
 
+from server.errors import quote
+
 
 class ImportFormat(StrEnum):
     NATIVE = "native"
@@ -42,14 +44,39 @@ class ParsedItem:
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """Why one record (line > 0) or the whole file (line 0) was refused."""
+    """Why one record (line > 0) or the whole file (line 0) was refused; `too_large` when a size
+    limit stopped the file (the upload is refused with 413 rather than 422)."""
 
     line: int
     field: str
     message: str
+    too_large: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    """What one upload may expand to. The defaults are the settings' (ASSAY_UPLOAD_*, README)."""
+
+    decompressed_bytes: int = 1 << 30
+    line_bytes: int = 4 << 20  # a JSONL line, a CSV row (characters) or a Parquet row (decoded)
+    text_chars: int = 100_000  # a prompt's or a candidate's text, all messages together
+    messages: int = 1000  # chat messages in a prompt or a candidate
+    candidates: int = 16
+    items: int = 200_000
+    parquet_row_group_bytes: int = 256 << 20  # uncompressed, as the file's metadata states it
+
+
+class _TooLarge(Exception):
+    """A size limit was passed: the stream stops with this file-level error (the upload gets 413)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message)
+        self.error = RowError(line, "(file)", message, too_large=True)
 
 
 MAX_ID_LENGTH = 200
+MAX_MODEL_LENGTH = 200  # candidates.model is varchar(200)
+MAX_JSON_DEPTH = 32  # metadata and gold; orjson, which stores them, stops at 255
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _MESSAGE_KEYS = frozenset({"role", "content"})
@@ -109,10 +136,13 @@ def _unknown_keys(record: dict[str, Any], allowed: frozenset[str], where: str, f
     unknown = [k for k in record if k not in allowed and record[k] is not None]
     if not unknown:
         return
-    names = ", ".join(f'"{k}"' for k in unknown)
+    names = ", ".join(f'"{k[:40]}"' for k in unknown[:5])
+    if len(unknown) > 5:
+        names += f" and {len(unknown) - 5} more"
     allowed_list = ", ".join(k for k in _ORDER if k in allowed)
     noun = "key" if len(unknown) == 1 else "keys"
-    raise _Refusal(f"{field_prefix}{unknown[0]}", f"{where} has unknown {noun} {names}; allowed keys: {allowed_list}.")
+    message = f"{where} has unknown {noun} {names}; allowed keys: {allowed_list}."
+    raise _Refusal(f"{field_prefix}{unknown[0][:40]}", message)
 
 
 def _external_id(value: Any) -> str | None:
@@ -151,7 +181,7 @@ def _messages(value: list[Any], field: str) -> list[dict[str, str]]:
         if role is None:
             raise _Refusal(f"{where}.role", f"{where}.role is missing; each message needs role and content.")
         if role not in _ROLES:
-            found = repr(role) if isinstance(role, str) else _kind(role)
+            found = quote(role) if isinstance(role, str) else _kind(role)
             raise _Refusal(f"{where}.role", f"{where}.role must be one of system, user, assistant, tool; got {found}.")
         content = message.get("content")
         if content is None:
@@ -218,3 +248,73 @@ def _damaged(exc: BaseException) -> RowError:
     return RowError(
         0, "(file)", f"The compressed file is damaged ({_reason(exc)}); compress it again or upload it uncompressed."
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds every format shares: what the database can store, and what one upload may expand to
+
+
+def _no_nul(value: str, field: str) -> None:
+    if "\x00" in value:
+        raise _Refusal(field, f"{field} contains a NUL character (\\u0000), which cannot be stored; remove it.")
+
+
+def _text_size(value: Prompt, field: str, limits: ImportLimits) -> None:
+    """Refuse a prompt or reply longer than the text limit, with too many messages, or holding NUL."""
+    if isinstance(value, str):
+        size = len(value)
+        _no_nul(value, field)
+    else:
+        if len(value) > limits.messages:
+            raise _Refusal(
+                field,
+                f"{field} has {len(value):,} messages; at most {limits.messages:,} are allowed "
+                "(ASSAY_UPLOAD_MAX_MESSAGES).",
+            )
+        size = sum(len(m["content"]) for m in value)
+        for i, message in enumerate(value):
+            _no_nul(message["content"], f"{field}[{i}].content")
+    if size > limits.text_chars:
+        raise _Refusal(
+            field,
+            f"{field} is {size:,} characters long; a prompt or reply may be at most {limits.text_chars:,} "
+            "characters (ASSAY_UPLOAD_MAX_TEXT_CHARS).",
+        )
+
+
+def _json_bounds(value: Any, field: str, depth: int = 0) -> None:
+    """Refuse metadata or gold nested deeper than MAX_JSON_DEPTH or holding NUL (JSONB cannot store it)."""
+    if depth > MAX_JSON_DEPTH:
+        raise _Refusal(field, f"{field} is nested more than {MAX_JSON_DEPTH} levels deep; flatten it.")
+    if isinstance(value, str):
+        _no_nul(value, field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, field)
+            _json_bounds(item, field, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _json_bounds(item, field, depth + 1)
+
+
+def _check_bounds(item: ParsedItem, limits: ImportLimits, *, native: bool) -> None:
+    """Refuse an item whose values the database cannot store or that pass the per-item limits."""
+    _no_nul(item.external_id, "id")
+    _text_size(item.prompt, "prompt", limits)
+    _json_bounds(item.metadata, "metadata")
+    _json_bounds(item.gold, "gold")
+    for i, candidate in enumerate(item.candidates):
+        reply = candidate.text if candidate.text is not None else candidate.messages
+        assert reply is not None  # a candidate has text or messages
+        field = f"responses[{i}]" if native else ("chosen", "rejected")[i]
+        reply_field = f"{field}.{'text' if candidate.text is not None else 'messages'}" if native else field
+        _text_size(reply, reply_field, limits)
+        if candidate.model is not None:
+            _no_nul(candidate.model, f"{field}.model")
+            if len(candidate.model) > MAX_MODEL_LENGTH:
+                raise _Refusal(
+                    f"{field}.model",
+                    f"{field}.model is {len(candidate.model):,} characters long; "
+                    f"at most {MAX_MODEL_LENGTH} are allowed.",
+                )
+        _json_bounds(candidate.metadata, f"{field}.metadata")

@@ -10,9 +10,11 @@ from server.batches.formats.records import (
     _RESPONSE_KEYS,
     _TRL_KEYS,
     ImportFormat,
+    ImportLimits,
     ParsedCandidate,
     ParsedItem,
     RowError,
+    _check_bounds,
     _item,
     _kind,
     _messages,
@@ -20,6 +22,7 @@ from server.batches.formats.records import (
     _prompt,
     _Refusal,
     _reply,
+    _TooLarge,
     _unknown_keys,
 )
 
@@ -62,7 +65,7 @@ def _native_candidate(value: Any, field: str) -> ParsedCandidate:
     return ParsedCandidate(text, messages, model, _metadata(value.get("metadata"), f"{field}.metadata"))
 
 
-def _native(record: dict[str, Any], line: int) -> ParsedItem:
+def _native(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedItem:
     """A native record: prompt, 2+ responses, optional id, metadata and gold."""
     if not _NATIVE_KEYS.issuperset(record):
         _unknown_keys(record, _NATIVE_KEYS, "A native record", "")
@@ -74,6 +77,12 @@ def _native(record: dict[str, Any], line: int) -> ParsedItem:
         raise _Refusal("responses", f"responses must be a list of responses, got {_kind(responses)}.")
     if len(responses) < 2:
         raise _Refusal("responses", f"responses needs at least 2 responses to compare; found {len(responses)}.")
+    if len(responses) > limits.candidates:
+        raise _Refusal(
+            "responses",
+            f"responses has {len(responses):,} responses; an item may have at most {limits.candidates} "
+            "(ASSAY_UPLOAD_MAX_CANDIDATES).",
+        )
     candidates = [_native_candidate(r, f"responses[{i}]") for i, r in enumerate(responses)]
     return _item(line, record, prompt, candidates, record.get("gold"))
 
@@ -127,7 +136,7 @@ def _hh_transcript(value: Any, name: str) -> str:
     return value
 
 
-def _hh(record: dict[str, Any], line: int) -> ParsedItem:
+def _hh(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedItem:
     """An HH-RLHF record: the shared opening turns are the prompt, each transcript's rest a candidate."""
     if not _HH_KEYS.issuperset(record):
         _unknown_keys(record, _HH_KEYS, "An hh record", "")
@@ -165,7 +174,7 @@ def _trl_candidate(value: Any, name: str, label: dict[str, str]) -> ParsedCandid
     raise _Refusal(name, f"{name} must be a string or a list of chat messages, got {_kind(value)}.")
 
 
-def _trl(record: dict[str, Any], line: int) -> ParsedItem:
+def _trl(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedItem:
     """A TRL preference record, with explicit prompt or (conversational) implicit prompt."""
     if not _TRL_KEYS.issuperset(record):
         _unknown_keys(record, _TRL_KEYS, "A trl record", "")
@@ -200,7 +209,7 @@ def _trl(record: dict[str, Any], line: int) -> ParsedItem:
     return _item(line, record, chosen[:shared], candidates, None)
 
 
-_VALIDATORS: dict[ImportFormat, Callable[[dict[str, Any], int], ParsedItem]] = {
+_VALIDATORS: dict[ImportFormat, Callable[[dict[str, Any], int, ImportLimits], ParsedItem]] = {
     ImportFormat.NATIVE: _native,
     ImportFormat.HH: _hh,
     ImportFormat.TRL: _trl,
@@ -229,7 +238,7 @@ def _not_an_object(line: int, record: Any) -> RowError:
 
 def _undetected(line: int, record: dict[str, Any]) -> RowError:
     """The error for a first record whose keys fit no format; the stream stops after it."""
-    keys = ", ".join(list(record)[:20]) or "none"
+    keys = ", ".join(key[:40] for key in list(record)[:20]) or "none"
     return RowError(
         line,
         "(format)",
@@ -239,10 +248,21 @@ def _undetected(line: int, record: dict[str, Any]) -> RowError:
     )
 
 
-def _validate(records: Iterable[tuple[int, Any]], format: ImportFormat | None) -> Iterator[ParsedItem | RowError]:
+def _validate(
+    records: Iterable[tuple[int, Any]], format: ImportFormat | None, limits: ImportLimits
+) -> Iterator[ParsedItem | RowError]:
     """Validate decoded records (or pass their RowErrors on); the one path for every encoding."""
     validator = None if format is None else _VALIDATORS[format]
+    count = 0
     for line, record in records:
+        if not (isinstance(record, RowError) and record.line == 0):  # a file-level error is no record
+            count += 1
+            if count > limits.items:
+                raise _TooLarge(
+                    f"The file holds more than {limits.items:,} items, the limit for one upload "
+                    "(ASSAY_UPLOAD_MAX_ITEMS); split it into several batches.",
+                    line,
+                )
         if type(record) is not dict:
             yield record if isinstance(record, RowError) else _not_an_object(line, record)
             continue
@@ -253,6 +273,8 @@ def _validate(records: Iterable[tuple[int, Any]], format: ImportFormat | None) -
                 return
             validator = _VALIDATORS[detected]
         try:
-            yield validator(record, line)
+            item = validator(record, line, limits)
+            _check_bounds(item, limits, native=validator is _native)
+            yield item
         except _Refusal as refusal:
             yield RowError(line, refusal.field, refusal.message)
