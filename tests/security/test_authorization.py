@@ -70,7 +70,8 @@ class Rule:
 
 
 def _role_may(principal: str, scope: Scope) -> bool:
-    return scope in auth.ROLE_SCOPES[PEOPLE[principal]]
+    """What a browser session of this person may do (a trainer's session has no items:write)."""
+    return scope in auth.SESSION_SCOPES[PEOPLE[principal]]
 
 
 def _api(live: Callable[[str], int | str]) -> Callable[[str], int | str]:
