@@ -92,6 +92,8 @@ async def _then_lease(session: AsyncSession, project: Project, rater: User, ahea
         return Ahead(leased=await lease_next(session, project=project, rater=rater, exclude=ahead))
     except AssayError as exc:  # paused project, membership removed or suspended meanwhile
         await session.rollback()
+        if exc.status_code >= 500:  # the server, not the rater's project, failed: the page retries
+            raise
         return Ahead(leased=None, stopped=exc.message)
 
 

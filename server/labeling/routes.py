@@ -132,7 +132,7 @@ async def _inline_error(request: Request, session: AsyncSession, assignment_id: 
     await session.rollback()
     if not is_htmx(request):
         raise exc
-    headers = {"HX-Retarget": f"#error-{assignment_id}", "HX-Reswap": "innerHTML"}
+    headers = {**(exc.headers or {}), "HX-Retarget": f"#error-{assignment_id}", "HX-Reswap": "innerHTML"}
     return render(
         request,
         "labeling/label.html",
