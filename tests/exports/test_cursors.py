@@ -18,6 +18,7 @@ from server.exports.identity import SETTLE_GAP, settle
 from server.models import Role, Scope
 from tests.exports.test_api import rate_all
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items
+from tests.labeling.race import Holder, blocked_by, until
 
 
 async def team(session: AsyncSession, n: int = 3, projects: int = 1):  # type: ignore[no-untyped-def]
@@ -140,6 +141,33 @@ class TestSettle:
         finally:
             async with engine.begin() as connection:
                 await connection.execute(text("UPDATE assay_meta SET xid_offset = 0, settled_at = NULL"))
+
+    async def test_two_processes_starting_together_settle_once(self, client, session, engine: AsyncEngine) -> None:
+        """The second settle waits for the first's assay_meta lock (holding nothing), then finds nothing to do."""
+        [project], _, rater, _ = await team(session, n=2)
+        await rate_all(client, project, rater)
+        async with engine.begin() as connection:
+            counter = await connection.scalar(text("SELECT (pg_current_xact_id()::text)::bigint"))
+            await connection.execute(text("UPDATE judgments SET xid = :x"), {"x": counter + 10**9})
+        first = Holder(engine)
+        try:
+            # A settle in progress: the row locked and the offset raised, not committed yet.
+            await first.hold("SELECT 1 FROM assay_meta FOR UPDATE")
+            await first.hold("UPDATE assay_meta SET xid_offset = :o", o=10**9 + SETTLE_GAP)
+            second = asyncio.create_task(settle(engine))
+            await until(lambda: _blocks(first, engine), what="the second settle to wait")
+            assert not second.done()
+            await first.release(commit=True)
+            assert await second is None
+            assert await session.scalar(text("SELECT xid_offset FROM assay_meta")) == 10**9 + SETTLE_GAP
+        finally:
+            await first.release()
+            async with engine.begin() as connection:
+                await connection.execute(text("UPDATE assay_meta SET xid_offset = 0, settled_at = NULL"))
+
+
+async def _blocks(holder: Holder, engine: AsyncEngine) -> bool:
+    return await blocked_by(engine, await holder.pid())
 
 
 class TestBounds:
