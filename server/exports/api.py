@@ -49,7 +49,15 @@ def manifest(record: Export, database: uuid.UUID) -> ManifestRead:
     )
 
 
-@router.get("/projects/{project_id}/export", response_class=StreamingResponse)
+@router.get(
+    "/projects/{project_id}/export",
+    response_class=StreamingResponse,
+    responses={
+        409: {"description": "The cursor is another project's or another database's, or ahead of this database."},
+        422: {"description": "The cursor was altered or belongs to other filters; or the filters contradict."},
+        429: {"description": "Too many exports at once (this caller's, or the server's); see Retry-After."},
+    },
+)
 async def export(
     project_id: uuid.UUID,
     request: Request,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from server.config import settings
 from server.errors import TooManyRequests
-from server.exports import service
+from server.exports import cursors, service
 from server.exports.identity import SETTLE_GAP, settle
 from server.models import Role, Scope
 from tests.exports.test_api import rate_all
@@ -65,15 +65,15 @@ class TestSignedCursors:
         cursor = (await pull(client, project, trainer)).headers["Assay-Next-Cursor"]
         raw = _raw(cursor)
         raw[8] ^= 0x40  # the watermark, moved back to replay or forward to skip rows
-        assert refusal(await pull(client, project, trainer, after=_text(raw)), 422) == service.TAMPERED
-        assert refusal(await pull(client, project, trainer, after=cursor[:-2]), 422) == service.NOT_A_CURSOR
+        assert refusal(await pull(client, project, trainer, after=_text(raw)), 422) == cursors.TAMPERED
+        assert refusal(await pull(client, project, trainer, after=cursor[:-2]), 422) == cursors.NOT_A_CURSOR
 
     async def test_another_projects_cursor_is_refused(self, client, session) -> None:
         [first, second], _, rater, trainer = await team(session, projects=2)
         await rate_all(client, first, rater)
         await rate_all(client, second, rater)
         cursor = (await pull(client, first, trainer)).headers["Assay-Next-Cursor"]
-        assert refusal(await pull(client, second, trainer, after=cursor), 409) == service.OTHER_PROJECT
+        assert refusal(await pull(client, second, trainer, after=cursor), 409) == cursors.OTHER_PROJECT
 
     async def test_another_databases_cursor_is_refused(self, client, session, engine: AsyncEngine) -> None:
         [project], _, rater, trainer = await team(session)
@@ -86,15 +86,15 @@ class TestSignedCursors:
         finally:
             async with engine.begin() as connection:
                 await connection.execute(text("UPDATE assay_meta SET database_id = :id"), {"id": ours})
-        assert refusal(await pull(client, project, trainer, after=theirs), 409) == service.OTHER_DATABASE
+        assert refusal(await pull(client, project, trainer, after=theirs), 409) == cursors.OTHER_DATABASE
 
     async def test_a_cursor_ahead_of_the_database_is_refused(self, client, session) -> None:
         [project], _, _, trainer = await team(session)
         database = await service.database_id(session)
-        ahead = service.encode_cursor(
-            1 << 60, service.ExportRequest(), project_id=project.id, database_id=database
+        ahead = cursors.encode_cursor(
+            1 << 60, selection=service.ExportRequest().selection_key(), project_id=project.id, database_id=database
         )  # what a server whose database was replaced by an older copy handed out
-        assert refusal(await pull(client, project, trainer, after=ahead), 409) == service.AHEAD
+        assert refusal(await pull(client, project, trainer, after=ahead), 409) == cursors.AHEAD
 
     async def test_a_recorded_unsigned_cursor_is_accepted_once_and_others_refused(self, client, session) -> None:
         [project], _, rater, trainer = await team(session, n=4)
@@ -109,9 +109,9 @@ class TestSignedCursors:
         after = await pull(client, project, trainer, after=legacy)
         assert (after.status_code, after.content) == (200, b"")
         unrecorded = _text(f"j2:{xid - 1}:{key}".encode())
-        assert refusal(await pull(client, project, trainer, after=unrecorded), 409) == service.UNRECORDED_LEGACY
+        assert refusal(await pull(client, project, trainer, after=unrecorded), 409) == cursors.UNRECORDED_LEGACY
         other_filters = _text(f"j2:{xid}:000000000000".encode())
-        assert refusal(await pull(client, project, trainer, after=other_filters), 422) == service.OTHER_FILTERS
+        assert refusal(await pull(client, project, trainer, after=other_filters), 422) == cursors.OTHER_FILTERS
 
 
 class TestSettle:
