@@ -32,14 +32,9 @@ def upgrade() -> None:
     )
     op.execute("INSERT INTO assay_meta (id) VALUES (true)")
     # Every xid stamp goes through this function (server/models/xid.py): the cluster's counter
-    # plus the offset that settle() raises after a restore into a younger cluster.
-    op.execute(
-        f"""
-        CREATE FUNCTION assay_xid() RETURNS bigint LANGUAGE sql VOLATILE AS $$
-            SELECT {_OLD_XID} + coalesce((SELECT xid_offset FROM assay_meta WHERE id), 0)
-        $$
-        """
-    )
+    # plus the offset that settle() raises after a restore into a younger cluster, written in as a
+    # constant (server/exports/identity.py:stamp_function, which settle() uses to change it).
+    op.execute(f"CREATE FUNCTION assay_xid() RETURNS bigint LANGUAGE sql VOLATILE AS $$ SELECT {_OLD_XID} + 0 $$")
     op.alter_column("judgments", "xid", server_default=sa.text("assay_xid()"))
 
     op.add_column("exports", sa.Column("aborted_reason", sa.String(length=32), nullable=True))

@@ -1,8 +1,9 @@
 """Which database this is, and keeping its xid stamps in order across a backup and restore.
 
 Rows are stamped with `assay_xid()` (models/xid.py): the cluster's transaction counter plus
-`assay_meta.xid_offset`. A pg_dump restored into a newly initialised cluster brings stamps from
-the old cluster, whose counter was further along; without a correction the new cluster's
+`assay_meta.xid_offset` (written into the function as a constant, see `stamp_function`). A
+pg_dump restored into a newly initialised cluster brings stamps from the old cluster, whose
+counter was further along; without a correction the new cluster's
 transactions would stamp rows *below* them and exports (which page by stamps) would hold back or
 skip them. `settle()` runs at `assay migrate` and at every server start: when this cluster's
 counter plus the offset is not above the largest stored stamp, it raises the offset past that
@@ -52,6 +53,24 @@ _HIGHEST_STAMP = text(
 )
 
 
+def stamp_function(offset: int) -> str:
+    """`assay_xid()` with the offset written in as a constant: an inlinable SQL function, so a stamp
+    costs what the bare transaction id costs (a lookup of `assay_meta` per stamp cost 30 times more,
+    `python -m bench.xid_cost`). pg_dump carries the function with its constant, as it carries
+    `assay_meta`, and `set_offset()` changes both in one transaction."""
+    return (
+        "CREATE OR REPLACE FUNCTION assay_xid() RETURNS bigint LANGUAGE sql VOLATILE AS "
+        f"$$ SELECT (pg_current_xact_id()::text)::bigint + {int(offset)} $$"
+    )
+
+
+async def set_offset(connection: AsyncConnection, offset: int) -> None:
+    await connection.execute(
+        text("UPDATE assay_meta SET xid_offset = :offset, settled_at = now() WHERE id"), {"offset": offset}
+    )
+    await connection.execute(text(stamp_function(offset)))
+
+
 async def identity(connection: AsyncConnection) -> Identity:
     row = (await connection.execute(_IDENTITY)).one()
     return Identity(database_id=row.database_id, xid_offset=row.xid_offset)
@@ -76,9 +95,7 @@ async def settle(engine: AsyncEngine) -> int | None:
         if highest is None or counter + offset > highest:
             return None
         new_offset: int = highest + SETTLE_GAP - counter
-        await connection.execute(
-            text("UPDATE assay_meta SET xid_offset = :offset, settled_at = now() WHERE id"), {"offset": new_offset}
-        )
+        await set_offset(connection, new_offset)
     logger.warning(
         "exports.settled counter=%s highest_stamp=%s xid_offset=%s: this database was restored into a younger "
         "PostgreSQL cluster; new rows are stamped after every restored one",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from server.config import settings
 from server.errors import TooManyRequests
 from server.exports import cursors, service
-from server.exports.identity import SETTLE_GAP, settle
+from server.exports.identity import SETTLE_GAP, set_offset, settle, stamp_function
 from server.models import Role, Scope
 from tests.exports.test_api import rate_all
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items
@@ -140,7 +140,7 @@ class TestSettle:
             assert await settle(engine) is None  # settled once: a second start changes nothing
         finally:
             async with engine.begin() as connection:
-                await connection.execute(text("UPDATE assay_meta SET xid_offset = 0, settled_at = NULL"))
+                await set_offset(connection, 0)
 
     async def test_two_processes_starting_together_settle_once(self, client, session, engine: AsyncEngine) -> None:
         """The second settle waits for the first's assay_meta lock (holding nothing), then finds nothing to do."""
@@ -154,6 +154,7 @@ class TestSettle:
             # A settle in progress: the row locked and the offset raised, not committed yet.
             await first.hold("SELECT 1 FROM assay_meta FOR UPDATE")
             await first.hold("UPDATE assay_meta SET xid_offset = :o", o=10**9 + SETTLE_GAP)
+            await first.hold(stamp_function(10**9 + SETTLE_GAP))
             second = asyncio.create_task(settle(engine))
             await until(lambda: _blocks(first, engine), what="the second settle to wait")
             assert not second.done()
@@ -163,7 +164,7 @@ class TestSettle:
         finally:
             await first.release()
             async with engine.begin() as connection:
-                await connection.execute(text("UPDATE assay_meta SET xid_offset = 0, settled_at = NULL"))
+                await set_offset(connection, 0)
 
 
 async def _blocks(holder: Holder, engine: AsyncEngine) -> bool:
