@@ -22,6 +22,8 @@ from server.config import DEV_SECRET, settings
 from server.db import make_engine, make_sessionmaker
 from server.errors import install_handlers, size_text
 from server.exports.api import router as exports_router
+from server.exports.identity import settle
+from server.exports.limits import make_export_engine
 from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
@@ -114,7 +116,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
         url = database_url or resolve_database_url()
         app.state.engine = make_engine(url)
         app.state.sessionmaker = make_sessionmaker(app.state.engine)
+        # Exports stream for as long as the client reads: they hold connections of their own
+        # bounded pool, never the one raters use (exports/limits.py).
+        app.state.export_engine = make_export_engine(url)
+        await settle(app.state.engine)
         yield
+        await app.state.export_engine.dispose()
         await app.state.engine.dispose()
 
     app = FastAPI(

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     upload_max_items: int = Field(default=200_000, ge=1)
     upload_max_parquet_row_group_bytes: int = Field(default=256 << 20, ge=1024)  # uncompressed, per row group
 
+    # Exports (README, "Export limits"): they hold a connection of their own pool while the client
+    # reads, so a slow download never takes one from raters. At most `export_pool_size` exports per
+    # server process at once, `exports_per_principal` per token or browser session, and a client
+    # that accepts no bytes for `export_send_timeout_seconds` is cut off (status aborted).
+    export_pool_size: int = Field(default=4, ge=1, le=100)
+    exports_per_principal: int = Field(default=2, ge=1, le=100)
+    export_send_timeout_seconds: float = Field(default=60, gt=0, le=3600)
+
     # Labeling
     reclaim_batch: int = 100  # expired leases freed per `next` call; bounds its cost
 

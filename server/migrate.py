@@ -1,5 +1,6 @@
 """Apply Alembic migrations from code (CLI, tests, container start)."""
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -26,4 +27,19 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate, then settle the export stamps (exports/identity.py): a database restored into a
+    newly initialised cluster is ready for exports once `assay migrate` has run."""
     command.upgrade(alembic_config(url), revision)
+    if revision == "head":
+        asyncio.run(_settle(url))
+
+
+async def _settle(url: str) -> None:
+    from server.db import make_engine
+    from server.exports.identity import settle
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        await settle(engine)
+    finally:
+        await engine.dispose()

@@ -7,10 +7,12 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from server.auth.deps import ExportPrincipal
+from server.config import settings
 from server.db import SessionDep
 from server.exports import service
 from server.exports.encoders import Encoding, encoding_from_accept, gzipped
 from server.exports.formats import ExportFormat, Granularity
+from server.exports.limits import ExportResponse, principal_key
 from server.exports.schemas import ManifestRead
 from server.models import Export
 from server.projects import service as projects
@@ -26,7 +28,7 @@ def _accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
-def manifest(record: Export) -> ManifestRead:
+def manifest(record: Export, database: uuid.UUID) -> ManifestRead:
     return ManifestRead(
         id=record.id,
         project_id=record.project_id,
@@ -35,9 +37,10 @@ def manifest(record: Export) -> ManifestRead:
         granularity=record.granularity,
         filters=record.filters,
         format_version=record.format_version,
-        after=service.cursor_of(record, record.cursor_from) if record.cursor_from else None,
-        next_cursor=service.cursor_of(record, record.cursor_to),
+        after=service.cursor_of(record, record.cursor_from, database) if record.cursor_from else None,
+        next_cursor=service.cursor_of(record, record.cursor_to, database),
         status=record.status,
+        aborted_reason=record.aborted_reason,
         rows=record.rows,
         bytes=record.bytes,
         sha256=record.sha256,
@@ -46,7 +49,15 @@ def manifest(record: Export) -> ManifestRead:
     )
 
 
-@router.get("/projects/{project_id}/export", response_class=StreamingResponse)
+@router.get(
+    "/projects/{project_id}/export",
+    response_class=StreamingResponse,
+    responses={
+        409: {"description": "The cursor is another project's or another database's, or ahead of this database."},
+        422: {"description": "The cursor was altered or belongs to other filters; or the filters contradict."},
+        429: {"description": "Too many exports at once (this caller's, or the server's); see Retry-After."},
+    },
+)
 async def export(
     project_id: uuid.UUID,
     request: Request,
@@ -66,7 +77,8 @@ async def export(
     accept_encoding: str | None = Header(default=None),
 ) -> StreamingResponse:
     """Rows finalised since `after`. Headers: Assay-Next-Cursor (pass back as `after`),
-    Assay-Export-Id (its manifest: GET /api/v1/exports/{id}, with the body's sha256 once sent),
+    Assay-Export-Id (its manifest: GET /api/v1/exports/{id}, with the body's sha256 once sent,
+    or status aborted when the download was cut off),
     Assay-Held-Back (committed judgments this pull leaves for the next one because a
     transaction older than them was still open when the snapshot was taken).
     """
@@ -83,8 +95,16 @@ async def export(
         min_agreement=min_agreement,
         margin=margin,
     )
+    state = request.app.state
     job = await service.open_export(
-        request.app.state.engine, project=project, requester=principal.user, after=after, request=ask
+        state.engine,
+        # Apps built without the lifespan (some tests) have no export pool of their own.
+        getattr(state, "export_engine", state.engine),
+        project=project,
+        requester=principal.user,
+        principal=principal_key(principal),
+        after=after,
+        request=ask,
     )
     filename = f"assay-{project.id.hex[:8]}-{format}-{str(job.record_id)[:8]}.{ask.encoding.suffix}"
     headers = {
@@ -97,20 +117,31 @@ async def export(
         "Vary": "Accept, Accept-Encoding",
     }
     body = job.body()
+    generators = [body]
     if ask.encoding == Encoding.jsonl and _accepts_gzip(accept_encoding):
         body = gzipped(body)
+        generators.insert(0, body)
         headers["Content-Encoding"] = "gzip"
-    return StreamingResponse(body, media_type=ask.encoding.media_type, headers=headers)
+    return ExportResponse(
+        job,
+        body,
+        generators=generators,
+        send_timeout=settings.export_send_timeout_seconds,
+        media_type=ask.encoding.media_type,
+        headers=headers,
+    )
 
 
 @router.get("/exports/{export_id}", response_model=ManifestRead)
 async def get_manifest(export_id: uuid.UUID, principal: ExportPrincipal, session: SessionDep) -> ManifestRead:
     """What an export contained: filters, cursor range, rows, bytes and the body's sha256."""
-    return manifest(await service.get_manifest(session, principal, export_id))
+    record = await service.get_manifest(session, principal, export_id)
+    return manifest(record, await service.database_id(session))
 
 
 @router.get("/projects/{project_id}/exports", response_model=list[ManifestRead])
 async def list_manifests(project_id: uuid.UUID, principal: ExportPrincipal, session: SessionDep) -> list[ManifestRead]:
     """The project's last 100 exports, newest first."""
     project = await projects.get_accessible(session, principal, project_id)
-    return [manifest(r) for r in await service.list_manifests(session, project.id)]
+    database = await service.database_id(session)
+    return [manifest(r, database) for r in await service.list_manifests(session, project.id)]

@@ -17,7 +17,8 @@ class ManifestRead(Schema):
     format_version: int
     after: str | None  # the cursor this export started from (None: from the beginning)
     next_cursor: str  # pass as ?after= for the rows finalised since
-    status: str  # "streaming" until the last byte was sent, then "complete"
+    status: str  # "streaming" until the last byte was sent, then "complete"; "aborted" if the download was cut off
+    aborted_reason: str | None  # disconnected, send_timeout, error, interrupted (before this field existed)
     rows: int | None
     bytes: int | None
     sha256: str | None  # of the body before any Content-Encoding (gzip)

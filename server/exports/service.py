@@ -19,23 +19,24 @@ Two row sources share that cursor:
   highest `aggregate_revision`.
 """
 
-import base64
-import binascii
 import hashlib
 import hmac
+import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from server.auth.service import Principal
 from server.config import settings
-from server.errors import Invalid, NotFound
+from server.errors import Conflict, Invalid, NotFound
+from server.exports import cursors
 from server.exports.encoders import Encoding, make_encoder
 from server.exports.formats import (
     FORMAT_VERSION,
@@ -48,10 +49,11 @@ from server.exports.formats import (
     raw_item_row,
     raw_row,
 )
+from server.exports.limits import pool_busy, take_slot
 from server.models import Export, Project, Scale, User
 from server.projects.service import accessible_project_ids
 
-CURSOR_PREFIX = "j2"
+logger = logging.getLogger("assay.exports")
 FETCH_ROWS = 1000  # rows per round trip of the server-side cursor
 
 
@@ -102,31 +104,6 @@ class ExportRequest:
             )
         if self.since and self.until and self.since >= self.until:
             raise Invalid("since must be earlier than until.")
-
-
-def encode_cursor(xid: int, request: ExportRequest) -> str:
-    raw = f"{CURSOR_PREFIX}:{xid}:{request.selection_key()}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, request: ExportRequest) -> int:
-    if not cursor:
-        return 0
-    try:
-        prefix, xid, key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
-        if prefix != CURSOR_PREFIX:
-            raise ValueError(prefix)
-        value = int(xid)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Invalid(
-            "after is not a cursor from this server; pass the Assay-Next-Cursor value of your last export."
-        ) from None
-    if key != request.selection_key():
-        raise Invalid(
-            "This cursor belongs to an export with other filters (granularity, batch_id, completed, since, until, "
-            "min_agreement): repeat that export's filters, or start again without after."
-        )
-    return value
 
 
 def rater_pseudonym(project_id: uuid.UUID, rater_id: uuid.UUID) -> str:
@@ -208,17 +185,22 @@ def rows_sql(request: ExportRequest) -> str:
 # (it ended meanwhile, or the role may not see other users' sessions) counts as ours: the
 # watermark may then wait longer than needed, never less. The snapshot is the transaction's
 # (REPEATABLE READ), so the rows read afterwards are exactly those it shows as committed.
+# Both values are in stamp space (plus `assay_meta.xid_offset`, see identity.py); `horizon` is
+# the next id this cluster will hand out: no genuine cursor of this database can be above it.
 _WATERMARK = text(
     """
-    WITH snap AS (SELECT pg_current_snapshot() AS s)
+    WITH snap AS (SELECT pg_current_snapshot() AS s),
+         meta AS (SELECT database_id, xid_offset FROM assay_meta WHERE id)
     SELECT least(
         pg_snapshot_xmax(s)::text::bigint,
         (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
          WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                            WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
                              AND a.datname IS DISTINCT FROM current_database()))
-    )
-    FROM snap
+    ) + meta.xid_offset AS watermark,
+    pg_snapshot_xmax(s)::text::bigint + meta.xid_offset AS horizon,
+    meta.database_id
+    FROM snap, meta
     """
 )
 
@@ -226,6 +208,7 @@ _WATERMARK = text(
 # is still open (the watermark waits for it); the next pull delivers them.
 _HELD_BACK = text("SELECT count(*) FROM judgments WHERE project_id = :project_id AND xid >= :high")
 _HAS_MESSAGES = text("SELECT coalesce(bool_or(has_messages), false) FROM batches WHERE project_id = :project_id")
+_RECORDED = text("SELECT filters FROM exports WHERE project_id = :project_id AND cursor_to = :xid")
 
 
 # --- the stream ------------------------------------------------------------------------------
@@ -233,56 +216,85 @@ _HAS_MESSAGES = text("SELECT coalesce(bool_or(has_messages), false) FROM batches
 
 @dataclass
 class ExportStream:
-    connection: AsyncConnection  # REPEATABLE READ, read only: the snapshot
-    engine: AsyncEngine
+    connection: AsyncConnection  # REPEATABLE READ, read only: the snapshot (from the export pool)
+    engine: AsyncEngine  # the main pool: the manifest's short writes
     record_id: uuid.UUID
     project_id: uuid.UUID
+    database_id: uuid.UUID
     request: ExportRequest
     low: int
     high: int
     held_back: int
     chat: bool
+    rows: int = 0
+    size: int = 0
+    done: bool = False  # every byte of the body was produced
+    digest: Any = field(default_factory=hashlib.sha256)
+    finished: bool = False
 
     @property
     def next_cursor(self) -> str:
-        return encode_cursor(self.high, self.request)
+        return cursors.encode_cursor(
+            self.high, selection=self.request.selection_key(), project_id=self.project_id, database_id=self.database_id
+        )
 
     def _params(self) -> dict[str, Any]:
         params = {"project_id": self.project_id, "low": self.low, "high": self.high}
         return params | {k: v for k, v in asdict(self.request).items() if k in ("batch_id", "since", "until")}
 
     async def body(self) -> AsyncIterator[bytes]:
-        """The encoded rows, streamed from a server-side cursor; the manifest is completed at the end."""
+        """The encoded rows, streamed from a server-side cursor; `finish()` completes the manifest."""
         request = self.request
         renderer = Renderer(request.format, chat=self.chat, margin=request.margin)
         encoder = make_encoder(
             request.encoding, request.format, request.granularity, chat=self.chat, margin=request.margin
         )
-        digest, rows, size = hashlib.sha256(), 0, 0
+        result = await self.connection.stream(text(rows_sql(request)), self._params())
+        async for partition in result.mappings().partitions(FETCH_ROWS):
+            out: list[dict[str, Any]] = []
+            for row in partition:
+                out.extend(self._render(renderer, row))
+            chunk = encoder.encode(out)
+            self.rows += len(out)
+            if chunk:
+                self.digest.update(chunk)
+                self.size += len(chunk)
+                yield chunk
+        if tail := encoder.finish():
+            self.digest.update(tail)
+            self.size += len(tail)
+            yield tail
+        self.done = True
+
+    async def finish(self, *, aborted_reason: str | None) -> None:
+        """Give the snapshot's connection back and record how the export ended (once).
+
+        `complete` with the body's sha256 when every byte went out; otherwise `aborted`, with the
+        rows and bytes produced so far and why (disconnected, send_timeout, error).
+        """
+        if self.finished:
+            return
+        self.finished = True
         try:
-            result = await self.connection.stream(text(rows_sql(request)), self._params())
-            async for partition in result.mappings().partitions(FETCH_ROWS):
-                out: list[dict[str, Any]] = []
-                for row in partition:
-                    out.extend(self._render(renderer, row))
-                chunk = encoder.encode(out)
-                rows += len(out)
-                if chunk:
-                    digest.update(chunk)
-                    size += len(chunk)
-                    yield chunk
-            if tail := encoder.finish():
-                digest.update(tail)
-                size += len(tail)
-                yield tail
-        finally:
             await self.connection.close()
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(Export)
-                .where(Export.id == self.record_id)
-                .values(status="complete", rows=rows, bytes=size, sha256=digest.hexdigest(), finished_at=text("now()"))
-            )
+        finally:
+            if aborted_reason is None and self.done:
+                values: dict[str, Any] = {"status": "complete", "sha256": self.digest.hexdigest()}
+            else:
+                values = {"status": "aborted", "aborted_reason": aborted_reason or "error"}
+                logger.warning(
+                    "export.aborted export=%s reason=%s rows=%s bytes=%s",
+                    self.record_id,
+                    values["aborted_reason"],
+                    self.rows,
+                    self.size,
+                )
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    update(Export)
+                    .where(Export.id == self.record_id)
+                    .values(rows=self.rows, bytes=self.size, finished_at=text("now()"), **values)
+                )
 
     def _render(self, renderer: Renderer, row: Mapping[Any, Any]) -> list[dict[str, Any]]:
         request = self.request
@@ -302,55 +314,85 @@ class ExportStream:
         return [out for pair in pairs for out in renderer.rows(pair)]
 
 
-async def open_export(
-    engine: AsyncEngine, *, project: Project, requester: User, after: str | None, request: ExportRequest
-) -> ExportStream:
-    """Record the export, take the snapshot and fix the cursor range; the caller streams `body()`.
-
-    The manifest row is written (and committed) before the snapshot is taken, so the export's
-    own write never holds the watermark back.
-    """
-    request.check(project)
-    low = decode_cursor(after, request)
-    async with engine.begin() as connection:
-        record_id = await connection.scalar(
-            insert(Export)
-            .values(
-                id=uuid.uuid4(),
-                project_id=project.id,
-                requested_by_id=requester.id,
-                format=request.format.value,
-                encoding=request.encoding.value,
-                granularity=request.granularity.value,
-                filters=request.filters() | {"margin": request.margin},
-                format_version=FORMAT_VERSION,
-                cursor_from=low,
-                cursor_to=low,
-                status="streaming",
-            )
-            .returning(Export.id)
-        )
-    assert record_id is not None
-    connection = await engine.connect()
+async def _snapshot(export_engine: AsyncEngine, principal: str) -> AsyncConnection:
+    """A connection of the export pool in a REPEATABLE READ transaction holding one of the
+    principal's export slots (429 when the pool or the principal's slots are all busy)."""
+    try:
+        connection = await export_engine.connect()
+    except SATimeoutError:
+        raise pool_busy() from None
     try:
         connection = await connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         await connection.begin()
-        watermark = await connection.scalar(_WATERMARK)
-        assert watermark is not None
-        high = max(watermark, low)
-        params = {"project_id": project.id, "high": high}
-        held_back = await connection.scalar(_HELD_BACK, params) or 0
-        chat = bool(await connection.scalar(_HAS_MESSAGES, params))
+        await take_slot(connection, principal)
     except BaseException:
         await connection.close()
         raise
-    async with engine.begin() as writer:
-        await writer.execute(update(Export).where(Export.id == record_id).values(cursor_to=high))
+    return connection
+
+
+async def open_export(
+    engine: AsyncEngine,
+    export_engine: AsyncEngine,
+    *,
+    project: Project,
+    requester: User,
+    principal: str,
+    after: str | None,
+    request: ExportRequest,
+) -> ExportStream:
+    """Take the snapshot, check the cursor against it, record the export; the caller streams
+    `body()` and calls `finish()` however the response ends (limits.ExportResponse does).
+
+    The manifest row is written (and committed) on the main pool, by a transaction newer than
+    the snapshot, so the export's own write never holds the watermark back.
+    """
+    request.check(project)
+    connection = await _snapshot(export_engine, principal)
+    try:
+        mark = (await connection.execute(_WATERMARK)).one()
+        cursor = cursors.decode_cursor(
+            after, selection=request.selection_key(), project_id=project.id, database_id=mark.database_id
+        )
+        if cursor.legacy:
+            recorded = (await connection.execute(_RECORDED, {"project_id": project.id, "xid": cursor.xid})).scalars()
+            if not any(_request_of(filters).selection_key() == request.selection_key() for filters in recorded):
+                raise Conflict(cursors.UNRECORDED_LEGACY)
+        if cursor.xid > mark.horizon:
+            raise Conflict(cursors.AHEAD)
+        low = cursor.xid
+        high = max(mark.watermark, low)
+        params = {"project_id": project.id, "high": high}
+        held_back = await connection.scalar(_HELD_BACK, params) or 0
+        chat = bool(await connection.scalar(_HAS_MESSAGES, params))
+        async with engine.begin() as writer:
+            record_id = await writer.scalar(
+                insert(Export)
+                .values(
+                    id=uuid.uuid4(),
+                    project_id=project.id,
+                    requested_by_id=requester.id,
+                    format=request.format.value,
+                    encoding=request.encoding.value,
+                    granularity=request.granularity.value,
+                    filters=request.filters() | {"margin": request.margin},
+                    format_version=FORMAT_VERSION,
+                    cursor_from=low,
+                    cursor_to=high,
+                    status="streaming",
+                )
+                .returning(Export.id)
+            )
+    except BaseException:
+        await connection.close()
+        raise
+    assert record_id is not None
     return ExportStream(
         connection=connection,
         engine=engine,
         record_id=record_id,
         project_id=project.id,
+        database_id=mark.database_id,
         request=request,
         low=low,
         high=high,
@@ -377,10 +419,9 @@ async def list_manifests(session: AsyncSession, project_id: uuid.UUID, *, limit:
     )
 
 
-def cursor_of(record: Export, xid: int) -> str:
-    """The cursor string a manifest shows, rebuilt from its stored filters."""
-    filters = record.filters
-    request = ExportRequest(
+def _request_of(filters: Mapping[str, Any]) -> ExportRequest:
+    """The row filters a manifest stored, as a request (its format and shape do not matter here)."""
+    return ExportRequest(
         granularity=Granularity(filters["granularity"]),
         batch_id=uuid.UUID(filters["batch_id"]) if filters.get("batch_id") else None,
         completed=bool(filters["completed"]),
@@ -388,4 +429,15 @@ def cursor_of(record: Export, xid: int) -> str:
         until=datetime.fromisoformat(filters["until"]) if filters.get("until") else None,
         min_agreement=filters.get("min_agreement"),
     )
-    return encode_cursor(xid, request)
+
+
+async def database_id(session: AsyncSession) -> uuid.UUID:
+    value: uuid.UUID | None = await session.scalar(text("SELECT database_id FROM assay_meta WHERE id"))
+    assert value is not None
+    return value
+
+
+def cursor_of(record: Export, xid: int, database: uuid.UUID) -> str:
+    """The cursor string a manifest shows, rebuilt from its stored filters (signed, as issued)."""
+    selection = _request_of(record.filters).selection_key()
+    return cursors.encode_cursor(xid, selection=selection, project_id=record.project_id, database_id=database)

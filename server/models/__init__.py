@@ -8,12 +8,14 @@ from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, SurplusReason
 from server.models.login_failure import LoginFailure
+from server.models.meta import AssayMeta
 from server.models.project import Project, ProjectMember, RationaleRule, Scale
 from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
 
 __all__ = [
     "ApiToken",
+    "AssayMeta",
     "Assignment",
     "AssignmentStatus",
     "AuditEvent",

@@ -13,7 +13,7 @@ class Export(IdMixin, Base):
     digest of the bytes sent, so a training run can cite exactly the data it used."""
 
     __tablename__ = "exports"
-    __table_args__ = (CheckConstraint("status IN ('streaming', 'complete')", name="status"),)
+    __table_args__ = (CheckConstraint("status IN ('streaming', 'complete', 'aborted')", name="status"),)
 
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     requested_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -24,7 +24,8 @@ class Export(IdMixin, Base):
     format_version: Mapped[int] = mapped_column(SmallInteger)
     cursor_from: Mapped[int] = mapped_column(BigInteger)  # transaction-id watermarks, see exports/service.py
     cursor_to: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="streaming")
+    status: Mapped[str] = mapped_column(String(16), default="streaming")  # then complete or aborted
+    aborted_reason: Mapped[str | None] = mapped_column(String(32))  # disconnected, send_timeout, error, interrupted
     rows: Mapped[int | None] = mapped_column(BigInteger)
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))  # of the body before any Content-Encoding
