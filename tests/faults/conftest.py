@@ -3,6 +3,7 @@ that record what they were told."""
 
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,16 @@ def launch(database_url: str, tmp_path: Path) -> Iterator[Callable[[int], list[S
 
     def start(n: int) -> list[ServerProcess]:
         env = {"ASSAY_DB_POOL_SIZE": "5", "ASSAY_DB_MAX_OVERFLOW": "5"}
-        for _ in range(n):
-            started.append(start_server(database_url, env=env, log_file=tmp_path / f"server-{len(started)}.log"))
-        return started[-n:]
+        first = len(started)
+        with ThreadPoolExecutor(n) as pool:  # in parallel: each takes seconds to import and start
+            new = list(
+                pool.map(
+                    lambda k: start_server(database_url, env=env, log_file=tmp_path / f"server-{k}.log"),
+                    range(first, first + n),
+                )
+            )
+        started.extend(new)
+        return new
 
     try:
         yield start
