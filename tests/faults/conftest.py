@@ -10,6 +10,13 @@ import pytest
 
 from tests.security.server import ServerProcess, start_server
 
+# The sentences and Retry-After a client gets when the database cannot be reached (server/errors.py),
+# written out here so that a test fails when they change.
+DATABASE_DOWN = "The database is not answering at the moment; please try again in a few seconds."
+POOL_BUSY = "The server is too busy to reach the database at the moment; please try again in a few seconds."
+RETRY_AFTER = "5"
+UNAVAILABLE_TITLE = "Please try again in a moment"
+
 SLOT_ID = re.compile(r'<section class="slot item" id="a-([0-9a-f-]+)"')
 FIRST_CHOICE = re.compile(r'name="verdict" value="c:([0-9a-f-]+):')
 

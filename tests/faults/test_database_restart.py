@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.errors import DATABASE_DOWN, RETRY_AFTER_SECONDS
 from server.models import Item, Judgment, Role
 from server.pgserver import start_embedded, stop_embedded
 from tests.conftest import EMBEDDED_DIR
 from tests.factories import PASSWORD, bearer, create_project, create_token, create_user, import_items, native_items
+from tests.faults.conftest import DATABASE_DOWN, RETRY_AFTER, UNAVAILABLE_TITLE
 from tests.web.conftest import page_login
 
 pytestmark = pytest.mark.skipif(
@@ -148,11 +148,11 @@ async def test_requests_in_the_outage_fail_fast_and_the_pool_recovers(launch, se
     assert seen.pages
     for took, response in seen.unavailable:
         assert took < FAIL_FAST_SECONDS
-        assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        assert response.headers["Retry-After"] == RETRY_AFTER
         if response.url.path.startswith("/api/"):
             assert response.json() == {"detail": DATABASE_DOWN}
     for page in seen.pages:
-        assert "Please try again in a moment" in page.text
+        assert UNAVAILABLE_TITLE in page.text
         assert DATABASE_DOWN in page.text
     assert "unhandled error" not in server.log()
     # The pool recovered by itself: the same process finished the work after the restart.

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from server.app import create_app
 from server.db import make_engine, make_sessionmaker
-from server.errors import DATABASE_DOWN, POOL_BUSY, RETRY_AFTER_SECONDS
 from server.models import Role
 from tests.factories import PASSWORD, bearer, create_token, create_user
+from tests.faults.conftest import DATABASE_DOWN, POOL_BUSY, RETRY_AFTER, UNAVAILABLE_TITLE
 from tests.web.conftest import page_login
 
 POOL_TIMEOUT = 0.5
@@ -41,15 +41,15 @@ async def one_connection(database_url: str) -> AsyncIterator[AsyncEngine]:
 def assert_json_503(response: httpx.Response, message: str) -> None:
     assert response.status_code == 503, response.text
     assert response.json() == {"detail": message}
-    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert response.headers["Retry-After"] == RETRY_AFTER
 
 
 def assert_page_503(response: httpx.Response, message: str) -> None:
     assert response.status_code == 503, response.text
     assert response.headers["content-type"].startswith("text/html")
-    assert "Please try again in a moment" in response.text  # the error page's title
+    assert UNAVAILABLE_TITLE in response.text  # the error page's title
     assert message in response.text
-    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert response.headers["Retry-After"] == RETRY_AFTER
 
 
 class TestPoolExhausted:
