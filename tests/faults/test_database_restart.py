@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
     "ASSAY_TEST_DATABASE_URL names, which a test must not stop (the embedded pass of `make test` runs it)",
 )
 
-ITEMS, RATERS, OUTAGE_SECONDS = 300, 6, 2.0
+ITEMS, RATERS, OUTAGE_SECONDS = 150, 6, 2.0
 FAIL_FAST_SECONDS = 3
 AUDIT = text(
     """
@@ -98,7 +98,7 @@ async def api_rater(client: httpx.AsyncClient, project_id: str, token: str, seen
         seen.retried_judgments += retried
         seen.after_restart += seen.restarted
         seen.acknowledged[judged.json()["id"]] = assignment["id"]
-        await asyncio.sleep(0.05)  # a (very fast) rater's look at the next item
+        await asyncio.sleep(0.2)  # a (very fast) rater's look at the next item: the load outlasts the stop
 
 
 async def page_visitor(client: httpx.AsyncClient, seen: Seen, done: asyncio.Event) -> None:

@@ -20,9 +20,9 @@ from tests.factories import PASSWORD, bearer, create_project, create_token, crea
 from tests.faults.conftest import page_slots
 from tests.web.conftest import csrf_of, page_login
 
-ITEMS, OVERLAP, LEASE_SECONDS = 40, 2, 30
-API_RATERS, PAGE_RATERS = 6, 6  # half on each process
-KILL_AFTER = 20  # acknowledged judgments before the kill
+ITEMS, OVERLAP, LEASE_SECONDS = 24, 2, 30
+API_RATERS, PAGE_RATERS = 4, 6  # half on each process
+KILL_AFTER = 12  # acknowledged judgments before the kill
 AUDIT = text(
     """
     SELECT count(*) FROM items i WHERE i.project_id = :p AND (
