@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,6 +150,7 @@ async def page_rater(load: Load, home: str, email: str, *, leaves: bool) -> None
             held += [slot for slot in page_slots(answer.text) if slot[0] not in known]
 
 
+@pytest.mark.slow  # waits for the 30 s leases to run out
 async def test_kill_9_one_of_two_processes_mid_load(launch, session: AsyncSession) -> None:  # type: ignore[no-untyped-def]
     admin = await create_user(session, role=Role.admin)
     api_raters = [await create_user(session) for _ in range(API_RATERS)]
