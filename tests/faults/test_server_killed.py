@@ -3,8 +3,8 @@ rater page: every judgment a client saw acknowledged is stored exactly once, cli
 the other process get the same answer, and the leases held by raters who left with the dead process
 run out and are served to others.
 
-Takes about 40 s: the shortest lease a project allows is 30 s, and the test waits for the dead
-process's leases to run out.
+Marked slow: it takes at least 30 s, since the shortest lease a project allows is 30 s and the test
+waits for the dead process's leases to run out.
 """
 
 import asyncio
