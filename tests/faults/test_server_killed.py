@@ -47,6 +47,7 @@ class Load:
     abandoned: set[str] = field(default_factory=set)  # leases held by raters who left with the dead process
     cut_judgments: set[str] = field(default_factory=set)  # their verdicts in flight: stored or not, unknown
     errors: list[str] = field(default_factory=list)
+    victim_api_acknowledged: set[str] = field(default_factory=set)  # API raters on the victim with a judgment
 
     def count(self) -> int:
         return len(self.api_acknowledged) + len(self.page_acknowledged)
@@ -92,8 +93,9 @@ async def api_rater(load: Load, home: str, token: str) -> None:
                 load.errors.append(f"judgment: {judged.status_code} {judged.text[:200]}")
                 return
             load.api_acknowledged[judged.json()["id"]] = assignment["id"]
-            if url == home and not load.killed.is_set():
+            if url == home != load.survivor and not load.killed.is_set():
                 last = (assignment["id"], verdict, judged.json()["id"])
+                load.victim_api_acknowledged.add(token)
 
 
 async def page_rater(load: Load, home: str, email: str, *, leaves: bool) -> None:
@@ -165,7 +167,11 @@ async def test_kill_9_one_of_two_processes_mid_load(launch, session: AsyncSessio
     homes = [victim.url, survivor.url]
 
     async def kill_then_watch() -> None:
-        while load.count() < KILL_AFTER:
+        # Mid-load, once every API rater on the victim has a verdict it acknowledged, to resend.
+        give_up = time.monotonic() + 120  # a rater that failed early shows up in load.errors
+        while load.count() < KILL_AFTER or len(load.victim_api_acknowledged) < API_RATERS // 2:
+            if time.monotonic() > give_up:
+                break
             await asyncio.sleep(0.01)
         victim.kill()
         load.killed.set()
