@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Faults (docs/ARCHITECTURE.md "Faults"): a request that cannot get a connection within these
+    # seconds is answered 503 with Retry-After instead of waiting; pooled connections are checked
+    # before use (pre-ping), so the pool recovers by itself after the database restarts.
+    db_connect_timeout: float = Field(default=3, gt=0, le=60)
+    db_pool_timeout: float = Field(default=10, gt=0, le=300)
+    db_pool_pre_ping: bool = True
 
     # Browser sessions: refused after `session_days` in all, or after `session_idle_hours` without
     # a request (a rater page's heartbeat is a request). Cookies are Secure in production unless

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -48,19 +48,41 @@ def async_url(url: str) -> str:
     return url
 
 
+class DatabaseUnreachable(Exception):
+    """A new connection could not be opened: the server is down, starting, full or not answering in time.
+
+    The driver raises these as plain OSError, TimeoutError or its own exceptions, which nothing else
+    would tell apart from other faults; `make_engine` re-raises them as this (cause kept), which the
+    app answers with 503 and Retry-After (`server/errors.py:database_unavailable`)."""
+
+
+def _connect_or_unreachable(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        raise DatabaseUnreachable(f"cannot connect to the database ({type(exc).__name__})") from exc
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     options: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
-        "pool_pre_ping": False,
+        # A database that went away (restart, failover) is noticed when a connection is checked out,
+        # not by the request that uses it; one round trip per checkout.
+        "pool_pre_ping": settings.db_pool_pre_ping,
+        # Waiting longer for a pooled connection (or to open one) only queues more requests: past
+        # these a request is answered 503 with Retry-After (server/errors.py:database_unavailable).
+        "pool_timeout": settings.db_pool_timeout,
         # Statement errors (and their logged tracebacks) carry the statement but never its values:
         # those are user data.
         "hide_parameters": True,
         # asyncpg's own statement cache is what makes repeated hot statements cheap.
-        "connect_args": {"server_settings": {"application_name": "assay"}},
+        "connect_args": {"server_settings": {"application_name": "assay"}, "timeout": settings.db_connect_timeout},
     }
     options.update(kwargs)
-    return create_async_engine(async_url(url), **options)
+    engine = create_async_engine(async_url(url), **options)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unreachable)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -12,6 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from server.db import DatabaseUnreachable
 
 logger = logging.getLogger("assay.errors")
 QUOTE_CHARS = 40
@@ -66,6 +69,43 @@ class TooManyRequests(AssayError):
         super().__init__(message)
         self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class Unavailable(AssayError):
+    """503 with `Retry-After`: the database cannot be reached for a moment (see `database_unavailable`)."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+RETRY_AFTER_SECONDS = 5
+DATABASE_DOWN = "The database is not answering at the moment; please try again in a few seconds."
+POOL_BUSY = "The server is too busy to reach the database at the moment; please try again in a few seconds."
+# SQLSTATEs that say the connection, not the request, failed: class 08 (connection exception),
+# admin/crash shutdown, "cannot connect now" (starting or stopping), too many connections.
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def database_unavailable(exc: BaseException) -> Unavailable | None:
+    """The 503 for a database that cannot be reached (down, restarting, pool exhausted), or None.
+
+    A request that gets it was rolled back, or its commit's outcome is unknown when the connection
+    broke during the commit: either way a retry is safe (a resent verdict is answered with the stored
+    one)."""
+    if isinstance(exc, PoolTimeout):
+        return Unavailable(POOL_BUSY, retry_after=RETRY_AFTER_SECONDS)
+    if isinstance(exc, DatabaseUnreachable):
+        return Unavailable(DATABASE_DOWN, retry_after=RETRY_AFTER_SECONDS)
+    if isinstance(exc, DBAPIError):
+        state = getattr(exc.orig, "sqlstate", None)
+        broken = isinstance(state, str) and (state.startswith("08") or state in _UNAVAILABLE_STATES)
+        if exc.connection_invalidated or broken:
+            return Unavailable(DATABASE_DOWN, retry_after=RETRY_AFTER_SECONDS)
+    return None
 
 
 def size_text(size: int) -> str:

@@ -30,6 +30,9 @@ def start_embedded(data_dir: Path, database: str = "assay") -> str:
     # cleanup_mode=None: the server outlives this process, so several server processes and
     # the CLI can share it; `assay db stop` or a reboot stops it.
     server = postgres_server.get_server(data_dir / "pg", cleanup_mode=None)
+    # get_server() hands back this process's cached handle as it is: start the server again if it
+    # was stopped since (`stop_embedded`, or the fault tests' restart); a no-op when it runs.
+    server.ensure_postgres_running()
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')

@@ -1,8 +1,10 @@
 """Errors as HTML for the pages: a full error page, or for htmx a message swapped into #flash.
 
 Requests under /api keep the JSON renderer; everything else a browser sees gets HTML. An error
-nothing handles is answered here too (`UnhandledErrors`): a 500 naming an error id, and one log
-record with the exception types and frames but no message, since messages quote request values.
+nothing handles is answered here too (`UnhandledErrors`): a database that cannot be reached is a
+503 with Retry-After and one log line; a client that went away mid-request is logged as 499 (it
+gets no answer); anything else is a 500 naming an error id, with one log record of the exception
+types and frames but no message, since messages quote request values.
 """
 
 import logging
@@ -14,9 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import AssayError, database_refusal, render_json, validation_json
+from server.errors import AssayError, database_refusal, database_unavailable, render_json, validation_json
 from server.web.deps import LoginRequired
 from server.web.templating import is_htmx, render
 
@@ -31,6 +34,7 @@ TITLES = {
     409: "That cannot be done now",
     413: "Too large",
     422: "Please check what you entered",
+    503: "Please try again in a moment",
 }
 
 
@@ -38,20 +42,20 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def render_error(request: Request, status_code: int, message: str) -> Response:
+def render_error(request: Request, status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """The error page, or (htmx) the message as a toast in #flash, with the same status code."""
     context = {"status_code": status_code, "title": TITLES.get(status_code, "Something went wrong"), "message": message}
     if is_htmx(request):
-        headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"}
-        return render(request, "errors/error.html", context, status_code=status_code, block="toast", headers=headers)
-    return render(request, "errors/error.html", context, status_code=status_code)
+        toast = {**(headers or {}), "HX-Retarget": "#flash", "HX-Reswap": "innerHTML"}
+        return render(request, "errors/error.html", context, status_code=status_code, block="toast", headers=toast)
+    return render(request, "errors/error.html", context, status_code=status_code, headers=headers)
 
 
 async def _assay_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AssayError)
     if is_api(request):
         return render_json(exc)
-    return render_error(request, exc.status_code, exc.message)
+    return render_error(request, exc.status_code, exc.message, exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -100,13 +104,27 @@ def scrubbed_traceback(exc: BaseException) -> str:
     return "\nwhile handling it, or caused by:\n".join(parts)
 
 
-def _server_error(request: Request, message: str) -> Response:
+def _server_error(
+    request: Request, message: str, status_code: int = 500, headers: dict[str, str] | None = None
+) -> Response:
     if is_api(request):
-        return JSONResponse({"detail": message}, status_code=500)
+        return JSONResponse({"detail": message}, status_code=status_code, headers=headers)
     try:
-        return render_error(request, 500, message)
+        return render_error(request, status_code, message, headers)
     except Exception:  # the error page itself failed: plain text still tells the user
-        return PlainTextResponse(message, status_code=500)
+        return PlainTextResponse(message, status_code=status_code, headers=headers)
+
+
+def _causes(exc: BaseException) -> str:
+    """The exception's type and its causes' types, e.g. `DatabaseUnreachable <- FileNotFoundError`."""
+    names: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        names.append(type(current).__name__)
+        current = current.__cause__ or current.__context__
+    return " <- ".join(names)
 
 
 class UnhandledErrors:
@@ -130,7 +148,19 @@ class UnhandledErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # Nothing was committed: the request failed while its body was still being read.
+            method, path = scope["method"], scope["path"]
+            logger.info("request.aborted status=499 method=%s path=%s (the client went away)", method, path)
         except Exception as exc:
+            unavailable = database_unavailable(exc)
+            if unavailable is not None:
+                method, path = scope["method"], scope["path"]
+                logger.warning("database.unavailable status=503 method=%s path=%s error=%s", method, path, _causes(exc))
+                if not started:
+                    response = _server_error(Request(scope), unavailable.message, 503, unavailable.headers)
+                    await response(scope, receive, send)
+                return
             error_id = uuid.uuid4().hex[:12]
             logger.error(
                 "unhandled error %s on %s %s\n%s", error_id, scope["method"], scope["path"], scrubbed_traceback(exc)

@@ -1,8 +1,10 @@
-"""A real server process for tests that measure its memory: the app under uvicorn in a child process.
+"""A real server process: the app under uvicorn in a child process, as `assay serve` runs it.
 
-The process's peak resident memory (`VmHWM`) is reset before each request under test (Linux:
-`clear_refs` 5), so `peak_growth()` is what that one request made the server hold at its worst,
-in its own process, free of the test runner's allocations.
+Tests that measure its memory: the process's peak resident memory (`VmHWM`) is reset before each
+request under test (Linux: `clear_refs` 5), so `peak_growth()` is what that one request made the
+server hold at its worst, in its own process, free of the test runner's allocations. The fault
+tests (`tests/faults/`) start several on one database, read their logs (`log_file`) and `kill()`
+one with SIGKILL.
 """
 
 import os
@@ -17,7 +19,8 @@ import httpx
 
 MB = 1 << 20
 _LAUNCH = (
-    "import sys, uvicorn; from server.app import create_app; "
+    "import logging, sys, uvicorn; from server.app import create_app; "
+    "sys.argv[3:] and logging.basicConfig(level=sys.argv[3], stream=sys.stderr); "
     "uvicorn.run(create_app(database_url=sys.argv[1]), host='127.0.0.1', port=int(sys.argv[2]), log_level='error')"
 )
 
@@ -41,6 +44,7 @@ def _status(pid: int, field: str) -> int:
 class ServerProcess:
     process: subprocess.Popen[bytes]
     url: str
+    log_file: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -57,6 +61,16 @@ class ServerProcess:
     def peak_growth(self, baseline: int) -> int:
         return _status(self.pid, "VmHWM") - baseline
 
+    def log(self) -> str:
+        """What the server logged so far (start it with `log_file`)."""
+        assert self.log_file is not None, "start the server with log_file= to read its log"
+        return self.log_file.read_text()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no rollback from our side; the database sees the connections drop."""
+        self.process.kill()
+        self.process.wait()
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -67,20 +81,27 @@ class ServerProcess:
 
 
 def start_server(
-    database_url: str, *, code_dir: Path | None = None, env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    code_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    log_file: Path | None = None,
 ) -> ServerProcess:
-    """Start the app (from `code_dir`, default this checkout) on a free port and wait until it answers."""
+    """Start the app (from `code_dir`, default this checkout) on a free port and wait until it answers.
+
+    With `log_file`, the server's log records from INFO up go there (otherwise to the test's stderr)."""
     port = _free_port()
     environment = {**os.environ, "ASSAY_ENVIRONMENT": "test", **(env or {})}
     if code_dir is not None:
         environment["PYTHONPATH"] = str(code_dir)
-    process = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, database_url, str(port)],
-        cwd=code_dir,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-    )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}")
+    arguments = [sys.executable, "-c", _LAUNCH, database_url, str(port), *(["INFO"] if log_file else [])]
+    stderr = log_file.open("ab") if log_file else None
+    try:
+        process = subprocess.Popen(arguments, cwd=code_dir, env=environment, stdout=subprocess.DEVNULL, stderr=stderr)
+    finally:
+        if stderr is not None:
+            stderr.close()
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_file)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
