@@ -1,0 +1,152 @@
+"""Fuzzing the JSON API from its OpenAPI schema (schemathesis) against a real server process.
+
+Every operation of `/api/openapi.json` is called by an admin (browser session), a rater
+(browser session) and a trainer (a token with every scope a trainer may hold), each in a fresh
+world (`build_world`: a project with a batch of items, a leased assignment, an export, a reward
+model) so path parameters name real rows. Cases are generated from the schema: valid requests
+and, where an operation has a body or query parameters, requests that break the schema. Each
+response must not be a 5xx, must have a status the schema declares for the operation, and must
+match the schema declared for that status.
+
+`ASSAY_FUZZ_EXAMPLES` (default 12) caps the generated cases per operation and caller; the
+generation is derandomized, so a run is repeatable (raise the cap for a longer run: it explores
+further). The count of cases run is written at the end of the module's run.
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from server.app import OPENAPI_URL, create_app
+from server.auth import service as auth
+from server.config import settings
+from server.models import Role
+from tests.security.server import ServerProcess, start_server
+from tests.security.test_authorization import ADMIN, RATER, TRAINER, World, build_world
+
+EXAMPLES = int(os.environ.get("ASSAY_FUZZ_EXAMPLES", "12"))
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+SCHEMA = schemathesis.openapi.from_dict(create_app(database_url="unused").openapi())
+OPERATIONS = sorted(
+    ((op.method.upper(), op.path) for op in (result.ok() for result in SCHEMA.get_all_operations())),
+    key=lambda op: (op[1], op[0]),
+)
+TRAINER_TOKEN = "trainer token"
+CALLERS = (ADMIN, RATER, TRAINER_TOKEN)
+
+
+@dataclass
+class Tally:
+    cases: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    runs: int = 0
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, engine: AsyncEngine) -> Iterator[ServerProcess]:
+    """The app under uvicorn in its own process (`engine`: the test database is there first)."""
+    process = start_server(database_url)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+    counts = Tally()
+    yield counts
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and counts.runs:
+        statuses = ", ".join(f"{code}: {n}" for code, n in sorted(counts.statuses.items()))
+        reporter.write_line(
+            f"\nschemathesis: {counts.runs} runs (operations by callers), {counts.cases} cases, "
+            f"{EXAMPLES} generated per run at most; statuses {statuses}"
+        )
+
+
+def test_every_operation_is_fuzzed() -> None:
+    """The upload route's body is in the schema (so it is fuzzed), and every error status has a body."""
+    upload = SCHEMA["/api/v1/projects/{project_id}/batches"]["POST"]
+    assert sorted(upload.definition.raw["requestBody"]["content"]) == ["application/json", "multipart/form-data"]
+    for method, path in OPERATIONS:
+        responses = SCHEMA[path][method].definition.raw["responses"]
+        for status in ("401", "403", "404", "413", "422"):
+            assert responses[status]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorBody"
+            }, f"{method} {path} {status}"
+
+
+async def _credentials(session: AsyncSession, world: World, caller: str) -> dict[str, str]:
+    """The headers a caller sends: a browser session (cookie and CSRF header) or a bearer token."""
+    if caller == TRAINER_TOKEN:
+        trainer = await auth.user_for_session(session, world.cookies[TRAINER])  # the project's trainer
+        assert trainer is not None
+        _, secret = await auth.create_token(
+            session,
+            user=trainer,
+            name="worker",
+            scopes=sorted(auth.ROLE_SCOPES[Role.trainer]),
+            expires_in_days=30,
+            actor=trainer,
+        )
+        await session.commit()
+        return {"Authorization": f"Bearer {secret}"}
+    return {
+        "Cookie": f"{settings.session_cookie}={world.cookies[caller]}",
+        "X-CSRF-Token": world.headers[caller]["X-CSRF-Token"],
+    }
+
+
+def _strategy(operation: Any, ids: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Valid cases, and (where there is a body or a query to break) invalid ones, on real rows."""
+    path_parameters = {p.name: ids[p.name] for p in operation.path_parameters}
+    cases = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=path_parameters)
+    if operation.body or list(operation.query):
+        cases |= operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=path_parameters)
+    return cases
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+async def test_operation(
+    server: ServerProcess, session: AsyncSession, tally: Tally, method: str, path: str, caller: str
+) -> None:
+    world = await build_world(session)
+    headers = await _credentials(session, world, caller)
+    ids: dict[str, Any] = {**world.ids, "version": 1}
+    operation = SCHEMA[path][method]
+    http = requests.Session()
+
+    @hypothesis.settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=_strategy(operation, ids))
+    def fuzz(case: schemathesis.Case) -> None:
+        response = case.call_and_validate(base_url=server.url, session=http, headers=headers, checks=CHECKS)
+        tally.cases += 1
+        tally.statuses[response.status_code] = tally.statuses.get(response.status_code, 0) + 1
+
+    tally.runs += 1
+    fuzz()
+
+
+def test_schema_is_the_served_one(server: ServerProcess) -> None:
+    """The schema fuzzed here is the one the server serves."""
+    served = requests.get(f"{server.url}{OPENAPI_URL}", timeout=10).json()
+    assert served == SCHEMA.raw_schema
