@@ -1,20 +1,20 @@
 """Fuzzing the JSON API from its OpenAPI schema (schemathesis) against a real server process.
 
 Every operation of `/api/openapi.json` is called by an admin (browser session), a rater
-(browser session) and a trainer (a token with every scope a trainer may hold), each in a fresh
-world (`build_world`: a project with a batch of items, a leased assignment, an export, a reward
-model) so path parameters name real rows. Cases are generated from the schema: valid requests
+(browser session) and a trainer (a token with every scope a trainer may hold), in a fresh world
+per operation (`build_world`: a project with a batch of items, a leased assignment, an export, a
+reward model) so path parameters name real rows. Cases are generated from the schema: valid requests
 and, where an operation has a body or query parameters, requests that break the schema. Each
 response must not be a 5xx, must have a status the schema declares for the operation, and must
 match the schema declared for that status.
 
-`ASSAY_FUZZ_EXAMPLES` (default 12) caps the generated cases per operation and caller; the
+`ASSAY_FUZZ_EXAMPLES` (default 10) caps the generated cases per operation and caller; the
 generation is derandomized, so a run is repeatable (raise the cap for a longer run: it explores
 further). The count of cases run is written at the end of the module's run.
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,16 +27,18 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from server.app import OPENAPI_URL, create_app
 from server.auth import service as auth
 from server.config import settings
+from server.db import Base
 from server.models import Role
 from tests.security.server import ServerProcess, start_server
 from tests.security.test_authorization import ADMIN, RATER, TRAINER, World, build_world
 
-EXAMPLES = int(os.environ.get("ASSAY_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("ASSAY_FUZZ_EXAMPLES", "10"))
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 SCHEMA = schemathesis.openapi.from_dict(create_app(database_url="unused").openapi())
 OPERATIONS = sorted(
@@ -52,14 +54,26 @@ class Tally:
     cases: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
     runs: int = 0
+    # One world per operation, shared by its callers: the one caller an operation lets through is
+    # mostly the only one that changes anything, and a world takes longer to build than a run.
+    worlds: dict[tuple[str, str], World] = field(default_factory=dict)
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables() -> None:
+    """Each test builds its own world beside the others' (emptying every table takes longer than a
+    test here): the tables are emptied once, after the module (`server`)."""
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, engine: AsyncEngine) -> Iterator[ServerProcess]:
-    """The app under uvicorn in its own process (`engine`: the test database is there first)."""
+async def server(database_url: str, engine: AsyncEngine) -> AsyncIterator[ServerProcess]:
+    """The app under uvicorn in its own process."""
     process = start_server(database_url)
     yield process
     process.stop()
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +81,14 @@ def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
     counts = Tally()
     yield counts
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and counts.runs:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and counts.runs:
         statuses = ", ".join(f"{code}: {n}" for code, n in sorted(counts.statuses.items()))
-        reporter.write_line(
-            f"\nschemathesis: {counts.runs} runs (operations by callers), {counts.cases} cases, "
-            f"{EXAMPLES} generated per run at most; statuses {statuses}"
-        )
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(
+                f"\nschemathesis: {counts.runs} runs (operations by callers), {counts.cases} cases, "
+                f"at most {EXAMPLES} generated per run; statuses {statuses}"
+            )
 
 
 def test_every_operation_is_fuzzed() -> None:
@@ -122,7 +138,7 @@ def _strategy(operation: Any, ids: dict[str, Any]) -> st.SearchStrategy[Any]:
 async def test_operation(
     server: ServerProcess, session: AsyncSession, tally: Tally, method: str, path: str, caller: str
 ) -> None:
-    world = await build_world(session)
+    world = tally.worlds.get((method, path)) or tally.worlds.setdefault((method, path), await build_world(session))
     headers = await _credentials(session, world, caller)
     ids: dict[str, Any] = {**world.ids, "version": 1}
     operation = SCHEMA[path][method]
