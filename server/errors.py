@@ -96,6 +96,7 @@ _ERROR_DESCRIPTIONS = {
     413: "The request body is larger than its limit.",
     422: "A value in the request is invalid; the message names it.",
     429: "Too many failed logins; wait the seconds in `Retry-After`.",
+    503: "The database cannot take the request now (no connection free, or starting); retry after `Retry-After`.",
 }
 
 
@@ -106,7 +107,7 @@ def error_responses(*status_codes: int, described: dict[int, str] | None = None)
     return {code: {"model": ErrorBody, "description": text} for code, text in descriptions.items()}
 
 
-API_ERRORS = error_responses(400, 401, 403, 404, 413, 422)
+API_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 
 
 def size_text(size: int) -> str:
@@ -135,10 +136,29 @@ _DATA_MESSAGES = {
 }
 
 
+class Unavailable(AssayError):
+    """503 with `Retry-After`: the database cannot take the request now (no connection free, starting up)."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+# SQLSTATE of a server that refuses a connection for now: too many connections (53300, for the
+# server or the role), starting up or shutting down (57P03).
+_UNAVAILABLE = frozenset({"53300", "57P03"})
+
+
 def database_refusal(exc: DBAPIError) -> AssayError | None:
-    """The 422 for a value the database refused (the input is at fault), or None for any other database error."""
+    """The 422 for a value the database refused (the input is at fault), the 503 for a database that
+    cannot take a connection now, or None for any other database error (a fault of ours)."""
     cause = exc.orig.__cause__ if exc.orig is not None else None  # the driver's own exception
     sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate in _UNAVAILABLE:
+        logger.warning("the database refused a connection (%s: SQLSTATE %s)", type(cause).__name__, sqlstate)
+        return Unavailable("The database is busy or starting and cannot take this request now; try again shortly.")
     if isinstance(sqlstate, str) and sqlstate.startswith("22"):
         message = _DATA_MESSAGES.get(sqlstate, "A value in the request cannot be stored; check its type and range.")
     elif isinstance(cause, ValueError) and type(cause).__module__.startswith("asyncpg"):

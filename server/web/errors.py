@@ -31,6 +31,7 @@ TITLES = {
     409: "That cannot be done now",
     413: "Too large",
     422: "Please check what you entered",
+    503: "Busy: try again shortly",
 }
 
 

@@ -345,3 +345,34 @@ class TestFoundByFuzzing:
         )
         assert response.status_code == 400
         assert detail(response) == "There was an error parsing the body"
+
+    async def test_no_connection_free_is_a_503(self, session: AsyncSession, database_url: str) -> None:
+        """A database that refuses connections (here a role allowed none: SQLSTATE 53300, as when
+        max_connections is reached) answers 503 with Retry-After, not 500 (found by the fuzz suite
+        on a busy shared server)."""
+        import uuid
+
+        from sqlalchemy.engine import make_url
+
+        from server.app import create_app
+        from server.db import make_engine, make_sessionmaker
+
+        role = f"assay_none_{uuid.uuid4().hex[:8]}"
+        await session.execute(text(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0'))
+        await session.commit()
+        engine = make_engine(make_url(database_url).set(username=role).render_as_string(hide_password=False))
+        try:
+            app = create_app(database_url="unused")
+            app.state.engine, app.state.sessionmaker = engine, make_sessionmaker(engine)
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                response = await client.get("/api/v1/auth/me", headers=bearer("assay_anything"))
+        finally:
+            await engine.dispose()
+            await session.execute(text(f'DROP ROLE "{role}"'))
+            await session.commit()
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert (
+            detail(response) == "The database is busy or starting and cannot take this request now; try again shortly."
+        )
