@@ -20,7 +20,7 @@ from server.batches.gate import is_upload_route, may_upload
 from server.batches.routes import router as batches_pages
 from server.config import DEV_SECRET, settings
 from server.db import make_engine, make_sessionmaker
-from server.errors import install_handlers, size_text
+from server.errors import API_ERRORS, install_handlers, size_text
 from server.exports.api import router as exports_router
 from server.exports.identity import settle
 from server.exports.limits import make_export_engine
@@ -134,7 +134,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     )
     install_handlers(app)
     install_page_handlers(app)
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", responses=API_ERRORS)
     for router in (
         auth_router,
         users_router,

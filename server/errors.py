@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -106,6 +107,45 @@ def database_unavailable(exc: BaseException) -> Unavailable | None:
         if exc.connection_invalidated or broken:
             return Unavailable(DATABASE_DOWN, retry_after=RETRY_AFTER_SECONDS)
     return None
+class FieldError(BaseModel):
+    field: str = Field(description="Where the invalid value is: a body field's dotted path, or query/path and a name.")
+    message: str
+    line: int | None = Field(default=None, description="An upload's record (its line; 0: the whole file).")
+
+
+class ErrorBody(BaseModel):
+    """What every error under /api answers (`render_json`, `validation_json`)."""
+
+    detail: str = Field(description="What is wrong, in a sentence.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Each invalid field, when the request failed validation (422)."
+    )
+
+
+# The schema's error responses, with their body (`ErrorBody`): the API router declares
+# `API_ERRORS` for every operation; a route adds what only it answers (`error_responses(409)`).
+_ERROR_DESCRIPTIONS = {
+    400: "The body cannot be parsed (not UTF-8, or a malformed multipart body).",
+    401: "No valid session or token (`WWW-Authenticate: Bearer`).",
+    403: "Signed in, but the role or token scope does not allow this, or a browser session's write lacks its "
+    "CSRF header.",
+    404: "The object does not exist, or the caller may not see it.",
+    409: "The object's state does not allow this now.",
+    413: "The request body is larger than its limit.",
+    422: "A value in the request is invalid; the message names it.",
+    429: "Too many failed logins; wait the seconds in `Retry-After`.",
+    503: "The database cannot take the request now (no connection free, or starting); retry after `Retry-After`.",
+}
+
+
+def error_responses(*status_codes: int, described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for these error statuses (and those `described` in the route's
+    own words), each with the error body."""
+    descriptions = {code: _ERROR_DESCRIPTIONS[code] for code in status_codes} | (described or {})
+    return {code: {"model": ErrorBody, "description": text} for code, text in descriptions.items()}
+
+
+API_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 503)
 
 
 def size_text(size: int) -> str:
@@ -135,7 +175,8 @@ _DATA_MESSAGES = {
 
 
 def database_refusal(exc: DBAPIError) -> AssayError | None:
-    """The 422 for a value the database refused (the input is at fault), or None for any other database error."""
+    """The 422 for a value the database refused (the input is at fault), or None for any other
+    database error (a database that cannot be reached is `database_unavailable`'s 503)."""
     cause = exc.orig.__cause__ if exc.orig is not None else None  # the driver's own exception
     sqlstate = getattr(cause, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate.startswith("22"):

@@ -8,7 +8,7 @@ from server.auth import service, throttle
 from server.auth.deps import AdminPrincipal, CurrentPrincipal, clear_session_cookie, set_session_cookie
 from server.auth.schemas import LoginRequest, SessionRead, TokenCreate, TokenCreated, TokenRead, TokensRevoked
 from server.db import SessionDep
-from server.errors import Unauthorized
+from server.errors import Unauthorized, error_responses
 from server.security import csrf_token_for
 from server.users import service as users
 from server.users.schemas import UserRead
@@ -19,7 +19,7 @@ router = APIRouter(tags=["auth"])
 @router.post(
     "/auth/session",
     response_model=SessionRead,
-    responses={401: {"description": "Wrong email or password."}, 429: {"description": "Too many failed logins."}},
+    responses=error_responses(429, described={401: "Wrong email or password."}),
 )
 async def login(body: LoginRequest, request: Request, response: Response, session: SessionDep) -> SessionRead:
     """Log in with email and password; sets the session cookie and returns the CSRF token.

@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
 from server.batches import service
-from server.batches.schemas import BatchProgress, BatchRead, BatchUpdate, ImportResult, upload_options
+from server.batches.schemas import UPLOAD_BODY, BatchProgress, BatchRead, BatchUpdate, ImportResult, upload_options
 from server.config import settings
 from server.db import SessionDep
 from server.errors import Invalid, TooLarge, size_text
@@ -73,7 +73,8 @@ async def _json_body(request: Request) -> bytes:
     "/projects/{project_id}/batches",
     response_model=ImportResult,
     status_code=201,
-    responses={200: {"model": ImportResult}, 413: {}, 422: {}},
+    responses={200: {"model": ImportResult, "description": "Every item already existed: no new batch."}},
+    openapi_extra=UPLOAD_BODY,
 )
 async def upload_batch(
     project_id: uuid.UUID, request: Request, principal: ItemsWriter, session: SessionDep

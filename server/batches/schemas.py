@@ -95,6 +95,53 @@ def _name(value: Any) -> str | None:
     return name or None
 
 
+_OPTION_FIELDS: dict[str, Any] = {
+    "name": {"type": "string", "maxLength": MAX_BATCH_NAME, "description": "Default: the file's name."},
+    "format": {"type": "string", "enum": [f.value for f in ImportFormat], "description": "Default: detected."},
+    "encoding": {"type": "string", "enum": [e.value for e in Encoding], "description": "Default: detected."},
+    "priority": {"type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY, "default": 0},
+}
+_NATIVE_ITEM: dict[str, Any] = {
+    "type": "object",
+    "description": "One record in the native JSONL shape (or HH/TRL's, with `format`).",
+    "properties": {
+        "id": {"type": "string"},
+        "prompt": {"type": "string"},
+        "responses": {
+            "type": "array",
+            "minItems": 2,
+            "items": {"type": "object", "properties": {"text": {"type": "string"}, "model": {"type": "string"}}},
+        },
+    },
+}
+# The upload route reads its body as a stream (so it is bounded as it arrives), which FastAPI
+# cannot describe: this is the body it reads, for the schema (`openapi_extra`).
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "JSONL, CSV or Parquet"},
+                        **_OPTION_FIELDS,
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": _NATIVE_ITEM}, **_OPTION_FIELDS},
+                }
+            },
+        },
+    }
+}
+
+
 def upload_options(fields: Mapping[str, Any]) -> UploadOptions:
     """Read name, format, encoding and priority; an empty value means the default."""
     return UploadOptions(

@@ -329,7 +329,7 @@ async def list_with_progress(session: AsyncSession, project: Project) -> list[Ba
 
 async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor: User) -> Batch:
     """Rename, pause/resume or reprioritise a batch; its items follow in the queue at once."""
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.model_dump(exclude_none=True)  # null: unchanged
     moves = ("status" in changes and changes["status"] != batch.status) or (
         "priority" in changes and changes["priority"] != batch.priority
     )

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from server.auth.deps import RaterPrincipal
 from server.db import SessionDep
+from server.errors import error_responses
 from server.labeling import flows, service
 from server.labeling.schemas import (
     AssignmentRead,
@@ -14,6 +15,7 @@ from server.labeling.schemas import (
     ItemView,
     JudgmentCreate,
     JudgmentRead,
+    JudgmentRefusal,
     LeaseRead,
     SkipCreate,
 )
@@ -47,7 +49,7 @@ def assignment_view(leased: service.Leased) -> AssignmentRead:
 @router.post(
     "/projects/{project_id}/assignments/next",
     response_model=AssignmentRead,
-    responses={204: {"description": "Nothing is left for this rater."}},
+    responses={**error_responses(409), 204: {"description": "Nothing is left for this rater."}},
 )
 async def next_assignment(project_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep) -> object:
     """Lease the next item to judge (or return the lease you already hold); 204 when nothing is left."""
@@ -65,8 +67,9 @@ async def next_assignment(project_id: uuid.UUID, rater: RaterPrincipal, session:
     responses={
         200: {"description": "A retry of the same verdict: the stored judgment, nothing new stored."},
         409: {
+            "model": JudgmentRefusal,
             "description": "A different verdict than the stored one (which is returned under `judgment`), or a "
-            "lease an admin ended (the verdict is stored, uncounted, and returned under `judgment`)."
+            "lease an admin ended (the verdict is stored, uncounted, and returned under `judgment`).",
         },
     },
 )
@@ -81,7 +84,7 @@ async def submit_judgment(
     return JSONResponse(payload, status_code=201 if result.created else 200)
 
 
-@router.post("/assignments/{assignment_id}/skip", response_model=LeaseRead)
+@router.post("/assignments/{assignment_id}/skip", response_model=LeaseRead, responses=error_responses(409))
 async def skip_assignment(
     assignment_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep, body: SkipCreate | None = None
 ) -> object:
@@ -91,7 +94,7 @@ async def skip_assignment(
     )
 
 
-@router.post("/assignments/{assignment_id}/heartbeat", response_model=LeaseRead)
+@router.post("/assignments/{assignment_id}/heartbeat", response_model=LeaseRead, responses=error_responses(409))
 async def heartbeat(assignment_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep) -> object:
     """Keep the lease alive while the rater is still working on the item."""
     return await service.heartbeat(session, assignment_id=assignment_id, rater=rater.user)

@@ -64,6 +64,15 @@ class JudgmentRead(Schema):
     created_at: datetime
 
 
+class JudgmentRefusal(Schema):
+    """A 409 that stored the verdict uncounted: why, and the stored judgment."""
+
+    detail: str
+    judgment: JudgmentRead | None = Field(
+        default=None, description="The verdict, stored but not counted; absent when nothing was stored."
+    )
+
+
 class SkipCreate(Schema):
     reason: str | None = Field(default=None, max_length=2000)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from server.auth.deps import AdminPrincipal
 from server.db import SessionDep
+from server.errors import error_responses
 from server.users import service
 from server.users.schemas import UserCreate, UserRead, UserUpdate
 
@@ -18,7 +19,9 @@ async def list_users(admin: AdminPrincipal, session: SessionDep) -> object:
     return await service.list_users(session)
 
 
-@router.post("/users", response_model=UserRead, status_code=201)
+@router.post(
+    "/users", response_model=UserRead, status_code=201, responses=error_responses(described={409: "Email taken."})
+)
 async def create_user(body: UserCreate, admin: AdminPrincipal, session: SessionDep) -> object:
     """Create an admin, rater or trainer account."""
     return await service.create(session, body, actor=admin.user)

@@ -53,7 +53,7 @@ async def update(session: AsyncSession, user: User, data: UserUpdate, *, actor: 
         raise Invalid("You cannot deactivate your own account; another admin can.")
     if user.id == actor.id and data.role is not None and data.role != user.role:
         raise Invalid("You cannot change your own role; another admin can.")
-    changed = data.model_dump(exclude_unset=True, exclude={"password"})
+    changed = data.model_dump(exclude_none=True, exclude={"password"})  # null: unchanged
     for key, value in changed.items():
         setattr(user, key, value)
     if data.password is not None:

@@ -310,3 +310,69 @@ class TestUnhandledErrors:
         assert "hunter2" not in caplog.text
         assert "builtins.ValueError (message withheld)" in caplog.text
         assert "test_bad_input.py" in caplog.text  # the frames are there
+
+
+class TestFoundByFuzzing:
+    """Cases tests/security/test_fuzz.py found: an explicit null in an update leaves the field as it is
+    (as for projects), where it used to reach a NOT NULL column and answer 500."""
+
+    async def test_null_account_fields(self, api: httpx.AsyncClient, world: World, session: AsyncSession) -> None:
+        rater = await create_user(session)
+        response = await api.patch(
+            f"/api/v1/users/{rater.id}",
+            json={"name": None, "role": None, "is_active": None, "password": None},
+            headers=bearer(world.admin_token),
+        )
+        assert response.status_code == 200
+        assert (response.json()["role"], response.json()["is_active"]) == ("rater", True)
+
+    async def test_null_batch_fields(self, api: httpx.AsyncClient, world: World, session: AsyncSession) -> None:
+        batch = await import_items(session, world.project, world.admin, native_items(2, prefix="steer"))
+        response = await api.patch(
+            f"/api/v1/batches/{batch}",
+            json={"name": None, "status": None, "priority": None},
+            headers=bearer(world.admin_token),
+        )
+        assert response.status_code == 200
+        assert (response.json()["status"], response.json()["priority"]) == ("active", 0)
+
+    async def test_body_not_utf8(self, api: httpx.AsyncClient, world: World) -> None:
+        """Declared in the schema as 400 (FastAPI's answer to a body it cannot decode)."""
+        response = await api.post(
+            "/api/v1/projects",
+            content=b"\x80\x81",
+            headers={**bearer(world.admin_token), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert detail(response) == "There was an error parsing the body"
+
+    async def test_no_connection_free_is_a_503(self, session: AsyncSession, database_url: str) -> None:
+        """A database that refuses connections (here a role allowed none: SQLSTATE 53300, as when
+        max_connections is reached) answers 503 with Retry-After, not 500 (found by the fuzz suite
+        on a busy shared server)."""
+        import uuid
+
+        from sqlalchemy.engine import make_url
+
+        from server.app import create_app
+        from server.db import make_engine, make_sessionmaker
+
+        role = f"assay_none_{uuid.uuid4().hex[:8]}"
+        await session.execute(text(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0'))
+        await session.commit()
+        engine = make_engine(make_url(database_url).set(username=role).render_as_string(hide_password=False))
+        try:
+            app = create_app(database_url="unused")
+            app.state.engine, app.state.sessionmaker = engine, make_sessionmaker(engine)
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                response = await client.get("/api/v1/auth/me", headers=bearer("assay_anything"))
+        finally:
+            await engine.dispose()
+            await session.execute(text(f'DROP ROLE "{role}"'))
+            await session.commit()
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert (
+            detail(response) == "The database is not answering at the moment; please try again in a few seconds."
+        )
