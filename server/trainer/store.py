@@ -116,11 +116,11 @@ def latest(rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any
     kept: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
     plain: list[dict[str, Any]] = []
     for segment, row in rows:
-        key = row.pop("judgment_id", None)
+        key = row.get("judgment_id")
         if key is None:
             plain.append(row)
             continue
-        revision, deleted = int(row.pop("revision")), bool(row.pop("deleted", False))
+        revision, deleted = int(row["revision"]), bool(row.get("deleted"))
         stored = kept.get(key)
         if stored is not None and (revision < stored[0] or (revision == stored[0] and segment == stored[1])):
             if revision == stored[0] and not deleted:
