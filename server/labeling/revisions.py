@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.service import Principal
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, Forbidden, NotFound
 from server.labeling.rules import validate_verdict
 from server.labeling.schemas import JudgmentCreate
 from server.labeling.service import _lock_membership, same_verdict
@@ -32,6 +32,7 @@ from server.projects.service import accessible_project_ids
 
 RECENT_LIMIT = 50  # judgments on the "my recent judgments" page
 
+ACCOUNT_SUSPENDED = "Your rating access is suspended; contact the project admin."
 NOT_YOURS = "This judgment is another rater's: only the rater who sent a verdict can revise it."
 REVISION_OFF = "Revision is turned off in project '{name}': a verdict, once sent, is final."
 WINDOW_CLOSED = (
@@ -109,6 +110,8 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
     stored verdict again changes nothing (a retried request).
     """
     judgment, project = await own_judgment(session, judgment_id=judgment_id, rater=rater)
+    if rater.suspended_at is not None:
+        raise Forbidden(ACCOUNT_SUSPENDED)
     _check_window(judgment, project, datetime.now(UTC))
     # The lock order: membership → assignment → item → the judgment row.
     await _lock_membership(session, project, rater)

@@ -245,3 +245,14 @@ class TestLeases:
         assert lease.status == "leased"
         stored = await session.get(Assignment, uuid.UUID(assignment["id"]))
         assert stored.status == "submitted"
+
+    async def test_suspended_account_cannot_revise(self, client, make_setup, session) -> None:
+        s = await make_setup(n_items=1, n_raters=1)
+        assignment, first = await judged(client, s)
+        await session.execute(text("UPDATE users SET suspended_at = now() WHERE role = 'rater'"))
+        await session.commit()
+        response = await revise(client, s.tokens[0], first["id"], choice=candidate(assignment, 1))
+        assert (response.status_code, response.json()["detail"]) == (
+            403,
+            "Your rating access is suspended; contact the project admin.",
+        )
