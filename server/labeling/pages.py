@@ -124,7 +124,7 @@ def verdict_form(project: Project, view: AssignmentRead) -> VerdictForm:
         strengths=strengths,
         flags=flags,
         rationale=project.rationale,
-        undo=project.revision_window_minutes > 0,
+        undo=bool(project.revision_window_minutes),
     )
 
 

@@ -156,3 +156,27 @@ class TestRankingRestartKey:
             "Not ranked yet: press the letters in order, best first."
         )
         assert page.url.endswith(f"/projects/{project.id}/label")
+
+    async def test_a_ranking_comes_back_placed_and_is_revised_by_letters(
+        self, page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
+    ) -> None:
+        rater, (project,) = await setup(session, ({"name": "Rank again"}, native_items(2, candidates=3)))
+        await login(page, rater.email, PASSWORD)
+        await open_label(page, project.id)
+        first = await current_assignment(page)
+        shown = await shown_candidates(page)
+        for key in ("b", "a"):
+            await page.keyboard.press(key)
+        await press_and_wait(page, "Enter", f"/assignments/{first}/judge")
+        async with page.expect_navigation(url=REVISE_URL):
+            await page.keyboard.press("Backspace")
+        assert (await page.inner_text(f"{CURRENT} [data-rank-status]")) == "Your ranking: B > A > C"
+        await screenshot(page, artifacts, "revise-ranking-1280")
+        await page.keyboard.press("Escape")
+        for key in ("c", "b"):
+            await page.keyboard.press(key)
+        async with page.expect_navigation(url=f"**/projects/{project.id}/label"):
+            await page.keyboard.press("Enter")
+        judgment = await stored(session, first)
+        assert (judgment.revision, judgment.ranking) == (2, [shown[2], shown[1], shown[0]])
+        browser_log.assert_clean()
