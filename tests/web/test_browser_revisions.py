@@ -75,6 +75,7 @@ class TestTakeItBack:
             await page.click(f"{CURRENT} label.choice:has-text('{label}')")
             async with page.expect_response(lambda r: r.url.endswith("/judge")):
                 await page.click(f"{CURRENT} [data-submit]")
+        await screenshot(page, artifacts, "label-undo-1280")
         async with page.expect_navigation(url=REVISE_URL):
             await page.click("[data-undo]")
         assert await page.is_checked(f"{CURRENT} label.choice:has-text('B is better') input")
