@@ -54,6 +54,7 @@ class ExportPull:
     held_back: int
     rows: int
     export_id: str | None
+    revisions: int = 0  # judgments in this pull that revise earlier ones (Assay-Revisions)
 
 
 @dataclass(frozen=True)
@@ -216,10 +217,14 @@ class AssayClient:
         *,
         after: str | None = None,
         format: str = "trl",
+        ids: bool = False,
         on_rows: Callable[[int], None] | None = None,
     ) -> ExportPull:
-        """Stream the rows finalised since `after` into `dest` (JSONL), whole or not at all."""
-        params = {"format": format} | ({"after": after} if after else {})
+        """Stream the rows finalised since `after` into `dest` (JSONL), whole or not at all.
+
+        With `ids`, rows carry `judgment_id`, `revision` and `deleted`: keep, per judgment, the rows
+        of its highest revision (server/trainer/store.py:latest does)."""
+        params = {"format": format} | ({"after": after} if after else {}) | ({"ids": "true"} if ids else {})
         url = f"/api/v1/projects/{project_id}/export"
         rows = 0
 
@@ -247,6 +252,7 @@ class AssayClient:
             held_back=int(response.headers.get("Assay-Held-Back", "0")),
             rows=rows,
             export_id=response.headers.get("Assay-Export-Id"),
+            revisions=int(response.headers.get("Assay-Revisions", "0")),
         )
 
     async def report_model(self, project_id: uuid.UUID | str, report: ModelReport) -> RewardModelInfo:

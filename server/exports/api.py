@@ -72,6 +72,11 @@ async def export(
     until: datetime | None = Query(default=None, description="... and before this time."),
     min_agreement: float | None = Query(default=None, ge=0, le=1, description="granularity=item: pairs' agreement."),
     margin: bool = Query(default=False, description="trl: a margin column from strength (strength - 1)."),
+    ids: bool = Query(
+        default=False,
+        description="Add judgment_id, revision, deleted (item granularity: item_id, aggregate_revision, deleted) "
+        "so revised judgments can replace their earlier rows.",
+    ),
     after: str | None = Query(default=None, description="The Assay-Next-Cursor of your previous pull."),
     accept: str | None = Header(default=None),
     accept_encoding: str | None = Header(default=None),
@@ -80,7 +85,9 @@ async def export(
     Assay-Export-Id (its manifest: GET /api/v1/exports/{id}, with the body's sha256 once sent,
     or status aborted when the download was cut off),
     Assay-Held-Back (committed judgments this pull leaves for the next one because a
-    transaction older than them was still open when the snapshot was taken).
+    transaction older than them was still open when the snapshot was taken), Assay-Revisions
+    (how many judgments in this pull are revisions of ones delivered before: without ids=true,
+    their earlier rows cannot be told apart; pull with ids=true to replace them).
     """
     project = await projects.get_accessible(session, principal, project_id)
     await session.commit()  # release this request's transaction before the export's snapshot
@@ -94,6 +101,7 @@ async def export(
         until=until,
         min_agreement=min_agreement,
         margin=margin,
+        ids=ids,
     )
     state = request.app.state
     job = await service.open_export(
@@ -111,6 +119,7 @@ async def export(
         "Assay-Next-Cursor": job.next_cursor,
         "Assay-Export-Id": str(job.record_id),
         "Assay-Held-Back": str(job.held_back),
+        "Assay-Revisions": str(job.revised),
         "Link": f'</api/v1/exports/{job.record_id}>; rel="describedby"',
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Cache-Control": "no-store",

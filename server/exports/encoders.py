@@ -70,7 +70,9 @@ _S, _B, _I = pa.string(), pa.bool_(), pa.int64()
 RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs"})
 _RAW_JUDGMENT = pa.schema(
     [
-        *[(name, _S) for name in ("judgment_id", "item_id", "external_id", "batch_id", "rater", "prompt")],
+        ("judgment_id", _S),
+        ("revision", _I),
+        *[(name, _S) for name in ("item_id", "external_id", "batch_id", "rater", "prompt")],
         *[(name, _S) for name in ("candidates", "shown_order", "choice", "ranking")],
         ("strength", _I),
         ("tie", _B),
@@ -97,8 +99,27 @@ _RAW_ITEM = pa.schema(
 )
 
 
-def parquet_schema(format: ExportFormat, granularity: Granularity, *, chat: bool, margin: bool) -> pa.Schema:
+# With `ids=true`: what identifies a row for replacement (formats.with_ids); every other column
+# of a `deleted` row is null.
+_JUDGMENT_IDS = [("judgment_id", _S), ("revision", _I), ("deleted", _B)]
+_ITEM_IDS = [("item_id", _S), ("aggregate_revision", _I), ("deleted", _B)]
+
+
+def parquet_schema(
+    format: ExportFormat, granularity: Granularity, *, chat: bool, margin: bool, ids: bool = False
+) -> pa.Schema:
     """The fixed schema of a format, so every row group of an export has the same columns."""
+    schema = _format_schema(format, granularity, chat=chat, margin=margin)
+    if not ids:
+        return schema
+    added = _ITEM_IDS if granularity == Granularity.item else _JUDGMENT_IDS
+    for name, kind in added:
+        if schema.get_field_index(name) < 0:
+            schema = schema.append(pa.field(name, kind))
+    return schema
+
+
+def _format_schema(format: ExportFormat, granularity: Granularity, *, chat: bool, margin: bool) -> pa.Schema:
     text_or_chat = _MESSAGES if chat else _S
     match format:
         case ExportFormat.trl:
@@ -169,11 +190,11 @@ class ParquetEncoder:
 
 
 def make_encoder(
-    encoding: Encoding, format: ExportFormat, granularity: Granularity, *, chat: bool, margin: bool
+    encoding: Encoding, format: ExportFormat, granularity: Granularity, *, chat: bool, margin: bool, ids: bool = False
 ) -> RowEncoder:
     if encoding == Encoding.jsonl:
         return JsonlEncoder()
-    schema = parquet_schema(format, granularity, chat=chat, margin=margin)
+    schema = parquet_schema(format, granularity, chat=chat, margin=margin, ids=ids)
     return ParquetEncoder(schema, RAW_JSON_COLUMNS if format == ExportFormat.raw else frozenset())
 
 

@@ -20,6 +20,13 @@ reads. What each format can hold:
 
 A tie states no preference, so it yields no pair: ties appear only in `raw`. A ranking of
 n candidates yields every one of its n(n-1)/2 ordered pairs.
+
+Revisions (`ids=true`, see `with_ids`): every row also carries `judgment_id`, `revision` and
+`deleted` (per item: `item_id`, `aggregate_revision`, `deleted`). A revised judgment is delivered
+again with all its rows under the new revision; when the new verdict yields no row in the format
+(it became a tie, say), one row with `deleted: true` and nothing else voids the old ones. A
+consumer keeps, per `judgment_id` (or `item_id`), the rows of the highest revision and drops
+them when that revision is `deleted`. `raw` rows always carry `judgment_id` and `revision`.
 """
 
 import enum
@@ -268,6 +275,7 @@ def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
     """Every field of one judgment; the rater appears only as a per-project pseudonym."""
     return {
         "judgment_id": str(row["id"]),
+        "revision": row["revision"],
         "item_id": str(row["item_id"]),
         "external_id": row["external_id"],
         "batch_id": str(row["batch_id"]),
@@ -318,3 +326,20 @@ def raw_item_row(row: Mapping[str, Any], aggregate: ItemAggregate) -> dict[str, 
         ],
         "completed_at": row["completed_at"].isoformat(),
     }
+
+
+def with_ids(rows: list[dict[str, Any]], row: Mapping[str, Any], granularity: Granularity) -> list[dict[str, Any]]:
+    """`rows` (one judgment's, or one item's) with the columns that identify them for replacement.
+
+    A revision that yields no row (a tie in a pair format) gives one `deleted` row instead, so a
+    consumer drops the rows the earlier revision gave; a first revision with no rows gives none.
+    """
+    if granularity == Granularity.item:
+        ids: dict[str, Any] = {"item_id": str(row["item_id"]), "aggregate_revision": row["aggregate_revision"]}
+        revised = row["aggregate_revision"] > 1
+    else:
+        ids = {"judgment_id": str(row["id"]), "revision": row["revision"]}
+        revised = row["revision"] > 1
+    if not rows:
+        return [ids | {"deleted": True}] if revised else []
+    return [out | ids | {"deleted": False} for out in rows]

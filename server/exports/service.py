@@ -48,6 +48,7 @@ from server.exports.formats import (
     judgment_pairs,
     raw_item_row,
     raw_row,
+    with_ids,
 )
 from server.exports.limits import pool_busy, take_slot
 from server.models import Export, Project, Scale, User
@@ -70,6 +71,7 @@ class ExportRequest:
     until: datetime | None = None
     min_agreement: float | None = None
     margin: bool = False
+    ids: bool = False  # add the columns that let a consumer replace revised rows (formats.py)
 
     @property
     def by_completed_item(self) -> bool:
@@ -118,7 +120,7 @@ _CANDIDATES = """(SELECT jsonb_agg(jsonb_build_object('id', c.id, 'text', c.text
                                                    'model', c.model, 'metadata', c.metadata) ORDER BY c.position)
                    FROM candidates c WHERE c.item_id = i.id) AS candidates"""
 
-_JUDGMENT_COLUMNS = f"""j.id, j.item_id, j.choice_id, j.ranking, j.strength, j.tie, j.both_bad, j.rationale,
+_JUDGMENT_COLUMNS = f"""j.id, j.item_id, j.revision, j.choice_id, j.ranking, j.strength, j.tie, j.both_bad, j.rationale,
        j.active_ms, j.surplus, j.surplus_reason, j.assistance_shown, j.created_at, j.rater_id,
        i.external_id, i.prompt, i.batch_id, a.shown_order, a.leased_at, {_CANDIDATES}"""
 
@@ -178,6 +180,22 @@ def rows_sql(request: ExportRequest) -> str:
         ORDER BY final.last_xid, i.seq"""
 
 
+def revised_sql(request: ExportRequest) -> str:
+    """How many judgments in this pull's rows were revised (the Assay-Revisions header).
+
+    Revisions are rare, so this reads the partial index `ix_judgments_revised`, not the range."""
+    if not request.by_completed_item:
+        return f"""
+            SELECT count(*) FROM judgments j JOIN items i ON i.id = j.item_id
+            WHERE j.project_id = :project_id AND j.revision > 1 AND j.xid >= :low AND j.xid < :high
+                  {_filters_sql(request, "j.created_at")}"""
+    return f"""{_FINALISED}
+        SELECT count(*) FROM final
+        JOIN items i ON i.id = final.item_id
+        JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus AND j.revision > 1
+        WHERE true{_filters_sql(request, "i.completed_at")}"""
+
+
 # The watermark: the oldest transaction id that was still running when the snapshot was taken,
 # leaving out the ones that run in *another* database (they can never write our judgments).
 # Transaction ids are cluster-wide, so without that, any long transaction on the same
@@ -226,6 +244,7 @@ class ExportStream:
     high: int
     held_back: int
     chat: bool
+    revised: int = 0  # judgments among this pull's rows that were revised (Assay-Revisions)
     rows: int = 0
     size: int = 0
     done: bool = False  # every byte of the body was produced
@@ -247,13 +266,18 @@ class ExportStream:
         request = self.request
         renderer = Renderer(request.format, chat=self.chat, margin=request.margin)
         encoder = make_encoder(
-            request.encoding, request.format, request.granularity, chat=self.chat, margin=request.margin
+            request.encoding,
+            request.format,
+            request.granularity,
+            chat=self.chat,
+            margin=request.margin,
+            ids=request.ids,
         )
         result = await self.connection.stream(text(rows_sql(request)), self._params())
         async for partition in result.mappings().partitions(FETCH_ROWS):
             out: list[dict[str, Any]] = []
             for row in partition:
-                out.extend(self._render(renderer, row))
+                out.extend(self._rows(renderer, row))
             chunk = encoder.encode(out)
             self.rows += len(out)
             if chunk:
@@ -295,6 +319,10 @@ class ExportStream:
                     .where(Export.id == self.record_id)
                     .values(rows=self.rows, bytes=self.size, finished_at=text("now()"), **values)
                 )
+
+    def _rows(self, renderer: Renderer, row: Mapping[Any, Any]) -> list[dict[str, Any]]:
+        rows = self._render(renderer, row)
+        return with_ids(rows, row, self.request.granularity) if self.request.ids else rows
 
     def _render(self, renderer: Renderer, row: Mapping[Any, Any]) -> list[dict[str, Any]]:
         request = self.request
@@ -365,6 +393,9 @@ async def open_export(
         params = {"project_id": project.id, "high": high}
         held_back = await connection.scalar(_HELD_BACK, params) or 0
         chat = bool(await connection.scalar(_HAS_MESSAGES, params))
+        revised_params = {"project_id": project.id, "low": low, "high": high}
+        revised_params |= {k: v for k, v in asdict(request).items() if k in ("batch_id", "since", "until")}
+        revised = int(await connection.scalar(text(revised_sql(request)), revised_params) or 0)
         async with engine.begin() as writer:
             record_id = await writer.scalar(
                 insert(Export)
@@ -375,7 +406,7 @@ async def open_export(
                     format=request.format.value,
                     encoding=request.encoding.value,
                     granularity=request.granularity.value,
-                    filters=request.filters() | {"margin": request.margin},
+                    filters=request.filters() | {"margin": request.margin, "ids": request.ids},
                     format_version=FORMAT_VERSION,
                     cursor_from=low,
                     cursor_to=high,
@@ -398,6 +429,7 @@ async def open_export(
         high=high,
         held_back=held_back,
         chat=chat,
+        revised=revised,
     )
 
 

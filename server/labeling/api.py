@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from server.auth.deps import RaterPrincipal
 from server.db import SessionDep
 from server.errors import error_responses
-from server.labeling import flows, service
+from server.labeling import flows, revisions, service
 from server.labeling.schemas import (
     AssignmentRead,
     CandidateView,
@@ -98,3 +98,23 @@ async def skip_assignment(
 async def heartbeat(assignment_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep) -> object:
     """Keep the lease alive while the rater is still working on the item."""
     return await service.heartbeat(session, assignment_id=assignment_id, rater=rater.user)
+
+
+@router.patch(
+    "/judgments/{judgment_id}",
+    response_model=JudgmentRead,
+    responses={
+        409: {
+            "description": "Not revisable: another rater's judgment, revision turned off in the project, "
+            "or the project's revision window has closed."
+        },
+    },
+)
+async def revise_judgment(
+    judgment_id: uuid.UUID, body: JudgmentCreate, rater: RaterPrincipal, session: SessionDep
+) -> object:
+    """Replace your verdict with a new revision (same judgment id, `revision` counts up), within the
+    project's `revision_window_minutes` of sending it. The stored verdict counts until then; sending
+    it again changes nothing."""
+    result = await revisions.revise(session, judgment_id=judgment_id, rater=rater.user, data=body)
+    return result.judgment

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from server.errors import Invalid
 from server.labeling.schemas import AssignmentRead, JudgmentCreate
-from server.models import Project, RationaleRule, Scale
+from server.models import Judgment, Project, RationaleRule, Scale
 
 # Words for each strength on a scale, strongest first: the buttons read "A much better" … "B much better".
 STRENGTH_WORDS = {
@@ -65,13 +65,14 @@ class VerdictForm:
     strengths: list[Option]  # ranking on a strength scale: how much better the first is
     flags: list[Option]  # tie / both bad, when the project allows them
     rationale: str  # off | optional | required
+    undo: bool = False  # the project lets raters revise: Backspace takes the last verdict back
 
     @property
     def keys(self) -> list[tuple[str, str]]:
         """The key legend: (keys, what they do)."""
         legend: list[tuple[str, str]] = []
         if self.ranking:
-            legend.append(("A, B, C…", "rank in order, best first (Backspace starts over)"))
+            legend.append(("A, B, C…", "rank in order, best first (Esc starts over)"))
             if self.strengths:
                 legend.append((f"1\N{EN DASH}{len(self.strengths)}", "how much better the first is"))
         elif self.options:
@@ -80,6 +81,8 @@ class VerdictForm:
             legend.append((f"{first}\N{EN DASH}{last}" if len(self.options) > 2 else "1 / a, 2 / b", words))
         legend += [(f.keys[0], f.label) for f in self.flags]
         legend += [("Enter", "submit"), ("s", "skip"), ("i", "instructions")]
+        if self.undo:
+            legend.append(("Backspace", "take back your last verdict"))
         if self.rationale != RationaleRule.off:
             legend.append(("r", "write the rationale"))
             legend.append(("Esc", "leave the rationale box (Ctrl+Enter submits from it)"))
@@ -121,6 +124,7 @@ def verdict_form(project: Project, view: AssignmentRead) -> VerdictForm:
         strengths=strengths,
         flags=flags,
         rationale=project.rationale,
+        undo=bool(project.revision_window_minutes),
     )
 
 
@@ -183,3 +187,34 @@ def verdict_from_form(
             raise Invalid(NO_RANKING)
         return _judgment(ranking=order, strength=_int_or_none(strength), **base)
     raise Invalid(NO_VERDICT)
+
+
+def form_values(judgment: Judgment) -> dict[str, str]:
+    """A stored verdict as the page's form values, to show it selected on the revision page."""
+    values = {"verdict": "", "ranking": "", "strength": "", "rationale": judgment.rationale or ""}
+    if judgment.tie:
+        values["verdict"] = "tie"
+    elif judgment.ranking:
+        values["ranking"] = ",".join(str(c) for c in judgment.ranking)
+        values["strength"] = "" if judgment.strength is None else str(judgment.strength)
+    elif judgment.choice_id is not None:
+        values["verdict"] = f"c:{judgment.choice_id}:{'' if judgment.strength is None else judgment.strength}"
+    elif judgment.both_bad:
+        values["verdict"] = "both_bad"
+    return values
+
+
+def describe(judgment: Judgment, shown_order: Sequence[uuid.UUID]) -> str:
+    """A stored verdict in the words of the page, with candidates named by the letters the rater saw."""
+    letter = {c: chr(ord("A") + i) for i, c in enumerate(shown_order)}
+    if judgment.tie:
+        return "Tie"
+    if judgment.ranking:
+        words = " > ".join(letter.get(c, "?") for c in judgment.ranking)
+    elif judgment.choice_id is not None:
+        words = f"{letter.get(judgment.choice_id, '?')} is better"
+    else:
+        return "Both are bad" if len(shown_order) == 2 else "All are bad"
+    if judgment.strength is not None:
+        words += f" (strength {judgment.strength})"
+    return words + (", both bad" if judgment.both_bad else "")

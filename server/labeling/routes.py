@@ -9,22 +9,24 @@ new hidden one (labeling/flows.py). See docs/ARCHITECTURE.md, "The rater page".
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import SessionDep
 from server.errors import AssayError
-from server.labeling import flows, overview, pages, service
+from server.labeling import flows, overview, pages, revisions, service
 from server.labeling.api import assignment_view
 from server.labeling.rules import RATIONALE_REQUIRED
 from server.labeling.schemas import AssignmentRead
-from server.models import Project
+from server.models import Assignment, Project, User
 from server.projects import service as projects
 from server.web.deps import PagePrincipal, RaterPagePrincipal
-from server.web.templating import is_htmx, render
+from server.web.forms import done
+from server.web.templating import flash, is_htmx, render
 
 router = APIRouter(include_in_schema=False)
 MESSAGES = {
@@ -187,3 +189,110 @@ async def skip(
         return await _inline_error(request, session, assignment_id, exc)
     project = await session.get_one(Project, assignment.project_id)
     return _answer(request, project, _ahead_slot(project, next_slot), "")
+
+
+# --- taking a verdict back (labeling/revisions.py) ---------------------------------------------
+
+NOTHING_TO_UNDO = "Nothing to take back: you have sent no verdict in this project that can still be revised."
+Back = Literal["label", "recent"]
+
+
+def _back_url(project_id: uuid.UUID, back: Back) -> str:
+    return f"/projects/{project_id}/label" + ("/recent" if back == "recent" else "")
+
+
+@router.get("/projects/{project_id}/label/undo")
+async def undo_last(project_id: uuid.UUID, rater: RaterPagePrincipal, session: SessionDep) -> Response:
+    """Backspace or Undo on the labeling page: the last verdict I sent, opened for revision."""
+    project = await projects.get_accessible(session, rater, project_id)
+    last = await revisions.recent(session, project=project, rater=rater.user, limit=1)
+    if not last:
+        response = RedirectResponse(f"/projects/{project.id}/label", status_code=303)
+        flash(response, NOTHING_TO_UNDO)
+        return response
+    return RedirectResponse(f"/judgments/{last[0].judgment.id}/revise?back=label", status_code=303)
+
+
+@router.get("/projects/{project_id}/label/recent")
+async def recent_judgments(
+    project_id: uuid.UUID, request: Request, rater: RaterPagePrincipal, session: SessionDep
+) -> Response:
+    """My judgments in this project that I can still revise, last sent first."""
+    project = await projects.get_accessible(session, rater, project_id)
+    rows = await revisions.recent(session, project=project, rater=rater.user)
+    return render(request, "labeling/recent.html", {"project": project, "rows": rows, "describe": pages.describe})
+
+
+async def _revise_page(
+    request: Request,
+    session: AsyncSession,
+    rater: User,
+    judgment_id: uuid.UUID,
+    back: Back,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Response:
+    judgment, project = await revisions.own_judgment(session, judgment_id=judgment_id, rater=rater)
+    assignment = await session.get_one(Assignment, judgment.assignment_id)
+    view = assignment_view(await service.load(session, assignment))
+    context = {
+        "project": project,
+        "judgment": judgment,
+        "slot": Slot(kind="item", view=view, form=pages.verdict_form(project, view)),
+        "current": pages.form_values(judgment),
+        "closes": revisions.window_closes(judgment, project),
+        "open": revisions.revisable(judgment, project, datetime.now(UTC)),
+        "back": back,
+        "back_url": _back_url(project.id, back),
+        "messages": MESSAGES,
+        "error": error,
+    }
+    return render(request, "labeling/revise.html", context, status_code=status_code)
+
+
+@router.get("/judgments/{judgment_id}/revise")
+async def revise_page(
+    judgment_id: uuid.UUID,
+    request: Request,
+    rater: RaterPagePrincipal,
+    session: SessionDep,
+    back: Annotated[Back, Query()] = "label",
+) -> Response:
+    """One of my judgments with its verdict selected, to change and send as a new revision."""
+    return await _revise_page(request, session, rater.user, judgment_id, back)
+
+
+@router.post("/judgments/{judgment_id}/revise")
+async def revise(
+    judgment_id: uuid.UUID,
+    request: Request,
+    rater: RaterPagePrincipal,
+    session: SessionDep,
+    verdict: Annotated[str | None, Form()] = None,
+    ranking: Annotated[str | None, Form()] = None,
+    strength: Annotated[str | None, Form()] = None,
+    rationale: Annotated[str | None, Form()] = None,
+    active_ms: Annotated[str | None, Form()] = None,
+    back: Annotated[Back, Query()] = "label",
+) -> Response:
+    """Store the new verdict as a revision (the same service as PATCH /api/v1/judgments/{id})."""
+    try:
+        data = pages.verdict_from_form(
+            verdict=verdict, ranking=ranking, strength=strength, rationale=rationale, active_ms=active_ms
+        )
+        result = await revisions.revise(session, judgment_id=judgment_id, rater=rater.user, data=data)
+    except AssayError as exc:
+        await session.rollback()  # nothing of a refused revision is kept
+        if exc.status_code == 404:
+            raise
+        await session.refresh(rater.user)
+        return await _revise_page(
+            request, session, rater.user, judgment_id, back, error=exc.message, status_code=exc.status_code
+        )
+    message = (
+        f"Revised: revision {result.judgment.revision} of your verdict is stored and counts from now on."
+        if result.created
+        else "Nothing changed: that is the verdict already stored."
+    )
+    return done(request, _back_url(result.project.id, back), message)

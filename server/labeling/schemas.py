@@ -62,6 +62,8 @@ class JudgmentRead(Schema):
         description="Why it is not counted: filled (the item already had its judgments), removed, suspended."
     )
     created_at: datetime
+    revision: int = Field(description="1 for the verdict first sent; each revision by its rater counts up.")
+    revised_at: datetime | None = Field(description="When the current revision was sent (null: never revised).")
 
 
 class JudgmentRefusal(Schema):

@@ -245,6 +245,11 @@ async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
     return Leased(assignment=assignment, item=rows[0][0], candidates=[by_id[c] for c in assignment.shown_order])
 
 
+async def load(session: AsyncSession, assignment: Assignment) -> Leased:
+    """An assignment with its item and candidates in the order the rater saw them (a revision shows it again)."""
+    return await _load(session, assignment)
+
+
 async def reclaim_expired(session: AsyncSession, project_id: uuid.UUID, *, limit: int) -> int:
     """Return the slots of run-out leases to the queue (at most `limit` per call; never waits)."""
     return int(await session.scalar(_RECLAIM, {"project_id": project_id, "limit": limit}) or 0)

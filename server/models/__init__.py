@@ -6,7 +6,7 @@ from server.models.audit import AuditEvent
 from server.models.batch import Batch
 from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
-from server.models.judgment import Judgment, SurplusReason
+from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
 from server.models.meta import AssayMeta
 from server.models.project import Project, ProjectMember, RationaleRule, Scale
@@ -25,6 +25,7 @@ __all__ = [
     "Item",
     "ItemScore",
     "Judgment",
+    "JudgmentRevision",
     "LoginFailure",
     "Project",
     "ProjectMember",

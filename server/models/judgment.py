@@ -31,7 +31,12 @@ class SurplusReason(enum.StrEnum):
 
 
 class Judgment(IdMixin, Base):
-    """A rater's verdict on one assignment; at most one per assignment."""
+    """A rater's verdict on one assignment; at most one per assignment.
+
+    The row holds the latest verdict. A revision (labeling/revisions.py) keeps the row's identity,
+    copies the verdict it replaces into `judgment_revisions`, counts `revision` up and restamps
+    `xid`, so incremental exports deliver the judgment again with its new revision.
+    """
 
     __tablename__ = "judgments"
     # id, seq, xid and created_at come back in the INSERT's RETURNING: no reload after a submit.
@@ -46,6 +51,9 @@ class Judgment(IdMixin, Base):
         Index("ix_judgments_export", "project_id", "xid", "seq"),
         # The project overview's window (judgments per hour, per-rater counts and median time):
         # an index-only range scan whose cost follows the window, not the project's history.
+        # Exports count the revised judgments of a pull (the Assay-Revisions header): few rows.
+        Index("ix_judgments_revised", "project_id", "xid", postgresql_where=text("revision > 1")),
+        CheckConstraint("revision >= 1", name="revision"),
         Index(
             "ix_judgments_project_created",
             "project_id",
@@ -72,3 +80,24 @@ class Judgment(IdMixin, Base):
     surplus_reason: Mapped[str | None] = mapped_column(String(16))
     assistance_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # 1 for the verdict first sent; each revision by its rater counts up (`revised_at` is its time).
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")
+    revised_at: Mapped[datetime | None]
+
+
+class JudgmentRevision(Base):
+    """A verdict that a later revision of its judgment replaced, with the time it was sent."""
+
+    __tablename__ = "judgment_revisions"
+
+    judgment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("judgments.id", ondelete="CASCADE"), primary_key=True)
+    revision: Mapped[int] = mapped_column(primary_key=True)
+    choice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
+    ranking: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid))
+    strength: Mapped[int | None] = mapped_column(SmallInteger)
+    tie: Mapped[bool]
+    both_bad: Mapped[bool]
+    rationale: Mapped[str | None] = mapped_column(Text)
+    active_ms: Mapped[int | None]
+    sent_at: Mapped[datetime]  # when this verdict was sent
+    replaced_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -29,17 +29,22 @@ LABELS = {
     "rationale": "Rationale",
     "overlap": "Overlap",
     "lease_seconds": "Lease time",
+    "revision_window_minutes": "Revision window",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
     ("lease_seconds", "less_than_equal"): "Lease time must be at most {le:,} seconds (one day).",
+    ("revision_window_minutes", "greater_than_equal"): "Revision window must be 0 (off) or more minutes.",
+    ("revision_window_minutes", "less_than_equal"): "Revision window must be at most {le:,} minutes (one day).",
 }
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
 
 
 def _settings_data(form: FormData) -> dict[str, Any]:
     """The settings form as the schema's fields (unticked checkboxes are not sent: they mean no)."""
-    data: dict[str, Any] = text_fields(form, ("name", "instructions", "scale", "rationale", "overlap", "lease_seconds"))
+    data: dict[str, Any] = text_fields(
+        form, ("name", "instructions", "scale", "rationale", "overlap", "lease_seconds", "revision_window_minutes")
+    )
     if "name" in data:
         data["name"] = data["name"].strip()
     data["allow_tie"] = checkbox(form, "allow_tie")

@@ -7,6 +7,8 @@ from server.markdown import MAX_INSTRUCTIONS
 from server.models import RationaleRule, Scale
 from server.schemas import Schema
 
+MAX_REVISION_WINDOW = 1440  # a day, in minutes (the database checks the same bound)
+
 
 class ProjectBase(Schema):
     instructions: str = Field(
@@ -21,6 +23,12 @@ class ProjectBase(Schema):
     is_active: bool = True
     active_learning: bool = False
     gold_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    revision_window_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=MAX_REVISION_WINDOW,
+        description="How long after sending a verdict its rater may revise it, in minutes; 0 turns revision off.",
+    )
 
 
 class ProjectCreate(ProjectBase):
@@ -39,6 +47,7 @@ class ProjectUpdate(Schema):
     is_active: bool | None = None
     active_learning: bool | None = None
     gold_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    revision_window_minutes: int | None = Field(default=None, ge=0, le=MAX_REVISION_WINDOW)
 
 
 class ProjectRead(ProjectBase):

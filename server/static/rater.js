@@ -11,6 +11,8 @@
 
   var queue = document.getElementById("queue");
   if (!queue) return;
+  var revising = queue.hasAttribute("data-revise"); // the revision page (revise.js) rather than the queue
+  var takeBackTo = null; // Backspace pressed while a verdict was on its way: go once it is stored
   var loading = document.querySelector("[data-loading]");
   var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
   var SWAP_GUARD_MS = 400; // a double click or a bounced Enter must not judge the next item
@@ -81,6 +83,7 @@
 
   function send(slot, action) {
     if (!slot || slot.dataset.kind !== "item" || slot.hasAttribute("data-pending")) return;
+    if (revising && action !== "judge") return;
     var form = verdictForm(slot);
     var target = action === "skip" ? slot.querySelector("form.skip-form") : form;
     var missing = action === "judge" ? problem(form) : null;
@@ -95,6 +98,12 @@
     setError(slot, "");
     stopClock(slot);
     form.querySelector("input[name=active_ms]").value = String(Math.round(slot._activeMs || 0));
+    if (revising) { // the revision page: a plain post; the answer is the page we came from
+      slot.setAttribute("data-pending", action);
+      slot.querySelector("[data-submit]").disabled = true;
+      form.submit();
+      return;
+    }
     // Every lease the page still shows, so the server leases a new one after them.
     var holding = slots().filter(function (s) { return s !== slot && s.dataset.assignment; })
       .map(function (s) { return s.dataset.assignment; }).join(",");
@@ -114,10 +123,13 @@
     if (!slot || !slot.hasAttribute("data-pending")) return;
     var action = slot.getAttribute("data-pending");
     slot.removeAttribute("data-pending");
+    var back = takeBackTo;
+    takeBackTo = null;
     if (event.detail.successful) {
       clearDraft(slot);
       slot.remove();
       if (action === "judge") bumpCounter();
+      if (back) { window.location.assign(back); return; }
       if (!current()) showNext();
       return;
     }
@@ -265,7 +277,28 @@
     );
   }
 
+  /* Take it back: Backspace or Undo opens the last verdict for revision (the revision page's
+   * Backspace goes back). A verdict still on its way is stored first, so "last" is that one. */
+  function takeBack(url) {
+    if (!revising && slots().some(function (s) { return s.getAttribute("data-pending") === "judge"; })) {
+      takeBackTo = url;
+      return;
+    }
+    window.location.assign(url);
+  }
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest && e.target.closest("[data-undo]");
+    if (!link) return;
+    e.preventDefault();
+    takeBack(link.href);
+  });
+
   document.addEventListener("keydown", function (e) {
+    if (e.key === "Backspace" && !e.isComposing && !e.ctrlKey && !e.metaKey && !e.altKey && !typingIn(e.target)) {
+      var link = document.querySelector(revising ? "[data-back]" : "[data-undo]");
+      if (link) { e.preventDefault(); takeBack(link.href); }
+      return;
+    }
     var slot = current();
     if (!slot || slot.dataset.kind !== "item" || e.isComposing) return;
     var form = verdictForm(slot);
@@ -291,7 +324,7 @@
       return;
     }
     if (form.dataset.mode === "ranking") {
-      if (key === "Backspace") { form._ranked = 0; renderRanking(form); e.preventDefault(); return; }
+      if (key === "Escape") { form._ranked = 0; renderRanking(form); e.preventDefault(); return; }
       if (/^[a-z]$/.test(key) && key !== "t" && key !== "x" && rankByKey(form, key)) { e.preventDefault(); return; }
     }
     if (key === "r" && form.querySelector("textarea[name=rationale]")) {
@@ -329,7 +362,7 @@
   /* Heartbeat: keep the leases of the items on the page alive while it is open (JSON API). */
   function heartbeat() {
     slots().forEach(function (slot) {
-      if (!slot.dataset.assignment || slot.hasAttribute("data-pending")) return;
+      if (revising || !slot.dataset.assignment || slot.hasAttribute("data-pending")) return;
       fetch("/api/v1/assignments/" + slot.dataset.assignment + "/heartbeat", {
         method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": headers["X-CSRF-Token"] || "" }
       }).then(function (response) {
@@ -349,4 +382,5 @@
 
   var first = current();
   if (first) { startClock(first); restoreDraft(first); }
+  if (revising) queue.querySelectorAll("form.verdict").forEach(function (f) { if (f._ranked) renderRanking(f); });
 })();

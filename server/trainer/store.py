@@ -10,7 +10,7 @@ next pull (from the state's cursor, which has not moved) writes the same range a
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,9 +97,36 @@ class Store:
         return self.segments_dir / f"{len(state.segments):06d}.jsonl"
 
     def rows(self, state: State) -> Iterator[dict[str, Any]]:
-        """Every row of every listed segment, in pull order."""
-        for segment in state.segments:
+        """The rows as the server holds them now: every segment in pull order, each revised
+        judgment's rows replaced by those of its latest revision (`latest`)."""
+        return latest(self._segment_rows(state))
+
+    def _segment_rows(self, state: State) -> Iterator[tuple[int, dict[str, Any]]]:
+        for number, segment in enumerate(state.segments):
             with (self.segments_dir / segment.file).open("rb") as lines:
                 for line in lines:
                     if line.strip():
-                        yield json.loads(line)
+                        yield number, json.loads(line)
+
+
+def latest(rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    """Per `judgment_id`, the rows of its highest `revision` (a later pull's rows of the same
+    revision replace an earlier pull's); a `deleted` revision drops the judgment. Rows without a
+    `judgment_id` (pulled without ids=true) are kept as they are."""
+    kept: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
+    plain: list[dict[str, Any]] = []
+    for segment, row in rows:
+        key = row.get("judgment_id")
+        if key is None:
+            plain.append(row)
+            continue
+        revision, deleted = int(row["revision"]), bool(row.get("deleted"))
+        stored = kept.get(key)
+        if stored is not None and (revision < stored[0] or (revision == stored[0] and segment == stored[1])):
+            if revision == stored[0] and not deleted:
+                stored[2].append(row)
+            continue
+        kept[key] = (revision, segment, [] if deleted else [row])
+    yield from plain
+    for _, _, judgment_rows in kept.values():
+        yield from judgment_rows

@@ -76,7 +76,7 @@ class Worker:
         path = self.store.new_segment_path(state)
         task = self._task("pulling judgments")
         pull = await self.client.download_export(
-            self.project_id, path, after=state.cursor, on_rows=lambda n: self._advance(task, n)
+            self.project_id, path, after=state.cursor, ids=True, on_rows=lambda n: self._advance(task, n)
         )
         self._advance(task, pull.rows, done=True)
         if pull.rows:

@@ -29,6 +29,7 @@ from server.auth import service as auth
 from server.config import settings
 from server.exports import service as exports
 from server.labeling import service as labeling
+from server.labeling.schemas import JudgmentCreate
 from server.models import ApiToken, Export, RewardModel, Role, Scope, User, UserSession
 from server.projects import service as projects
 from server.projects.schemas import ProjectCreate
@@ -132,6 +133,20 @@ def owner(scope: Scope, ok: int) -> Rule:
     return Rule(f"the assignment's rater ({scope.value}) → {ok}", _api(live))
 
 
+def judgment_owner(ok: int) -> Rule:
+    """scoped(judgments:write) on a judgment: its rater; others who can see its project get 409 (not
+    theirs, said in a sentence); those who cannot, 404."""
+
+    def live(p: str) -> int:
+        if p in PEOPLE:
+            if not _role_may(p, Scope.judgments_write):
+                return 403
+            return ok if p == RATER else 404 if p == OTHER_RATER else 409
+        return 409 if p in (SCOPE_TOKENS[Scope.judgments_write], SCOPE_TOKENS[Scope.admin]) else 403
+
+    return Rule(f"the judgment's rater ({Scope.judgments_write.value}) → {ok}", _api(live))
+
+
 def login_page() -> Rule:
     """The login form for strangers; someone already signed in goes straight on (303 to /)."""
     return Rule("login form", lambda p: 303 if p in PEOPLE else 200)
@@ -220,6 +235,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{P}/assignments/{{assignment_id}}/judgment"): Entry(owner(Scope.judgments_write, 422), J),
     ("POST", f"{P}/assignments/{{assignment_id}}/skip"): Entry(owner(Scope.judgments_write, 200)),
     ("POST", f"{P}/assignments/{{assignment_id}}/heartbeat"): Entry(owner(Scope.judgments_write, 200)),
+    ("PATCH", f"{P}/judgments/{{judgment_id}}"): Entry(judgment_owner(422), J, "an empty body is no verdict"),
     # Exports
     ("GET", f"{P}/projects/{{project_id}}/export"): Entry(scoped(Scope.export_read, 200)),
     ("GET", f"{P}/exports/{{export_id}}"): Entry(scoped(Scope.export_read, 200)),
@@ -245,6 +261,14 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("POST", "/assignments/{assignment_id}/judge"): Entry(rater_page(303, visible_to=(RATER,)), {"verdict": "tie"}),
     ("POST", "/assignments/{assignment_id}/skip"): Entry(rater_page(303, visible_to=(RATER,)), F),
+    ("GET", "/projects/{project_id}/label/undo"): Entry(rater_page(303), why="to the last verdict, or back"),
+    ("GET", "/projects/{project_id}/label/recent"): Entry(rater_page(200)),
+    ("GET", "/judgments/{judgment_id}/revise"): Entry(
+        overriding(rater_page(200, visible_to=(RATER,)), admin=409), why="the admin sees the project: not theirs"
+    ),
+    ("POST", "/judgments/{judgment_id}/revise"): Entry(
+        overriding(rater_page(303, visible_to=(RATER,)), admin=409), {"verdict": "tie"}, "the stored verdict again"
+    ),
     # Pages: admins
     ("GET", "/admin/projects"): Entry(admin_page(200)),
     ("GET", "/admin/projects/new"): Entry(admin_page(200)),
@@ -336,6 +360,11 @@ async def build_world(session: AsyncSession) -> World:
         await projects.add_member(session, project, member.id, actor=people[ADMIN])
     await session.commit()
     batch = await import_items(session, project, people[ADMIN], native_items(4))
+    judged = await labeling.next_assignment(session, project=project, rater=people[RATER])
+    assert judged is not None
+    judgment = await labeling.submit(
+        session, assignment_id=judged.assignment.id, rater=people[RATER], data=JudgmentCreate(tie=True)
+    )
     leased = await labeling.next_assignment(session, project=project, rater=people[RATER])
     assert leased is not None
     metrics = {"accuracy": 0.6, "log_loss": 0.65, "n_pairs": 10, "training_seconds": 1.0}
@@ -355,6 +384,7 @@ async def build_world(session: AsyncSession) -> World:
             "token_id": str(victim.id),
             "batch_id": str(batch),
             "assignment_id": str(leased.assignment.id),
+            "judgment_id": str(judgment.judgment.id),
             "version": "1",
         }
     )

@@ -67,6 +67,21 @@ class TestJudgments:
         assert response.status_code == 422
         assert detail(response) == f"Invalid request: rationale: {NUL}"
 
+    async def test_nul_and_huge_numbers_in_a_revision(self, api: httpx.AsyncClient, world: World) -> None:
+        assignment, choice = await self.leased(api, world)
+        body = {"choice": choice, "strength": 1}
+        judged = await api.post(
+            f"/api/v1/assignments/{assignment}/judgment", json=body, headers=bearer(world.rater_token)
+        )
+        url = f"/api/v1/judgments/{judged.json()['id']}"
+        response = await api.patch(url, json=body | {"rationale": "x\x00"}, headers=bearer(world.rater_token))
+        assert (response.status_code, detail(response)) == (422, f"Invalid request: rationale: {NUL}")
+        response = await api.patch(url, json=body | {"strength": 10**30}, headers=bearer(world.rater_token))
+        assert response.status_code == 422
+        assert detail(response) == "Invalid request: strength: Input should be less than or equal to 1000"
+        response = await api.patch("/api/v1/judgments/not-a-uuid", json=body, headers=bearer(world.rater_token))
+        assert response.status_code == 422
+
     async def test_nul_in_skip_reason(self, api: httpx.AsyncClient, world: World) -> None:
         assignment, _ = await self.leased(api, world)
         response = await api.post(

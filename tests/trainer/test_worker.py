@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.client import AssayClient, Unreachable
-from server.models import Item, ItemScore, Project, RewardModel, Role, Scope
+from server.models import Candidate, Item, ItemScore, Judgment, Project, RewardModel, Role, Scope
 from server.trainer.model import HashedNgrams
 from server.trainer.store import Store
 from server.trainer.worker import Worker
@@ -341,3 +341,35 @@ class TestCommand:
         )
         assert done.returncode == 1
         assert "Gave up after 2 attempts: ConnectError" in done.stdout + done.stderr
+
+
+class TestRevisions:
+    async def test_the_worker_replaces_revised_judgments_and_trains_on_the_latest(
+        self, app, client, session, tmp_path
+    ) -> None:
+        env = await setup(session, n=40, allow_tie=True)
+        await rate(client, env, 30)
+        first = await worker(app, env, tmp_path).cycle()
+        assert (first.pulled, first.trained) == (30, True)
+        judgments = list(await session.scalars(select(Judgment).order_by(Judgment.seq)))
+        texts = {c.id: c.text for c in await session.scalars(select(Candidate))}
+        # The rater takes back five verdicts: three flipped to the bad answer, two become ties.
+        for judgment, body in zip(judgments, [*["flip"] * 3, *["tie"] * 2], strict=False):
+            other = await session.scalar(
+                select(Candidate.id).where(Candidate.item_id == judgment.item_id, Candidate.id != judgment.choice_id)
+            )
+            change = {"choice": str(other)} if body == "flip" else {"tie": True}
+            response = await client.patch(f"/api/v1/judgments/{judgment.id}", json=change, headers=bearer(env.rater))
+            assert response.status_code == 200, response.text
+        second = await worker(app, env, tmp_path).cycle()
+        assert (second.pulled, second.trained) == (5, True)  # three new rows, two deleted markers
+        store = Store(tmp_path)
+        rows = list(store.rows(store.load(server="http://testserver", project_id=str(env.project.id))))
+        session.expunge_all()
+        latest = {str(j.id): j for j in await session.scalars(select(Judgment))}
+        assert {r["judgment_id"]: (r["revision"], r["chosen"]) for r in rows} == {
+            key: (j.revision, texts[j.choice_id]) for key, j in latest.items() if j.choice_id is not None
+        }
+        assert len(rows) == 28
+        v1, v2 = await models(session)
+        assert (v1.metrics["n_judgments"], v2.metrics["n_judgments"]) == (30, 28)
