@@ -34,6 +34,7 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("scale IN ('binary', '4-point', '8-point')", name="scale"),
         CheckConstraint("rationale IN ('off', 'optional', 'required')", name="rationale"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate"),
+        CheckConstraint("break_reminder_minutes BETWEEN 0 AND 480", name="break_reminder_minutes"),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -47,6 +48,8 @@ class Project(IdMixin, TimestampMixin, Base):
     overlap: Mapped[int] = mapped_column(default=1)
     lease_seconds: Mapped[int] = mapped_column(default=900)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The rater page suggests a short break after this many minutes on task (0: never).
+    break_reminder_minutes: Mapped[int] = mapped_column(default=50, server_default="50")
     # Settings that later issues act on; stored now so the schema does not change shape.
     gold_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
     active_learning: Mapped[bool] = mapped_column(default=False, server_default="false")
