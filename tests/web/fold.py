@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-HH_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf" / "harmless-base" / "test-shared.jsonl.gz"
+# ../shared/data next to the checkout; ASSAY_HH_SAMPLE points elsewhere (bench/fold_compare.sh runs a copy of
+# this file in a temporary checkout of main).
+HH_FILE = Path(
+    os.environ.get("ASSAY_HH_SAMPLE")
+    or Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf" / "harmless-base" / "test-shared.jsonl.gz"
+)
 FOLD_LINES = 5  # the first lines of each response that must be readable without scrolling
 
 # Ten lines of instructions, as a real project has them.
