@@ -39,6 +39,14 @@ def table(before: dict[str, Any], after: dict[str, Any], base: str, head: str) -
             f"{after['passed']} of {after['items']}",
         )
     )
+
+    def swap(report: dict[str, Any]) -> str:
+        times = sorted(s["ms"] for s in report.get("swaps", []))
+        if not times:
+            return "not measured"
+        return f"median {times[len(times) // 2]:.1f} ms, max {times[-1]:.1f} ms"
+
+    rows.append(("Enter to the next item on screen (in the page, 100 swaps)", swap(before), swap(after)))
     return "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 

@@ -85,6 +85,28 @@ MEASURE_JS = """
 """
 
 
+# How long the swap takes in the page: from Enter (capture phase, before rater.js) to the end of its
+# dispatch (window, bubble phase, after rater.js), when the next item must already be the one shown.
+# Reported, never asserted (timing is not a pass/fail matter).
+SWAP_PROBE_JS = """
+() => {
+  window.__swaps = [];
+  let t0 = 0, before = null;
+  const shown = () => {
+    const s = document.querySelector("#queue > .slot:not([hidden])");
+    return s && s.dataset.assignment;
+  };
+  window.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { t0 = performance.now(); before = shown(); }
+  }, true);
+  window.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && t0) window.__swaps.push({ ms: performance.now() - t0, swapped: shown() !== before });
+    t0 = 0;
+  });
+}
+"""
+
+
 def hh_sample(n: int) -> bytes:
     """The first n rows of the HH-RLHF sample as JSONL; fails in CI and skips elsewhere when it is missing."""
     if not HH_FILE.exists():

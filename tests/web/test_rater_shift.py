@@ -20,7 +20,7 @@ from server.labeling import pages
 from server.models import Assignment, Project, Role, User
 from tests.factories import PASSWORD, create_project, create_user, import_items, native_items
 from tests.web.conftest import ARTIFACTS, BrowserLog, login, open_label, screenshot
-from tests.web.fold import INSTRUCTIONS, hh_sample, measure
+from tests.web.fold import INSTRUCTIONS, SWAP_PROBE_JS, hh_sample, measure
 
 CURRENT = "#queue > .slot:not([hidden])"
 HH_SETTINGS: dict[str, Any] = {
@@ -69,13 +69,17 @@ class TestResponsesFirst:
         await login(page, rater.email, PASSWORD)
         await open_label(page, project.id)  # a first visit: nothing stored in this browser
         await screenshot(page, artifacts, "rater-hh-first-visit-1280x800")
+        await page.evaluate(SWAP_PROBE_JS)
         results = []
         for _ in range(100):
             results.append(await measure(page))
             await judge(page)
         assert await page.inner_text(f"{CURRENT} h2") == "All done for now"
         passed = sum(all(c["ok"] for c in r["candidates"]) for r in results)
-        report = {"viewport": "1280x800", "items": len(results), "passed": passed, "results": results}
+        swaps = await page.evaluate("window.__swaps")
+        assert len(swaps) == 100
+        assert all(s["swapped"] for s in swaps), "the next item was not on screen when Enter's handlers had run"
+        report = {"viewport": "1280x800", "items": len(results), "passed": passed, "results": results, "swaps": swaps}
         out = Path(os.environ.get("ASSAY_FOLD_REPORT", ARTIFACTS / "fold-after.json"))
         out.write_text(json.dumps(report, indent=1))
         failing = [i for i, r in enumerate(results) if not all(c["ok"] for c in r["candidates"])]
