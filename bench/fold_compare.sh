@@ -2,14 +2,16 @@
 # Before/after table of what a rater sees on the HH-RLHF sample at 1280x800 on a first visit:
 # runs the browser test tests/web/test_rater_shift.py (its above-the-fold measurement, tests/web/fold.py)
 # on a temporary checkout of BASE (default: main before the rater work, 5300087) and on this tree,
-# then prints both side by side. Needs ../shared/data, chromium and a PostgreSQL server
-# (ASSAY_TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/postgres).
+# then prints both side by side. Needs ../shared/data and chromium; the tests' database is the
+# PostgreSQL server at ASSAY_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres;
+# set it empty for the embedded PostgreSQL).
 #   bench/fold_compare.sh [BASE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BASE=${1:-5300087}
-export ASSAY_TEST_DATABASE_URL=${ASSAY_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+export ASSAY_TEST_DATABASE_URL=${ASSAY_TEST_DATABASE_URL-postgresql://postgres@127.0.0.1:5432/postgres}
+[ -n "$ASSAY_TEST_DATABASE_URL" ] || unset ASSAY_TEST_DATABASE_URL
 export ASSAY_HH_SAMPLE=${ASSAY_HH_SAMPLE:-$ROOT/../shared/data/hh-rlhf/harmless-base/test-shared.jsonl.gz}
 WORK=$(mktemp -d)
 git worktree add --quiet --detach "$WORK/base" "$BASE"
