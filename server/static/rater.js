@@ -394,12 +394,13 @@
   }
 
   /* Instructions: open or closed as the rater left them in this project; on a first visit open
-     where they are a side panel (wide screens), one line otherwise. */
+     where they are a side panel (wide screens) if there are any, one line otherwise. */
   var instructions = document.querySelector("[data-instructions]");
   if (instructions) {
     var instructionsKey = "assay:instructions:" + project;
     var was = stored(localStorage, instructionsKey);
-    var open = was ? was === "open" : window.matchMedia("(min-width: 1100px)").matches;
+    var open = was ? was === "open"
+      : !instructions.hasAttribute("data-empty") && window.matchMedia("(min-width: 1100px)").matches;
     if (open !== instructions.open) {
       instructions.dataset.auto = String(open); // the toggle event this fires is not the rater's choice
       instructions.open = open;
