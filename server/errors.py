@@ -107,6 +107,8 @@ def database_unavailable(exc: BaseException) -> Unavailable | None:
         if exc.connection_invalidated or broken:
             return Unavailable(DATABASE_DOWN, retry_after=RETRY_AFTER_SECONDS)
     return None
+
+
 class FieldError(BaseModel):
     field: str = Field(description="Where the invalid value is: a body field's dotted path, or query/path and a name.")
     message: str

@@ -35,6 +35,7 @@ class BatchProgress(BatchRead):
     completed_items: int = 0
     judgments: int = 0
     active_leases: int = 0
+    skipped: int = Field(default=0, description="Skips of this batch's items (one per rater and item).")
 
 
 class BatchUpdate(Schema):

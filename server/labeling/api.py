@@ -88,9 +88,13 @@ async def submit_judgment(
 async def skip_assignment(
     assignment_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep, body: SkipCreate | None = None
 ) -> object:
-    """Hand the item back; it will not be offered to you again."""
+    """Hand the item back, optionally with a reason code and words; it will not be offered to you again."""
     return await service.skip(
-        session, assignment_id=assignment_id, rater=rater.user, reason=body.reason if body else None
+        session,
+        assignment_id=assignment_id,
+        rater=rater.user,
+        reason=body.reason if body else None,
+        reason_code=body.reason_code if body else None,
     )
 
 

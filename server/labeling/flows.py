@@ -29,7 +29,7 @@ from server.errors import AssayError
 from server.labeling import service
 from server.labeling.schemas import JudgmentCreate
 from server.logs import get_logger
-from server.models import Assignment, Project, User
+from server.models import Assignment, Project, SkipReason, User
 
 T = TypeVar("T")
 RETRIES = 3
@@ -120,12 +120,25 @@ async def judge_then_lease(
 
 
 async def skip_then_lease(
-    session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, reason: str | None, ahead: Collection[uuid.UUID]
+    session: AsyncSession,
+    *,
+    assignment_id: uuid.UUID,
+    rater: User,
+    reason: str | None,
+    reason_code: SkipReason | None,
+    ahead: Collection[uuid.UUID],
 ) -> tuple[Assignment, Ahead]:
     """Skip an item (committed), then lease the item after the ones in `ahead`."""
     assignment = await _retrying(
-        session, lambda: service.skip(session, assignment_id=assignment_id, rater=rater, reason=reason), reload=(rater,)
+        session,
+        lambda: service.skip(session, assignment_id=assignment_id, rater=rater, reason=reason, reason_code=reason_code),
+        reload=(rater,),
     )
     project = await session.get_one(Project, assignment.project_id)
-    log.info("labeling.skip", assignment_id=str(assignment_id), rater_id=str(rater.id))
+    log.info(
+        "labeling.skip",
+        assignment_id=str(assignment_id),
+        rater_id=str(rater.id),
+        reason_code=assignment.skip_reason_code,
+    )
     return assignment, await _then_lease(session, project, rater, ahead)

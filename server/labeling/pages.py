@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.errors import Invalid
-from server.labeling.schemas import AssignmentRead, JudgmentCreate
-from server.models import Judgment, Project, RationaleRule, Scale
+from server.labeling.schemas import MAX_SKIP_REASON, AssignmentRead, JudgmentCreate, SkipCreate
+from server.models import Judgment, Project, RationaleRule, Scale, SkipReason
 
 # Words for each strength on a scale, strongest first: the buttons read "A much better" … "B much better".
 STRENGTH_WORDS = {
@@ -37,12 +37,34 @@ SERVER_FAILED = (
     "The server had a problem and nothing was saved yet. "
     "Your choice and rationale are still here: press Enter to try again."
 )
+NO_VERDICT_TOUCH = "Choose which response is better before submitting: tap one of the buttons."
+NO_RANKING_TOUCH = "Rank every response, best first, before submitting: drag them or use the arrows."
+NETWORK_FAILED_TOUCH = (
+    "Could not reach the server, so nothing was saved yet. "
+    "Your choice and rationale are still here: tap Submit to try again."
+)
+SERVER_FAILED_TOUCH = (
+    "The server had a problem and nothing was saved yet. "
+    "Your choice and rationale are still here: tap Submit to try again."
+)
 LOAD_NETWORK_FAILED = "Could not reach the server to load your items. Check the connection and reload the page."
 LOAD_SERVER_FAILED = "The server had a problem loading your items. Reload the page in a moment."
 RATIONALE_TOO_LONG = "Your rationale is longer than 20,000 characters; please shorten it."
 RATIONALE_NUL = "Your rationale holds a NUL character, which cannot be saved; please remove it."
 MAX_ACTIVE_MS = 86_400_000  # a day: JudgmentCreate's bound; the page clamps a longer time to it
 MAX_STRENGTH = 1000  # JudgmentCreate's bound; the project's scale is checked by the rules
+# The skip menu: the optional reason codes, in the words the rater reads.
+SKIP_REASONS = {
+    SkipReason.unclear: "Unclear",
+    SkipReason.harmful: "Harmful content",
+    SkipReason.cannot_judge: "Can't judge",
+    SkipReason.other: "Other",
+}
+BAD_SKIP_REASON = (
+    "That is not one of the skip reasons (unclear, harmful, cannot judge, other); reload the page and choose again."
+)
+SKIP_REASON_TOO_LONG = f"Your reason for skipping is longer than {MAX_SKIP_REASON:,} characters; please shorten it."
+SKIP_REASON_NUL = "Your reason for skipping holds a NUL character, which cannot be saved; please remove it."
 BAD_VERDICT = "That verdict is not one of this item's options; reload the page and choose again."
 
 
@@ -81,11 +103,15 @@ class VerdictForm:
             legend.append((f"{first}\N{EN DASH}{last}" if len(self.options) > 2 else "1 / a, 2 / b", words))
         legend += [(f.keys[0], f.label) for f in self.flags]
         legend += [("Enter", "submit"), ("s", "skip"), ("i", "instructions")]
+        legend += [
+            ("\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll A"),
+            ("Shift+\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll B"),
+        ]
         if self.undo:
             legend.append(("Backspace", "take back your last verdict"))
         if self.rationale != RationaleRule.off:
             legend.append(("r", "write the rationale"))
-            legend.append(("Esc", "leave the rationale box (Ctrl+Enter submits from it)"))
+            legend.append(("Esc", "leave it (Ctrl+Enter submits)"))
         return legend
 
 
@@ -218,3 +244,14 @@ def describe(judgment: Judgment, shown_order: Sequence[uuid.UUID]) -> str:
     if judgment.strength is not None:
         words += f" (strength {judgment.strength})"
     return words + (", both bad" if judgment.both_bad else "")
+
+
+def skip_from_form(*, reason_code: str | None, reason: str | None) -> SkipCreate:
+    """The skip form as the API's `SkipCreate`: an optional code from the menu and optional words."""
+    if reason_code and reason_code not in SkipReason.__members__:
+        raise Invalid(BAD_SKIP_REASON)
+    try:
+        return SkipCreate(reason_code=reason_code or None, reason=(reason or "").strip() or None)
+    except ValidationError as exc:
+        kinds = [e["type"] for e in exc.errors()]
+        raise Invalid(SKIP_REASON_NUL if "no_nul" in kinds else SKIP_REASON_TOO_LONG) from None

@@ -38,6 +38,11 @@ MESSAGES = {
     "server": pages.SERVER_FAILED,
     "load_network": pages.LOAD_NETWORK_FAILED,
     "load_server": pages.LOAD_SERVER_FAILED,
+    # On a touch screen (rater.js picks these): the same sentences without keys.
+    "verdict_touch": pages.NO_VERDICT_TOUCH,
+    "ranking_touch": pages.NO_RANKING_TOUCH,
+    "network_touch": pages.NETWORK_FAILED_TOUCH,
+    "server_touch": pages.SERVER_FAILED_TOUCH,
 }
 
 
@@ -96,6 +101,7 @@ async def label_page(
         "judged_today": await overview.judged_today(session, rater=rater.user, project=project),
         "slots": [],
         "messages": MESSAGES,
+        "skip_reasons": pages.SKIP_REASONS,
     }
     return render(request, "labeling/label.html", context)
 
@@ -117,7 +123,7 @@ async def label_queue(
     except AssayError as exc:
         await session.rollback()
         slots = [Slot(kind="stopped", message=exc.message)]
-    context = {"project": project, "slots": slots, "messages": MESSAGES}
+    context = {"project": project, "slots": slots, "messages": MESSAGES, "skip_reasons": pages.SKIP_REASONS}
     return render(request, "labeling/label.html", context, block="queue")
 
 
@@ -125,7 +131,13 @@ def _answer(request: Request, project: Project, slot: Slot, notice: str) -> Resp
     """After a submit or skip: the next hidden item for htmx, or back to the page for a plain form."""
     if not is_htmx(request):
         return RedirectResponse(f"/projects/{project.id}/label", status_code=303)
-    context = {"project": project, "slots": [slot], "notice": notice, "messages": MESSAGES}
+    context = {
+        "project": project,
+        "slots": [slot],
+        "notice": notice,
+        "messages": MESSAGES,
+        "skip_reasons": pages.SKIP_REASONS,
+    }
     return render(request, "labeling/label.html", context, block="prefetched")
 
 
@@ -178,12 +190,21 @@ async def skip(
     request: Request,
     rater: RaterPagePrincipal,
     session: SessionDep,
+    reason_code: Annotated[str | None, Form()] = None,
+    reason: Annotated[str | None, Form()] = None,
     ahead: Annotated[str, Form()] = "",
 ) -> Response:
-    """Hand the item back (it is not offered to me again) and answer with the item after the next."""
+    """Hand the item back (it is not offered to me again), with the reason chosen if any, and answer
+    with the item after the next."""
     try:
+        data = pages.skip_from_form(reason_code=reason_code, reason=reason)
         assignment, next_slot = await flows.skip_then_lease(
-            session, assignment_id=assignment_id, rater=rater.user, reason=None, ahead=_holding(ahead)
+            session,
+            assignment_id=assignment_id,
+            rater=rater.user,
+            reason=data.reason,
+            reason_code=data.reason_code,
+            ahead=_holding(ahead),
         )
     except AssayError as exc:
         return await _inline_error(request, session, assignment_id, exc)

@@ -3,8 +3,10 @@ from datetime import datetime
 
 from pydantic import Field
 
-from server.models import Prompt
+from server.models import Prompt, SkipReason
 from server.schemas import Schema
+
+MAX_SKIP_REASON = 2000
 
 
 class CandidateView(Schema):
@@ -76,7 +78,10 @@ class JudgmentRefusal(Schema):
 
 
 class SkipCreate(Schema):
-    reason: str | None = Field(default=None, max_length=2000)
+    reason_code: SkipReason | None = Field(
+        default=None, description="Why: unclear, harmful, cannot_judge or other (optional)."
+    )
+    reason: str | None = Field(default=None, max_length=MAX_SKIP_REASON, description="In the rater's words (optional).")
 
 
 class LeaseRead(Schema):

@@ -33,6 +33,7 @@ from server.models import (
     Judgment,
     Project,
     ProjectMember,
+    SkipReason,
     SurplusReason,
     User,
 )
@@ -445,8 +446,16 @@ def _lease_ended(assignment: Assignment) -> Conflict:
     return Conflict(f"{ENDED.get(assignment.ended_reason or '', _ENDED_UNKNOWN)}; there is nothing to renew or skip.")
 
 
-async def skip(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, reason: str | None) -> Assignment:
-    """Give an item back; it is never offered to this rater again. Skipping twice is harmless."""
+async def skip(
+    session: AsyncSession,
+    *,
+    assignment_id: uuid.UUID,
+    rater: User,
+    reason: str | None,
+    reason_code: SkipReason | None = None,
+) -> Assignment:
+    """Give an item back, optionally saying why; it is never offered to this rater again. Skipping twice is
+    harmless (the first skip's reason stays)."""
     assignment = await _own_assignment(session, assignment_id, rater)
     if assignment.status == AssignmentStatus.submitted:
         raise Conflict("You already judged this item; a judged item cannot be skipped.")
@@ -460,6 +469,7 @@ async def skip(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, 
         )
     assignment.status = AssignmentStatus.skipped
     assignment.skip_reason = reason
+    assignment.skip_reason_code = reason_code
     assignment.finished_at = func.now()
     await session.flush()
     await session.refresh(assignment)

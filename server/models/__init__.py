@@ -1,7 +1,7 @@
 """Every table, imported here so Alembic and the app see the whole schema."""
 
 from server.models.api_token import ApiToken, Scope
-from server.models.assignment import Assignment, AssignmentStatus
+from server.models.assignment import Assignment, AssignmentStatus, SkipReason
 from server.models.audit import AuditEvent
 from server.models.batch import Batch
 from server.models.export import Export
@@ -35,6 +35,7 @@ __all__ = [
     "Role",
     "Scale",
     "Scope",
+    "SkipReason",
     "SurplusReason",
     "User",
     "UserKind",

@@ -30,6 +30,15 @@ class AssignmentStatus(enum.StrEnum):
     ended = "ended"  # an admin removed or suspended the rater: the slot went back at once
 
 
+class SkipReason(enum.StrEnum):
+    """Why a rater skipped an item (optional; the free-text `skip_reason` may add words)."""
+
+    unclear = "unclear"
+    harmful = "harmful"
+    cannot_judge = "cannot_judge"
+    other = "other"
+
+
 class Assignment(IdMixin, Base):
     """A time-limited lease of one item to one rater; the row stays as the record of who saw what."""
 
@@ -37,6 +46,10 @@ class Assignment(IdMixin, Base):
     __table_args__ = (
         UniqueConstraint("item_id", "rater_id"),
         CheckConstraint("status IN ('leased', 'submitted', 'skipped', 'expired', 'ended')", name="status"),
+        CheckConstraint(
+            "skip_reason_code IS NULL OR skip_reason_code IN ('unclear', 'harmful', 'cannot_judge', 'other')",
+            name="skip_reason_code",
+        ),
         Index(
             "ix_assignments_open_by_rater",
             "rater_id",
@@ -58,6 +71,7 @@ class Assignment(IdMixin, Base):
     expires_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    skip_reason_code: Mapped[str | None] = mapped_column(String(16))  # SkipReason
     # Why an admin ended the lease (status `ended`): `removed` or `suspended`.
     ended_reason: Mapped[str | None] = mapped_column(String(16))
 

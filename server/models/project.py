@@ -35,6 +35,7 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("rationale IN ('off', 'optional', 'required')", name="rationale"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate"),
         CheckConstraint("revision_window_minutes BETWEEN 0 AND 1440", name="revision_window_minutes"),
+        CheckConstraint("break_reminder_minutes BETWEEN 0 AND 480", name="break_reminder_minutes"),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -50,6 +51,8 @@ class Project(IdMixin, TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     # How long after sending a verdict its rater may revise it (0: never); labeling/revisions.py.
     revision_window_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
+    # The rater page suggests a short break after this many minutes on task (0: never).
+    break_reminder_minutes: Mapped[int] = mapped_column(default=50, server_default="50")
     # Settings that later issues act on; stored now so the schema does not change shape.
     gold_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
     active_learning: Mapped[bool] = mapped_column(default=False, server_default="false")

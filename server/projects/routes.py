@@ -10,6 +10,7 @@ from starlette.datastructures import FormData
 
 from server.db import SessionDep
 from server.errors import Invalid
+from server.labeling.pages import SKIP_REASONS
 from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
 from server.projects import service
@@ -30,20 +31,34 @@ LABELS = {
     "overlap": "Overlap",
     "lease_seconds": "Lease time",
     "revision_window_minutes": "Revision window",
+    "break_reminder_minutes": "Break reminder",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
     ("lease_seconds", "less_than_equal"): "Lease time must be at most {le:,} seconds (one day).",
     ("revision_window_minutes", "greater_than_equal"): "Revision window must be 0 (off) or more minutes.",
     ("revision_window_minutes", "less_than_equal"): "Revision window must be at most {le:,} minutes (one day).",
+    ("break_reminder_minutes", "greater_than_equal"): "Break reminder must be at least {ge} minutes (0 turns it off).",
+    ("break_reminder_minutes", "less_than_equal"): "Break reminder must be at most {le} minutes (eight hours).",
 }
+SKIP_LABELS = {**{code.value: label for code, label in SKIP_REASONS.items()}, "none": "No reason given"}
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
 
 
 def _settings_data(form: FormData) -> dict[str, Any]:
     """The settings form as the schema's fields (unticked checkboxes are not sent: they mean no)."""
     data: dict[str, Any] = text_fields(
-        form, ("name", "instructions", "scale", "rationale", "overlap", "lease_seconds", "revision_window_minutes")
+        form,
+        (
+            "name",
+            "instructions",
+            "scale",
+            "rationale",
+            "overlap",
+            "lease_seconds",
+            "revision_window_minutes",
+            "break_reminder_minutes",
+        ),
     )
     if "name" in data:
         data["name"] = data["name"].strip()
@@ -147,6 +162,7 @@ async def overview(
     context = {
         "project": project,
         "progress": await service.progress(session, project),
+        "skip_labels": SKIP_LABELS,
         "hours": hours,
         "windows": WINDOWS,
         "per_hour": per_hour,

@@ -21,6 +21,9 @@ class ProjectBase(Schema):
     overlap: int = Field(default=1, ge=1, le=100, description="Distinct raters wanted per item.")
     lease_seconds: int = Field(default=900, ge=30, le=86400)
     is_active: bool = True
+    break_reminder_minutes: int = Field(
+        default=50, ge=0, le=480, description="Minutes on task before the rater page suggests a break; 0 never does."
+    )
     active_learning: bool = False
     gold_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     revision_window_minutes: int = Field(
@@ -45,6 +48,7 @@ class ProjectUpdate(Schema):
     overlap: int | None = Field(default=None, ge=1, le=100)
     lease_seconds: int | None = Field(default=None, ge=30, le=86400)
     is_active: bool | None = None
+    break_reminder_minutes: int | None = Field(default=None, ge=0, le=480)
     active_learning: bool | None = None
     gold_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     revision_window_minutes: int | None = Field(default=None, ge=0, le=MAX_REVISION_WINDOW)
@@ -83,6 +87,10 @@ class ProjectProgress(Schema):
     judgments: int
     surplus_judgments: int
     active_leases: int
+    skipped: int = Field(description="Items raters skipped (each rater's skip of an item counts once).")
+    skip_reasons: dict[str, int] = Field(
+        description="Skips by reason code (unclear, harmful, cannot_judge, other; none: no code given)."
+    )
 
 
 class HourlyCount(Schema):

@@ -14,7 +14,17 @@ from server.labeling import queue
 from server.labeling import service as labeling
 from server.logs import get_logger
 from server.markdown import render_off_loop
-from server.models import Assignment, Item, Judgment, Project, ProjectMember, SurplusReason, User
+from server.models import (
+    Assignment,
+    AssignmentStatus,
+    Item,
+    Judgment,
+    Project,
+    ProjectMember,
+    SkipReason,
+    SurplusReason,
+    User,
+)
 from server.models.xid import CURRENT_XID
 from server.projects.schemas import (
     HourlyCount,
@@ -240,13 +250,29 @@ async def progress(session: AsyncSession, project: Project) -> ProjectProgress:
             Assignment.expires_at > func.now(),
         )
     )
+    skips = await skip_counts(session, project_id=project.id)
     return ProjectProgress(
         items=items[0],
         completed_items=items[1],
         judgments=judgments[0],
         surplus_judgments=judgments[1],
         active_leases=leases or 0,
+        skipped=sum(skips.values()),
+        skip_reasons=skips,
     )
+
+
+async def skip_counts(session: AsyncSession, *, project_id: uuid.UUID) -> dict[str, int]:
+    """Skips by reason code ("none" when the rater gave none), every code present (a scan: admin pages only)."""
+    rows = await session.execute(
+        select(Assignment.skip_reason_code, func.count())
+        .where(Assignment.project_id == project_id, Assignment.status == AssignmentStatus.skipped)
+        .group_by(Assignment.skip_reason_code)
+    )
+    counts = {code.value: 0 for code in SkipReason} | {"none": 0}
+    for code, count in rows:
+        counts[code or "none"] = count
+    return counts
 
 
 async def throughput(

@@ -17,6 +17,19 @@
   var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
   var SWAP_GUARD_MS = 400; // a double click or a bounced Enter must not judge the next item
   var lastSwap = -Infinity;
+  var root = document.documentElement;
+  var project = queue.dataset.project;
+
+  /* Storage may be off (private modes, policies): everything below works without it. */
+  function stored(area, key) { try { return area.getItem(key); } catch (err) { return null; } }
+  function store(area, key, value) { try { area.setItem(key, value); } catch (err) { /* storage off */ } }
+
+  /* A touch screen names no keys: CSS hides them (.touch), messages come in their touch words. */
+  var touch = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
+  if (touch) root.classList.add("touch");
+  function msg(el, name) {
+    return (touch && el.dataset["msg" + name + "Touch"]) || el.dataset["msg" + name];
+  }
 
   function slots() { return Array.prototype.slice.call(queue.querySelectorAll(":scope > .slot")); }
   function current() { return queue.querySelector(":scope > .slot:not([hidden])"); }
@@ -50,6 +63,9 @@
     restoreDraft(slot);
     var heading = slot.querySelector("h2");
     if (heading) heading.focus({ preventScroll: true });
+    // The last turns of the conversation are what the responses answer: show the end of the prompt.
+    var prompt = slot.querySelector("[data-scroll=prompt]");
+    if (prompt) prompt.scrollTop = prompt.scrollHeight;
     window.scrollTo(0, Math.min(window.scrollY, queue.offsetTop));
   }
 
@@ -69,12 +85,12 @@
     var picked = form.querySelector("input[name=verdict]:checked");
     if (form.dataset.mode === "ranking") {
       if (!picked) {
-        if (!form.querySelector("input[name=ranking]").value) return form.dataset.msgRanking;
+        if (!form.querySelector("input[name=ranking]").value) return msg(form, "Ranking");
         var strengths = form.querySelectorAll("input[name=strength]");
         if (strengths.length && !form.querySelector("input[name=strength]:checked")) return form.dataset.msgStrength;
       }
     } else if (!picked) {
-      return form.dataset.msgVerdict;
+      return msg(form, "Verdict");
     }
     var rationale = form.querySelector("textarea[name=rationale]");
     if (rationale && rationale.required && !rationale.value.trim()) return form.dataset.msgRationale;
@@ -108,6 +124,11 @@
     var holding = slots().filter(function (s) { return s !== slot && s.dataset.assignment; })
       .map(function (s) { return s.dataset.assignment; }).join(",");
     target.querySelector("input[name=ahead]").value = holding;
+    if (action === "skip") {
+      // The optional reason from the bar goes with the skip.
+      target.querySelector("input[name=reason_code]").value = slot.querySelector("[data-skip-code]").value;
+      target.querySelector("input[name=reason]").value = slot.querySelector("[data-skip-text]").value;
+    }
     slot.setAttribute("data-pending", action);
     slot.querySelector("[data-submit]").disabled = true;
     slot.hidden = true;
@@ -128,14 +149,14 @@
     if (event.detail.successful) {
       clearDraft(slot);
       slot.remove();
-      if (action === "judge") bumpCounter();
+      if (action === "judge") { bumpCounter(); shift.judged += 1; renderShift(); }
       if (back) { window.location.assign(back); return; }
       if (!current()) showNext();
       return;
     }
     var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    if (status === 0) setError(slot, queue.dataset.msgNetwork);
-    else if (status >= 500) setError(slot, queue.dataset.msgServer);
+    if (status === 0) setError(slot, msg(queue, "Network"));
+    else if (status >= 500) setError(slot, msg(queue, "Server"));
     var shown = current();
     if (shown && shown !== slot) { stopClock(shown); shown.hidden = true; }
     // Put it back first in line, where it was.
@@ -192,8 +213,9 @@
     var status = form.querySelector("[data-rank-status]");
     status.textContent = complete
       ? "Your ranking: " + items.map(function (li) { return li.dataset.label; }).join(" > ")
-      : fixed === 0 ? "Not ranked yet: press the letters in order, best first."
-      : "Ranked " + fixed + " of " + items.length + ": press the next letter.";
+      : fixed === 0 ? (touch ? "Not ranked yet: drag the responses or use the arrows, best first."
+                             : "Not ranked yet: press the letters in order, best first.")
+      : "Ranked " + fixed + " of " + items.length + (touch ? ": place the next one." : ": press the next letter.");
     if (complete || fixed) {
       form.querySelectorAll("input[name=verdict]:checked").forEach(function (r) { r.checked = false; });
     }
@@ -256,6 +278,11 @@
   });
   queue.addEventListener("change", function (e) {
     var t = e.target;
+    if (t.matches("[data-skip-code]")) {
+      var words = t.closest(".slot").querySelector("[data-skip-text]");
+      words.hidden = !t.value;
+      return;
+    }
     if (t.name === "verdict" && t.checked) setError(t.closest(".slot"), "");
     if (t.name === "verdict" && t.checked && t.closest("form").dataset.mode === "ranking") {
       t.closest("form")._ranked = 0; // tie / all bad replaces the ranking
@@ -318,8 +345,12 @@
     var key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     if (key === "s") { e.preventDefault(); send(slot, "skip"); return; }
     if (key === "i") {
-      var details = document.querySelector("[data-instructions]");
-      if (details) details.open = !details.open;
+      if (instructions) instructions.open = !instructions.open;
+      e.preventDefault();
+      return;
+    }
+    if (key === "ArrowDown" || key === "ArrowUp") {
+      scrollResponse(slot, e.shiftKey ? "B" : "A", key === "ArrowDown" ? 1 : -1);
       e.preventDefault();
       return;
     }
@@ -379,6 +410,114 @@
     });
   }
   setInterval(heartbeat, parseInt(queue.dataset.heartbeatMs, 10) || 60000);
+
+  /* Scroll keys: a response scrolls in its own panel on a wide screen; on a phone (one page that
+     scrolls) the key brings the response into view, then pages through it. */
+  function scrollResponse(slot, label, direction) {
+    var body = slot.querySelector(".candidate .panel-body[data-scroll=" + label + "]");
+    if (!body) return;
+    if (body.scrollHeight > body.clientHeight + 1 && getComputedStyle(body).overflowY !== "visible") {
+      body.scrollBy({ top: direction * Math.max(48, body.clientHeight * 0.8), behavior: "instant" });
+      return;
+    }
+    var rect = body.getBoundingClientRect();
+    var offscreen = rect.top < 0 || rect.top > window.innerHeight * 0.6;
+    if (direction > 0 && offscreen && rect.bottom > window.innerHeight) window.scrollBy(0, rect.top - 8);
+    else window.scrollBy(0, direction * window.innerHeight * 0.8);
+  }
+
+  /* Instructions: open or closed as the rater left them in this project; on a first visit open
+     where they are a side panel (wide screens) if there are any, one line otherwise. */
+  var instructions = document.querySelector("[data-instructions]");
+  if (instructions) {
+    var instructionsKey = "assay:instructions:" + project;
+    var was = stored(localStorage, instructionsKey);
+    var open = was ? was === "open"
+      : !instructions.hasAttribute("data-empty") && window.matchMedia("(min-width: 1100px)").matches;
+    if (open !== instructions.open) {
+      instructions.dataset.auto = String(open); // the toggle event this fires is not the rater's choice
+      instructions.open = open;
+    }
+    instructions.addEventListener("toggle", function () {
+      if (instructions.dataset.auto === String(instructions.open)) { delete instructions.dataset.auto; return; }
+      delete instructions.dataset.auto;
+      store(localStorage, instructionsKey, instructions.open ? "open" : "closed");
+    });
+  }
+
+  /* The shift, in this tab: judged this session, time on task (visible tab only), and a gentle
+     break reminder after the project's interval. A tab hidden for 5 minutes counts as a break. */
+  var shiftBox = document.querySelector("[data-shift]");
+  var shiftKey = "assay:shift:" + project;
+  var BREAK_AWAY_MS = 5 * 60 * 1000;
+  var shift = { judged: 0, activeMs: 0, sinceBreakMs: 0 };
+  try { Object.assign(shift, JSON.parse(stored(sessionStorage, shiftKey) || "{}")); } catch (err) { /* a bad value: start over */ }
+  var breakMs = (parseInt(shiftBox ? shiftBox.dataset.breakMinutes : "0", 10) || 0) * 60000;
+  var reminder = document.querySelector("[data-break]");
+  var lastTick = performance.now();
+  var hiddenAt = 0;
+  function duration(ms) {
+    var minutes = Math.floor(ms / 60000);
+    if (minutes < 60) return minutes + " min";
+    var rest = minutes % 60;
+    return Math.floor(minutes / 60) + " h " + (rest < 10 ? "0" : "") + rest + " min";
+  }
+  function renderShift() {
+    if (!shiftBox) return;
+    shiftBox.querySelector("[data-judged-session]").textContent = String(shift.judged);
+    shiftBox.querySelector("[data-time-on-task]").textContent = duration(shift.activeMs);
+    if (reminder && breakMs > 0 && shift.sinceBreakMs >= breakMs && reminder.hidden) {
+      reminder.querySelector("[data-break-time]").textContent = duration(shift.sinceBreakMs);
+      reminder.hidden = false;
+    }
+    store(sessionStorage, shiftKey, JSON.stringify(shift));
+  }
+  function tick() {
+    var now = performance.now();
+    var elapsed = now - lastTick;
+    lastTick = now;
+    // Only while the tab is visible; a long gap is a throttled timer or a sleeping machine, not work.
+    if (!document.hidden && elapsed > 0 && elapsed < 60000) {
+      shift.activeMs += elapsed;
+      shift.sinceBreakMs += elapsed;
+    }
+    renderShift();
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { tick(); hiddenAt = performance.now(); return; }
+    if (hiddenAt && performance.now() - hiddenAt >= BREAK_AWAY_MS) shift.sinceBreakMs = 0;
+    lastTick = performance.now();
+  });
+  if (reminder) {
+    reminder.querySelector("[data-break-dismiss]").addEventListener("click", function () {
+      shift.sinceBreakMs = 0;
+      reminder.hidden = true;
+      renderShift();
+    });
+  }
+  setInterval(tick, 1000);
+  renderShift();
+
+  /* Display: text size and theme, remembered in this browser (theme.js applies them early). */
+  document.addEventListener("click", function (e) {
+    var sizer = e.target.closest && e.target.closest("[data-text-step]");
+    if (sizer) {
+      var size = parseInt(root.getAttribute("data-text-size") || "0", 10) + parseInt(sizer.dataset.textStep, 10);
+      size = Math.max(-1, Math.min(3, size));
+      root.setAttribute("data-text-size", String(size));
+      store(localStorage, "assay:text-size", String(size));
+      return;
+    }
+    var themer = e.target.closest && e.target.closest("[data-theme-toggle]");
+    if (themer) {
+      var dark = root.getAttribute("data-theme") !== "dark";
+      root.setAttribute("data-theme", dark ? "dark" : "light");
+      store(localStorage, "assay:theme", dark ? "dark" : "light");
+      themer.setAttribute("aria-pressed", String(dark));
+    }
+  });
+  var themeButton = document.querySelector("[data-theme-toggle]");
+  if (themeButton) themeButton.setAttribute("aria-pressed", String(root.getAttribute("data-theme") === "dark"));
 
   var first = current();
   if (first) { startClock(first); restoreDraft(first); }

@@ -111,4 +111,6 @@ class TestUpdateProject:
             "judgments": 0,
             "surplus_judgments": 0,
             "active_leases": 0,
+            "skipped": 0,
+            "skip_reasons": {"unclear": 0, "harmful": 0, "cannot_judge": 0, "other": 0, "none": 0},
         }

@@ -388,6 +388,4 @@ class TestFoundByFuzzing:
             await session.commit()
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "5"
-        assert (
-            detail(response) == "The database is not answering at the moment; please try again in a few seconds."
-        )
+        assert detail(response) == "The database is not answering at the moment; please try again in a few seconds."

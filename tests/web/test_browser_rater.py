@@ -338,7 +338,7 @@ class TestScreenshots:
         await open_label(page, chats.id)
         roles = await page.eval_on_selector_all(f"{CURRENT} .prompt .msg-role", "els => els.map(e => e.textContent)")
         assert roles == ["user", "assistant", "user"]
-        await page.keyboard.press("i")  # fold the instructions away
+        assert await page.get_attribute("[data-instructions]", "open") is None  # none to show: one line
         await screenshot(page, artifacts, "rater-chat-1280x800")
         await open_label(page, ranks.id)
         for key in ("b", "a"):
