@@ -169,9 +169,10 @@ async def _duplicate_errors(session: AsyncSession) -> tuple[list[RowError], int]
 _INSERT_ITEMS = text(
     """
     WITH new AS (
-        INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, wanted, batch_priority)
+        INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, wanted, batch_priority,
+                           search)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
-               :wanted, :batch_priority
+               :wanted, :batch_priority, to_tsvector('english', assay_search_text(s.prompt, s.candidates))
         FROM import_staging s ORDER BY s.line
         ON CONFLICT (project_id, external_id) DO NOTHING
         RETURNING id, external_id

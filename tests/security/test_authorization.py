@@ -259,6 +259,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/admin/projects/{project_id}/batches"): Entry(admin_page(422), F),
     ("POST", "/admin/batches/{batch_id}"): Entry(admin_page(303), F),
     ("GET", "/admin/projects/{project_id}/reward-models"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/items"): Entry(admin_page(200)),
+    ("GET", "/admin/items/{item_id}"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/raters/{user_id}"): Entry(admin_page(200)),
     ("GET", "/admin/users"): Entry(admin_page(200)),
     ("POST", "/admin/users"): Entry(admin_page(422), F),
     ("GET", "/admin/users/{user_id}"): Entry(admin_page(200)),
@@ -354,6 +357,7 @@ async def build_world(session: AsyncSession) -> World:
             "token_id": str(victim.id),
             "batch_id": str(batch),
             "assignment_id": str(leased.assignment.id),
+            "item_id": str(leased.assignment.item_id),
             "version": "1",
         }
     )
