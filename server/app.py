@@ -22,6 +22,7 @@ from server.config import DEV_SECRET, settings
 from server.db import make_engine, make_sessionmaker
 from server.errors import install_handlers, size_text
 from server.exports.api import router as exports_router
+from server.exports.routes import router as exports_pages
 from server.items.routes import router as items_pages
 from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
@@ -150,7 +151,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         """The API reference (Swagger UI) over this server's OpenAPI schema."""
         return render(request, "api/docs.html", {"openapi_url": OPENAPI_URL})
 
-    for pages in (auth_pages, labeling_pages, projects_pages, batches_pages, items_pages, users_pages, rewards_pages):
+    pages_routers = (auth_pages, labeling_pages, projects_pages, batches_pages, items_pages, exports_pages)
+    for pages in (*pages_routers, users_pages, rewards_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)

@@ -46,6 +46,10 @@ def manifest(record: Export) -> ManifestRead:
     )
 
 
+def by_item(granularity: Granularity, completed: bool) -> bool:
+    return completed or granularity == Granularity.item
+
+
 @router.get("/projects/{project_id}/export", response_class=StreamingResponse)
 async def export(
     project_id: uuid.UUID,
@@ -68,9 +72,11 @@ async def export(
     """Rows finalised since `after`. Headers: Assay-Next-Cursor (pass back as `after`),
     Assay-Export-Id (its manifest: GET /api/v1/exports/{id}, with the body's sha256 once sent),
     Assay-Held-Back (committed judgments this pull leaves for the next one because a
-    transaction older than them was still open when the snapshot was taken).
+    transaction older than them was still open when the snapshot was taken), Assay-Empty-Reason
+    (granularity=item or completed=true while no item is complete: why the export is empty).
     """
     project = await projects.get_accessible(session, principal, project_id)
+    empty_reason = await service.why_no_items(session, project) if by_item(granularity, completed) else None
     await session.commit()  # release this request's transaction before the export's snapshot
     ask = service.ExportRequest(
         format=format,
@@ -96,6 +102,8 @@ async def export(
         "Cache-Control": "no-store",
         "Vary": "Accept, Accept-Encoding",
     }
+    if empty_reason:
+        headers["Assay-Empty-Reason"] = empty_reason
     body = job.body()
     if ask.encoding == Encoding.jsonl and _accepts_gzip(accept_encoding):
         body = gzipped(body)

@@ -21,7 +21,7 @@ from server.labeling import flows, overview, pages, service
 from server.labeling.api import assignment_view
 from server.labeling.rules import RATIONALE_REQUIRED
 from server.labeling.schemas import AssignmentRead
-from server.models import Project
+from server.models import Project, Role
 from server.projects import service as projects
 from server.web.deps import PagePrincipal, RaterPagePrincipal
 from server.web.templating import is_htmx, render
@@ -77,7 +77,9 @@ def _holding(ahead: str) -> set[uuid.UUID]:
 
 @router.get("/")
 async def my_projects(request: Request, principal: PagePrincipal, session: SessionDep) -> Response:
-    """The projects shared with me, with what I judged today and what is left."""
+    """The projects shared with me, with what I judged today and what is left (trainers: their exports)."""
+    if principal.user.role == Role.trainer:
+        return RedirectResponse("/trainer", status_code=303)
     rows = await overview.rater_projects(session, rater=principal.user)
     return render(request, "labeling/projects.html", {"rows": rows})
 

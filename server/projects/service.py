@@ -53,6 +53,18 @@ async def list_accessible(session: AsyncSession, principal: Principal) -> list[P
     return list(await session.scalars(query.order_by(Project.created_at.desc())))
 
 
+async def memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Project]:
+    """The projects an account is a member of (what its tokens can export, unless it is an admin)."""
+    query = select(Project).join(ProjectMember, ProjectMember.project_id == Project.id)
+    return list(await session.scalars(query.where(ProjectMember.user_id == user_id).order_by(Project.name)))
+
+
+async def non_memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Project]:
+    """The projects an account is not a member of (for admins' pages: where to add it)."""
+    member = select(ProjectMember.project_id).where(ProjectMember.user_id == user_id)
+    return list(await session.scalars(select(Project).where(Project.id.not_in(member)).order_by(Project.name)))
+
+
 async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> Project:
     """Create a project; its creator becomes a member so they can try the rater loop."""
     project = Project(
