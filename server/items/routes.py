@@ -54,4 +54,5 @@ async def rater(
         raise Invalid("before must be the position of a judgment, as in the link to older judgments.")
     person = await users.get(session, user_id)
     page = await service.rater_judgments(session, project, person, before=int(before) if before else None)
-    return render(request, "admin/items/rater.html", {"project": project, "rater": person, "page": page})
+    context = {"project": project, "rater": person, "page": page, "limit": service.COUNT_LIMIT}
+    return render(request, "admin/items/rater.html", context)
