@@ -34,6 +34,7 @@ class BatchRead(Schema):
 class BatchProgress(BatchRead):
     completed_items: int = 0
     judgments: int = 0
+    skips: int = 0  # items a rater skipped (each rater's skip of an item counts once)
     active_leases: int = 0
 
 

@@ -304,7 +304,7 @@ async def _count_by_batch(session: AsyncSession, statement: Select[uuid.UUID, in
 
 
 async def list_with_progress(session: AsyncSession, project: Project) -> list[BatchProgress]:
-    """The project's batches with items complete, judgments and live leases (a scan: admin pages only)."""
+    """The project's batches with items complete, judgments, skips and live leases (a scan: admin pages only)."""
     batches = list(
         await session.scalars(select(Batch).where(Batch.project_id == project.id).order_by(Batch.created_at))
     )
@@ -319,6 +319,12 @@ async def list_with_progress(session: AsyncSession, project: Project) -> list[Ba
         .join(Assignment, Assignment.item_id == Item.id)
         .where(Assignment.status == "leased", Assignment.expires_at > func.now()),
     )
+    skipped = await _count_by_batch(
+        session,
+        by_item.add_columns(func.count(Assignment.id))
+        .join(Assignment, Assignment.item_id == Item.id)
+        .where(Assignment.status == "skipped"),
+    )
     return [
         BatchProgress.model_validate(
             {
@@ -326,6 +332,7 @@ async def list_with_progress(session: AsyncSession, project: Project) -> list[Ba
                 "completed_items": completed.get(b.id, 0),
                 "judgments": judged.get(b.id, 0),
                 "active_leases": leased.get(b.id, 0),
+                "skips": skipped.get(b.id, 0),
             }
         )
         for b in batches

@@ -74,6 +74,7 @@ class ProjectProgress(Schema):
     judgments: int
     surplus_judgments: int
     active_leases: int
+    skips: int = 0
 
 
 class HourlyCount(Schema):

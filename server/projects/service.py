@@ -297,12 +297,16 @@ async def progress(session: AsyncSession, project: Project) -> ProjectProgress:
             Assignment.expires_at > func.now(),
         )
     )
+    skips = await session.scalar(
+        select(func.count()).where(Assignment.project_id == project.id, Assignment.status == "skipped")
+    )
     return ProjectProgress(
         items=items[0],
         completed_items=items[1],
         judgments=judgments[0],
         surplus_judgments=judgments[1],
         active_leases=leases or 0,
+        skips=skips or 0,
     )
 
 

@@ -58,7 +58,7 @@ class TestBatchList:
         assert meter["aria-valuetext"] == "1 of 4 items complete (25%)"
         assert batch.find(class_="meter-text").text == "1 / 4 items complete (25%)"
         numbers = {d.find("dt").text: d.find("dd").text for d in batch.find("dl").find_all("div")}
-        assert numbers == {"Judgments": "1", "Active leases": "0"}
+        assert numbers == {"Judgments": "1", "Skips": "0", "Active leases": "0"}
         assert batch.find("input", name="priority")["value"] == "0"
         assert batch.find("button").text == "Pause items.jsonl"
 

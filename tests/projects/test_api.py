@@ -111,4 +111,5 @@ class TestUpdateProject:
             "judgments": 0,
             "surplus_judgments": 0,
             "active_leases": 0,
+            "skips": 0,
         }

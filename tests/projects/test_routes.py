@@ -228,7 +228,7 @@ class TestOverview:
         await create_judgment(session, project, ana, active_ms=6000, at=now)
         page = parse((await client.get(f"/admin/projects/{project.id}")).text)
         stats = [s.text for s in page.find_all(class_="stat")]
-        assert stats[:4] == ["4 items", "2 complete", "2 judgments", "0 active leases"]
+        assert stats[:5] == ["4 items", "2 complete", "2 judgments", "0 skips", "0 active leases"]
         throughput = page.find("svg", class_="chart-throughput")
         assert throughput["role"] == "img"
         assert throughput.find("title").text == "Judgments per hour"

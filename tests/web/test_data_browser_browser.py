@@ -136,3 +136,29 @@ class TestDataBrowserInBrowser:
         assert await _fits_width(page)
         await _full_shot(page, artifacts, "trainer-home-390")
         _assert_clean(browser_log)
+
+
+class TestLiveProgress:
+    async def test_numbers_update_without_wiping_typed_input(
+        self, page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
+    ) -> None:
+        admin, rater, project = await _world(session)
+        await login(page, admin.email, PASSWORD)
+        await page.goto(f"/admin/projects/{project.id}/batches")
+        numbers = page.locator(".batch-numbers").first
+        assert "Judgments 4" in " ".join((await numbers.inner_text()).split())
+        priority = page.locator(".priority-form input[name=priority]").first
+        await priority.fill("17")  # typed, not sent
+        await _judge(session, project, rater, first=True)
+        leased = await labeling.next_assignment(session, project=project, rater=rater)
+        assert leased is not None
+        await labeling.skip(session, assignment_id=leased.assignment.id, rater=rater, reason=None)
+        await session.commit()
+        await numbers.filter(has_text="5").wait_for(timeout=15_000)  # the poll comes every 10 s
+        text = " ".join((await page.locator(".batch-numbers").first.inner_text()).split())
+        assert "Judgments 5" in text
+        assert "Skips 1" in text
+        assert await priority.input_value() == "17"
+        assert await priority.evaluate("el => el === document.activeElement")
+        await _full_shot(page, artifacts, "batches-live-1280")
+        _assert_clean(browser_log)
