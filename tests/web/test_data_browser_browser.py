@@ -2,9 +2,11 @@
 keyboard and by mouse, follow an item to its judgments and a rater, download from the export page,
 and a trainer's landing page after login; screenshots in artifacts/."""
 
+import gzip
 import re
 from pathlib import Path
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.labeling import service as labeling
@@ -161,4 +163,47 @@ class TestLiveProgress:
         assert await priority.input_value() == "17"
         assert await priority.evaluate("el => el === document.activeElement")
         await _full_shot(page, artifacts, "batches-live-1280")
+        _assert_clean(browser_log)
+
+
+class TestPreviewAndSettingsInBrowser:
+    async def test_upload_preview_then_settings_impact(
+        self, page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
+    ) -> None:
+        admin, _, project = await _world(session)
+        await login(page, admin.email, PASSWORD)
+        await page.goto(f"/admin/projects/{project.id}/batches")
+        hh = [
+            {"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.\n\nHuman: Name a cat.\n\nAssistant: Mittens.",
+             "rejected": "\n\nHuman: Hi?\n\nAssistant: Hello.\n\nHuman: Name a cat.\n\nAssistant: No."}
+        ] * 2  # fmt: skip
+        content = gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in hh))
+        await page.set_input_files(
+            "#f-file", {"name": "hh.jsonl.gz", "mimeType": "application/gzip", "buffer": content}
+        )
+        await page.get_by_role("button", name="Preview first items").click()
+        heading = page.locator("#upload-preview h2")
+        await heading.wait_for()
+        assert await heading.inner_text() == "Preview: HH-RLHF, gzipped JSONL"
+        await _full_shot(page, artifacts, "upload-preview-1280")
+        await page.set_viewport_size(NARROW)
+        await _full_shot(page, artifacts, "upload-preview-390")
+        assert await _fits_width(page)  # a long HH id (a sha256) wraps
+        await page.set_viewport_size(WIDE)
+
+        # Settings by keyboard: a higher overlap reopens the 4 complete items; the page says so first.
+        await page.goto(f"/admin/projects/{project.id}/settings")
+        await page.get_by_label("Overlap").fill("2")
+        await page.get_by_label("Overlap").press("Enter")
+        impact = page.locator("#impact")
+        await impact.wait_for()
+        assert "4 items now complete will reopen" in await impact.inner_text()
+        assert (
+            "Overlap 2 needs at least 2 raters; this project has 1 rater."
+            in await page.locator("#overlap-warning").inner_text()
+        )
+        await _full_shot(page, artifacts, "settings-impact-1280")
+        await page.get_by_role("button", name="Save anyway").click()
+        await page.wait_for_url(re.compile(rf"/admin/projects/{project.id}$"))
+        assert await page.inner_text("#flash") == "Settings saved."
         _assert_clean(browser_log)
