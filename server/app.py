@@ -24,6 +24,8 @@ from server.errors import API_ERRORS, install_handlers, size_text
 from server.exports.api import router as exports_router
 from server.exports.identity import settle
 from server.exports.limits import make_export_engine
+from server.exports.routes import router as exports_pages
+from server.items.routes import router as items_pages
 from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
@@ -156,7 +158,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
         """The API reference (Swagger UI) over this server's OpenAPI schema."""
         return render(request, "api/docs.html", {"openapi_url": OPENAPI_URL})
 
-    for pages in (auth_pages, labeling_pages, projects_pages, batches_pages, users_pages, rewards_pages):
+    pages_routers = (auth_pages, labeling_pages, projects_pages, batches_pages, items_pages, exports_pages)
+    for pages in (*pages_routers, users_pages, rewards_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)

@@ -4,12 +4,14 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from server.batches import service
+from server.batches import preview, service
 from server.batches.formats import Encoding, ImportFormat
-from server.batches.schemas import BatchUpdate, ImportResult, upload_options
+from server.batches.preview import Preview
+from server.batches.schemas import BatchUpdate, ImportResult, UploadOptions, upload_options
 from server.config import settings
 from server.db import SessionDep
 from server.errors import Invalid
@@ -33,6 +35,7 @@ async def _page(
     result: ImportResult | None = None,
     refusal: dict[str, Any] | None = None,
     notice: tuple[str, str] | None = None,
+    preview: Preview | None = None,
     status_code: int = 200,
 ) -> Response:
     """The batches page, or the block an htmx request targets (the panel after an upload or a change)."""
@@ -42,6 +45,7 @@ async def _page(
         "result": result,
         "refusal": refusal,
         "notice": notice,
+        "preview": preview,
         "formats": list(ImportFormat),
         "encodings": list(Encoding),
         "max_upload_bytes": settings.max_upload_bytes,
@@ -65,6 +69,8 @@ async def upload(request: Request, project_id: uuid.UUID, admin: AdminPagePrinci
         return await _page(request, session, project, refusal={"message": NO_FILE}, status_code=422)
     try:
         options = upload_options(form)
+        if form.get("preview") == "true":
+            return await _preview(request, session, project, file, options)
         # A savepoint, so a refused file leaves nothing behind while the page is still rendered
         # in this request's transaction (its objects stay loaded).
         async with session.begin_nested():
@@ -87,6 +93,21 @@ async def upload(request: Request, project_id: uuid.UUID, admin: AdminPagePrinci
     if not is_htmx(request):
         return done(request, f"/admin/projects/{project.id}/batches", result.message)
     return await _page(request, session, project, result=result, status_code=201 if result.id else 200)
+
+
+async def _preview(
+    request: Request, session: SessionDep, project: Project, file: UploadFile, options: UploadOptions
+) -> Response:
+    """The dry run: the file parsed as the import would, nothing written; the page shows the first items."""
+    shown = await run_in_threadpool(
+        preview.preview_file,
+        file.file,
+        filename=file.filename,
+        format=options.format,
+        encoding=options.encoding,
+        limits=service.import_limits(),
+    )
+    return await _page(request, session, project, preview=shown)
 
 
 @router.post("/batches/{batch_id}")

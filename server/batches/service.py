@@ -28,6 +28,7 @@ from server.batches.formats import (
     detect_encoding,
     iter_records,
 )
+from server.batches.preview import file_start, not_jsonl_summary
 from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult
 from server.config import Settings, settings
 from server.errors import Invalid, NotFound
@@ -169,9 +170,10 @@ async def _duplicate_errors(session: AsyncSession) -> tuple[list[RowError], int]
 _INSERT_ITEMS = text(
     """
     WITH new AS (
-        INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, wanted, batch_priority)
+        INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, wanted, batch_priority,
+                           search)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
-               :wanted, :batch_priority
+               :wanted, :batch_priority, to_tsvector('english', assay_search_text(s.prompt, s.candidates))
         FROM import_staging s ORDER BY s.line
         ON CONFLICT (project_id, external_id) DO NOTHING
         RETURNING id, external_id
@@ -223,9 +225,12 @@ async def import_file(
             error_count=chunks.error_count,
         )
     if chunks.error_count:
+        summary = not_jsonl_summary(
+            encoding, items=chunks.rows - chunks.error_count, errors=chunks.errors, head=file_start(file)
+        )
         raise ImportRefused(
-            f"The file was refused: {chunks.error_count} error(s). Nothing was imported; fix the lines listed "
-            "and upload it again.",
+            f"The file was refused: {summary + ' ' if summary else ''}{chunks.error_count} error(s). Nothing was "
+            "imported; fix the lines listed and upload it again.",
             errors=[{"line": e.line, "field": e.field, "message": e.message} for e in chunks.errors],
             error_count=chunks.error_count,
         )

@@ -49,6 +49,10 @@ def manifest(record: Export, database: uuid.UUID) -> ManifestRead:
     )
 
 
+def by_item(granularity: Granularity, completed: bool) -> bool:
+    return completed or granularity == Granularity.item
+
+
 @router.get(
     "/projects/{project_id}/export",
     response_class=StreamingResponse,
@@ -87,9 +91,11 @@ async def export(
     Assay-Held-Back (committed judgments this pull leaves for the next one because a
     transaction older than them was still open when the snapshot was taken), Assay-Revisions
     (how many judgments in this pull are revisions of ones delivered before: without ids=true,
-    their earlier rows cannot be told apart; pull with ids=true to replace them).
+    their earlier rows cannot be told apart; pull with ids=true to replace them), Assay-Empty-Reason
+    (granularity=item or completed=true while no item is complete: why the export is empty).
     """
     project = await projects.get_accessible(session, principal, project_id)
+    empty_reason = await service.why_no_items(session, project) if by_item(granularity, completed) else None
     await session.commit()  # release this request's transaction before the export's snapshot
     ask = service.ExportRequest(
         format=format,
@@ -125,6 +131,8 @@ async def export(
         "Cache-Control": "no-store",
         "Vary": "Accept, Accept-Encoding",
     }
+    if empty_reason:
+        headers["Assay-Empty-Reason"] = empty_reason
     body = job.body()
     generators = [body]
     if ask.encoding == Encoding.jsonl and _accepts_gzip(accept_encoding):

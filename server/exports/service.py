@@ -51,7 +51,7 @@ from server.exports.formats import (
     with_ids,
 )
 from server.exports.limits import pool_busy, take_slot
-from server.models import Export, Project, Scale, User
+from server.models import Export, Item, Project, Scale, User
 from server.projects.service import accessible_project_ids
 
 logger = logging.getLogger("assay.exports")
@@ -448,6 +448,21 @@ async def list_manifests(session: AsyncSession, project_id: uuid.UUID, *, limit:
         await session.scalars(
             select(Export).where(Export.project_id == project_id).order_by(Export.created_at.desc()).limit(limit)
         )
+    )
+
+
+async def why_no_items(session: AsyncSession, project: Project) -> str | None:
+    """Why a `granularity=item` export of the project would be empty, or None when it would not be."""
+    if await session.scalar(select(Item.id).where(Item.project_id == project.id).limit(1)) is None:
+        return "This project has no items yet: upload a batch first."
+    if await session.scalar(
+        select(Item.id).where(Item.project_id == project.id, Item.completed_at.is_not(None)).limit(1)
+    ):
+        return None
+    need = "1 judgment" if project.overlap == 1 else f"{project.overlap} judgments"
+    return (
+        f"No item is complete yet: with overlap {project.overlap} an item completes when it has {need}, "
+        "and granularity=item exports only completed items."
     )
 
 

@@ -22,7 +22,7 @@ from server.labeling import flows, overview, pages, revisions, service
 from server.labeling.api import assignment_view
 from server.labeling.rules import RATIONALE_REQUIRED
 from server.labeling.schemas import AssignmentRead
-from server.models import Assignment, Project, User
+from server.models import Assignment, Project, Role, User
 from server.projects import service as projects
 from server.web.deps import PagePrincipal, RaterPagePrincipal
 from server.web.forms import done
@@ -84,7 +84,9 @@ def _holding(ahead: str) -> set[uuid.UUID]:
 
 @router.get("/")
 async def my_projects(request: Request, principal: PagePrincipal, session: SessionDep) -> Response:
-    """The projects shared with me, with what I judged today and what is left."""
+    """The projects shared with me, with what I judged today and what is left (trainers: their exports)."""
+    if principal.user.role == Role.trainer:
+        return RedirectResponse("/trainer", status_code=303)
     rows = await overview.rater_projects(session, rater=principal.user)
     return render(request, "labeling/projects.html", {"rows": rows})
 

@@ -56,6 +56,8 @@ class Assignment(IdMixin, Base):
             "project_id",
             postgresql_where=text("status = 'leased'"),
         ),
+        # The data browser's "skipped" filter.
+        Index("ix_assignments_skipped", "project_id", "item_id", postgresql_where=text("status = 'skipped'")),
         Index("ix_assignments_expiry", "project_id", "expires_at", postgresql_where=text("status = 'leased'")),
     )
 

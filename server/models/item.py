@@ -17,7 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import Base, IdMixin
@@ -64,6 +64,9 @@ class Item(IdMixin, Base):
             "aggregate_xid",
             postgresql_where=text("aggregate_xid IS NOT NULL"),
         ),
+        # The data browser pages a project in import order and searches its words (full text, GIN).
+        Index("ix_items_project_seq", "project_id", "seq"),
+        Index("ix_items_search", "search", postgresql_using="gin"),
         Index(
             "ix_items_completed",
             "project_id",
@@ -100,6 +103,9 @@ class Item(IdMixin, Base):
     # time the item completes (again), and `aggregate_xid` is the transaction that did it.
     aggregate_revision: Mapped[int] = mapped_column(default=0, server_default="0")
     aggregate_xid: Mapped[int | None] = mapped_column(BigInteger)
+    # The words of the prompt and every response, for the data browser's search: written by the import
+    # with the SQL function assay_search_text (migration 2026-11-30-2300), which bounds the text.
+    search: Mapped[str | None] = mapped_column(TSVECTOR, deferred=True)
 
     candidates: Mapped[list["Candidate"]] = relationship(
         lazy="raise", order_by="Candidate.position", back_populates="item"

@@ -60,6 +60,11 @@ class Judgment(IdMixin, Base):
             "created_at",
             postgresql_include=["rater_id", "active_ms"],
         ),
+        # The data browser: one rater's judgments (newest first), and items with a tie, both bad, a rationale.
+        Index("ix_judgments_rater", "project_id", "rater_id", "seq"),
+        Index("ix_judgments_tie", "project_id", "item_id", postgresql_where=text("tie")),
+        Index("ix_judgments_both_bad", "project_id", "item_id", postgresql_where=text("both_bad")),
+        Index("ix_judgments_rationale", "project_id", "item_id", postgresql_where=text("rationale <> ''")),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, Identity())  # tie-breaker within a transaction

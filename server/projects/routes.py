@@ -1,6 +1,7 @@
 """Admin pages for projects: list, create and edit settings, overview with charts, members."""
 
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from server.errors import Invalid
 from server.labeling.pages import SKIP_REASONS
 from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
-from server.projects import service
+from server.projects import guards, service
 from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
 from server.users import service as users
 from server.web import charts
@@ -32,6 +33,8 @@ LABELS = {
     "lease_seconds": "Lease time",
     "revision_window_minutes": "Revision window",
     "break_reminder_minutes": "Break reminder",
+    "active_learning": "Active learning",
+    "gold_rate": "Gold rate",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
@@ -40,6 +43,8 @@ MESSAGES = {
     ("revision_window_minutes", "less_than_equal"): "Revision window must be at most {le:,} minutes (one day).",
     ("break_reminder_minutes", "greater_than_equal"): "Break reminder must be at least {ge} minutes (0 turns it off).",
     ("break_reminder_minutes", "less_than_equal"): "Break reminder must be at most {le} minutes (eight hours).",
+    ("gold_rate", "greater_than_equal"): "Gold rate must be between 0 and 1.",
+    ("gold_rate", "less_than_equal"): "Gold rate must be between 0 and 1.",
 }
 SKIP_LABELS = {**{code.value: label for code, label in SKIP_REASONS.items()}, "none": "No reason given"}
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
@@ -58,6 +63,7 @@ def _settings_data(form: FormData) -> dict[str, Any]:
             "lease_seconds",
             "revision_window_minutes",
             "break_reminder_minutes",
+            "gold_rate",
         ),
     )
     if "name" in data:
@@ -65,6 +71,7 @@ def _settings_data(form: FormData) -> dict[str, Any]:
     data["allow_tie"] = checkbox(form, "allow_tie")
     data["allow_both_bad"] = checkbox(form, "allow_both_bad")
     data["is_active"] = form.get("status") != "paused"
+    data["active_learning"] = checkbox(form, "active_learning")
     return data
 
 
@@ -84,8 +91,19 @@ def _form_page(
     errors: dict[str, str],
     preview: dict[str, str],
     status_code: int = 200,
+    impact: list[str] | None = None,
+    warning: str | None = None,
+    confirmation: str = "",
 ) -> Response:
-    context = {"project": project, "values": values, "errors": errors, **preview}
+    context = {
+        "project": project,
+        "values": values,
+        "errors": errors,
+        "impact": impact or [],
+        "confirmation": confirmation,
+        "warning": warning,
+        **preview,
+    }
     return render(request, "admin/projects/form.html", context, status_code=status_code)
 
 
@@ -123,22 +141,38 @@ async def edit_project(
     project = await service.get_accessible(session, admin, project_id)
     values = {k: getattr(project, k) for k in (*LABELS, "allow_tie", "allow_both_bad", "is_active")}
     preview = {"preview_html": project.instructions_html, "preview_error": ""}
-    return _form_page(request, project=project, values=values, errors={}, preview=preview)
+    warning = guards.overlap_warning(project.overlap, await service.rater_count(session, project))
+    return _form_page(request, project=project, values=values, errors={}, preview=preview, warning=warning)
 
 
 @router.post("/projects/{project_id}/settings")
 async def update_project(
     request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
 ) -> Response:
-    """Save settings (a new overlap applies to open items at once)."""
+    """Save settings (a new overlap applies to open items at once); an overlap or scale change that
+    touches work already done is shown with its numbers first, and saved when confirmed."""
     project = await service.get_accessible(session, admin, project_id)
-    values = _settings_data(await read_form(request))
+    form = await read_form(request)
+    values = _settings_data(form)
     data, errors = validate(ProjectUpdate, values, LABELS, MESSAGES)
     if data is None:
         preview = await _preview(str(values.get("instructions") or ""))
         return _form_page(request, project=project, values=values, errors=errors, preview=preview, status_code=422)
+    impact = guards.impact_messages(project, data, **asdict(await service.settings_impact(session, project, data)))
+    if impact and form.get("confirmed") != _confirmation(data):
+        preview = await _preview(str(values.get("instructions") or ""))
+        warning = guards.overlap_warning(data.overlap or project.overlap, await service.rater_count(session, project))
+        return _form_page(
+            request, project=project, values=values, errors={}, preview=preview, impact=impact, warning=warning,
+            confirmation=_confirmation(data),
+        )  # fmt: skip
     await service.update_project(session, project, data, actor=admin.user)
     return done(request, f"/admin/projects/{project.id}", "Settings saved.")
+
+
+def _confirmation(data: ProjectUpdate) -> str:
+    """What the confirm button repeats: the overlap and scale it was shown the numbers for."""
+    return f"{data.overlap}:{data.scale}"
 
 
 @router.post("/projects/preview")
@@ -159,8 +193,11 @@ async def overview(
     now = datetime.now(UTC)
     per_hour = await service.throughput(session, project, hours=hours, now=now)
     raters = await service.rater_stats(session, project, since=per_hour[0].hour)
+    rater_members = await service.rater_count(session, project)
     context = {
         "project": project,
+        "rater_members": rater_members,
+        "overlap_warning": guards.overlap_warning(project.overlap, rater_members),
         "progress": await service.progress(session, project),
         "skip_labels": SKIP_LABELS,
         "hours": hours,

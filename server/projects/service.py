@@ -1,6 +1,7 @@
 """Projects, their settings and who may see them."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, text
@@ -21,6 +22,7 @@ from server.models import (
     Judgment,
     Project,
     ProjectMember,
+    Role,
     SkipReason,
     SurplusReason,
     User,
@@ -61,6 +63,62 @@ async def list_accessible(session: AsyncSession, principal: Principal) -> list[P
     """Projects the caller may see, newest first."""
     query = select(Project).where(Project.id.in_(accessible_project_ids(principal)))
     return list(await session.scalars(query.order_by(Project.created_at.desc())))
+
+
+async def memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Project]:
+    """The projects an account is a member of (what its tokens can export, unless it is an admin)."""
+    query = select(Project).join(ProjectMember, ProjectMember.project_id == Project.id)
+    return list(await session.scalars(query.where(ProjectMember.user_id == user_id).order_by(Project.name)))
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsImpact:
+    """What saving new settings would do to work already done (shown before it is saved)."""
+
+    reopen: int = 0  # complete items a higher overlap reopens (they have fewer judgments)
+    complete: int = 0  # open items a lower overlap completes with what they have
+    judgments: int = 0  # stored judgments made on the old scale (for a scale change)
+
+
+async def settings_impact(session: AsyncSession, project: Project, data: ProjectUpdate) -> SettingsImpact:
+    """The items and judgments an overlap or scale change touches; zeros when neither changes."""
+    reopen = complete = judgments = 0
+    if data.overlap is not None and data.overlap != project.overlap:
+        counts = (
+            await session.execute(
+                select(
+                    func.count().filter(Item.completed_at.is_not(None), Item.judged < data.overlap),
+                    func.count().filter(Item.completed_at.is_(None), Item.judged >= data.overlap),
+                ).where(Item.project_id == project.id, Item.parent_id.is_(None))
+            )
+        ).one()
+        reopen, complete = counts[0], counts[1]
+    if data.scale is not None and data.scale != project.scale:
+        judgments = await session.scalar(select(func.count()).where(Judgment.project_id == project.id)) or 0
+    return SettingsImpact(reopen=reopen, complete=complete, judgments=judgments)
+
+
+async def rater_count(session: AsyncSession, project: Project) -> int:
+    """Rater accounts among the members, active and not suspended in the project (admins can label too,
+    but a project's overlap is planned for its raters)."""
+    query = (
+        select(func.count())
+        .select_from(ProjectMember)
+        .join(User, User.id == ProjectMember.user_id)
+        .where(
+            ProjectMember.project_id == project.id,
+            ProjectMember.suspended_at.is_(None),
+            User.role == Role.rater,
+            User.is_active,
+        )
+    )
+    return await session.scalar(query) or 0
+
+
+async def non_memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Project]:
+    """The projects an account is not a member of (for admins' pages: where to add it)."""
+    member = select(ProjectMember.project_id).where(ProjectMember.user_id == user_id)
+    return list(await session.scalars(select(Project).where(Project.id.not_in(member)).order_by(Project.name)))
 
 
 async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> Project:

@@ -1,4 +1,4 @@
-"""Geometry of the reward-model chart: held-out accuracy of each version against the judgments it saw.
+"""Geometry of the reward-model chart: held-out accuracy of each version against the pairs it was pulled.
 
 Pure, like `server/web/charts.py`: the template only draws the points and ticks computed here.
 """
@@ -29,7 +29,8 @@ class LineChart(Frame):
 
 
 def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: int = 260) -> LineChart:
-    """Accuracy (0.4 to 1 on the axis) of each version with a held-out accuracy, by judgments trained on."""
+    """Accuracy (0.4 to 1 on the axis) of each version with a held-out accuracy, by pairs pulled
+    (the worker's `n_judgments` metric counts the trl rows it pulled: pairs, not judgments)."""
     left, top, right, bottom = 48.0, 18.0, width - 32.0, height - 44.0
     # Stored metrics are read defensively: a row of any shape draws or is left out, never fails.
     measured = [
@@ -51,7 +52,7 @@ def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: i
         Point(
             x=x_of(n),
             y=y_of(accuracy),
-            label=f"v{version}: accuracy {accuracy:.3f} after {format_number(n)} judgments",
+            label=f"v{version}: accuracy {accuracy:.3f} after {format_number(n)} pairs",
         )
         for version, accuracy, n in measured
     )
@@ -59,13 +60,13 @@ def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: i
         version, accuracy, n = measured[-1]
         desc = (
             f"{len(measured)} model versions. Latest, v{version}: held-out accuracy "
-            f"{accuracy:.3f} after {format_number(n)} judgments."
+            f"{accuracy:.3f} after {format_number(n)} pairs."
         )
     else:
         desc = "No model with a held-out accuracy yet."
     return LineChart(
         id="reward-accuracy",
-        title="Held-out accuracy by judgments trained on",
+        title="Held-out accuracy by pairs trained on",
         desc=desc,
         width=width,
         height=height,
@@ -76,5 +77,5 @@ def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: i
         points=points,
         value_ticks=tuple(Tick(position=y_of(v), label=f"{v:.1f}") for v in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)),
         label_ticks=tuple(Tick(position=x_of(v), label=format_number(v)) for v in value_ticks(max(most, 1))),
-        x_caption="judgments",
+        x_caption="pairs",
     )

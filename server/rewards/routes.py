@@ -15,6 +15,9 @@ from server.web.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 QUEUE_ROWS = 25
+# Below this many held-out pairs an accuracy says little (one pair more moves it by over 2 points at 40):
+# the page says "too little data to judge" instead of the number.
+MIN_HELD_OUT_PAIRS = 50
 
 
 @router.get("/projects/{project_id}/reward-models")
@@ -30,5 +33,6 @@ async def reward_models(
         "metrics": {m.id: StoredMetrics.read(m.metrics) for m in models},
         "chart": accuracy_chart(models),
         "queue": await service.queue(session, project=project, limit=QUEUE_ROWS),
+        "min_held_out": MIN_HELD_OUT_PAIRS,
     }
     return render(request, "admin/rewards/list.html", context)

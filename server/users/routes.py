@@ -13,6 +13,7 @@ from server.config import settings
 from server.db import SessionDep
 from server.errors import Conflict, Invalid
 from server.models import Role, User
+from server.projects import service as projects
 from server.users import service
 from server.users.schemas import UserCreate, UserUpdate
 from server.web.deps import AdminPagePrincipal
@@ -52,6 +53,8 @@ async def _detail_page(
         "new_token": None,
         "notice": None,
         "now": now,
+        "member_of": await projects.memberships(session, user.id),
+        "not_member_of": await projects.non_memberships(session, user.id),
         **extra,
     }
     return render(request, "admin/users/detail.html", context, status_code=status_code)

@@ -104,5 +104,12 @@ async def _rater_page(principal: PagePrincipal) -> Principal:
     return principal
 
 
+async def _export_page(principal: PagePrincipal) -> Principal:
+    if not principal.has_scope(Scope.export_read):
+        raise Forbidden(f"A {principal.user.role} account cannot export; ask an admin for a trainer account.")
+    return principal
+
+
 AdminPagePrincipal = Annotated[Principal, Depends(_admin_page)]
+ExportPagePrincipal = Annotated[Principal, Depends(_export_page)]
 RaterPagePrincipal = Annotated[Principal, Depends(_rater_page)]

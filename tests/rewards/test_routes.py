@@ -12,7 +12,7 @@ from tests.factories import create_project, create_user, import_items, native_it
 from tests.web.admin import login_as
 from tests.web.html import parse
 
-METRICS = {"log_loss": 0.66, "n_train": 90, "n_validation": 20, "training_seconds": 1.25}
+METRICS = {"log_loss": 0.66, "n_train": 90, "n_validation": 80, "training_seconds": 1.25}
 
 
 async def setup(session: AsyncSession, admin) -> tuple:  # type: ignore[no-untyped-def]
@@ -48,7 +48,7 @@ class TestRewardModelsPage:
         assert "0.610" in rows[0].text
         assert "220" in rows[0].text
         assert page.find("svg", class_="chart-reward-accuracy").find("desc").text == (
-            "2 model versions. Latest, v2: held-out accuracy 0.610 after 220 judgments."
+            "2 model versions. Latest, v2: held-out accuracy 0.610 after 220 pairs."
         )
         queue = page.by_id("queue").find("tbody").find_all("tr")
         assert [r.find("td", class_="reason").text for r in queue] == [
@@ -83,7 +83,7 @@ class TestRewardModelsPage:
         assert [c.text for c in rows[2].find_all("td")][1:3] == [dash, f"{dash} / {dash}"]
         assert "0.700" in rows[2].text
         assert parse(response.text).find("svg", class_="chart-reward-accuracy").find("desc").text == (
-            "3 model versions. Latest, v3: held-out accuracy 0.700 after 0 judgments."
+            "3 model versions. Latest, v3: held-out accuracy 0.700 after 0 pairs."
         )
 
     async def test_raters_are_refused(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
@@ -102,5 +102,25 @@ class TestAccuracyChart:
         first, second = chart.points
         assert first.x < second.x  # more judgments to the right
         assert first.y > second.y  # higher accuracy is higher up (smaller y)
-        assert first.label == "v1: accuracy 0.580 after 110 judgments"
+        assert first.label == "v1: accuracy 0.580 after 110 pairs"
         assert [t.label for t in chart.label_ticks] == ["0", "100", "200", "300"]
+
+
+class TestTooLittleHeldOut:
+    async def test_accuracy_on_few_held_out_pairs_is_not_shown(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        admin, _ = await login_as(client, session)
+        trainer = await create_user(session, role=Role.trainer)
+        project = await create_project(session, admin, members=(trainer,))
+        data = RewardModelCreate(
+            features="f",
+            cursor_to="c1",
+            metrics={**METRICS, "accuracy": 0.9, "n_pairs": 60, "n_judgments": 60, "n_validation": 10},
+        )
+        await report(session, project=project, trainer=trainer, data=data)
+        await session.commit()
+        page = parse((await client.get(f"/admin/projects/{project.id}/reward-models")).text)
+        cell = page.by_id("model-versions").find("td", class_="accuracy")
+        assert cell.text == "too little data to judge (10 held-out pairs, under 50)"
+        assert "0.900" not in cell.text

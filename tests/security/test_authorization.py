@@ -176,13 +176,24 @@ def rater_page(ok: int | str, *, visible_to: tuple[str, ...] = (RATER, ADMIN)) -
     return Rule(f"rater page → {ok}", expect)
 
 
+def export_page(ok: int | str) -> Rule:
+    """ExportPagePrincipal: a browser session of a role that may export (trainers, admins); others 403."""
+
+    def expect(p: str) -> int | str:
+        if p not in PEOPLE:
+            return LOGIN
+        return ok if _role_may(p, Scope.export_read) else 403
+
+    return Rule(f"export page → {ok}", expect)
+
+
 def overriding(rule: Rule, **statuses: int | str) -> Rule:
     """The rule, except for callers whose status follows from what an earlier caller changed."""
     named = {SHORT[k]: v for k, v in statuses.items()}
     return Rule(f"{rule.name} ({', '.join(statuses)} differ)", lambda p: named.get(p, rule.expect(p)))
 
 
-SHORT = {"admin_token": SCOPE_TOKENS[Scope.admin], "admin": ADMIN, "rater": RATER}
+SHORT = {"admin_token": SCOPE_TOKENS[Scope.admin], "admin": ADMIN, "rater": RATER, "trainer": TRAINER}
 
 
 @dataclass(frozen=True)
@@ -254,7 +265,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/login"): Entry(anyone(403), F, "no login nonce: the form's own CSRF guard refuses it"),
     ("POST", "/logout"): Entry(page(LOGIN), F, "logging out also ends on the login page"),
     # Pages: raters
-    ("GET", "/"): Entry(page(200)),
+    ("GET", "/"): Entry(overriding(page(200), trainer=303), why="a trainer's home is /trainer"),
+    ("GET", "/trainer"): Entry(export_page(200)),
     ("GET", "/projects/{project_id}/label"): Entry(rater_page(200), why="the admin created the project: a member"),
     ("POST", "/projects/{project_id}/label/queue"): Entry(
         rater_page(303), F, "without htmx it leases nothing and goes back to the page"
@@ -284,6 +296,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/admin/projects/{project_id}/batches"): Entry(admin_page(422), F),
     ("POST", "/admin/batches/{batch_id}"): Entry(admin_page(303), F),
     ("GET", "/admin/projects/{project_id}/reward-models"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/items"): Entry(admin_page(200)),
+    ("GET", "/admin/items/{item_id}"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/export"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/raters/{user_id}"): Entry(admin_page(200)),
     ("GET", "/admin/users"): Entry(admin_page(200)),
     ("POST", "/admin/users"): Entry(admin_page(422), F),
     ("GET", "/admin/users/{user_id}"): Entry(admin_page(200)),
@@ -385,6 +401,7 @@ async def build_world(session: AsyncSession) -> World:
             "batch_id": str(batch),
             "assignment_id": str(leased.assignment.id),
             "judgment_id": str(judgment.judgment.id),
+            "item_id": str(leased.assignment.item_id),
             "version": "1",
         }
     )

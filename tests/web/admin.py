@@ -15,7 +15,7 @@ async def login_as(client: httpx.AsyncClient, session: AsyncSession, role: Role 
     user = await create_user(session, role=role)
     response = await page_login(client, user.email, PASSWORD)
     assert response.status_code == 303, response.text
-    page = await client.get("/")
+    page = await client.get("/", follow_redirects=True)  # a trainer's home is /trainer
     return user, csrf_of(page.text)
 
 

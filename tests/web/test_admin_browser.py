@@ -145,7 +145,7 @@ class TestAdminInBrowser:
         status = page.locator("#upload-status")
         await status.filter(has_text=re.compile(r"Uploading… \d+% \(\d+\.\d of \d+\.\d MB\)")).wait_for()
         assert float(await page.get_attribute(".upload-progress progress", "value") or 0) >= 0
-        assert await page.locator("#upload-form button[type=submit]").is_disabled()
+        assert await page.locator("#upload-form button.button-primary").is_disabled()
         await page.locator("#upload-result .flash-success").wait_for(timeout=60_000)
         await cdp.send(
             "Network.emulateNetworkConditions",
@@ -288,7 +288,7 @@ class TestUploadRefusedInBrowser:
             "Not imported. The upload did not reach the server (network error). Nothing was imported; "
             "check the connection and try again."
         )
-        assert await page.locator("#upload-form button[type=submit]").is_enabled()
+        assert await page.locator("#upload-form button.button-primary").is_enabled()
         # The browser and htmx report the request this test aborted on purpose.
         forced = ("Failed to load resource: net::ERR_FAILED", "htmx:sendError", "htmx:afterRequest")
         browser_log.console_errors = [e for e in browser_log.console_errors if not e.startswith(forced)]

@@ -15,7 +15,7 @@ import orjson
 from server.batches.formats.csv_reader import _csv_records
 from server.batches.formats.parquet_reader import parquet_records
 from server.batches.formats.records import ImportFormat, ImportLimits, ParsedItem, RowError, _damaged, _TooLarge
-from server.batches.formats.validation import _validate
+from server.batches.formats.validation import _validate, detect_format
 
 
 class Encoding(StrEnum):
@@ -176,6 +176,30 @@ def _records(
     if encoding is Encoding.JSONL:
         return _jsonl_records(stream, limits)
     return _csv_records(stream, format, limits)
+
+
+def first_format(fileobj: BinaryIO, *, encoding: Encoding, limits: ImportLimits | None = None) -> ImportFormat | None:
+    """The record format the import would detect from the file's first record (None: none detected)."""
+    start = fileobj.tell()
+    try:
+        for _, record in _records(fileobj, Encoding(encoding), None, limits or ImportLimits()):
+            if type(record) is dict:
+                return detect_format(record)
+            if not isinstance(record, RowError):
+                return None
+        return None
+    except _TooLarge:
+        return None
+    finally:
+        fileobj.seek(start)
+
+
+def is_gzipped(fileobj: BinaryIO) -> bool:
+    start = fileobj.tell()
+    try:
+        return fileobj.read(2) == _GZIP_MAGIC
+    finally:
+        fileobj.seek(start)
 
 
 def iter_records(

@@ -216,7 +216,7 @@ _VALIDATORS: dict[ImportFormat, Callable[[dict[str, Any], int, ImportLimits], Pa
 }
 
 
-def _detect_format(record: dict[str, Any]) -> ImportFormat | None:
+def detect_format(record: dict[str, Any]) -> ImportFormat | None:
     """The format a record's keys point to, or None."""
     if record.get("responses") is not None:
         return ImportFormat.NATIVE
@@ -267,7 +267,7 @@ def _validate(
             yield record if isinstance(record, RowError) else _not_an_object(line, record)
             continue
         if validator is None:
-            detected = _detect_format(record)
+            detected = detect_format(record)
             if detected is None:
                 yield _undetected(line, record)
                 return
