@@ -168,12 +168,22 @@ async def labeling_phases(run: Run) -> None:
             )
     if not config.phases & {"raters", "swap"}:
         return
+    # A phase that fails (e.g. its clients could not start on a loaded machine) is reported as
+    # skipped with the reason; the phases after it still run.
     if "raters" in config.phases:
-        await api_rater_phases(run, big)
+        await _guarded(run, "raters", api_rater_phases(run, big))
     if "swap" in config.phases:
-        await swap_phase(run, big)
+        await _guarded(run, "swap", swap_phase(run, big))
     run.results["audit"] = await audit(run.url, big)
     run.log(f"audit: {'OK' if run.results['audit']['ok'] else 'FAILED'} {run.results['audit']}")
+
+
+async def _guarded(run: Run, name: str, phase: Any) -> None:
+    try:
+        await phase
+    except RuntimeError as exc:
+        run.log(f"{name} failed: {exc}")
+        run.skipped.append(f"{name} (failed: {exc})")
 
 
 async def api_rater_phases(run: Run, project: str) -> None:

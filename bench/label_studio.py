@@ -102,7 +102,7 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "source": (
             f"measured in this run: Label Studio {versions['label_studio']} on its own PostgreSQL "
-            f"{versions['postgres']} cluster, run by {SCRIPT.relative_to(ROOT.parent)} {' '.join(ARGS)} after our "
+            f"{versions['postgres']} cluster, run by ../{SCRIPT.relative_to(ROOT.parent)} {' '.join(ARGS)} after our "
             f"phases ({raw['wall_s']:.0f} s); its pgbench -N {tps:,.0f} TPS, ours above"
         ),
         "same_run": True,
