@@ -160,7 +160,15 @@ def table(bases: list[dict[str, Any]], heads: list[dict[str, Any]]) -> str:
             f"| {figure.name} | {_spread(nb)} | {_spread(nh)} | "
             f"{'-' if ratio is None else f'{ratio:.2f}'} | {'-' if raw is None else f'{raw:.2f}'} | {flag} |"
         )
+    errors = {
+        side: [sum(int(p.get("http_errors", 0)) for p in r.get("raters", {}).values()) for r in runs_]
+        for side, runs_ in (("base", bases), ("head", heads))
+    }
+    skipped = {side: [r["meta"]["skipped"] for r in runs_] for side, runs_ in (("base", bases), ("head", heads))}
     lines += [
+        "",
+        f"HTTP errors in the API rater phases, per run: base {errors['base']}, head {errors['head']}. "
+        f"Skipped parts, per run: base {skipped['base']}, head {skipped['head']}.",
         "",
         "Throughputs are per 1,000 pgbench TPS of the same run; latencies and CPU costs are multiplied by "
         "TPS / 1,000; RSS is as measured. Ratios above 1 mean head is better (faster, cheaper, smaller).",
