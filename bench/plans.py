@@ -352,7 +352,11 @@ async def calls(url: str, plan: Fill) -> list[Call]:
             out.append(Call(title, what, await replay(engine, sent)))
         for title, request, after_last in (
             ("export: a full pull, per judgment (trl)", ExportRequest(), False),
-            ("export: an incremental pull after the last one (trl)", ExportRequest(), True),
+            (
+                "export: an incremental pull from the newest transaction's xid (its rows only, trl)",
+                ExportRequest(),
+                True,
+            ),
             ("export: completed items, one row per item (raw)", ExportRequest(completed=True), False),
         ):
             sent = await _capture_export(engine, recorder, plan, request, after_last)
