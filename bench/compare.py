@@ -4,8 +4,8 @@
 
 A shared machine moves absolute figures by 20-40% between runs, so each figure is first taken
 relative to the pgbench -N TPS measured at the start of its own run (throughput per 1,000 TPS;
-a latency or a CPU cost times TPS / 1,000, i.e. "at 1,000 TPS"). The table gives, per figure,
-the median of those per-run values on each side, their spread (min-max), and head ÷ base of
+a latency times TPS / 1,000, i.e. "at 1,000 TPS"; CPU ms per annotation and RSS as measured).
+The table gives, per figure, the median of those per-run values on each side, their spread (min-max), and head ÷ base of
 the medians, written so that above 1 is better; "slower" marks a figure whose head is more than
 10% worse than its base. bench/before_after.sh produces the input files.
 """
@@ -95,8 +95,9 @@ for _fmt in ("raw", "trl", "trl parquet"):
         Figure(f"export {_fmt}: rows/s", _dig("export", _fmt, "rows_per_s"), True),
         Figure(f"export {_fmt}: server RSS growth (MB)", _rss_growth(_fmt), False),
     ]
-# Memory does not scale with the machine's speed: compared as measured, never against pgbench.
-UNSCALED = ("RSS",)
+# Memory and CPU time per annotation do not scale with how busy the machine is (a busy machine
+# gives a process fewer CPU-seconds, not more per request): compared as measured.
+UNSCALED = ("RSS", "CPU ms")
 
 
 def normalised(figure: Figure, results: dict[str, Any]) -> float | None:
@@ -170,8 +171,9 @@ def table(bases: list[dict[str, Any]], heads: list[dict[str, Any]]) -> str:
         f"HTTP errors in the API rater phases, per run: base {errors['base']}, head {errors['head']}. "
         f"Skipped parts, per run: base {skipped['base']}, head {skipped['head']}.",
         "",
-        "Throughputs are per 1,000 pgbench TPS of the same run; latencies and CPU costs are multiplied by "
-        "TPS / 1,000; RSS is as measured. Ratios above 1 mean head is better (faster, cheaper, smaller).",
+        "Throughputs are per 1,000 pgbench TPS of the same run; latencies are multiplied by "
+        "TPS / 1,000; CPU ms per annotation and RSS are as measured. "
+        "Ratios above 1 mean head is better (faster, cheaper, smaller).",
         f"More than {THRESHOLD:.0%} worse: {', '.join(worse) if worse else 'none'}.",
     ]
     return "\n".join(lines)
