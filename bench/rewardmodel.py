@@ -571,7 +571,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="1", help="comma list of rater seeds; curves are averaged (al)")
     parser.add_argument("--most", type=int, default=800, help="judgments per curve (al)")
     parser.add_argument("--replay-step", type=int, default=50, help="judgments between refits (replay)")
-    parser.add_argument("--replay-seeds", default="1,2,3,4", help="rater seeds, each run on all 5 folds (replay)")
+    parser.add_argument("--replay-seeds", default="1,2", help="rater seeds, each run on all 5 folds (replay)")
     parser.add_argument("--replay-most", type=int, default=800, help="judgments per replayed curve (replay)")
     parser.add_argument("--raters", type=int, default=6, help="simulated raters (e2e, overlap 3)")
     return parser.parse_args(argv)
