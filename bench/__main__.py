@@ -1,8 +1,11 @@
 """`make bench`: measure Assay against pgbench on the same PostgreSQL, in one run, and print a table.
 
 Phases: pgbench baseline (idle machine) → accounts → import (1 server) → queue-size probe →
-raters with 1 then 4 server processes → SQL audit → export of a bulk-filled project. Every
-server process is started by PID and stopped in `finally`; the bench database is dropped.
+raters with 1 then 4 server processes → SQL audit → export of a bulk-filled project → Label
+Studio's own benchmark (bench/label_studio.py, about 10 minutes, its own PostgreSQL cluster and
+pgbench; `--no-label-studio` or BENCH_LABEL_STUDIO=0 skips it and the table then says that its
+column comes from another run). Every server process is started by PID and stopped in
+`finally`; the bench database is dropped.
 """
 
 import argparse
@@ -24,7 +27,7 @@ import httpx
 import psutil
 from rich.console import Console
 
-from bench import phases, report
+from bench import label_studio, phases, report
 from bench.accounts import Accounts, create_accounts, create_project
 from bench.database import DatabaseServer, audit, connect, database_server, migrate, scratch_database
 from bench.dataset import fill_judgments
@@ -56,6 +59,7 @@ class Config:
     phases: frozenset[str]
     budget_s: float
     think_s: float = 5.0
+    label_studio: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -69,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--think", type=float, default=5.0, help="rater page: mean seconds per item before submitting (5; 0 = none)"
     )
     parser.add_argument("--budget", type=float, default=720.0, help="seconds; later phases are skipped past it")
+    parser.add_argument(
+        "--no-label-studio",
+        action="store_true",
+        help="do not run Label Studio's benchmark after ours (~10 min); its column then shows another run's figures",
+    )
     args = parser.parse_args(argv)
     chosen = frozenset(p.strip() for p in args.phases.split(",") if p.strip())
     if unknown := chosen - set(PHASES):
@@ -94,6 +103,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         phases=chosen,
         budget_s=args.budget,
         think_s=args.think,
+        label_studio=not args.no_label_studio,
     )
 
 
@@ -158,12 +168,22 @@ async def labeling_phases(run: Run) -> None:
             )
     if not config.phases & {"raters", "swap"}:
         return
+    # A phase that fails (e.g. its clients could not start on a loaded machine) is reported as
+    # skipped with the reason; the phases after it still run.
     if "raters" in config.phases:
-        await api_rater_phases(run, big)
+        await _guarded(run, "raters", api_rater_phases(run, big))
     if "swap" in config.phases:
-        await swap_phase(run, big)
+        await _guarded(run, "swap", swap_phase(run, big))
     run.results["audit"] = await audit(run.url, big)
     run.log(f"audit: {'OK' if run.results['audit']['ok'] else 'FAILED'} {run.results['audit']}")
+
+
+async def _guarded(run: Run, name: str, phase: Any) -> None:
+    try:
+        await phase
+    except RuntimeError as exc:
+        run.log(f"{name} failed: {exc}")
+        run.skipped.append(f"{name} (failed: {exc})")
 
 
 async def api_rater_phases(run: Run, project: str) -> None:
@@ -260,6 +280,7 @@ async def measure(config: Config) -> dict[str, Any]:
                     else:
                         skipped.append("export (time budget)")
         meta_db = {"source": server.source, "version": server.version, "max_connections": server.max_connections}
+    results["label_studio"] = await asyncio.to_thread(run_label_studio, config)
     results["meta"] = {
         "mode": config.mode,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -270,6 +291,23 @@ async def measure(config: Config) -> dict[str, Any]:
         "skipped": skipped,
     }
     return results
+
+
+def run_label_studio(config: Config) -> dict[str, Any]:
+    """Label Studio's benchmark after ours (nothing of ours runs meanwhile), or why it was not run."""
+    reason = label_studio.skip_reason(config.label_studio)
+    if reason is None and config.mode == "quick":
+        reason = "--quick"
+    if reason is not None:
+        console.print(f"Label Studio not run ({reason}): its column shows another run's figures, labelled so")
+        return {"skipped": reason}
+    console.print(f"Label Studio: {label_studio.SCRIPT} {' '.join(label_studio.ARGS)} (about 10 minutes)")
+    with tempfile.TemporaryDirectory(prefix="assay-bench-ls-") as workdir:
+        raw = label_studio.run(Path(workdir), RESULTS / "logs" / "label_studio.log")
+    if "error" in raw:
+        console.print(f"Label Studio failed: {raw['error']}")
+        return {"skipped": f"it failed ({raw['error']})"}
+    return {"raw": raw, "figures": label_studio.figures(raw)}
 
 
 def _exit_on_sigterm() -> None:

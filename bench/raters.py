@@ -242,6 +242,9 @@ class PhaseSamples:
         return sum(c.cpu_s for c in self.children)
 
 
+READY_TIMEOUT_S = 300.0
+
+
 def _wait_ready(ready: "mp.Queue[int]", workers: list[Any], timeout_s: float) -> None:
     """Wait for every client to say ready; fail fast if one dies first (e.g. on import)."""
     deadline = time.monotonic() + timeout_s
@@ -279,7 +282,8 @@ def run_rater_phase(urls: list[str], tokens: list[str], plan: RaterPlan, process
     for worker in workers:
         worker.start()
     try:
-        _wait_ready(ready, workers, timeout_s=60)
+        # The page's raters log in first (a password hash each): minutes on a loaded 2-core machine.
+        _wait_ready(ready, workers, timeout_s=READY_TIMEOUT_S)
         start_at = time.time() + START_MARGIN_S
         for _ in workers:
             start.put(start_at)

@@ -314,10 +314,6 @@ async def learning_curve(
     return curve
 
 
-def judgments_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
-    return next((n for n, acc in curve if acc >= target), None)
-
-
 async def active_learning(
     base: str, accounts: Accounts, rows: list[Row], workdir: Path, *, step: int, seeds: list[int], most: int
 ) -> dict[str, Any]:
@@ -363,7 +359,75 @@ def replay(rows: list[Row], *, folds: int, seeds: list[int], step: int, most: in
         label: [(runs[0][i][0], float(np.mean([run[i][1] for run in runs]))) for i in range(len(runs[0]))]
         for label, runs in curves.items()
     }
-    return {"folds": folds, "seeds": seeds, "step": step, "runs": len(curves["uncertainty"]), "curves": mean}
+    return {
+        "folds": folds,
+        "seeds": seeds,
+        "step": step,
+        "runs": len(curves["uncertainty"]),
+        "curves": mean,
+        "per_run": curves,
+        "summary": curve_summary(curves),
+    }
+
+
+BOOTSTRAP = 4000  # resamples of the runs for the 95% intervals
+
+
+def _interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of `values` (one value per run)."""
+    means = values[rng.integers(0, len(values), size=(BOOTSTRAP, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def curve_summary(curves: dict[str, list[list[tuple[int, float]]]]) -> list[dict[str, Any]]:
+    """The whole curve, point by point: each order's mean accuracy and the paired difference, with 95% intervals.
+
+    Runs are paired (same held-out fold, same simulated rater, same pool; only the serving order
+    differs), so the difference is taken run by run before it is averaged and resampled. The
+    runs share items across folds, so the intervals are, if anything, a little too narrow.
+    """
+    rng = np.random.default_rng(0)
+    active, plain = curves["uncertainty"], curves["import order"]
+    points = []
+    for i in range(min(len(run) for run in active + plain)):
+        a = np.array([run[i][1] for run in active])
+        p = np.array([run[i][1] for run in plain])
+        diff = a - p
+        points.append(
+            {
+                "judgments": active[0][i][0],
+                "uncertainty": float(a.mean()),
+                "uncertainty_ci": _interval(a, rng),
+                "import_order": float(p.mean()),
+                "import_order_ci": _interval(p, rng),
+                "difference": float(diff.mean()),
+                "difference_ci": _interval(diff, rng),
+                "runs_better": int((diff > 0).sum()),
+                "runs_worse": int((diff < 0).sum()),
+                "runs": len(diff),
+            }
+        )
+    return points
+
+
+def summary_markdown(replayed: dict[str, Any]) -> str:
+    """The whole replayed curve as a markdown table (docs/BENCHMARKS.md quotes it)."""
+    lines = [
+        f"Mean held-out accuracy of {replayed['runs']} paired runs (5 folds x rater seeds {replayed['seeds']}), "
+        "with 95% bootstrap intervals over runs; difference = uncertainty - import order, run by run.",
+        "",
+        "| judgments | import order | uncertainty first | difference (points) | runs better / worse |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for p in replayed["summary"]:
+        (pl, ph), (al, ah), (dl, dh) = p["import_order_ci"], p["uncertainty_ci"], p["difference_ci"]
+        lines.append(
+            f"| {p['judgments']} | {p['import_order']:.3f} [{pl:.3f}, {ph:.3f}] | {p['uncertainty']:.3f} "
+            f"[{al:.3f}, {ah:.3f}] | {100 * p['difference']:+.1f} [{100 * dl:+.1f}, {100 * dh:+.1f}] | "
+            f"{p['runs_better']} / {p['runs_worse']} |"
+        )
+    return "\n".join(lines)
 
 
 def _replay_curve(
@@ -407,23 +471,41 @@ def plot(al: dict[str, Any] | None, replayed: dict[str, Any] | None, path: Path)
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'); curves printed only"
-    panels = [
-        (f"through the API: one held-out fold ({al['test_pairs']} pairs), one rater", al) if al else None,
-        (f"replay: mean of {replayed['runs']} runs (5 folds x {len(replayed['seeds'])} raters)", replayed)
-        if replayed
-        else None,
-    ]
-    shown = [p for p in panels if p is not None]
-    figure, axes = plt.subplots(1, len(shown), figsize=(6.4 * len(shown), 4.4), dpi=110, squeeze=False)
-    for ax, (title, result) in zip(axes[0], shown, strict=True):
-        for label, style in (("uncertainty", "o-"), ("import order", "s--")):
-            xs, ys = zip(*result["curves"][label], strict=True)
-            ax.plot(xs, ys, style, label=f"served by {label}", markersize=3)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("judgments (simulated rater agreeing with HH-RLHF 'chosen' 80% of the time)", fontsize=8)
+    panels = 1 if al else 0
+    panels += 2 if replayed else 0
+    figure, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.4), dpi=110, squeeze=False)
+    column = iter(axes[0])
+    styles = (("uncertainty", "o-", "tab:blue"), ("import order", "s--", "tab:orange"))
+    xlabel = "judgments (a simulated rater agreeing with HH-RLHF 'chosen' 80% of the time)"
+    if al:
+        ax = next(column)
+        for label, style, color in styles:
+            xs, ys = zip(*al["curves"][label], strict=True)
+            ax.plot(xs, ys, style, color=color, label=f"served by {label}", markersize=3)
+        ax.set_title(f"through the API: one run, one held-out fold ({al['test_pairs']} pairs)", fontsize=9)
         ax.set_ylabel("held-out pairwise accuracy", fontsize=9)
+    if replayed:
+        points = replayed["summary"]
+        xs = [p["judgments"] for p in points]
+        ax = next(column)
+        for (label, style, color), key in zip(styles, ("uncertainty", "import_order"), strict=True):
+            low, high = zip(*(p[f"{key}_ci"] for p in points), strict=True)
+            ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+            ax.plot(xs, [p[key] for p in points], style, color=color, label=f"served by {label}", markersize=3)
+        ax.set_title(f"replay: mean of {replayed['runs']} paired runs, 95% bootstrap band", fontsize=9)
+        ax.set_ylabel("held-out pairwise accuracy", fontsize=9)
+        ax = next(column)
+        low, high = zip(*(p["difference_ci"] for p in points), strict=True)
+        ax.fill_between(xs, [100 * v for v in low], [100 * v for v in high], color="tab:green", alpha=0.25, linewidth=0)
+        ax.plot(xs, [100 * p["difference"] for p in points], "o-", color="tab:green", markersize=3)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title("replay: uncertainty minus import order, run by run (95% band)", fontsize=9)
+        ax.set_ylabel("accuracy difference (points)", fontsize=9)
+    for ax in axes[0]:
+        ax.set_xlabel(xlabel, fontsize=7)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     figure.suptitle("Active learning with the trainer worker: hashed n-gram Bradley-Terry, HH-RLHF harmless-base")
     figure.tight_layout()
     figure.savefig(path)
@@ -431,18 +513,9 @@ def plot(al: dict[str, Any] | None, replayed: dict[str, Any] | None, path: Path)
     return str(path.relative_to(ROOT))
 
 
-TARGETS = (0.56, 0.57, 0.58, 0.59, 0.60)
-
-
 def _curves_report(out: Console, result: dict[str, Any]) -> None:
     for label, curve in result["curves"].items():
         out.print(f"  {label:<13}" + " ".join(f"{n}:{acc:.3f}" for n, acc in curve), soft_wrap=True)
-    for target in TARGETS:
-        reach = {label: judgments_to_reach(curve, target) for label, curve in result["curves"].items()}
-        out.print(
-            f"  judgments to reach {target:.2f}: uncertainty {reach['uncertainty'] or 'not reached'}, "
-            f"import order {reach['import order'] or 'not reached'}"
-        )
 
 
 def print_report(
@@ -486,7 +559,7 @@ def print_report(
             f"5 held-out folds x rater seeds {replayed['seeds']}, a cycle every {replayed['step']} judgments)",
             soft_wrap=True,
         )
-        _curves_report(out, replayed)
+        out.print(summary_markdown(replayed), soft_wrap=True, markup=False)
     if plot_note:
         out.print(f"  plot: {plot_note}")
 
@@ -541,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     print_report(results.get("e2e"), results.get("al"), results.get("replay"), note)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "rewardmodel.json").write_text(json.dumps(results, indent=1, default=str))
+    if replayed := results.get("replay"):
+        (RESULTS / "rewardmodel_curve.md").write_text(summary_markdown(replayed) + "\n")
     console.print(f"done in {results['wall_s']:.0f} s; results in bench/results/rewardmodel.json")
     return 0
 
