@@ -58,6 +58,7 @@ class Assignment(IdMixin, Base):
     expires_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    gold: Mapped[bool] = mapped_column(default=False, server_default="false")  # served as a gold item
     # Why an admin ended the lease (status `ended`): `removed` or `suspended`.
     ended_reason: Mapped[str | None] = mapped_column(String(16))
 

@@ -46,6 +46,8 @@ class Judgment(IdMixin, Base):
         Index("ix_judgments_export", "project_id", "xid", "seq"),
         # The project overview's window (judgments per hour, per-rater counts and median time):
         # an index-only range scan whose cost follows the window, not the project's history.
+        # A rater's gold judgments, newest last: gold accuracy overall and over the last N.
+        Index("ix_judgments_gold", "project_id", "rater_id", "seq", postgresql_where=text("gold")),
         Index(
             "ix_judgments_project_created",
             "project_id",
@@ -70,5 +72,7 @@ class Judgment(IdMixin, Base):
     # Stored but not counted toward the item's `wanted`; `surplus_reason` says why (SurplusReason).
     surplus: Mapped[bool] = mapped_column(default=False)
     surplus_reason: Mapped[str | None] = mapped_column(String(16))
+    # On a gold item: scored against its gold answer, counted toward no `wanted`.
+    gold: Mapped[bool] = mapped_column(default=False, server_default="false")
     assistance_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())

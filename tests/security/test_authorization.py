@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount
 
@@ -29,7 +29,7 @@ from server.auth import service as auth
 from server.config import settings
 from server.exports import service as exports
 from server.labeling import service as labeling
-from server.models import ApiToken, Export, RewardModel, Role, Scope, User, UserSession
+from server.models import ApiToken, Export, Item, RewardModel, Role, Scope, User, UserSession
 from server.projects import service as projects
 from server.projects.schemas import ProjectCreate
 from server.security import SESSION_TOKEN_PREFIX, csrf_token_for, generate_token, password_hash, token_digest
@@ -233,6 +233,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("GET", f"{P}/projects/{{project_id}}/open-items"): Entry(scoped(Scope.export_read, 200)),
     ("GET", f"{P}/projects/{{project_id}}/queue"): Entry(admin(200)),
+    # Quality
+    ("PUT", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 422), J, "an empty answer is refused"),
+    ("DELETE", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 204), why="not gold: nothing to do"),
+    ("GET", f"{P}/projects/{{project_id}}/quality"): Entry(admin(200)),
     # Pages: login
     ("GET", "/login"): Entry(login_page()),
     ("POST", "/login"): Entry(anyone(403), F, "no login nonce: the form's own CSRF guard refuses it"),
@@ -338,6 +342,7 @@ async def build_world(session: AsyncSession) -> World:
     batch = await import_items(session, project, people[ADMIN], native_items(4))
     leased = await labeling.next_assignment(session, project=project, rater=people[RATER])
     assert leased is not None
+    unleased = await session.scalar(select(Item.id).where(Item.batch_id == batch, Item.external_id == "item-3"))
     metrics = {"accuracy": 0.6, "log_loss": 0.65, "n_pairs": 10, "training_seconds": 1.0}
     model = RewardModel(project_id=project.id, version=1, features="f", cursor_to="c", metrics=metrics)
     export = Export(
@@ -355,6 +360,7 @@ async def build_world(session: AsyncSession) -> World:
             "token_id": str(victim.id),
             "batch_id": str(batch),
             "assignment_id": str(leased.assignment.id),
+            "item_id": str(unleased),
             "version": "1",
         }
     )
