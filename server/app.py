@@ -30,6 +30,7 @@ from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
 from server.projects.routes import router as projects_pages
+from server.quality.api import router as quality_router
 from server.rewards.api import router as rewards_router
 from server.rewards.routes import router as rewards_pages
 from server.users.api import router as users_router
@@ -145,6 +146,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         labeling_router,
         exports_router,
         rewards_router,
+        quality_router,
     ):
         api.include_router(router)
     app.include_router(api)

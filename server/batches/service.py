@@ -170,10 +170,12 @@ async def _duplicate_errors(session: AsyncSession) -> tuple[list[RowError], int]
 _INSERT_ITEMS = text(
     """
     WITH new AS (
-        INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, wanted, batch_priority,
-                           search)
+        INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, gold_seq, wanted,
+                           batch_priority, search)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
-               :wanted, :batch_priority, to_tsvector('english', assay_search_text(s.prompt, s.candidates))
+               CASE WHEN s.gold IS NULL THEN NULL ELSE nextval('items_gold_seq') END,
+               CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority,
+               to_tsvector('english', assay_search_text(s.prompt, s.candidates))
         FROM import_staging s ORDER BY s.line
         ON CONFLICT (project_id, external_id) DO NOTHING
         RETURNING id, external_id
@@ -308,7 +310,10 @@ async def list_with_progress(session: AsyncSession, project: Project) -> list[Ba
     batches = list(
         await session.scalars(select(Batch).where(Batch.project_id == project.id).order_by(Batch.created_at))
     )
-    by_item = select(Item.batch_id).where(Item.project_id == project.id).group_by(Item.batch_id)
+    # Gold items are left out: they measure raters, they are not the batch's work.
+    by_item = (
+        select(Item.batch_id).where(Item.project_id == project.id, Item.gold_seq.is_(None)).group_by(Item.batch_id)
+    )
     completed = await _count_by_batch(session, by_item.add_columns(func.count(Item.completed_at)))
     judged = await _count_by_batch(
         session, by_item.add_columns(func.count(Judgment.id)).join(Judgment, Judgment.item_id == Item.id)

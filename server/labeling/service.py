@@ -14,6 +14,7 @@ These functions flush and never commit. Where a request must not hold one transa
 while waiting for another's (a verdict, then the next lease), labeling/flows.py splits it.
 """
 
+import random
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -124,6 +125,36 @@ _FIRST_CANDIDATE = text(
     """
 )
 _PICK_THIS_WAITING = _pick(after="\n          AND i.id = :item_id", wait=True)
+
+
+# Lease the rater's next gold item: the first in gold order after the last one they were given.
+# Gold items are outside the queue (wanted = 0): the slot counter only tracks live leases, so a
+# lease here never fills anything. A gold item locked by another rater's pick at this instant is
+# passed over for this rater (gold is a sample; nobody waits for one).
+_PICK_GOLD = text(
+    """
+    WITH picked AS (
+        SELECT i.id FROM items i
+        WHERE i.project_id = :project_id AND i.gold_seq > :after AND NOT i.paused
+          AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
+        ORDER BY i.gold_seq
+        LIMIT 1
+        FOR NO KEY UPDATE OF i SKIP LOCKED
+    ), bumped AS (
+        UPDATE items SET leased = items.leased + 1 FROM picked WHERE items.id = picked.id
+        RETURNING items.id, items.gold_seq
+    ), resumed AS (
+        UPDATE project_members m SET gold_resume = b.gold_seq
+        FROM bumped b WHERE m.project_id = :project_id AND m.user_id = :rater_id
+    )
+    INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at, gold)
+    SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
+           ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
+           clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds), true
+    FROM bumped b
+    RETURNING {returning}
+    """.format(returning=", ".join(c.name for c in Assignment.__table__.columns))
+).columns(*Assignment.__table__.columns)
 
 
 class Moved:
@@ -316,6 +347,11 @@ async def next_assignment(
     await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
     params = _pick_params(project, rater)
     leased = None
+    if project.gold_rate > 0 and random.random() < project.gold_rate:
+        after = {"after": member.gold_resume or 0}
+        leased = await session.scalar(select(Assignment).from_statement(_PICK_GOLD), params | after)
+        if leased is not None:
+            return await _load(session, leased)
     if member.resume_epoch == project.queue_epoch and member.resume_seq is not None:
         resume = {"kb": member.resume_kb, "kp": member.resume_kp, "ks": member.resume_seq}
         leased = await session.scalar(_PICK_RESUMING, params | resume)
@@ -403,7 +439,8 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     else:
         held = assignment.status == AssignmentStatus.leased
         counted = bool(await session.scalar(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held}))
-        reason = None if counted else SurplusReason.filled
+        # A gold item wants nothing (its judgments measure the rater), so this is not surplus.
+        reason = None if counted or assignment.gold else SurplusReason.filled
     judgment = Judgment(
         assignment_id=assignment.id,
         project_id=assignment.project_id,
@@ -416,8 +453,9 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         both_bad=data.both_bad,
         rationale=verdict.rationale,
         active_ms=data.active_ms,
-        surplus=not counted,
+        surplus=reason is not None,
         surplus_reason=reason,
+        gold=assignment.gold,
         assistance_shown=assignment.assistance is not None,
     )
     session.add(judgment)
@@ -487,8 +525,8 @@ async def heartbeat(session: AsyncSession, *, assignment_id: uuid.UUID, rater: U
     if assignment.status == AssignmentStatus.expired:
         retaken = await session.scalar(
             text(
-                "UPDATE items SET leased = leased + 1 WHERE id = :item_id AND leased + judged < wanted AND NOT paused"
-                " RETURNING id"
+                "UPDATE items SET leased = leased + 1 WHERE id = :item_id AND NOT paused"
+                " AND (gold_seq IS NOT NULL OR leased + judged < wanted) RETURNING id"
             ),
             {"item_id": assignment.item_id},
         )

@@ -74,6 +74,7 @@ class Assignment(IdMixin, Base):
     finished_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(Text)
     skip_reason_code: Mapped[str | None] = mapped_column(String(16))  # SkipReason
+    gold: Mapped[bool] = mapped_column(default=False, server_default="false")  # served as a gold item
     # Why an admin ended the lease (status `ended`): `removed` or `suspended`.
     ended_reason: Mapped[str | None] = mapped_column(String(16))
 

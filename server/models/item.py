@@ -46,7 +46,11 @@ class Item(IdMixin, Base):
         Index("ix_items_parent", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
         CheckConstraint("leased >= 0", name="leased"),
         CheckConstraint("judged >= 0", name="judged"),
-        CheckConstraint("wanted >= 1", name="wanted"),
+        CheckConstraint("wanted >= 1 OR gold_seq IS NOT NULL", name="wanted"),
+        # A gold item is served in its own order and never through the queue (wanted = 0).
+        CheckConstraint("(gold IS NULL) = (gold_seq IS NULL)", name="gold_order"),
+        CheckConstraint("gold_seq IS NULL OR wanted = 0", name="gold_not_queued"),
+        Index("ix_items_gold", "project_id", "gold_seq", postgresql_where=text("gold_seq IS NOT NULL")),
         # Serving order as ascending expressions, so that a rater's pick can resume after the
         # last item it gave them with one row comparison (see labeling/service.py).
         Index(
@@ -84,7 +88,11 @@ class Item(IdMixin, Base):
     seq: Mapped[int] = mapped_column(BigInteger, Identity())  # import order
     prompt: Mapped[Prompt] = mapped_column(JSONB)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict, server_default="{}")
+    # A gold answer (server/quality/gold.py) makes this a gold item: served to each rater at most
+    # once, at the project's gold_rate, in `gold_seq` order (set when it became gold), apart from
+    # the queue, and its judgments count toward no `wanted`.
     gold: Mapped[Any | None] = mapped_column(JSONB)
+    gold_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     wanted: Mapped[int] = mapped_column(SmallInteger)
     leased: Mapped[int] = mapped_column(default=0, server_default="0")

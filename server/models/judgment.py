@@ -54,6 +54,8 @@ class Judgment(IdMixin, Base):
         # Exports count the revised judgments of a pull (the Assay-Revisions header): few rows.
         Index("ix_judgments_revised", "project_id", "xid", postgresql_where=text("revision > 1")),
         CheckConstraint("revision >= 1", name="revision"),
+        # A rater's gold judgments, newest last: gold accuracy overall and over the last N.
+        Index("ix_judgments_gold", "project_id", "rater_id", "seq", postgresql_where=text("gold")),
         Index(
             "ix_judgments_project_created",
             "project_id",
@@ -83,6 +85,8 @@ class Judgment(IdMixin, Base):
     # Stored but not counted toward the item's `wanted`; `surplus_reason` says why (SurplusReason).
     surplus: Mapped[bool] = mapped_column(default=False)
     surplus_reason: Mapped[str | None] = mapped_column(String(16))
+    # On a gold item: scored against its gold answer, counted toward no `wanted`.
+    gold: Mapped[bool] = mapped_column(default=False, server_default="false")
     assistance_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # 1 for the verdict first sent; each revision by its rater counts up (`revised_at` is its time).

@@ -80,3 +80,5 @@ class ProjectMember(Base):
     resume_kp: Mapped[float | None]
     resume_seq: Mapped[int | None] = mapped_column(BigInteger)
     resume_epoch: Mapped[int | None]
+    # The `gold_seq` of the last gold item served to this rater: the next one comes after it.
+    gold_resume: Mapped[int | None] = mapped_column(BigInteger)

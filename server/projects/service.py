@@ -180,7 +180,8 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
 _APPLY_OVERLAP = text(
     f"""
     WITH target AS (
-        SELECT id FROM items WHERE project_id = :project_id AND parent_id IS NULL AND wanted <> :overlap
+        SELECT id FROM items WHERE project_id = :project_id AND parent_id IS NULL AND gold_seq IS NULL
+          AND wanted <> :overlap
         ORDER BY id FOR NO KEY UPDATE
     )
     UPDATE items i SET
@@ -292,13 +293,15 @@ async def progress(session: AsyncSession, project: Project) -> ProjectProgress:
     items = (
         await session.execute(
             select(func.count(), func.count(Item.completed_at)).where(
-                Item.project_id == project.id, Item.parent_id.is_(None)
+                Item.project_id == project.id, Item.parent_id.is_(None), Item.gold_seq.is_(None)
             )
         )
     ).one()
     judgments = (
         await session.execute(
-            select(func.count(), func.count().filter(Judgment.surplus)).where(Judgment.project_id == project.id)
+            select(func.count(), func.count().filter(Judgment.surplus)).where(
+                Judgment.project_id == project.id, Judgment.gold.is_(False)
+            )
         )
     ).one()
     leases = await session.scalar(

@@ -214,7 +214,10 @@ async def open_items(session: AsyncSession, *, project: Project, after: str | No
     scan however large the project, and items judged between pages never shift the pages.
     """
     query = select(Item.id, Item.external_id, Item.prompt).where(
-        Item.project_id == project.id, Item.completed_at.is_(None), Item.kind == "comparison"
+        Item.project_id == project.id,
+        Item.completed_at.is_(None),
+        Item.kind == "comparison",
+        Item.gold_seq.is_(None),  # gold items measure raters; they are never reprioritised
     )
     last = _decode_open_cursor(after)
     if last is not None:

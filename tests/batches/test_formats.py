@@ -214,7 +214,7 @@ class TestNative:
                 {"messages": [{"role": "assistant", "content": "Hey"}, {"role": "tool", "content": "{}"}]},
             ],
             "metadata": {"source": "unit"},
-            "gold": {"choice": 0},
+            "gold": {"preferred": 0, "explanation": "Hello answers."},
         }
         assert item(record) == ParsedItem(
             line=1,
@@ -225,7 +225,7 @@ class TestNative:
                 ParsedCandidate(None, msgs(("assistant", "Hey"), ("tool", "{}")), None, {}),
             ],
             metadata={"source": "unit"},
-            gold={"choice": 0},
+            gold={"preferred": 0, "explanation": "Hello answers."},
         )
 
     def test_content_hash_id_when_id_absent(self) -> None:

@@ -110,7 +110,7 @@ class TestPerItem:
             (native(id="x\x00"), "id"),
             (native(metadata={"k": ["ok", {"deep": "\x00"}]}), "metadata"),
             (native(metadata={"k\x00": 1}), "metadata"),
-            (native(gold={"choice": "\x00"}), "gold"),
+            (native(gold={"preferred": 0, "explanation": "\x00"}), "gold"),
             (native(prompt=[{"role": "user", "content": "\x00"}]), "prompt[0].content"),
         ],
     )

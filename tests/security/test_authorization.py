@@ -260,6 +260,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("GET", f"{P}/projects/{{project_id}}/open-items"): Entry(scoped(Scope.export_read, 200)),
     ("GET", f"{P}/projects/{{project_id}}/queue"): Entry(admin(200)),
+    # Quality
+    ("PUT", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 422), J, "an empty answer is refused"),
+    ("DELETE", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 204), why="not gold: nothing to do"),
+    ("GET", f"{P}/projects/{{project_id}}/quality"): Entry(admin(200)),
     # Pages: login
     ("GET", "/login"): Entry(login_page()),
     ("POST", "/login"): Entry(anyone(403), F, "no login nonce: the form's own CSRF guard refuses it"),

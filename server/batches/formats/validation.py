@@ -25,6 +25,7 @@ from server.batches.formats.records import (
     _TooLarge,
     _unknown_keys,
 )
+from server.quality.gold import GoldError, parse_gold
 
 _HH_MARKER = re.compile(r"\n\n(Human|Assistant):")
 _HH_MARKER_MAX = len("\n\nAssistant:")
@@ -84,7 +85,17 @@ def _native(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedIt
             "(ASSAY_UPLOAD_MAX_CANDIDATES).",
         )
     candidates = [_native_candidate(r, f"responses[{i}]") for i, r in enumerate(responses)]
-    return _item(line, record, prompt, candidates, record.get("gold"))
+    return _item(line, record, prompt, candidates, _gold(record.get("gold"), len(candidates)))
+
+
+def _gold(value: Any, candidates: int) -> dict[str, Any] | None:
+    """The item's gold answer in its stored shape (server/quality/gold.py), or None."""
+    if value is None:
+        return None
+    try:
+        return parse_gold(value, candidates).model_dump(exclude_none=True)
+    except GoldError as exc:
+        raise _Refusal("gold", str(exc)) from None
 
 
 def _pair(record: dict[str, Any], needs: str) -> tuple[Any, Any]:

@@ -1,0 +1,1 @@
+"""Quality control: gold answers and what raters score on them (issue 10)."""

@@ -1,0 +1,146 @@
+"""Gold items in the database: setting and clearing gold, and each rater's gold accuracy.
+
+Locks (docs/ARCHITECTURE.md "Locks"): setting gold locks the item row only; clearing it first
+locks the project row through `queue.lock_for_reorder` (the item comes back into the queue, at
+its old place, so raters' resume points start a new epoch), then the item.
+"""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import null, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.errors import Conflict, Invalid, NotFound
+from server.labeling import queue
+from server.models import Item, Project, ProjectMember, User
+from server.quality.gold import GoldAnswer, GoldError, parse_gold, score, wilson
+
+RECENT_GOLD = 20  # "over the last N gold items"
+
+
+async def _item_for_update(session: AsyncSession, project: Project, item_id: uuid.UUID) -> tuple[Item, int]:
+    """The item (locked) and its number of candidates."""
+    item = await session.scalar(
+        select(Item).where(Item.id == item_id, Item.project_id == project.id).with_for_update(key_share=False)
+    )
+    if item is None:
+        raise NotFound(f"No item {item_id} in this project.")
+    candidates = await session.scalar(
+        text("SELECT count(*) FROM candidates WHERE item_id = :item_id"), {"item_id": item.id}
+    )
+    return item, int(candidates or 0)
+
+
+async def set_gold(session: AsyncSession, project: Project, item_id: uuid.UUID, value: dict[str, Any]) -> Item:
+    """Make an item gold (or change its answer): it leaves the queue and is served as gold."""
+    item, candidates = await _item_for_update(session, project, item_id)
+    try:
+        answer = parse_gold(value, candidates)
+    except GoldError as exc:
+        raise Invalid(str(exc)) from None
+    if item.gold_seq is None and item.leased > 0:
+        raise Conflict(
+            f"This item is being judged right now ({item.leased} live lease(s)); make it gold once they are "
+            "judged or run out, or pause its batch first."
+        )
+    item.gold = answer.model_dump(exclude_none=True)
+    if item.gold_seq is None:
+        item.gold_seq = int(await session.scalar(text("SELECT nextval('items_gold_seq')")) or 0)
+        item.wanted = 0
+    await session.flush()
+    return item
+
+
+async def clear_gold(session: AsyncSession, project: Project, item_id: uuid.UUID) -> Item:
+    """Turn a gold item back into ordinary work at the project's overlap."""
+    overlap = await queue.lock_for_reorder(session, project.id)
+    item, _ = await _item_for_update(session, project, item_id)
+    if item.gold_seq is None:
+        return item
+    if item.leased > 0:
+        raise Conflict(
+            f"This gold item is being judged right now ({item.leased} live lease(s)); try again once they are "
+            "judged or run out."
+        )
+    item.gold = null()  # SQL NULL: None would store JSON null
+    item.gold_seq, item.wanted = None, overlap
+    await session.flush()
+    await session.refresh(item)
+    return item
+
+
+@dataclass(frozen=True, slots=True)
+class GoldFigures:
+    user_id: uuid.UUID
+    email: str
+    suspended: bool
+    gold_judged: int  # gold judgments stored
+    gold_scored: int  # of which could be scored (both-bad is missing)
+    gold_accuracy: float | None
+    gold_ci: tuple[float, float]
+    recent_accuracy: float | None  # over the last RECENT_GOLD scored gold judgments
+    recent_ci: tuple[float, float]
+
+
+_GOLD_VERDICTS = text(
+    """
+    SELECT j.rater_id, i.gold, cc.position AS choice, j.tie, j.both_bad,
+           (SELECT array_agg(c.position ORDER BY r.ord)
+              FROM unnest(j.ranking) WITH ORDINALITY AS r(id, ord) JOIN candidates c ON c.id = r.id) AS ranking
+    FROM judgments j
+    JOIN items i ON i.id = j.item_id
+    LEFT JOIN candidates cc ON cc.id = j.choice_id
+    WHERE j.project_id = :project_id AND j.gold AND i.gold IS NOT NULL
+    ORDER BY j.rater_id, j.seq
+    """
+)
+
+
+def _accuracy(scores: list[float]) -> tuple[float | None, tuple[float, float]]:
+    if not scores:
+        return None, wilson(0, 0)
+    return sum(scores) / len(scores), wilson(sum(scores), len(scores))
+
+
+async def gold_figures(session: AsyncSession, project: Project) -> list[GoldFigures]:
+    """Each member's gold accuracy (overall and recent) with 95% Wilson intervals, by email."""
+    judged: dict[uuid.UUID, int] = defaultdict(int)
+    scored: dict[uuid.UUID, list[float]] = defaultdict(list)
+    for row in await session.execute(_GOLD_VERDICTS, {"project_id": project.id}):
+        judged[row.rater_id] += 1
+        value = score(
+            GoldAnswer.model_validate(row.gold),
+            choice=row.choice,
+            ranking=list(row.ranking) if row.ranking else None,
+            tie=row.tie,
+            both_bad=row.both_bad,
+        )
+        if value is not None:
+            scored[row.rater_id].append(value)
+    members = await session.execute(
+        select(User.id, User.email, ProjectMember.suspended_at)
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(ProjectMember.project_id == project.id)
+        .order_by(User.email)
+    )
+    figures = []
+    for user_id, email, suspended_at in members:
+        overall, overall_ci = _accuracy(scored[user_id])
+        recent, recent_ci = _accuracy(scored[user_id][-RECENT_GOLD:])
+        figures.append(
+            GoldFigures(
+                user_id=user_id,
+                email=email,
+                suspended=suspended_at is not None,
+                gold_judged=judged[user_id],
+                gold_scored=len(scored[user_id]),
+                gold_accuracy=overall,
+                gold_ci=overall_ci,
+                recent_accuracy=recent,
+                recent_ci=recent_ci,
+            )
+        )
+    return figures
