@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from server.auth.deps import ExportPrincipal
 from server.config import settings
 from server.db import SessionDep
+from server.errors import error_responses
 from server.exports import service
 from server.exports.encoders import Encoding, encoding_from_accept, gzipped
 from server.exports.formats import ExportFormat, Granularity
@@ -56,11 +57,13 @@ def by_item(granularity: Granularity, completed: bool) -> bool:
 @router.get(
     "/projects/{project_id}/export",
     response_class=StreamingResponse,
-    responses={
-        409: {"description": "The cursor is another project's or another database's, or ahead of this database."},
-        422: {"description": "The cursor was altered or belongs to other filters; or the filters contradict."},
-        429: {"description": "Too many exports at once (this caller's, or the server's); see Retry-After."},
-    },
+    responses=error_responses(
+        described={
+            409: "The cursor is another project's or another database's, or ahead of this database.",
+            422: "The cursor was altered or belongs to other filters; or the filters contradict.",
+            429: "Too many exports at once (this caller's, or the server's); see Retry-After.",
+        }
+    ),
 )
 async def export(
     project_id: uuid.UUID,

@@ -34,8 +34,9 @@ MANIFESTS_SHOWN = 5
 
 
 def _selection(record: Export) -> dict[str, object]:
-    """The filters that choose rows (the cursor is bound to them); the manifest also keeps `margin`."""
-    return {k: v for k, v in record.filters.items() if k != "margin"}
+    """The filters that choose rows (the cursor is bound to them); the manifest also keeps the
+    row shape (`margin`, `ids`), which does not."""
+    return {k: v for k, v in record.filters.items() if k not in ("margin", "ids")}
 
 
 def _resume(manifests: list[Export], database: uuid.UUID) -> str | None:

@@ -269,6 +269,7 @@ async def _revise_page(
         "back": back,
         "back_url": _back_url(project.id, back),
         "messages": MESSAGES,
+        "skip_reasons": pages.SKIP_REASONS,
         "error": error,
     }
     return render(request, "labeling/revise.html", context, status_code=status_code)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
 from server.db import SessionDep
-from server.errors import NotFound
+from server.errors import NotFound, error_responses
 from server.models import Item, Project, Scope
 from server.projects import service as projects
 from server.quality import service
@@ -30,7 +30,7 @@ async def _project_of_item(session: SessionDep, principal: Principal, item_id: u
         raise NotFound(f"No item {item_id} is shared with you.") from None
 
 
-@router.put("/items/{item_id}/gold", response_model=ItemGoldRead)
+@router.put("/items/{item_id}/gold", response_model=ItemGoldRead, responses=error_responses(409))
 async def put_gold(item_id: uuid.UUID, body: GoldBody, principal: ItemsWriter, session: SessionDep) -> ItemGoldRead:
     """Give an item a gold answer (or change it): it leaves the queue and is served as gold."""
     project = await _project_of_item(session, principal, item_id)
@@ -39,7 +39,7 @@ async def put_gold(item_id: uuid.UUID, body: GoldBody, principal: ItemsWriter, s
     return ItemGoldRead(item_id=item.id, gold=item.gold)
 
 
-@router.delete("/items/{item_id}/gold", status_code=204)
+@router.delete("/items/{item_id}/gold", status_code=204, responses=error_responses(409))
 async def delete_gold(item_id: uuid.UUID, principal: ItemsWriter, session: SessionDep) -> Response:
     """Make a gold item ordinary work again, at the project's overlap."""
     project = await _project_of_item(session, principal, item_id)

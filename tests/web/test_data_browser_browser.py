@@ -159,7 +159,7 @@ class TestLiveProgress:
         await numbers.filter(has_text="5").wait_for(timeout=15_000)  # the poll comes every 10 s
         text = " ".join((await page.locator(".batch-numbers").first.inner_text()).split())
         assert "Judgments 5" in text
-        assert "Skips 1" in text
+        assert "Skipped 1" in text
         assert await priority.input_value() == "17"
         assert await priority.evaluate("el => el === document.activeElement")
         await _full_shot(page, artifacts, "batches-live-1280")
