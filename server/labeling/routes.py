@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +21,7 @@ from server.errors import AssayError
 from server.labeling import flows, overview, pages, revisions, service
 from server.labeling.api import assignment_view
 from server.labeling.rules import RATIONALE_REQUIRED
-from server.labeling.schemas import AssignmentRead
+from server.labeling.schemas import AssignmentRead, JudgmentCreate
 from server.models import Assignment, Project, Role, User
 from server.projects import service as projects
 from server.web.deps import PagePrincipal, RaterPagePrincipal
@@ -159,24 +159,45 @@ async def _inline_error(request: Request, session: AsyncSession, assignment_id: 
     )
 
 
+class VerdictForm:
+    """The verdict fields of the rater page's form (the judge and the revise routes)."""
+
+    def __init__(
+        self,
+        verdict: Annotated[str | None, Form()] = None,
+        ranking: Annotated[str | None, Form()] = None,
+        strength: Annotated[str | None, Form()] = None,
+        rationale: Annotated[str | None, Form()] = None,
+        active_ms: Annotated[str | None, Form()] = None,
+    ) -> None:
+        self.fields = {
+            "verdict": verdict,
+            "ranking": ranking,
+            "strength": strength,
+            "rationale": rationale,
+            "active_ms": active_ms,
+        }
+
+    def parse(self) -> JudgmentCreate:
+        """As the API's body; an invalid form raises the page's refusal (AssayError)."""
+        return pages.verdict_from_form(**self.fields)
+
+
+VerdictFormDep = Annotated[VerdictForm, Depends()]
+
+
 @router.post("/assignments/{assignment_id}/judge")
 async def judge(
     assignment_id: uuid.UUID,
     request: Request,
     rater: RaterPagePrincipal,
     session: SessionDep,
-    verdict: Annotated[str | None, Form()] = None,
-    ranking: Annotated[str | None, Form()] = None,
-    strength: Annotated[str | None, Form()] = None,
-    rationale: Annotated[str | None, Form()] = None,
-    active_ms: Annotated[str | None, Form()] = None,
+    form: VerdictFormDep,
     ahead: Annotated[str, Form()] = "",
 ) -> Response:
     """Store the verdict (a retry stores nothing new) and answer with the item after the next."""
     try:
-        data = pages.verdict_from_form(
-            verdict=verdict, ranking=ranking, strength=strength, rationale=rationale, active_ms=active_ms
-        )
+        data = form.parse()
         result, next_slot = await flows.judge_then_lease(
             session, assignment_id=assignment_id, rater=rater.user, data=data, ahead=_holding(ahead)
         )
@@ -293,18 +314,12 @@ async def revise(
     request: Request,
     rater: RaterPagePrincipal,
     session: SessionDep,
-    verdict: Annotated[str | None, Form()] = None,
-    ranking: Annotated[str | None, Form()] = None,
-    strength: Annotated[str | None, Form()] = None,
-    rationale: Annotated[str | None, Form()] = None,
-    active_ms: Annotated[str | None, Form()] = None,
+    form: VerdictFormDep,
     back: Annotated[Back, Query()] = "label",
 ) -> Response:
     """Store the new verdict as a revision (the same service as PATCH /api/v1/judgments/{id})."""
     try:
-        data = pages.verdict_from_form(
-            verdict=verdict, ranking=ranking, strength=strength, rationale=rationale, active_ms=active_ms
-        )
+        data = form.parse()
         result = await revisions.revise(session, judgment_id=judgment_id, rater=rater.user, data=data)
     except AssayError as exc:
         await session.rollback()  # nothing of a refused revision is kept
