@@ -1,7 +1,7 @@
 """A simulated crowd of raters with known accuracy and known faults, for the quality figures.
 
 The issue's scenario (issue 10, "Proof"): 600 two-candidate items at overlap 3, gold_rate 0.1,
-20 raters — 14 honest ones right 70–90% of the time, 3 answering at random, 2 always choosing
+20 raters — 14 honest ones right 70 to 90% of the time, 3 answering at random, 2 always choosing
 the response shown on the left, 1 answering instantly (and carelessly). The shown order is drawn
 at random per vote, as the server does per assignment, so an honest rater's left-share sits near
 0.5. Everything is in memory and depends only on the seed: the benchmark (bench/quality.py) runs
