@@ -28,11 +28,13 @@ async def test_a_figure_is_recomputed_only_when_the_data_changes(session: AsyncS
 
     await create_judgment(session, project, rater)  # a new judgment: a new xid
     after_judgment, newer = await cached(session, project.id, "test", compute)
-    assert after_judgment == {"judgments": 2} and newer != version
+    assert after_judgment == {"judgments": 2}
+    assert newer != version
     await session.commit()
 
     await queue.lock_for_reorder(session, project.id)  # an import, a deleted batch, a new overlap
     await session.commit()
     after_reorder, newest = await cached(session, project.id, "test", compute)
-    assert after_reorder == {"judgments": 3} and newest not in (version, newer)
+    assert after_reorder == {"judgments": 3}
+    assert newest not in (version, newer)
     assert len(set(calls)) == 3
