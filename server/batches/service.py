@@ -268,6 +268,7 @@ async def import_file(
         )
     ).one()
     skipped = counts.total - counts.created
+    await queue.rewind_to(session, project.id, "i.batch_id = :batch_id", {"batch_id": batch.id})
     if counts.created == 0:
         await session.delete(batch)
         await session.flush()
@@ -362,6 +363,8 @@ async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor
                 "priority": changes.get("priority", batch.priority),
             },
         )
+        # Pausing moves nothing ahead; resuming or reprioritising moves this batch's items.
+        await queue.rewind_to(session, batch.project_id, "i.batch_id = :batch_id", {"batch_id": batch.id})
     for key, value in changes.items():
         setattr(batch, key, value)
     await session.flush()

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import settings
 from server.errors import Conflict, Forbidden, NotFound
+from server.labeling import queue
 from server.labeling.rules import validate_verdict
 from server.labeling.schemas import JudgmentCreate
 from server.models import (
@@ -317,6 +318,19 @@ async def _live_leases(session: AsyncSession, project: Project, rater: User) -> 
     )
 
 
+async def _resume_point(session: AsyncSession, project: Project, member: ProjectMember) -> queue.Key | None:
+    """Where the rater's pick resumes: after the last item it gave them, rewound past what moved
+    ahead of it since (labeling/queue.py); None: walk the serving order from the start."""
+    if member.resume_seq is None or member.resume_kb is None or member.resume_kp is None:
+        return None
+    resume = queue.Key(kb=member.resume_kb, kp=member.resume_kp, seq=member.resume_seq)
+    if member.resume_epoch == project.queue_epoch:
+        return resume
+    return await queue.rewind_point(
+        session, project.id, since=member.resume_epoch or 0, epoch=project.queue_epoch, resume=resume
+    )
+
+
 def _pick_params(project: Project, rater: User) -> dict[str, object]:
     return {
         "project_id": project.id,
@@ -352,9 +366,9 @@ async def next_assignment(
         leased = await session.scalar(select(Assignment).from_statement(_PICK_GOLD), params | after)
         if leased is not None:
             return await _load(session, leased)
-    if member.resume_epoch == project.queue_epoch and member.resume_seq is not None:
-        resume = {"kb": member.resume_kb, "kp": member.resume_kp, "ks": member.resume_seq}
-        leased = await session.scalar(_PICK_RESUMING, params | resume)
+    resume = await _resume_point(session, project, member)
+    if resume is not None:
+        leased = await session.scalar(_PICK_RESUMING, params | {"kb": resume.kb, "kp": resume.kp, "ks": resume.seq})
     if leased is None:
         leased = await session.scalar(_PICK_FROM_START, params)
     return None if leased is None else await _load(session, leased)

@@ -9,7 +9,7 @@ from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
 from server.models.meta import AssayMeta
-from server.models.project import Project, ProjectMember, RationaleRule, Scale
+from server.models.project import Project, ProjectMember, QueueMove, RationaleRule, Scale
 from server.models.quality import QualitySnapshot
 from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
@@ -32,6 +32,7 @@ __all__ = [
     "ProjectMember",
     "Prompt",
     "QualitySnapshot",
+    "QueueMove",
     "RationaleRule",
     "RewardModel",
     "Role",

@@ -82,3 +82,22 @@ class ProjectMember(Base):
     resume_epoch: Mapped[int | None]
     # The `gold_seq` of the last gold item served to this rater: the next one comes after it.
     gold_resume: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class QueueMove(Base):
+    """What a change of the serving order moved ahead (labeling/queue.py): one row per queue epoch.
+
+    A rater whose resume point is from an older epoch rewinds to the smallest `rewind` key of the
+    epochs since, instead of walking the order from the start; `from_start` says the change could
+    not name what it moved (the safe default), `rewind_seq` null says nothing open moved.
+    """
+
+    __tablename__ = "queue_moves"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(primary_key=True)
+    from_start: Mapped[bool] = mapped_column(default=True)
+    # The serving-order key (-batch_priority, -priority, seq) of the first open item moved ahead.
+    rewind_kb: Mapped[int | None]
+    rewind_kp: Mapped[float | None]
+    rewind_seq: Mapped[int | None] = mapped_column(BigInteger)

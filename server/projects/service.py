@@ -148,8 +148,13 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     # Every setting is required, so null leaves it as it is (it cannot be stored).
     changes = {key: value for key, value in data.model_dump(exclude_unset=True).items() if value is not None}
     reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
+    raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:
         await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
+        if not raised and "active_learning" not in changes:
+            # A lowered overlap or a paused/restarted project moves nothing ahead; a raised
+            # overlap reopens items anywhere, and active learning reorders them all: from the start.
+            await queue.rewind_to(session, project.id, "false", {})
     for key, value in changes.items():
         setattr(project, key, value)
     if "instructions" in changes:

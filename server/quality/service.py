@@ -68,6 +68,7 @@ async def clear_gold(session: AsyncSession, project: Project, item_id: uuid.UUID
     item.gold = null()  # SQL NULL: None would store JSON null
     item.gold_seq, item.wanted = None, overlap
     await session.flush()
+    await queue.rewind_to(session, project.id, "i.id = :item_id", {"item_id": item.id})
     await session.refresh(item)
     return item
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Invalid, NotFound
-from server.labeling.queue import lock_for_reorder
+from server.labeling.queue import lock_for_reorder, rewind_to
 from server.models import Candidate, Item, ItemScore, Project, RewardModel, User
 from server.rewards.schemas import (
     OpenCandidate,
@@ -177,6 +177,11 @@ async def record_scores(
     if project.active_learning:
         result = await session.execute(_PRIORITISE, {"project_id": project.id, "model_id": model.id, "ids": ids})
         prioritised = result.rowcount  # type: ignore[attr-defined]
+    # Only the scored items can have moved (and none, with active learning off).
+    if project.active_learning:
+        await rewind_to(session, project.id, "i.id = ANY(:ids)", {"ids": ids})
+    else:
+        await rewind_to(session, project.id, "false", {})
     return ScoresResult(
         model_version=model.version, scored=len(ids), prioritised=prioritised, active_learning=project.active_learning
     )

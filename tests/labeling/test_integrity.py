@@ -17,11 +17,13 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.batches import service as batches
+from server.batches.schemas import BatchUpdate
 from server.batches.formats import Encoding, ImportFormat
 from server.labeling import service
 from server.models import Assignment, Item, Judgment, Project, ProjectMember, Role, Scope, User
 from server.projects import service as projects
 from server.projects.schemas import ProjectUpdate
+from server.quality import service as quality
 from tests.factories import (
     bearer,
     create_project,
@@ -546,6 +548,62 @@ class TestPickCostIsFlat:
             await _next_and_skip(session, project, rater)
         cost = [await _buffers_of_next(engine, session, project, rater) for rater in (prolific, new)]
         assert cost[0] <= 2 * cost[1], f"buffers of next: {cost[0]} at {history} judgments, {cost[1]} at 0"
+
+    @pytest.mark.parametrize("change", ["import appended", "batch resumed", "overlap lowered", "gold cleared"])
+    async def test_and_after_a_change_of_the_serving_order(
+        self, app, engine, session, history: int, change: str
+    ) -> None:
+        """A change that names what it moved ahead keeps every rater's resume point (queue_moves)."""
+        admin = await create_user(session, role=Role.admin)
+        prolific, new = await create_user(session), await create_user(session)
+        project = await create_project(session, admin, members=(prolific, new), overlap=2)
+        await import_items(session, project, admin, native_items(history + 200))
+        later = await import_items(session, project, admin, native_items(50, prefix="later"))
+        await _judged_in_bulk(session, project, prolific, history)
+        for rater in (prolific, new):
+            await _next_and_skip(session, project, rater)
+        await session.refresh(project)
+        epoch = project.queue_epoch
+        if change == "import appended":
+            await import_items(session, project, admin, native_items(50, prefix="appended"))
+        elif change == "batch resumed":
+            batch = await batches.get(session, later)
+            await batches.steer(session, batch, BatchUpdate(status="paused"), actor=admin)
+            await session.commit()
+            await batches.steer(session, batch, BatchUpdate(status="active"), actor=admin)
+        elif change == "overlap lowered":
+            await projects.update_project(session, project, ProjectUpdate(overlap=1), actor=admin)
+        else:
+            gold = await session.scalar(select(Item.id).where(Item.batch_id == later).order_by(Item.seq).limit(1))
+            assert gold is not None
+            await quality.set_gold(session, project, gold, {"preferred": 0})
+            await session.commit()
+            await quality.clear_gold(session, project, gold)
+        await session.commit()
+        await session.refresh(project)
+        assert project.queue_epoch > epoch  # the raters' resume points are from an older epoch
+        cost = [await _buffers_of_next(engine, session, project, rater) for rater in (prolific, new)]
+        assert cost[0] <= 2 * cost[1], f"after '{change}': {cost[0]} at {history} judgments, {cost[1]} at 0"
+
+
+async def test_a_priority_import_is_served_first_after_the_rewind(session: AsyncSession) -> None:
+    """The rewind is not a shortcut past moved items: an urgent batch is next for a rater far along."""
+    admin = await create_user(session, role=Role.admin)
+    rater = await create_user(session)
+    project = await create_project(session, admin, members=(rater,), overlap=2)
+    await import_items(session, project, admin, native_items(30))
+    for _ in range(20):
+        await _next_and_skip(session, project, rater)
+    await import_items(session, project, admin, native_items(3, prefix="urgent"), priority=5)
+    await session.refresh(project)
+    served = []
+    for _ in range(5):
+        leased = await service.next_assignment(session, project=project, rater=rater)
+        assert leased is not None
+        served.append(leased.item.external_id)
+        await service.skip(session, assignment_id=leased.assignment.id, rater=rater, reason=None)
+        await session.commit()
+    assert served == ["urgent-0", "urgent-1", "urgent-2", "item-20", "item-21"]
 
 
 async def _judged_in_bulk(session: AsyncSession, project: Project, rater: User, n: int) -> None:
