@@ -17,8 +17,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.batches import service as batches
-from server.batches.schemas import BatchUpdate
 from server.batches.formats import Encoding, ImportFormat
+from server.batches.schemas import BatchUpdate
 from server.labeling import service
 from server.models import Assignment, Item, Judgment, Project, ProjectMember, Role, Scope, User
 from server.projects import service as projects
