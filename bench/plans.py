@@ -40,8 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bench.database import database_server, migrate, scratch_database
 from server.db import make_engine, make_sessionmaker
-from server.exports.service import ExportRequest, encode_cursor, open_export
-from server.labeling import service
+from server.exports import cursors
+from server.exports.service import ExportRequest, database_id, open_export
+from server.labeling import queue, service
 from server.labeling.schemas import JudgmentCreate
 from server.models import Assignment, Judgment, Project, User
 
@@ -296,7 +297,7 @@ async def _load(session: AsyncSession, project_id: uuid.UUID, user_id: uuid.UUID
 
 
 async def calls(url: str, plan: Fill) -> list[Call]:
-    engine = make_engine(url, pool_size=2, max_overflow=0)
+    engine = make_engine(url, pool_size=4, max_overflow=0)
     recorder = Recorder(engine)
     out: list[Call] = []
 
@@ -309,8 +310,17 @@ async def calls(url: str, plan: Fill) -> list[Call]:
         return run
 
     async def void_resume_point(session: AsyncSession) -> None:
-        await session.execute(
-            Project.__table__.update().where(Project.id == plan.project).values(queue_epoch=Project.queue_epoch + 1)
+        await queue.lock_for_reorder(session, plan.project)  # a change that cannot name what it moved
+
+    async def move_the_tail(session: AsyncSession) -> None:
+        """A change that names what it moved: the last 100 items in serving order (an appended import)."""
+        await queue.lock_for_reorder(session, plan.project)
+        await queue.rewind_to(
+            session,
+            plan.project,
+            "i.id IN (SELECT id FROM items WHERE project_id = :p"
+            " ORDER BY -batch_priority DESC, -priority DESC, seq DESC LIMIT 100)",
+            {"p": plan.project},
         )
 
     async def submit(session: AsyncSession) -> object:
@@ -341,9 +351,15 @@ async def calls(url: str, plan: Fill) -> list[Call]:
             ),
             (
                 f"next: the expert after the queue changed ({plan.history:,} judgments, resume point void)",
-                "as above after an admin change bumped projects.queue_epoch (overlap, priority, pause): "
-                "the pick starts from the front of the queue",
+                "as above after a change that cannot name what it moved (a raised overlap, active learning "
+                "turned on): the pick starts from the front of the queue",
                 _then(void_resume_point, next_for(plan.expert)),
+            ),
+            (
+                f"next: the expert after an import appended behind them ({plan.history:,} judgments)",
+                "as above after a change that names what it moved (labeling/queue.py: the last 100 items in "
+                "serving order): the pick rewinds only that far",
+                _then(move_the_tail, next_for(plan.expert)),
             ),
             ("submit: a verdict on a live lease", "service.submit of another rater's live lease", submit),
         ]
@@ -397,9 +413,18 @@ async def _capture_export(
     async with make_sessionmaker(engine)() as session:
         project, trainer = await _load(session, plan.project, plan.trainer)
         last_xid = await session.scalar(select(func.max(Judgment.xid)).where(Judgment.project_id == plan.project))
-    after = encode_cursor(int(last_xid or 0), request) if after_last else None
+        database = await database_id(session)
+    after = (
+        cursors.encode_cursor(
+            int(last_xid or 0), selection=request.selection_key(), project_id=plan.project, database_id=database
+        )
+        if after_last
+        else None
+    )
     async with recorder.recording() as sent:
-        stream = await open_export(engine, project=project, requester=trainer, after=after, request=request)
+        stream = await open_export(
+            engine, engine, project=project, requester=trainer, principal="bench", after=after, request=request
+        )
         body = stream.body()
         try:
             await body.__anext__()
@@ -407,6 +432,7 @@ async def _capture_export(
             pass
         finally:
             await body.aclose()
+            await stream.finish(aborted_reason="disconnected")  # only the first row was wanted
     # The manifest's own writes are left out: replayed, its INSERT would collide with the stored row.
     return [c for c in sent if not MANIFEST.match(c.statement)]
 
@@ -455,14 +481,16 @@ def pick_comparison(plan: Fill, results: list[Call]) -> str:
     def pick(call: Call) -> Explained | None:
         return next((e for e in call.explained if "INSERT INTO assignments" in e.statement), None)
 
-    fresh, expert, void = (pick(c) for c in results[:3])
-    if not (fresh and expert and void):
+    fresh, expert, void, rewound = (pick(c) for c in results[:4])
+    if not (fresh and expert and void and rewound):
         return ""
     return (
         f"**The pick at {plan.items:,} items:** a rater with no history {fresh.execution_ms:.2f} ms "
         f"({fresh.buffers}); the expert with {plan.history:,} judgments on open items {expert.execution_ms:.2f} ms "
-        f"({expert.buffers}), {expert.execution_ms / fresh.execution_ms:.1f}x; the same expert after a queue change "
-        f"voided the resume point {void.execution_ms:.2f} ms ({void.buffers}), "
+        f"({expert.buffers}), {expert.execution_ms / fresh.execution_ms:.1f}x; the same expert after a change "
+        f"that names what it moved (an import appended behind them) {rewound.execution_ms:.2f} ms "
+        f"({rewound.buffers}), {rewound.execution_ms / fresh.execution_ms:.1f}x; after a change that cannot name "
+        f"it (the walk from the front) {void.execution_ms:.2f} ms ({void.buffers}), "
         f"{void.execution_ms / fresh.execution_ms:.1f}x.\n"
     )
 
