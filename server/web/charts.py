@@ -256,7 +256,7 @@ def range_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [start + step * i for i in range(n + 1)]
 
 
-def _short(name: str, most: int = 28) -> str:
+def _short(name: str, most: int = 30) -> str:
     return name if len(name) <= most else name[: most - 1] + "…"
 
 
@@ -270,7 +270,7 @@ def interval_chart(
     row_height: int = 30,
 ) -> IntervalChart:
     """One row per `(label, estimate, low, high)`, in the order given; the axis spans every interval."""
-    left, right, top = 200.0, width - 64.0, 8.0
+    left, right, top = 250.0, width - 64.0, 8.0
     bottom = top + row_height * len(rows)
     spread = [v for _, value, low, high in rows for v in (value, low, high)]
     ticks = range_ticks(min(spread), max(spread)) if rows else [0.0, 1.0]
