@@ -7,12 +7,15 @@ of candidates, a tie one half win each (server/quality/leaderboard.py has the fi
 
 The query reads the project's judgments once (grouped by verdict, so identical verdicts on an
 item are counted rather than repeated), pairs them with the item's labelled candidates through
-`candidates (item_id, position)`, and returns battles counted by (model, model, score): a few
-rows per pair of models however many judgments there are. The bootstrap then costs the same at a
-thousand judgments as at a million, and the figure is cached per data version
-(server/quality/cache.py), so a page load after the first one reads one row.
+`candidates (item_id, position)`, and returns battles counted by (model, model, score) in a hash
+aggregate: a few rows per pair of models however many judgments there are. Which model of a pair
+comes first is settled in Python afterwards (ordering the pair in SQL made PostgreSQL sort every
+row). The bootstrap then costs the same at a thousand judgments as at a million, and the figure
+is cached per data version (server/quality/cache.py), so a page load after the first one reads
+one row.
 """
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,12 +54,10 @@ _BATTLES = text(
                END AS score
         FROM verdicts v JOIN pairs p ON p.item_id = v.item_id
     )
-    SELECT least(a_model, b_model) AS model_a, greatest(a_model, b_model) AS model_b,
-           (CASE WHEN a_model < b_model THEN score ELSE 1 - score END)::float8 AS score, sum(n)::bigint AS n
+    SELECT a_model, b_model, score::float8 AS score, sum(n)::bigint AS n
     FROM scored
     WHERE score IS NOT NULL
     GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3
     """
 )
 
@@ -83,9 +84,12 @@ NO_BATTLES = (
 
 
 async def battles(session: AsyncSession, project: Project) -> Battles:
-    """The project's battles, counted by (model, model, score for the first)."""
-    rows = await session.execute(_BATTLES, {"project_id": project.id})
-    return Battles.from_rows((r.model_a, r.model_b, r.score, r.n) for r in rows)
+    """The project's battles, counted by (model, model, score for the first), the models in name order."""
+    counted: dict[tuple[str, str, float], int] = defaultdict(int)
+    for a, b, score, n in await session.execute(_BATTLES, {"project_id": project.id}):
+        key = (a, b, score) if a < b else (b, a, 1.0 - score)
+        counted[key] += n
+    return Battles.from_rows((a, b, s, n) for (a, b, s), n in sorted(counted.items()))
 
 
 async def _why_empty(session: AsyncSession, project: Project) -> str:
