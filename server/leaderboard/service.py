@@ -15,6 +15,7 @@ is cached per data version (server/quality/cache.py), so a page load after the f
 one row.
 """
 
+import asyncio
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -120,7 +121,8 @@ async def get(session: AsyncSession, project: Project) -> ProjectLeaderboard:
     """The project's leaderboard for its current data version (computed on the first request after a change)."""
 
     async def compute() -> dict[str, Any]:
-        board = leaderboard(await battles(session, project))
+        # The bootstrap is a second of numpy at most: in a worker thread, so other requests go on meanwhile.
+        board = await asyncio.to_thread(leaderboard, await battles(session, project))
         figure = asdict(board)
         figure["empty_reason"] = None if board.ratings else await _why_empty(session, project)
         return figure
