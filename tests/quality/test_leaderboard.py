@@ -1,6 +1,7 @@
 """The leaderboard's math (pure): the fit against an independent maximum-likelihood fit, the order and
 the intervals' coverage on battles simulated from known strengths, ties, and what is left out."""
 
+import logging
 import math
 import re
 
@@ -13,6 +14,7 @@ from scipy.special import expit, log_expit
 from server.quality.leaderboard import CENTRE, ELO, PSEUDO_WINS, Battles, leaderboard, win_matrix
 
 Row = tuple[str, str, float, int]
+log = logging.getLogger(__name__)
 
 
 def simulate(strengths: dict[str, float], battles: int, rng: np.random.Generator) -> list[Row]:
@@ -101,7 +103,7 @@ class TestSimulated:
         assert [r.model for r in board.ratings] == list(STRENGTHS)
 
     def test_true_ratings_fall_inside_the_intervals_at_about_the_nominal_rate(self) -> None:
-        """100 leaderboards of 1,500 battles: 600 intervals, of which about 95% should cover.
+        """100 leaderboards of 1,500 battles: 600 intervals, of which about 95% should cover (it is logged).
 
         Correlated within a leaderboard, the share's standard error is about 0.015; 0.88 to 0.99 is
         beyond four of them from 0.95 both ways, while intervals of half or twice the right width
@@ -111,16 +113,23 @@ class TestSimulated:
         names = list(STRENGTHS)
         mean = sum(STRENGTHS.values()) / len(names)
         truth = {m: CENTRE + s - mean for m, s in STRENGTHS.items()}
-        covered = total = 0
+        covered = {0.5: 0, 1.0: 0, 2.0: 0}  # intervals scaled about their centre: the real ones, half, twice
+        total = 0
         for _ in range(100):
             board = leaderboard(
                 Battles.from_rows(simulate(STRENGTHS, 1500, rng)), resamples=200, seed=int(rng.integers(1 << 31))
             )
             for r in board.ratings:
                 total += 1
-                covered += r.ci_low <= truth[r.model] <= r.ci_high
+                centre, half_width = (r.ci_low + r.ci_high) / 2, (r.ci_high - r.ci_low) / 2
+                for scale in covered:
+                    covered[scale] += abs(truth[r.model] - centre) <= scale * half_width
+        share = {scale: n / total for scale, n in covered.items()}
+        log.info("coverage of 600 intervals: %.3f (half as wide %.3f, twice %.3f)", share[1.0], share[0.5], share[2.0])
         assert total == 600
-        assert 0.88 <= covered / total <= 0.99
+        assert 0.88 <= share[1.0] <= 0.99
+        assert not 0.88 <= share[0.5] <= 0.99  # the bounds tell wrong widths apart
+        assert not 0.88 <= share[2.0] <= 0.99
 
 
 class TestBattles:
