@@ -28,6 +28,8 @@ from server.exports.routes import router as exports_pages
 from server.items.routes import router as items_pages
 from server.labeling.api import router as labeling_router
 from server.labeling.routes import router as labeling_pages
+from server.leaderboard.api import router as leaderboard_router
+from server.leaderboard.routes import router as leaderboard_pages
 from server.projects.api import router as projects_router
 from server.projects.routes import router as projects_pages
 from server.quality.api import router as quality_router
@@ -147,6 +149,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         exports_router,
         rewards_router,
         quality_router,
+        leaderboard_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -161,7 +164,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return render(request, "api/docs.html", {"openapi_url": OPENAPI_URL})
 
     pages_routers = (auth_pages, labeling_pages, projects_pages, batches_pages, items_pages, exports_pages)
-    for pages in (*pages_routers, users_pages, rewards_pages):
+    for pages in (*pages_routers, users_pages, rewards_pages, leaderboard_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)

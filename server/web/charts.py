@@ -221,3 +221,104 @@ def rater_time_chart(stats: Sequence[RaterStats], *, width: int = 380) -> Chart:
     rows = [(_rater_name(s), float(s.median_active_ms or 0), format_duration(s.median_active_ms)) for s in timed]
     desc = "; ".join(f"{name}: {text}" for name, _, text in rows) or "No active times recorded in this window."
     return _row_chart("rater-times", "Median active time per judgment", rows, desc=desc, width=width)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One row of an interval chart: an estimate (a dot) and its interval (a bar), in plot coordinates."""
+
+    label: str
+    y: float  # the row's centre line
+    low_x: float
+    high_x: float
+    value_x: float
+    value_text: str  # the estimate and its interval in words, for the tooltip
+    mark: str  # the estimate, drawn at the row's end
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalChart(Frame):
+    """Estimates with intervals on one shared horizontal axis (a forest plot), a row each."""
+
+    intervals: tuple[Interval, ...]
+    reference_x: float | None  # a vertical reference line (e.g. the mean), if it is in range
+    reference_label: str
+    empty: bool
+
+
+def range_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round values spanning [low, high]: a 1, 2 or 5 step, from a multiple of it at or below `low`."""
+    if high <= low:
+        low, high = low - 1, high + 1
+    step = nice_ceiling((high - low) / count) if high - low > count else 1.0
+    start = math.floor(low / step) * step
+    n = math.ceil(round((high - start) / step, 9))
+    return [start + step * i for i in range(n + 1)]
+
+
+def _short(name: str, most: int = 30) -> str:
+    return name if len(name) <= most else name[: most - 1] + "…"
+
+
+def interval_chart(
+    rows: Sequence[tuple[str, float, float, float]],
+    *,
+    id: str,
+    title: str,
+    reference: tuple[float, str] | None = None,
+    width: int = 720,
+    row_height: int = 30,
+) -> IntervalChart:
+    """One row per `(label, estimate, low, high)`, in the order given; the axis spans every interval."""
+    left, right, top = 250.0, width - 64.0, 8.0
+    bottom = top + row_height * len(rows)
+    spread = [v for _, value, low, high in rows for v in (value, low, high)]
+    ticks = range_ticks(min(spread), max(spread)) if rows else [0.0, 1.0]
+    axis_low, axis_high = ticks[0], ticks[-1]
+
+    def x(value: float) -> float:
+        return left + (right - left) * (value - axis_low) / (axis_high - axis_low)
+
+    intervals = tuple(
+        Interval(
+            label=_short(label),
+            y=top + row_height * (i + 0.5),
+            low_x=x(low),
+            high_x=x(high),
+            value_x=x(value),
+            value_text=f"{format_number(round(value))} (95% interval {format_number(round(low))} to "
+            f"{format_number(round(high))})",
+            mark=format_number(round(value)),
+        )
+        for i, (label, value, low, high) in enumerate(rows)
+    )
+    desc = "; ".join(f"{label}: {iv.value_text}" for (label, *_), iv in zip(rows, intervals, strict=True))
+    reference_x = x(reference[0]) if reference and rows and axis_low <= reference[0] <= axis_high else None
+    return IntervalChart(
+        id=id,
+        title=title,
+        desc=desc or "Nothing to show.",
+        width=width,
+        height=int(bottom + 30),
+        left=left,
+        top=top,
+        right=right,
+        bottom=bottom,
+        value_ticks=tuple(Tick(position=x(v), label=format_number(v)) for v in ticks),
+        label_ticks=(),
+        intervals=intervals,
+        reference_x=reference_x,
+        reference_label=reference[1] if reference else "",
+        empty=not rows,
+    )
+
+
+def heat_style(share: float | None) -> str:
+    """A heat-table cell's inline style for a share from 0 to 1: orange below one half, blue above,
+    stronger further from it; the share is always written in the cell as well."""
+    if share is None:
+        return ""
+    distance = min(abs(share - 0.5) * 2, 1.0)
+    hue = 212 if share >= 0.5 else 28
+    lightness = 97 - 35 * distance  # never darker than 62%: dark text stays readable
+    return f"background-color: hsl({hue} 75% {lightness:.0f}%); color: #111;"

@@ -264,6 +264,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("PUT", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 422), J, "an empty answer is refused"),
     ("DELETE", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 204), why="not gold: nothing to do"),
     ("GET", f"{P}/projects/{{project_id}}/quality"): Entry(admin(200)),
+    ("GET", f"{P}/projects/{{project_id}}/leaderboard"): Entry(admin(200)),
+    ("GET", f"{P}/projects/{{project_id}}/leaderboard/matrix"): Entry(admin(200)),
     # Pages: login
     ("GET", "/login"): Entry(login_page()),
     ("POST", "/login"): Entry(anyone(403), F, "no login nonce: the form's own CSRF guard refuses it"),
@@ -300,6 +302,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/admin/projects/{project_id}/batches"): Entry(admin_page(422), F),
     ("POST", "/admin/batches/{batch_id}"): Entry(admin_page(303), F),
     ("GET", "/admin/projects/{project_id}/reward-models"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/leaderboard"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/items"): Entry(admin_page(200)),
     ("GET", "/admin/items/{item_id}"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/export"): Entry(admin_page(200)),
