@@ -33,6 +33,7 @@ from server.leaderboard.routes import router as leaderboard_pages
 from server.projects.api import router as projects_router
 from server.projects.routes import router as projects_pages
 from server.quality.api import router as quality_router
+from server.quality.cache import refreshes_done
 from server.rewards.api import router as rewards_router
 from server.rewards.routes import router as rewards_pages
 from server.users.api import router as users_router
@@ -126,6 +127,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         app.state.export_engine = make_export_engine(url)
         await settle(app.state.engine)
         yield
+        await refreshes_done()  # quality figures being computed in the background
         await app.state.export_engine.dispose()
         await app.state.engine.dispose()
 

@@ -19,6 +19,7 @@ os.environ.setdefault("ASSAY_ENVIRONMENT", "test")
 from server.app import create_app
 from server.db import Base, make_engine, make_sessionmaker
 from server.migrate import upgrade
+from server.quality.cache import refreshes_done
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +85,7 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture(autouse=True)
 async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
+    await refreshes_done()  # quality figures computed in the background (server/quality/cache.py)
     if "database_url" not in request.fixturenames:
         return
     engine: AsyncEngine = request.getfixturevalue("engine")

@@ -1,8 +1,9 @@
 """The model leaderboard over JSON: the ratings as a list, and the head-to-head matrix beside it."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from server.auth.deps import AdminPrincipal
 from server.db import SessionDep
@@ -11,22 +12,33 @@ from server.leaderboard.schemas import ModelRating, WinRateMatrix
 from server.projects import service as projects
 
 router = APIRouter(tags=["leaderboard"])
+Fresh = Annotated[
+    bool,
+    Query(
+        description="Compute the figures for the data as it is now, however long it takes; by default a slow "
+        "figure of an older data version is answered at once while a fresh one is computed (`current` says which)."
+    ),
+]
 
 
 @router.get("/projects/{project_id}/leaderboard", response_model=list[ModelRating])
-async def leaderboard(project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> list[ModelRating]:
+async def leaderboard(
+    project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep, fresh: Fresh = False
+) -> list[ModelRating]:
     """Models by Bradley-Terry rating, best first, with 95% intervals; empty when no two models met."""
     project = await projects.get_accessible(session, admin, project_id)
-    board = await service.get(session, project)
+    board = await service.get(session, project, fresh=fresh)
     await session.commit()  # keeps a freshly computed figure
     return [ModelRating.model_validate(r) for r in board.ratings]
 
 
 @router.get("/projects/{project_id}/leaderboard/matrix", response_model=WinRateMatrix)
-async def matrix(project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> WinRateMatrix:
+async def matrix(
+    project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep, fresh: Fresh = False
+) -> WinRateMatrix:
     """Win rates and battles between every two models, in the leaderboard's order, and why it is empty if so."""
     project = await projects.get_accessible(session, admin, project_id)
-    board = await service.get(session, project)
+    board = await service.get(session, project, fresh=fresh)
     await session.commit()
     return WinRateMatrix(
         models=board.models,
@@ -37,4 +49,6 @@ async def matrix(project_id: uuid.UUID, admin: AdminPrincipal, session: SessionD
         pseudo_wins=board.pseudo_wins,
         empty_reason=board.empty_reason,
         data_version=board.data_version,
+        current=board.current,
+        computed_at=board.computed_at,
     )

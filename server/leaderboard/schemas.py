@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from pydantic import Field
 
 from server.schemas import Schema
@@ -26,3 +28,7 @@ class WinRateMatrix(Schema):
     pseudo_wins: float = Field(description="Virtual wins of every model over every other (the regularisation).")
     empty_reason: str | None = Field(description="Why there is no leaderboard, when there is none.")
     data_version: str = Field(description="The data version the figures were computed at.")
+    current: bool = Field(
+        description="False: the figures are of an older data version; a fresh computation is under way."
+    )
+    computed_at: datetime = Field(description="When the figures were computed.")

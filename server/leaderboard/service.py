@@ -18,6 +18,7 @@ one row.
 import asyncio
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -115,19 +116,22 @@ class ProjectLeaderboard:
     pseudo_wins: float
     empty_reason: str | None
     data_version: str
+    current: bool  # False: the figure of an older data version, while a fresh one is computed
+    computed_at: datetime
 
 
-async def get(session: AsyncSession, project: Project) -> ProjectLeaderboard:
+async def get(session: AsyncSession, project: Project, *, fresh: bool = False) -> ProjectLeaderboard:
     """The project's leaderboard for its current data version (computed on the first request after a change)."""
 
-    async def compute() -> dict[str, Any]:
+    async def compute(session: AsyncSession) -> dict[str, Any]:
         # The bootstrap is a second of numpy at most: in a worker thread, so other requests go on meanwhile.
         board = await asyncio.to_thread(leaderboard, await battles(session, project))
         figure = asdict(board)
         figure["empty_reason"] = None if board.ratings else await _why_empty(session, project)
         return figure
 
-    figure, version = await cached(session, project.id, CACHE_NAME, compute)
+    cached_figure = await cached(session, project.id, CACHE_NAME, compute, fresh=fresh)
+    figure, version = cached_figure.payload, cached_figure.version
     return ProjectLeaderboard(
         ratings=list(figure["ratings"]),
         models=list(figure["models"]),
@@ -138,4 +142,6 @@ async def get(session: AsyncSession, project: Project) -> ProjectLeaderboard:
         pseudo_wins=float(figure["pseudo_wins"]),
         empty_reason=figure["empty_reason"],
         data_version=version,
+        current=cached_figure.current,
+        computed_at=cached_figure.computed_at,
     )

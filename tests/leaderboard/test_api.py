@@ -128,8 +128,9 @@ class TestLeaderboard:
 
         await import_items(session, project, admin, [item("p6", "C", "A")])
         await judge_all(session, project, raters[0], {"p6": ("choose", 0)})
-        after = (await client.get(_url(project.id, "/matrix"), headers=bearer(token))).json()
+        after = (await client.get(_url(project.id, "/matrix?fresh=true"), headers=bearer(token))).json()
         assert after["data_version"] != first["data_version"]
+        assert after["current"]
         assert after["total_battles"] == first["total_battles"] + 1
 
 
