@@ -125,6 +125,10 @@ class _PageRater(_Rater):
         page = await self.client.get(f"/projects/{self.plan.project_id}/label")
         page.raise_for_status()
         self.queue = _slots(page.text)
+        if not self.queue:  # the page asks for its queue by POST once loaded (a GET never leases)
+            queue = await self.client.post(f"/projects/{self.plan.project_id}/label/queue")
+            queue.raise_for_status()
+            self.queue = _slots(queue.text)
 
     async def cycle(self) -> bool:
         if not self.queue:
