@@ -210,7 +210,10 @@ async def swap_phase(run: Run, project: str) -> None:
             pid = run.server.postmaster_pid
             swap = await phases.swap_phase(servers, emails, project, config.phase, pid, config.think_s)
         run.results["swap"][str(count)] = swap
-        run.log(f"swap: server p95 {swap['server_ms']['p95']:.1f} ms, {swap['http_errors']} HTTP errors")
+        if swap["swaps"] == 0:
+            run.log(f"swap: no swap in the window, {swap['http_errors']} HTTP errors {swap['error_examples'][:2]}")
+        else:
+            run.log(f"swap: server p95 {swap['server_ms']['p95']:.1f} ms, {swap['http_errors']} HTTP errors")
 
 
 async def export_phase(run: Run) -> None:
