@@ -5,7 +5,7 @@ import uuid
 from typing import Annotated, Any, BinaryIO
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
@@ -17,7 +17,9 @@ from server.config import settings
 from server.db import SessionDep
 from server.errors import Invalid, TooLarge, size_text
 from server.models import Scope
+from server.projects import lifecycle
 from server.projects import service as projects
+from server.projects.schemas import Deleted
 
 router = APIRouter(tags=["batches"])
 ItemsWriter = Annotated[Principal, Depends(scoped(Scope.items_write))]
@@ -108,6 +110,22 @@ async def list_batches(project_id: uuid.UUID, admin: AdminPrincipal, session: Se
 
 @router.patch("/batches/{batch_id}", response_model=BatchRead)
 async def steer_batch(batch_id: uuid.UUID, body: BatchUpdate, admin: AdminPrincipal, session: SessionDep) -> object:
-    """Pause or resume a batch, rename it, or set its priority (higher is served first)."""
+    """Pause or resume a batch, rename it, set its priority (higher is served first), archive or unarchive it."""
     batch = await service.get(session, batch_id)
     return await service.steer(session, batch, body, actor=admin.user)
+
+
+@router.delete("/batches/{batch_id}", response_model=Deleted)
+async def delete_batch(
+    batch_id: uuid.UUID,
+    admin: AdminPrincipal,
+    session: SessionDep,
+    confirm: str | None = Query(default=None, max_length=300, description="The batch's name, typed to confirm."),
+) -> object:
+    """Delete the batch with its items, assignments and judgments; export manifests are kept. Without `confirm`
+    (the batch's name) it refuses with 422, naming what would go. To stop serving it but keep everything,
+    archive it instead (`PATCH` with `archived: true`)."""
+    batch = await service.get(session, batch_id)
+    name = batch.name
+    removed = await lifecycle.delete_batch(session, batch, confirm=confirm, actor=admin.user)
+    return lifecycle.deleted_result("batch", name, removed)

@@ -29,6 +29,9 @@ class BatchRead(Schema):
     item_count: int
     sha256: str
     created_at: datetime
+    archived_at: datetime | None = Field(
+        default=None, description="When the batch was archived (its items are served to nobody); null if it is not."
+    )
 
 
 class BatchProgress(BatchRead):
@@ -42,6 +45,11 @@ class BatchUpdate(Schema):
     name: str | None = Field(default=None, min_length=1, max_length=MAX_BATCH_NAME)
     status: Literal["active", "paused"] | None = None
     priority: int | None = Field(default=None, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+    archived: bool | None = Field(
+        default=None,
+        description="true archives the batch: its items are served to nobody and live leases end now; everything "
+        "is kept and exported. false serves it again.",
+    )
 
 
 class ImportResult(Schema):

@@ -34,6 +34,7 @@ from server.config import Settings, settings
 from server.errors import Invalid, NotFound
 from server.labeling import queue
 from server.models import Assignment, AssignmentStatus, Batch, Item, Judgment, Project, User
+from server.projects import lifecycle
 
 MAX_LISTED_ERRORS = 50
 CHUNK_ROWS = 5000
@@ -345,23 +346,32 @@ async def list_with_progress(session: AsyncSession, project: Project) -> list[Ba
 
 
 async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor: User) -> Batch:
-    """Rename, pause/resume or reprioritise a batch; its items follow in the queue at once."""
+    """Rename, pause/resume, reprioritise, archive or unarchive a batch; its items follow in the queue at once."""
     changes = data.model_dump(exclude_none=True)  # null: unchanged
+    archived = changes.pop("archived", None)
+    if archived is not None:
+        await lifecycle.set_batch_archived(session, batch, archived, actor=actor)
     moves = ("status" in changes and changes["status"] != batch.status) or (
         "priority" in changes and changes["priority"] != batch.priority
     )
     if moves:
         # Lock order: the project row, then the batch row, then its items in id order.
         await queue.lock_for_reorder(session, batch.project_id)
-        await session.execute(select(Batch.id).where(Batch.id == batch.id).with_for_update(key_share=True))
+        await session.refresh(batch, with_for_update={"key_share": True})
+        project_archived = await session.scalar(select(Project.archived_at).where(Project.id == batch.project_id))
         await session.execute(
             _STEER_ITEMS,
             {
                 "batch_id": batch.id,
-                "paused": changes.get("status", batch.status) == "paused",
+                # An archived batch (or project) stays out of the queue whatever its own status.
+                "paused": changes.get("status", batch.status) == "paused"
+                or batch.archived_at is not None
+                or project_archived is not None,
                 "priority": changes.get("priority", batch.priority),
             },
         )
+    if not changes:
+        return batch
     for key, value in changes.items():
         setattr(batch, key, value)
     await session.flush()
