@@ -12,7 +12,19 @@ from starlette.datastructures import UploadFile
 from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
 from server.batches import service
-from server.batches.schemas import UPLOAD_BODY, BatchProgress, BatchRead, BatchUpdate, ImportResult, upload_options
+from server.batches.preview import Preview
+from server.batches.schemas import (
+    UPLOAD_BODY,
+    BatchProgress,
+    BatchRead,
+    BatchUpdate,
+    ImportResult,
+    PreviewCandidateRead,
+    PreviewItemRead,
+    PreviewRead,
+    RowErrorRead,
+    upload_options,
+)
 from server.config import settings
 from server.db import SessionDep
 from server.errors import Invalid, TooLarge, size_text
@@ -100,6 +112,51 @@ async def upload_batch(
     finally:
         file.close()
     return JSONResponse(result.model_dump(mode="json"), status_code=201 if result.id else 200)
+
+
+@router.post("/projects/{project_id}/batches/preview", response_model=PreviewRead, openapi_extra=UPLOAD_BODY)
+async def preview_batch(project_id: uuid.UUID, request: Request, principal: ItemsWriter, session: SessionDep) -> object:
+    """A dry run of the upload (same body and fields): the detected format, counts, the first items as raters
+    will see them and the errors by line; nothing is written. Duplicates of items already in the project are
+    found only by the upload itself."""
+    await projects.get_accessible(session, principal, project_id)
+    file, filename, fields = await _upload_source(request)
+    try:
+        shown = await service.preview_upload(file, filename=filename, options=upload_options(fields))
+    finally:
+        file.close()
+    return _preview_read(shown)
+
+
+def _preview_read(preview: Preview) -> PreviewRead:
+    would_import = preview.error_count == 0 and preview.item_count > 0
+    read = f"{preview.item_count:,} item{'s' if preview.item_count != 1 else ''} read"
+    if preview.error_count:
+        outcome = f", {preview.error_count:,} error(s): uploading it now would be refused whole."
+    elif preview.item_count:
+        outcome = ", no errors. Nothing was imported."
+    else:
+        outcome = ": the file holds no items."
+    return PreviewRead(
+        format=preview.format_name,
+        items=preview.item_count,
+        error_count=preview.error_count,
+        errors=[RowErrorRead(line=e.line, field=e.field, message=e.message) for e in preview.errors],
+        summary=preview.summary,
+        first_items=[
+            PreviewItemRead(
+                line=item.line,
+                external_id=item.external_id,
+                prompt=item.prompt,
+                candidates=[
+                    PreviewCandidateRead(text=c.text, messages=c.messages, model=c.model) for c in item.candidates
+                ],
+            )
+            for item in preview.items
+        ],
+        would_import=would_import,
+        message=(f"{preview.summary} " if preview.summary else "") + read + outcome,
+    )
 
 
 @router.get("/projects/{project_id}/batches", response_model=list[BatchProgress])

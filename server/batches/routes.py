@@ -4,11 +4,10 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from server.batches import preview, service
+from server.batches import service
 from server.batches.formats import Encoding, ImportFormat
 from server.batches.preview import Preview
 from server.batches.schemas import BatchUpdate, ImportResult, UploadOptions, upload_options
@@ -100,14 +99,7 @@ async def _preview(
     request: Request, session: SessionDep, project: Project, file: UploadFile, options: UploadOptions
 ) -> Response:
     """The dry run: the file parsed as the import would, nothing written; the page shows the first items."""
-    shown = await run_in_threadpool(
-        preview.preview_file,
-        file.file,
-        filename=file.filename,
-        format=options.format,
-        encoding=options.encoding,
-        limits=service.import_limits(),
-    )
+    shown = await service.preview_upload(file.file, filename=file.filename, options=options)
     return await _page(request, session, project, preview=shown)
 
 

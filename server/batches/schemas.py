@@ -65,6 +65,34 @@ class RowErrorRead(Schema):
     message: str
 
 
+class PreviewCandidateRead(Schema):
+    text: str | None = None
+    messages: list[dict[str, str]] | None = None
+    model: str | None = None
+
+
+class PreviewItemRead(Schema):
+    line: int
+    external_id: str
+    prompt: str | list[dict[str, str]] = Field(description="The prompt as raters see it (a chat: its turns).")
+    candidates: list[PreviewCandidateRead] = Field(
+        description="The responses in file order (raters see them shuffled)."
+    )
+
+
+class PreviewRead(Schema):
+    """What the upload would import; nothing was written."""
+
+    format: str = Field(description='The detected (or given) format, e.g. "HH-RLHF, gzipped JSONL".')
+    items: int = Field(description="Valid records read.")
+    error_count: int
+    errors: list[RowErrorRead] = Field(description="The first errors by line and field (line 0: the whole file).")
+    summary: str | None = Field(description="One sentence for a file that is not JSON Lines at all.")
+    first_items: list[PreviewItemRead]
+    would_import: bool = Field(description="false: uploading this file now would be refused whole.")
+    message: str
+
+
 @dataclass(frozen=True, slots=True)
 class UploadOptions:
     """The fields sent beside an uploaded file (multipart form, or the JSON body's other keys)."""

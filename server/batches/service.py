@@ -28,8 +28,8 @@ from server.batches.formats import (
     detect_encoding,
     iter_records,
 )
-from server.batches.preview import file_start, not_jsonl_summary
-from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult
+from server.batches.preview import Preview, file_start, not_jsonl_summary, preview_file
+from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult, UploadOptions
 from server.config import Settings, settings
 from server.errors import Invalid, NotFound
 from server.labeling import queue
@@ -293,6 +293,19 @@ async def import_file(
     if skipped:
         message += f" {skipped} items were already in this project and were skipped."
     return ImportResult(id=batch.id, created=counts.created, skipped_existing=skipped, message=message)
+
+
+async def preview_upload(file: BinaryIO, *, filename: str | None, options: UploadOptions) -> Preview:
+    """The dry run of an upload (the page's "Preview first items" and the API's /preview): the import's
+    parser and limits, in a worker thread; nothing is written."""
+    return await asyncio.to_thread(
+        preview_file,
+        file,
+        filename=filename,
+        format=options.format,
+        encoding=options.encoding,
+        limits=import_limits(),
+    )
 
 
 async def get(session: AsyncSession, batch_id: uuid.UUID) -> Batch:

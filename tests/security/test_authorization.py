@@ -240,6 +240,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{P}/projects/{{project_id}}/batches"): Entry(
         scoped(Scope.items_write, 422), why="no file: refused after authorization"
     ),
+    ("POST", f"{P}/projects/{{project_id}}/batches/preview"): Entry(
+        scoped(Scope.items_write, 422), why="no file: refused after authorization"
+    ),
     ("GET", f"{P}/projects/{{project_id}}/batches"): Entry(admin(200)),
     ("PATCH", f"{P}/batches/{{batch_id}}"): Entry(admin(200), J),
     ("DELETE", f"{P}/batches/{{batch_id}}"): Entry(admin(422), why="no confirm: refused, naming what would go"),
