@@ -172,10 +172,10 @@ _INSERT_ITEMS = text(
     """
     WITH new AS (
         INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, gold_seq, wanted,
-                           batch_priority, search)
+                           batch_priority, paused, search)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
                CASE WHEN s.gold IS NULL THEN NULL ELSE nextval('items_gold_seq') END,
-               CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority,
+               CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority, :paused,
                to_tsvector('english', assay_search_text(s.prompt, s.candidates))
         FROM import_staging s ORDER BY s.line
         ON CONFLICT (project_id, external_id) DO NOTHING
@@ -246,6 +246,8 @@ async def import_file(
     # Imports of one project queue up here (the project row is the first lock in the order), and
     # the overlap read under the lock is the one in force even if a settings change just landed.
     wanted = await queue.lock_for_reorder(session, project.id)
+    # In an archived project new items are out of the queue too (projects/lifecycle.py: one rule for `paused`).
+    archived = await session.scalar(select(Project.archived_at).where(Project.id == project.id))
     batch = Batch(
         project_id=project.id,
         name=name or (filename or "upload").replace("\x00", "")[:MAX_BATCH_NAME],
@@ -265,6 +267,7 @@ async def import_file(
                 "batch_id": batch.id,
                 "wanted": wanted,
                 "batch_priority": priority,
+                "paused": archived is not None,
             },
         )
     ).one()
@@ -370,7 +373,7 @@ async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor
     if moves:
         # Lock order: the project row, then the batch row, then its items in id order.
         await queue.lock_for_reorder(session, batch.project_id)
-        await session.refresh(batch, with_for_update={"key_share": True})
+        batch = await lifecycle.lock_batch(session, batch)
         project_archived = await session.scalar(select(Project.archived_at).where(Project.id == batch.project_id))
         await session.execute(
             _STEER_ITEMS,

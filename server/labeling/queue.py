@@ -14,8 +14,12 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.errors import NotFound
+
+# A deleted project (projects/lifecycle.py) is never changed again: no row, no lock.
 _LOCK_AND_BUMP = text(
-    "UPDATE projects SET queue_epoch = queue_epoch + 1 WHERE id = :project_id RETURNING overlap, queue_epoch"
+    "UPDATE projects SET queue_epoch = queue_epoch + 1 WHERE id = :project_id AND deleted_at IS NULL"
+    " RETURNING overlap, queue_epoch"
 )
 
 
@@ -25,5 +29,7 @@ async def lock_for_reorder(session: AsyncSession, project_id: uuid.UUID) -> int:
     Returns the project's overlap as committed now: after waiting for the lock, this is the value
     a concurrent settings change left, so new items get the overlap that is really in force.
     """
-    row = (await session.execute(_LOCK_AND_BUMP, {"project_id": project_id})).one()
+    row = (await session.execute(_LOCK_AND_BUMP, {"project_id": project_id})).one_or_none()
+    if row is None:  # deleted while this request waited for the lock
+        raise NotFound(f"Project {project_id} was deleted; nothing was changed.")
     return int(row.overlap)

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
-from server.errors import Invalid
+from server.errors import Invalid, NotFound
 from server.labeling import queue
 from server.labeling import service as labeling
 from server.models import Batch, Project, SurplusReason, User
@@ -142,10 +142,23 @@ _DELETE = {
 }
 
 
+async def lock_batch(session: AsyncSession, batch: Batch, *, delete: bool = False) -> Batch:
+    """The batch row locked (after the project row) and read again; 404 when it was deleted meanwhile."""
+    locked = await session.scalar(
+        select(Batch)
+        .where(Batch.id == batch.id)
+        .with_for_update(key_share=not delete)
+        .execution_options(populate_existing=True)
+    )
+    if locked is None:
+        raise NotFound(f"Batch {batch.id} was deleted meanwhile; nothing was changed.")
+    return locked
+
+
 async def _lock_project_and_memberships(session: AsyncSession, project_id: uuid.UUID, batch: Batch | None) -> None:
     await queue.lock_for_reorder(session, project_id)
     if batch is not None:
-        await session.refresh(batch, with_for_update={"key_share": True})
+        await lock_batch(session, batch)
     await session.execute(_LOCK_MEMBERSHIPS, {"project_id": project_id})
 
 
@@ -213,7 +226,7 @@ async def delete_batch(session: AsyncSession, batch: Batch, *, confirm: str | No
     if not confirmed(batch.name, confirm):
         raise refusal("batch", batch.name, await impact(session, batch_id=batch.id))
     await queue.lock_for_reorder(session, batch.project_id)
-    await session.refresh(batch, with_for_update=True)
+    await lock_batch(session, batch, delete=True)
     await session.execute(_LOCK_MEMBERSHIPS, {"project_id": batch.project_id})
     removed = await impact(session, batch_id=batch.id)  # exact: nothing of the project moves now
     await _delete_work(session, "batch", batch.id)

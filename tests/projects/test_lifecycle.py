@@ -225,7 +225,17 @@ class TestArchiveProject:
         assert len(await _export(client, project, s["trainer"])) == 1
         assert await _count(session, Item, Item.project_id == project.id, Item.leased > 0) == 0
 
+        # An upload into the archived project is kept out of the queue like the rest of it.
+        late = await client.post(
+            f"{P}/projects/{project.id}/batches",
+            json={"items": native_items(2, prefix="late")},
+            headers=bearer(s["admin"]),
+        )
+        assert late.status_code == 201, late.text
+        assert await _count(session, Item, Item.project_id == project.id, Item.paused.is_(False)) == 0
+
         assert (await client.patch(path, json={"archived": False}, headers=bearer(s["admin"]))).status_code == 200
+        assert await _count(session, Item, Item.project_id == project.id, Item.paused) == 0
         assert (await next_item(client, project, a)).status_code == 200
 
 

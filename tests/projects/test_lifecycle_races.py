@@ -161,3 +161,44 @@ class TestArchiveWhileJudging:
         await _consistent(session, s["project_id"])
         nxt = await next_item(client, s["project"], s["rater"])
         assert nxt.json()["item"]["external_id"].startswith("keep")
+
+
+class TestTwoAdmins:
+    async def test_deleting_the_same_batch_twice_at_once(self, client, engine, session) -> None:
+        s = await _setup(session)
+        gate = Holder(engine)
+        await gate.hold("SELECT 1 FROM projects WHERE id = :p FOR UPDATE", p=s["project_id"])
+        path, params = f"{P}/batches/{s['batch']}", {"confirm": "items.jsonl"}
+        first = asyncio.create_task(client.delete(path, params=params, headers=bearer(s["admin"])))
+        await until(lambda: _waits(engine, 1, first), what="the first deletion waiting on the project")
+        second = asyncio.create_task(client.delete(path, params=params, headers=bearer(s["admin"])))
+        await until(lambda: _waits(engine, 2, first, second), what="the second deletion waiting on the project")
+        await gate.release()
+        answers = await asyncio.wait_for(asyncio.gather(first, second), timeout=30)
+        assert sorted(a.status_code for a in answers) == [200, 404], [a.text for a in answers]
+        refused = next(a for a in answers if a.status_code == 404)
+        assert refused.json()["detail"] == f"Batch {s['batch']} was deleted meanwhile; nothing was changed."
+        await _consistent(session, s["project_id"])
+
+    async def test_an_import_queued_behind_a_project_deletion_is_refused(self, client, engine, session) -> None:
+        s = await _setup(session)
+        gate = Holder(engine)
+        await gate.hold("SELECT 1 FROM projects WHERE id = :p FOR UPDATE", p=s["project_id"])
+        deleting = asyncio.create_task(
+            client.delete(f"{P}/projects/{s['project_id']}", params={"confirm": "Race"}, headers=bearer(s["admin"]))
+        )
+        await until(lambda: _waits(engine, 1, deleting), what="the deletion waiting on the project")
+        body = {"items": [{"id": "late", "prompt": "p", "responses": [{"text": "a"}, {"text": "b"}]}]}
+        importing = asyncio.create_task(
+            client.post(f"{P}/projects/{s['project_id']}/batches", json=body, headers=bearer(s["admin"]))
+        )
+        await until(lambda: _waits(engine, 2, deleting, importing), what="the import waiting on the project")
+        await gate.release()
+        deleted, imported = await asyncio.wait_for(asyncio.gather(deleting, importing), timeout=30)
+        assert deleted.status_code == 200, deleted.text
+        assert (imported.status_code, imported.json()["detail"]) == (
+            404,
+            f"Project {s['project_id']} was deleted; nothing was changed.",
+        )
+        assert await session.scalar(text("SELECT count(*) FROM items")) == 0
+        assert await session.scalar(text("SELECT count(*) FROM batches")) == 0
