@@ -5,19 +5,33 @@ import uuid
 from typing import Annotated, Any, BinaryIO
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
 from server.batches import service
-from server.batches.schemas import UPLOAD_BODY, BatchProgress, BatchRead, BatchUpdate, ImportResult, upload_options
+from server.batches.preview import Preview
+from server.batches.schemas import (
+    UPLOAD_BODY,
+    BatchProgress,
+    BatchRead,
+    BatchUpdate,
+    ImportResult,
+    PreviewCandidateRead,
+    PreviewItemRead,
+    PreviewRead,
+    RowErrorRead,
+    upload_options,
+)
 from server.config import settings
 from server.db import SessionDep
 from server.errors import Invalid, TooLarge, size_text
 from server.models import Scope
+from server.projects import lifecycle
 from server.projects import service as projects
+from server.projects.schemas import Deleted
 
 router = APIRouter(tags=["batches"])
 ItemsWriter = Annotated[Principal, Depends(scoped(Scope.items_write))]
@@ -100,6 +114,51 @@ async def upload_batch(
     return JSONResponse(result.model_dump(mode="json"), status_code=201 if result.id else 200)
 
 
+@router.post("/projects/{project_id}/batches/preview", response_model=PreviewRead, openapi_extra=UPLOAD_BODY)
+async def preview_batch(project_id: uuid.UUID, request: Request, principal: ItemsWriter, session: SessionDep) -> object:
+    """A dry run of the upload (same body and fields): the detected format, counts, the first items as raters
+    will see them and the errors by line; nothing is written. Duplicates of items already in the project are
+    found only by the upload itself."""
+    await projects.get_accessible(session, principal, project_id)
+    file, filename, fields = await _upload_source(request)
+    try:
+        shown = await service.preview_upload(file, filename=filename, options=upload_options(fields))
+    finally:
+        file.close()
+    return _preview_read(shown)
+
+
+def _preview_read(preview: Preview) -> PreviewRead:
+    would_import = preview.error_count == 0 and preview.item_count > 0
+    read = f"{preview.item_count:,} item{'s' if preview.item_count != 1 else ''} read"
+    if preview.error_count:
+        outcome = f", {preview.error_count:,} error(s): uploading it now would be refused whole."
+    elif preview.item_count:
+        outcome = ", no errors. Nothing was imported."
+    else:
+        outcome = ": the file holds no items."
+    return PreviewRead(
+        format=preview.format_name,
+        items=preview.item_count,
+        error_count=preview.error_count,
+        errors=[RowErrorRead(line=e.line, field=e.field, message=e.message) for e in preview.errors],
+        summary=preview.summary,
+        first_items=[
+            PreviewItemRead(
+                line=item.line,
+                external_id=item.external_id,
+                prompt=item.prompt,
+                candidates=[
+                    PreviewCandidateRead(text=c.text, messages=c.messages, model=c.model) for c in item.candidates
+                ],
+            )
+            for item in preview.items
+        ],
+        would_import=would_import,
+        message=(f"{preview.summary} " if preview.summary else "") + read + outcome,
+    )
+
+
 @router.get("/projects/{project_id}/batches", response_model=list[BatchProgress])
 async def list_batches(project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> object:
     """The project's batches with their progress."""
@@ -108,6 +167,22 @@ async def list_batches(project_id: uuid.UUID, admin: AdminPrincipal, session: Se
 
 @router.patch("/batches/{batch_id}", response_model=BatchRead)
 async def steer_batch(batch_id: uuid.UUID, body: BatchUpdate, admin: AdminPrincipal, session: SessionDep) -> object:
-    """Pause or resume a batch, rename it, or set its priority (higher is served first)."""
+    """Pause or resume a batch, rename it, set its priority (higher is served first), archive or unarchive it."""
     batch = await service.get(session, batch_id)
     return await service.steer(session, batch, body, actor=admin.user)
+
+
+@router.delete("/batches/{batch_id}", response_model=Deleted)
+async def delete_batch(
+    batch_id: uuid.UUID,
+    admin: AdminPrincipal,
+    session: SessionDep,
+    confirm: str | None = Query(default=None, max_length=300, description="The batch's name, typed to confirm."),
+) -> object:
+    """Delete the batch with its items, assignments and judgments; export manifests are kept. Without `confirm`
+    (the batch's name) it refuses with 422, naming what would go. To stop serving it but keep everything,
+    archive it instead (`PATCH` with `archived: true`)."""
+    batch = await service.get(session, batch_id)
+    name = batch.name
+    removed = await lifecycle.delete_batch(session, batch, confirm=confirm, actor=admin.user)
+    return lifecycle.deleted_result("batch", name, removed)

@@ -4,18 +4,18 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from server.batches import preview, service
+from server.batches import service
 from server.batches.formats import Encoding, ImportFormat
 from server.batches.preview import Preview
 from server.batches.schemas import BatchUpdate, ImportResult, UploadOptions, upload_options
 from server.config import settings
 from server.db import SessionDep
 from server.errors import Invalid
-from server.models import Project
+from server.models import Batch, Project
+from server.projects import lifecycle
 from server.projects import service as projects
 from server.web.deps import AdminPagePrincipal
 from server.web.forms import done, read_form, validate
@@ -24,7 +24,7 @@ from server.web.templating import is_htmx, render
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 NO_FILE = "Choose a file to upload."
-STEER_LABELS = {"priority": "Priority", "status": "Status"}
+STEER_LABELS = {"priority": "Priority", "status": "Status", "archived": "Archived"}
 
 
 async def _page(
@@ -99,14 +99,7 @@ async def _preview(
     request: Request, session: SessionDep, project: Project, file: UploadFile, options: UploadOptions
 ) -> Response:
     """The dry run: the file parsed as the import would, nothing written; the page shows the first items."""
-    shown = await run_in_threadpool(
-        preview.preview_file,
-        file.file,
-        filename=file.filename,
-        format=options.format,
-        encoding=options.encoding,
-        limits=service.import_limits(),
-    )
+    shown = await service.preview_upload(file.file, filename=file.filename, options=options)
     return await _page(request, session, project, preview=shown)
 
 
@@ -116,15 +109,66 @@ async def steer(request: Request, batch_id: uuid.UUID, admin: AdminPagePrincipal
     batch = await service.get(session, batch_id)
     project = await projects.get_accessible(session, admin, batch.project_id)
     form = await read_form(request)
-    values = {k: str(form[k]) for k in ("status", "priority") if isinstance(form.get(k), str)}
+    values = {k: str(form[k]) for k in ("status", "priority", "archived") if isinstance(form.get(k), str)}
     data, errors = validate(BatchUpdate, values, STEER_LABELS)
     if data is None:
         return await _page(request, session, project, notice=("error", " ".join(errors.values())), status_code=422)
     batch = await service.steer(session, batch, data, actor=admin.user)
-    if "status" in values:
+    if "archived" in values:
+        message = (
+            f"Batch “{batch.name}” archived: nothing of it is served and its live leases ended; everything is kept "
+            "for export."
+            if batch.archived_at
+            else f"Batch “{batch.name}” unarchived: its items are served again."
+        )
+    elif "status" in values:
         message = f"Batch “{batch.name}” {'paused' if batch.status == 'paused' else 'resumed'}."
     else:
         message = f"Batch “{batch.name}” now has priority {batch.priority}."
     if not is_htmx(request):
         return done(request, f"/admin/projects/{project.id}/batches", message)
     return await _page(request, session, project, notice=("success", message))
+
+
+@router.get("/batches/{batch_id}/delete")
+async def confirm_delete(
+    request: Request, batch_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """What deleting the batch removes, and the field to type its name in."""
+    batch = await service.get(session, batch_id)
+    project = await projects.get_accessible(session, admin, batch.project_id)
+    return await _confirm_page(request, session, project, batch)
+
+
+async def _confirm_page(
+    request: Request, session: SessionDep, project: Project, batch: Batch, *, error: str | None = None
+) -> Response:
+    impact = await lifecycle.impact(session, batch_id=batch.id)
+    context = {
+        "project": project,
+        "kind": "batch",
+        "name": batch.name,
+        "sentence": lifecycle.confirm_sentence("batch", batch.name, impact),
+        "live_leases": impact.live_leases,
+        "action": f"/admin/batches/{batch.id}/delete",
+        "back": f"/admin/projects/{project.id}/batches",
+        "error": error,
+    }
+    return render(request, "admin/confirm_delete.html", context, status_code=422 if error else 200)
+
+
+@router.post("/batches/{batch_id}/delete")
+async def delete(request: Request, batch_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep) -> Response:
+    """Delete the batch once its name is typed; otherwise the confirmation again, saying what to type."""
+    batch = await service.get(session, batch_id)
+    project = await projects.get_accessible(session, admin, batch.project_id)
+    confirm = (await read_form(request)).get("confirm")
+    typed = confirm if isinstance(confirm, str) else None
+    if not lifecycle.confirmed(batch.name, typed):
+        error = f"Type the batch's name, “{batch.name}”, to delete it; nothing was deleted."
+        return await _confirm_page(request, session, project, batch, error=error)
+    name = batch.name
+    removed = await lifecycle.delete_batch(session, batch, confirm=typed, actor=admin.user)
+    return done(
+        request, f"/admin/projects/{project.id}/batches", lifecycle.deleted_result("batch", name, removed).message
+    )

@@ -29,6 +29,9 @@ class BatchRead(Schema):
     item_count: int
     sha256: str
     created_at: datetime
+    archived_at: datetime | None = Field(
+        default=None, description="When the batch was archived (its items are served to nobody); null if it is not."
+    )
 
 
 class BatchProgress(BatchRead):
@@ -42,6 +45,11 @@ class BatchUpdate(Schema):
     name: str | None = Field(default=None, min_length=1, max_length=MAX_BATCH_NAME)
     status: Literal["active", "paused"] | None = None
     priority: int | None = Field(default=None, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+    archived: bool | None = Field(
+        default=None,
+        description="true archives the batch: its items are served to nobody and live leases end now; everything "
+        "is kept and exported. false serves it again.",
+    )
 
 
 class ImportResult(Schema):
@@ -54,6 +62,34 @@ class ImportResult(Schema):
 class RowErrorRead(Schema):
     line: int
     field: str
+    message: str
+
+
+class PreviewCandidateRead(Schema):
+    text: str | None = None
+    messages: list[dict[str, str]] | None = None
+    model: str | None = None
+
+
+class PreviewItemRead(Schema):
+    line: int
+    external_id: str
+    prompt: str | list[dict[str, str]] = Field(description="The prompt as raters see it (a chat: its turns).")
+    candidates: list[PreviewCandidateRead] = Field(
+        description="The responses in file order (raters see them shuffled)."
+    )
+
+
+class PreviewRead(Schema):
+    """What the upload would import; nothing was written."""
+
+    format: str = Field(description='The detected (or given) format, e.g. "HH-RLHF, gzipped JSONL".')
+    items: int = Field(description="Valid records read.")
+    error_count: int
+    errors: list[RowErrorRead] = Field(description="The first errors by line and field (line 0: the whole file).")
+    summary: str | None = Field(description="One sentence for a file that is not JSON Lines at all.")
+    first_items: list[PreviewItemRead]
+    would_import: bool = Field(description="false: uploading this file now would be refused whole.")
     message: str
 
 

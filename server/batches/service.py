@@ -28,12 +28,13 @@ from server.batches.formats import (
     detect_encoding,
     iter_records,
 )
-from server.batches.preview import file_start, not_jsonl_summary
-from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult
+from server.batches.preview import Preview, file_start, not_jsonl_summary, preview_file
+from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult, UploadOptions
 from server.config import Settings, settings
 from server.errors import Invalid, NotFound
 from server.labeling import queue
 from server.models import Assignment, AssignmentStatus, Batch, Item, Judgment, Project, User
+from server.projects import lifecycle
 
 MAX_LISTED_ERRORS = 50
 CHUNK_ROWS = 5000
@@ -171,10 +172,10 @@ _INSERT_ITEMS = text(
     """
     WITH new AS (
         INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, gold_seq, wanted,
-                           batch_priority, search)
+                           batch_priority, paused, search)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
                CASE WHEN s.gold IS NULL THEN NULL ELSE nextval('items_gold_seq') END,
-               CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority,
+               CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority, :paused,
                to_tsvector('english', assay_search_text(s.prompt, s.candidates))
         FROM import_staging s ORDER BY s.line
         ON CONFLICT (project_id, external_id) DO NOTHING
@@ -245,6 +246,8 @@ async def import_file(
     # Imports of one project queue up here (the project row is the first lock in the order), and
     # the overlap read under the lock is the one in force even if a settings change just landed.
     wanted = await queue.lock_for_reorder(session, project.id)
+    # In an archived project new items are out of the queue too (projects/lifecycle.py: one rule for `paused`).
+    archived = await session.scalar(select(Project.archived_at).where(Project.id == project.id))
     batch = Batch(
         project_id=project.id,
         name=name or (filename or "upload").replace("\x00", "")[:MAX_BATCH_NAME],
@@ -264,6 +267,7 @@ async def import_file(
                 "batch_id": batch.id,
                 "wanted": wanted,
                 "batch_priority": priority,
+                "paused": archived is not None,
             },
         )
     ).one()
@@ -293,6 +297,19 @@ async def import_file(
     if skipped:
         message += f" {skipped} items were already in this project and were skipped."
     return ImportResult(id=batch.id, created=counts.created, skipped_existing=skipped, message=message)
+
+
+async def preview_upload(file: BinaryIO, *, filename: str | None, options: UploadOptions) -> Preview:
+    """The dry run of an upload (the page's "Preview first items" and the API's /preview): the import's
+    parser and limits, in a worker thread; nothing is written."""
+    return await asyncio.to_thread(
+        preview_file,
+        file,
+        filename=filename,
+        format=options.format,
+        encoding=options.encoding,
+        limits=import_limits(),
+    )
 
 
 async def get(session: AsyncSession, batch_id: uuid.UUID) -> Batch:
@@ -346,25 +363,34 @@ async def list_with_progress(session: AsyncSession, project: Project) -> list[Ba
 
 
 async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor: User) -> Batch:
-    """Rename, pause/resume or reprioritise a batch; its items follow in the queue at once."""
+    """Rename, pause/resume, reprioritise, archive or unarchive a batch; its items follow in the queue at once."""
     changes = data.model_dump(exclude_none=True)  # null: unchanged
+    archived = changes.pop("archived", None)
+    if archived is not None:
+        await lifecycle.set_batch_archived(session, batch, archived, actor=actor)
     moves = ("status" in changes and changes["status"] != batch.status) or (
         "priority" in changes and changes["priority"] != batch.priority
     )
     if moves:
         # Lock order: the project row, then the batch row, then its items in id order.
         await queue.lock_for_reorder(session, batch.project_id)
-        await session.execute(select(Batch.id).where(Batch.id == batch.id).with_for_update(key_share=True))
+        batch = await lifecycle.lock_batch(session, batch)
+        project_archived = await session.scalar(select(Project.archived_at).where(Project.id == batch.project_id))
         await session.execute(
             _STEER_ITEMS,
             {
                 "batch_id": batch.id,
-                "paused": changes.get("status", batch.status) == "paused",
+                # An archived batch (or project) stays out of the queue whatever its own status.
+                "paused": changes.get("status", batch.status) == "paused"
+                or batch.archived_at is not None
+                or project_archived is not None,
                 "priority": changes.get("priority", batch.priority),
             },
         )
         # Pausing moves nothing ahead; resuming or reprioritising moves this batch's items.
         await queue.rewind_to(session, batch.project_id, "i.batch_id = :batch_id", {"batch_id": batch.id})
+    if not changes:
+        return batch
     for key, value in changes.items():
         setattr(batch, key, value)
     await session.flush()

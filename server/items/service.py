@@ -8,6 +8,7 @@ judgment filters have partial indexes (`ix_judgments_tie`, `_both_bad`, `_ration
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,17 @@ from sqlalchemy.orm import aliased
 from server.errors import NotFound
 from server.items.filters import PAGE_SIZE, ItemFilters, Status, Verdict
 from server.items.verdicts import Shown, describe
-from server.models import Assignment, AssignmentStatus, Batch, Candidate, Item, Judgment, Project, User
+from server.models import (
+    Assignment,
+    AssignmentStatus,
+    Batch,
+    Candidate,
+    Item,
+    Judgment,
+    JudgmentRevision,
+    Project,
+    User,
+)
 from server.models.item import Prompt
 
 # The prompt's last turn (or the whole prompt), cut short for a table cell.
@@ -190,6 +201,22 @@ class JudgmentView:
     active_ms: int | None
     rationale: str | None
     surplus_reason: str | None
+    revision: int = 1
+    revised_at: datetime | None = None
+    # The verdicts later revisions replaced, oldest first (labeling/revisions.py keeps them).
+    earlier: tuple["RevisionView", ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionView:
+    """One replaced verdict of a judgment, as the item page lists it."""
+
+    revision: int
+    verdict: str
+    strength: int | None
+    rationale: str | None
+    sent_at: datetime
+    replaced_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +237,9 @@ class ItemDetail:
     skips: list[SkipView]
 
 
-def _shown(judgment: Judgment, shown_order: list[uuid.UUID], positions: dict[uuid.UUID, int]) -> Shown:
+def _shown(
+    judgment: Judgment | JudgmentRevision, shown_order: list[uuid.UUID], positions: dict[uuid.UUID, int]
+) -> Shown:
     return Shown(
         order=[positions[c] for c in shown_order if c in positions],
         choice=positions.get(judgment.choice_id) if judgment.choice_id else None,
@@ -221,13 +250,25 @@ def _shown(judgment: Judgment, shown_order: list[uuid.UUID], positions: dict[uui
 
 
 def _judgment_view(
-    judgment: Judgment, email: str, shown_order: list[uuid.UUID], positions: dict[uuid.UUID, int]
+    judgment: Judgment,
+    email: str,
+    shown_order: list[uuid.UUID],
+    positions: dict[uuid.UUID, int],
+    earlier: Sequence[JudgmentRevision] = (),
 ) -> JudgmentView:
     view = describe(_shown(judgment, shown_order, positions))
+    replaced = tuple(
+        RevisionView(
+            revision=r.revision, verdict=describe(_shown(r, shown_order, positions)).verdict, strength=r.strength,
+            rationale=r.rationale, sent_at=r.sent_at, replaced_at=r.replaced_at,
+        )
+        for r in earlier
+    )  # fmt: skip
     return JudgmentView(
         id=judgment.id, rater_id=judgment.rater_id, rater_email=email, verdict=view.verdict,
         strength=judgment.strength, shown=view.shown, created_at=judgment.created_at,
         active_ms=judgment.active_ms, rationale=judgment.rationale, surplus_reason=judgment.surplus_reason,
+        revision=judgment.revision, revised_at=judgment.revised_at, earlier=replaced,
     )  # fmt: skip
 
 
@@ -241,14 +282,25 @@ async def get_item(session: AsyncSession, item_id: uuid.UUID) -> ItemDetail:
         await session.scalars(select(Candidate).where(Candidate.item_id == item.id).order_by(Candidate.position))
     )
     positions = {c.id: c.position + 1 for c in candidates}
-    rows = await session.execute(
-        select(Judgment, User.email, Assignment.shown_order)
-        .join(User, User.id == Judgment.rater_id)
-        .join(Assignment, Assignment.id == Judgment.assignment_id)
-        .where(Judgment.item_id == item.id)
-        .order_by(Judgment.seq)
-    )
-    judgments = [_judgment_view(j, email, order, positions) for j, email, order in rows]
+    rows = (
+        await session.execute(
+            select(Judgment, User.email, Assignment.shown_order)
+            .join(User, User.id == Judgment.rater_id)
+            .join(Assignment, Assignment.id == Judgment.assignment_id)
+            .where(Judgment.item_id == item.id)
+            .order_by(Judgment.seq)
+        )
+    ).all()
+    history: dict[uuid.UUID, list[JudgmentRevision]] = {}
+    if any(j.revision > 1 for j, _, _ in rows):
+        replaced = await session.scalars(
+            select(JudgmentRevision)
+            .where(JudgmentRevision.judgment_id.in_([j.id for j, _, _ in rows if j.revision > 1]))
+            .order_by(JudgmentRevision.judgment_id, JudgmentRevision.revision)
+        )
+        for r in replaced:
+            history.setdefault(r.judgment_id, []).append(r)
+    judgments = [_judgment_view(j, email, order, positions, history.get(j.id, [])) for j, email, order in rows]
     skip_rows = await session.execute(
         select(Assignment.rater_id, User.email, Assignment.skip_reason, Assignment.finished_at)
         .join(User, User.id == Assignment.rater_id)

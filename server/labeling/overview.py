@@ -55,7 +55,7 @@ async def rater_projects(session: AsyncSession, *, rater: User) -> list[RaterPro
         await session.scalars(
             select(Project)
             .join(ProjectMember, ProjectMember.project_id == Project.id)
-            .where(ProjectMember.user_id == rater.id)
+            .where(ProjectMember.user_id == rater.id, Project.archived_at.is_(None), Project.deleted_at.is_(None))
             .order_by(Project.is_active.desc(), Project.name)
         )
     )
@@ -66,13 +66,14 @@ async def rater_projects(session: AsyncSession, *, rater: User) -> list[RaterPro
     imported = await _counts(
         session,
         select(Batch.project_id, func.sum(Batch.item_count))
-        .where(Batch.project_id.in_(ids))
+        .where(Batch.project_id.in_(ids), Batch.archived_at.is_(None))
         .group_by(Batch.project_id),
     )
     completed = await _counts(
         session,
         select(Item.project_id, func.count())
-        .where(Item.project_id.in_(ids), Item.completed_at.is_not(None))
+        .join(Batch, Batch.id == Item.batch_id)
+        .where(Item.project_id.in_(ids), Item.completed_at.is_not(None), Batch.archived_at.is_(None))
         .group_by(Item.project_id),
     )
     return [

@@ -88,6 +88,8 @@ class VerdictForm:
     flags: list[Option]  # tie / both bad, when the project allows them
     rationale: str  # off | optional | required
     undo: bool = False  # the project lets raters revise: Backspace takes the last verdict back
+    # The revision page: no skip, no instructions panel, and Backspace goes back instead of undoing.
+    revising: bool = False
 
     @property
     def keys(self) -> list[tuple[str, str]]:
@@ -102,12 +104,17 @@ class VerdictForm:
             words = "A or B is better" if len(self.options) == 2 else "from A much better to B much better"
             legend.append((f"{first}\N{EN DASH}{last}" if len(self.options) > 2 else "1 / a, 2 / b", words))
         legend += [(f.keys[0], f.label) for f in self.flags]
-        legend += [("Enter", "submit"), ("s", "skip"), ("i", "instructions")]
+        if self.revising:
+            legend.append(("Enter", "save the revision"))
+        else:
+            legend += [("Enter", "submit"), ("s", "skip"), ("i", "instructions")]
         legend += [
             ("\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll A"),
             ("Shift+\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll B"),
         ]
-        if self.undo:
+        if self.revising:
+            legend.append(("Backspace", "back, keeping the stored verdict"))
+        elif self.undo:
             legend.append(("Backspace", "take back your last verdict"))
         if self.rationale != RationaleRule.off:
             legend.append(("r", "write the rationale"))
@@ -129,8 +136,8 @@ def _choice_options(scale: Scale, ids: Sequence[uuid.UUID]) -> list[Option]:
     return options
 
 
-def verdict_form(project: Project, view: AssignmentRead) -> VerdictForm:
-    """The buttons, keys and rationale box for this item."""
+def verdict_form(project: Project, view: AssignmentRead, *, revising: bool = False) -> VerdictForm:
+    """The buttons, keys and rationale box for this item (on the rater page, or the revision page)."""
     scale = Scale(project.scale)
     ids = [c.id for c in view.item.candidates]
     ranking = len(ids) > 2
@@ -151,6 +158,7 @@ def verdict_form(project: Project, view: AssignmentRead) -> VerdictForm:
         flags=flags,
         rationale=project.rationale,
         undo=bool(project.revision_window_minutes),
+        revising=revising,
     )
 
 

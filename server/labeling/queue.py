@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.errors import NotFound
+
+# A deleted project (projects/lifecycle.py) is never changed again: no row, no lock.
 _LOCK_AND_BUMP = text(
     """
     WITH bumped AS (
-        UPDATE projects SET queue_epoch = queue_epoch + 1 WHERE id = :project_id RETURNING id, overlap, queue_epoch
+        UPDATE projects SET queue_epoch = queue_epoch + 1 WHERE id = :project_id AND deleted_at IS NULL
+        RETURNING id, overlap, queue_epoch
     ), moved AS (
         INSERT INTO queue_moves (project_id, epoch, from_start) SELECT id, queue_epoch, true FROM bumped
     )
@@ -74,7 +78,10 @@ async def lock_for_reorder(session: AsyncSession, project_id: uuid.UUID) -> int:
     Returns the project's overlap as committed now: after waiting for the lock, this is the value
     a concurrent settings change left, so new items get the overlap that is really in force.
     """
-    return int((await session.execute(_LOCK_AND_BUMP, {"project_id": project_id})).scalar_one())
+    overlap = (await session.execute(_LOCK_AND_BUMP, {"project_id": project_id})).scalar_one_or_none()
+    if overlap is None:  # deleted while this request waited for the lock
+        raise NotFound(f"Project {project_id} was deleted; nothing was changed.")
+    return int(overlap)
 
 
 async def rewind_to(session: AsyncSession, project_id: uuid.UUID, items: str, params: dict[str, object]) -> None:

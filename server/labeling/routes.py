@@ -283,7 +283,7 @@ async def _revise_page(
     context = {
         "project": project,
         "judgment": judgment,
-        "slot": Slot(kind="item", view=view, form=pages.verdict_form(project, view)),
+        "slot": Slot(kind="item", view=view, form=pages.verdict_form(project, view, revising=True)),
         "current": pages.form_values(judgment),
         "closes": revisions.window_closes(judgment, project),
         "open": revisions.revisable(judgment, project, datetime.now(UTC)),

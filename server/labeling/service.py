@@ -48,6 +48,7 @@ MAX_LEASES = 2
 ENDED: dict[str, str] = {
     SurplusReason.removed: "You were removed from this project while you held this item",
     SurplusReason.suspended: "Your access to this project was suspended while you held this item",
+    SurplusReason.archived: "This item's batch or project was archived by an admin while you held it",
 }
 _ENDED_UNKNOWN = "Your lease on this item was ended by an admin"
 
@@ -220,24 +221,30 @@ _LOCK_MEMBERSHIP_OF_ASSIGNMENT = text(
     """
 )
 
-# End a rater's live leases in a project (removal, suspension): leases in id order, then their
-# items in id order; the slots go back to the queue at once.
-_END_LEASES = text(
-    """
+# End live leases now (a rater removed or suspended; a batch or a project archived): leases in id
+# order, then their items in id order; the slots go back to the queue at once. `{which}` narrows the
+# project's leases to one rater's or one batch's.
+_END_LEASES_SQL = """
     WITH ended AS (
         UPDATE assignments a SET status = 'ended', ended_reason = :reason, finished_at = now()
-        FROM (SELECT id FROM assignments WHERE project_id = :project_id AND rater_id = :rater_id
+        FROM (SELECT id FROM assignments WHERE project_id = :project_id{which}
               AND status = 'leased' ORDER BY id FOR UPDATE) mine
         WHERE a.id = mine.id
         RETURNING a.item_id
     ), locked AS (
         SELECT id FROM items WHERE id IN (SELECT item_id FROM ended) ORDER BY id FOR NO KEY UPDATE
+    ), freed AS (
+        UPDATE items i SET leased = i.leased - n.leases
+        FROM (SELECT item_id, count(*) AS leases FROM ended GROUP BY item_id) n, locked
+        WHERE i.id = n.item_id AND locked.id = i.id
     )
-    UPDATE items i SET leased = i.leased - n.leases
-    FROM (SELECT item_id, count(*) AS leases FROM ended GROUP BY item_id) n, locked
-    WHERE i.id = n.item_id AND locked.id = i.id
+    SELECT count(*) FROM ended
     """
-)
+_END_LEASES = {
+    "rater": text(_END_LEASES_SQL.format(which=" AND rater_id = :rater_id")),
+    "batch": text(_END_LEASES_SQL.format(which=" AND item_id IN (SELECT id FROM items WHERE batch_id = :batch_id)")),
+    "project": text(_END_LEASES_SQL.format(which="")),
+}
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -288,15 +295,37 @@ async def reclaim_expired(session: AsyncSession, project_id: uuid.UUID, *, limit
     return int(await session.scalar(_RECLAIM, {"project_id": project_id, "limit": limit}) or 0)
 
 
-async def end_leases(session: AsyncSession, *, project_id: uuid.UUID, rater_id: uuid.UUID, reason: str) -> None:
-    """End a rater's live leases in a project now (they were removed or suspended)."""
-    await session.execute(_END_LEASES, {"project_id": project_id, "rater_id": rater_id, "reason": reason})
+async def end_leases(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    reason: str,
+    rater_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> int:
+    """End live leases in a project now: one rater's (removed, suspended), one batch's, or all (archived).
+
+    A verdict sent later on an ended lease is stored uncounted and answered with why (ENDED).
+    Returns how many leases ended.
+    """
+    params: dict[str, object] = {"project_id": project_id, "reason": reason}
+    if rater_id is not None:
+        statement = _END_LEASES["rater"]
+        params["rater_id"] = rater_id
+    elif batch_id is not None:
+        statement = _END_LEASES["batch"]
+        params["batch_id"] = batch_id
+    else:
+        statement = _END_LEASES["project"]
+    return int(await session.scalar(statement, params) or 0)
 
 
 # --- next --------------------------------------------------------------------------------------
 
 
 def _check_can_label(project: Project, rater: User) -> None:
+    if project.archived_at is not None or project.deleted_at is not None:
+        raise Conflict(f"Project '{project.name}' is archived; there is nothing to label in it.")
     if not project.is_active:
         raise Conflict(f"Project '{project.name}' is paused; labeling resumes when an admin restarts it.")
     if rater.suspended_at is not None:

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -22,4 +23,7 @@ class Batch(IdMixin, TimestampMixin, Base):
     sha256: Mapped[str] = mapped_column(String(64))
     # Any prompt or candidate in the batch is a chat: exports of the project then use message lists.
     has_messages: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Archived (batches/lifecycle.py): its items are served to nobody and its live leases ended, but
+    # everything is kept and exported; unarchiving serves them again. `status` keeps the pause.
+    archived_at: Mapped[datetime | None]
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -28,6 +28,7 @@ class SurplusReason(enum.StrEnum):
     filled = "filled"  # the item already had every judgment it wanted (a run-out lease, a lowered overlap)
     removed = "removed"  # the rater was removed from the project while holding the lease
     suspended = "suspended"  # the rater's membership was suspended while holding the lease
+    archived = "archived"  # the item's batch or project was archived while the rater held the lease
 
 
 class Judgment(IdMixin, Base):

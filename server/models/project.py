@@ -62,6 +62,11 @@ class Project(IdMixin, TimestampMixin, Base):
     # older epoch are not trusted (see labeling/service.py).
     queue_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Archived (batches/lifecycle.py): hidden from raters, nothing served, leases ended, all data kept
+    # and exported; reversible. Deleted: its batches, items, assignments and judgments are gone; the
+    # row stays as a tombstone so export manifests and the audit log keep their project.
+    archived_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
 
 
 class ProjectMember(Base):

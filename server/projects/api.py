@@ -2,12 +2,13 @@
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from server.auth.deps import AdminPrincipal, CurrentPrincipal
 from server.db import SessionDep
-from server.projects import service
+from server.projects import lifecycle, service
 from server.projects.schemas import (
+    Deleted,
     MemberAdd,
     MemberRead,
     MemberUpdate,
@@ -42,9 +43,23 @@ async def get_project(project_id: uuid.UUID, principal: CurrentPrincipal, sessio
 async def update_project(
     project_id: uuid.UUID, body: ProjectUpdate, admin: AdminPrincipal, session: SessionDep
 ) -> object:
-    """Change settings, pause (`is_active: false`) or resume a project."""
+    """Change settings, pause (`is_active: false`) or resume a project, archive (`archived: true`) or unarchive it."""
     project = await service.get_accessible(session, admin, project_id)
     return await service.update_project(session, project, body, actor=admin.user)
+
+
+@router.delete("/projects/{project_id}", response_model=Deleted)
+async def delete_project(
+    project_id: uuid.UUID,
+    admin: AdminPrincipal,
+    session: SessionDep,
+    confirm: str | None = Query(default=None, max_length=200, description="The project's name, typed to confirm."),
+) -> object:
+    """Delete the project's batches, items, assignments and judgments; export manifests and the audit log are
+    kept. Without `confirm` (the project's name) it refuses with 422, naming what would go."""
+    project = await service.get_accessible(session, admin, project_id)
+    removed = await lifecycle.delete_project(session, project, confirm=confirm, actor=admin.user)
+    return lifecycle.deleted_result("project", project.name, removed)
 
 
 @router.get("/projects/{project_id}/progress", response_model=ProjectProgress)

@@ -14,7 +14,7 @@ from server.errors import Invalid
 from server.labeling.pages import SKIP_REASONS
 from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
-from server.projects import guards, service
+from server.projects import guards, lifecycle, service
 from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
 from server.users import service as users
 from server.web import charts
@@ -168,6 +168,66 @@ async def update_project(
         )  # fmt: skip
     await service.update_project(session, project, data, actor=admin.user)
     return done(request, f"/admin/projects/{project.id}", "Settings saved.")
+
+
+@router.post("/projects/{project_id}/archive")
+async def archive_project(
+    request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Archive the project (hidden from raters, nothing served, live leases end; data kept) or unarchive it."""
+    project = await service.get_accessible(session, admin, project_id)
+    choice = (await read_form(request)).get("archived")
+    if choice not in ("true", "false"):
+        raise Invalid("Send archived=true to archive the project or archived=false to unarchive it.")
+    archived = choice == "true"
+    await service.update_project(session, project, ProjectUpdate(archived=archived), actor=admin.user)
+    message = (
+        f"Project “{project.name}” archived: raters no longer see it and its live leases ended; all its data is kept "
+        "for export."
+        if archived
+        else f"Project “{project.name}” unarchived: raters see it again."
+    )
+    return done(request, f"/admin/projects/{project.id}/settings", message)
+
+
+async def _confirm_page(
+    request: Request, session: SessionDep, project: Project, *, error: str | None = None
+) -> Response:
+    impact = await lifecycle.impact(session, project_id=project.id)
+    context = {
+        "project": project,
+        "kind": "project",
+        "name": project.name,
+        "sentence": lifecycle.confirm_sentence("project", project.name, impact),
+        "live_leases": impact.live_leases,
+        "action": f"/admin/projects/{project.id}/delete",
+        "back": f"/admin/projects/{project.id}/settings",
+        "error": error,
+    }
+    return render(request, "admin/confirm_delete.html", context, status_code=422 if error else 200)
+
+
+@router.get("/projects/{project_id}/delete")
+async def confirm_delete(
+    request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """What deleting the project removes, and the field to type its name in."""
+    return await _confirm_page(request, session, await service.get_accessible(session, admin, project_id))
+
+
+@router.post("/projects/{project_id}/delete")
+async def delete_project(
+    request: Request, project_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Delete the project's data once its name is typed; otherwise the confirmation again."""
+    project = await service.get_accessible(session, admin, project_id)
+    confirm = (await read_form(request)).get("confirm")
+    typed = confirm if isinstance(confirm, str) else None
+    if not lifecycle.confirmed(project.name, typed):
+        error = f"Type the project's name, “{project.name}”, to delete it; nothing was deleted."
+        return await _confirm_page(request, session, project, error=error)
+    removed = await lifecycle.delete_project(session, project, confirm=typed, actor=admin.user)
+    return done(request, "/admin/projects", lifecycle.deleted_result("project", project.name, removed).message)
 
 
 def _confirmation(data: ProjectUpdate) -> str:

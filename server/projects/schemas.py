@@ -52,6 +52,11 @@ class ProjectUpdate(Schema):
     active_learning: bool | None = None
     gold_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     revision_window_minutes: int | None = Field(default=None, ge=0, le=MAX_REVISION_WINDOW)
+    archived: bool | None = Field(
+        default=None,
+        description="true archives the project: hidden from raters, nothing served, live leases end now; all data "
+        "is kept and exported. false brings it back.",
+    )
 
 
 class ProjectRead(ProjectBase):
@@ -59,6 +64,7 @@ class ProjectRead(ProjectBase):
     name: str
     created_at: datetime
     updated_at: datetime | None
+    archived_at: datetime | None = Field(default=None, description="When the project was archived; null if it is not.")
 
     instructions_html: str = Field(description="The instructions rendered from Markdown (raw HTML shown as text).")
 
@@ -105,3 +111,12 @@ class RaterStats(Schema):
     judgments: int
     median_active_ms: float | None = Field(description="Median active time per judgment; null when none was sent.")
     last_judged_at: datetime
+
+
+class Deleted(Schema):
+    """What a deletion removed (export manifests and the audit log are kept)."""
+
+    items: int
+    judgments: int
+    raters: int = Field(description="Distinct raters whose judgments were removed.")
+    message: str

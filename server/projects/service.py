@@ -28,6 +28,7 @@ from server.models import (
     User,
 )
 from server.models.xid import CURRENT_XID
+from server.projects import lifecycle
 from server.projects.schemas import (
     HourlyCount,
     MemberRead,
@@ -43,10 +44,15 @@ log = get_logger("projects")
 
 
 def accessible_project_ids(principal: Principal):  # type: ignore[no-untyped-def]
-    """The one rule for who sees which project: admins all, everyone else their memberships."""
+    """The one rule for who sees which project: admins all, everyone else their memberships; a deleted
+    project nobody (its row stays only for export manifests and the audit log)."""
     if principal.is_admin:
-        return select(Project.id)
-    return select(ProjectMember.project_id).where(ProjectMember.user_id == principal.user.id)
+        return select(Project.id).where(Project.deleted_at.is_(None))
+    return (
+        select(ProjectMember.project_id)
+        .join(Project, Project.id == ProjectMember.project_id)
+        .where(ProjectMember.user_id == principal.user.id, Project.deleted_at.is_(None))
+    )
 
 
 async def get_accessible(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> Project:
@@ -55,8 +61,21 @@ async def get_accessible(session: AsyncSession, principal: Principal, project_id
         select(Project).where(Project.id == project_id, Project.id.in_(accessible_project_ids(principal)))
     )
     if project is None:
+        deleted = await session.scalar(select(Project.deleted_at).where(Project.id == project_id))
+        if deleted is not None and (principal.is_admin or await _was_member(session, principal, project_id)):
+            raise NotFound(
+                f"Project {project_id} was deleted on {deleted:%Y-%m-%d %H:%M} UTC; its items and judgments are gone. "
+                "Export manifests already delivered are kept."
+            )
         raise NotFound(f"No project with id {project_id} is shared with you.")
     return project
+
+
+async def _was_member(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> bool:
+    member = select(ProjectMember).where(
+        ProjectMember.project_id == project_id, ProjectMember.user_id == principal.user.id
+    )
+    return bool(await session.scalar(select(member.exists())))
 
 
 async def list_accessible(session: AsyncSession, principal: Principal) -> list[Project]:
@@ -68,7 +87,8 @@ async def list_accessible(session: AsyncSession, principal: Principal) -> list[P
 async def memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Project]:
     """The projects an account is a member of (what its tokens can export, unless it is an admin)."""
     query = select(Project).join(ProjectMember, ProjectMember.project_id == Project.id)
-    return list(await session.scalars(query.where(ProjectMember.user_id == user_id).order_by(Project.name)))
+    query = query.where(ProjectMember.user_id == user_id, Project.deleted_at.is_(None))
+    return list(await session.scalars(query.order_by(Project.name)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +138,8 @@ async def rater_count(session: AsyncSession, project: Project) -> int:
 async def non_memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Project]:
     """The projects an account is not a member of (for admins' pages: where to add it)."""
     member = select(ProjectMember.project_id).where(ProjectMember.user_id == user_id)
-    return list(await session.scalars(select(Project).where(Project.id.not_in(member)).order_by(Project.name)))
+    query = select(Project).where(Project.id.not_in(member), Project.deleted_at.is_(None))
+    return list(await session.scalars(query.order_by(Project.name)))
 
 
 async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> Project:
@@ -147,6 +168,11 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     """Change settings; a new overlap re-opens or completes items, active learning (un)prioritises them, at once."""
     # Every setting is required, so null leaves it as it is (it cannot be stored).
     changes = {key: value for key, value in data.model_dump(exclude_unset=True).items() if value is not None}
+    archived = changes.pop("archived", None)
+    if archived is not None:
+        await lifecycle.set_project_archived(session, project, archived, actor=actor)
+        if not changes:
+            return project
     reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
     raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.models import RewardModel
-from server.rewards.schemas import StoredMetrics
+from server.rewards.schemas import MIN_HELD_OUT_PAIRS, StoredMetrics
 from server.web.charts import Frame, Tick, format_number, value_ticks
 
 
@@ -22,6 +22,8 @@ class Point:
 class LineChart(Frame):
     points: tuple[Point, ...]
     x_caption: str
+    # Versions with too little held-out data to judge, in words ("v2 (10 held-out pairs)"): not drawn.
+    left_out: tuple[str, ...] = ()
 
     @property
     def polyline(self) -> str:
@@ -30,14 +32,21 @@ class LineChart(Frame):
 
 def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: int = 260) -> LineChart:
     """Accuracy (0.4 to 1 on the axis) of each version with a held-out accuracy, by pairs pulled
-    (the worker's `n_judgments` metric counts the trl rows it pulled: pairs, not judgments)."""
+    (the worker's `n_judgments` metric counts the trl rows it pulled: pairs, not judgments). A version
+    scored on too few held-out pairs is left out of the line and named in `left_out`."""
     left, top, right, bottom = 48.0, 18.0, width - 32.0, height - 44.0
     # Stored metrics are read defensively: a row of any shape draws or is left out, never fails.
+    read = [(m.version, StoredMetrics.read(m.metrics)) for m in models]
     measured = [
-        (m.version, metrics.accuracy, metrics.n_judgments or 0)
-        for m in models
-        if (metrics := StoredMetrics.read(m.metrics)).accuracy is not None
+        (version, metrics.accuracy, metrics.n_judgments or 0)
+        for version, metrics in read
+        if metrics.accuracy is not None and not metrics.too_little_data
     ]
+    left_out = tuple(
+        f"v{version} ({metrics.n_validation} held-out pair{'s' if metrics.n_validation != 1 else ''})"
+        for version, metrics in read
+        if metrics.too_little_data
+    )
     most = max((n for _, _, n in measured), default=0)
     x_top = value_ticks(max(most, 1))[-1]
     low = 0.4  # below chance is rare and above it is what matters: keep the differences readable
@@ -64,6 +73,10 @@ def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: i
         )
     else:
         desc = "No model with a held-out accuracy yet."
+    if left_out:
+        desc += (
+            f" Left out, too little data to judge (under {MIN_HELD_OUT_PAIRS} held-out pairs): {', '.join(left_out)}."
+        )
     return LineChart(
         id="reward-accuracy",
         title="Held-out accuracy by pairs trained on",
@@ -78,4 +91,5 @@ def accuracy_chart(models: Sequence[RewardModel], *, width: int = 880, height: i
         value_ticks=tuple(Tick(position=y_of(v), label=f"{v:.1f}") for v in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)),
         label_ticks=tuple(Tick(position=x_of(v), label=format_number(v)) for v in value_ticks(max(most, 1))),
         x_caption="pairs",
+        left_out=left_out,
     )

@@ -9,15 +9,12 @@ from server.db import SessionDep
 from server.projects import service as projects
 from server.rewards import service
 from server.rewards.charts import accuracy_chart
-from server.rewards.schemas import StoredMetrics
+from server.rewards.schemas import MIN_HELD_OUT_PAIRS, StoredMetrics
 from server.web.deps import AdminPagePrincipal
 from server.web.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 QUEUE_ROWS = 25
-# Below this many held-out pairs an accuracy says little (one pair more moves it by over 2 points at 40):
-# the page says "too little data to judge" instead of the number.
-MIN_HELD_OUT_PAIRS = 50
 
 
 @router.get("/projects/{project_id}/reward-models")

@@ -59,6 +59,10 @@ class RewardModelMetrics(BaseModel):
         return self
 
 
+# Below this many held-out pairs an accuracy says little (one pair more moves it by over 2 points at 40).
+MIN_HELD_OUT_PAIRS = 50
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMetrics:
     """A stored metrics object as pages show it: a value of the wrong type reads as missing.
@@ -83,6 +87,12 @@ class StoredMetrics:
             n_train=_count(values.get("n_train")),
             n_validation=_count(values.get("n_validation")),
         )
+
+    @property
+    def too_little_data(self) -> bool:
+        """An accuracy measured on fewer than MIN_HELD_OUT_PAIRS held-out pairs: pages say "too little data
+        to judge" instead of the number, and the chart leaves it out."""
+        return self.accuracy is not None and self.n_validation is not None and self.n_validation < MIN_HELD_OUT_PAIRS
 
 
 def _finite(value: Any) -> float | None:

@@ -10,15 +10,11 @@
   if (!form) return;
   var d = queue.dataset;
   form.action = d.reviseAction;
-  ["[data-skip]", "form.skip-form"].forEach(function (selector) {
+  ["[data-skip]", "[data-skip-code]", "[data-skip-text]", "form.skip-form"].forEach(function (selector) {
     var node = queue.querySelector(selector);
     if (node) node.remove();
   });
-  // No skipping here, and Backspace goes back (the legend says so on the Back button).
-  Array.prototype.forEach.call(form.querySelectorAll(".legend-item"), function (item) {
-    var key = item.querySelector("kbd");
-    if (key && (key.textContent === "s" || key.textContent === "Backspace")) item.remove();
-  });
+  // No skipping here (the legend, written for this page by the server, lists only the keys that work).
   var submit = form.querySelector("[data-submit]");
   if (submit && submit.firstChild) submit.firstChild.textContent = "Save revision ";
 

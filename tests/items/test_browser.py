@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.items.filters import PAGE_SIZE
 from server.items.verdicts import Shown, describe
+from server.labeling import revisions
 from server.labeling import service as labeling
 from server.labeling.schemas import JudgmentCreate
 from server.models import Project, Role, User
@@ -149,6 +150,38 @@ class TestItemPage:
         assert cells["Verdict"] in ("#1 preferred (shown as A)", "#2 preferred (shown as A)")
         assert cells["Shown as"] in ("A = #1, B = #2", "A = #2, B = #1")
         assert "too long" in page.find(class_="skip-list").text
+
+    async def test_a_judgment_with_its_revision_history(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        world,  # type: ignore[no-untyped-def]
+    ) -> None:
+        project, _, rater = world
+        leased = await labeling.next_assignment(session, project=project, rater=rater)
+        assert leased is not None
+        first, second = leased.candidates  # in the order shown: A, B
+        submitted = await labeling.submit(
+            session,
+            assignment_id=leased.assignment.id,
+            rater=rater,
+            data=JudgmentCreate(choice=first.id, rationale="A reads better"),
+        )
+        await session.commit()
+        for verdict in (JudgmentCreate(choice=second.id, rationale="B is right"), JudgmentCreate(tie=True)):
+            await revisions.revise(session, judgment_id=submitted.judgment.id, rater=rater, data=verdict)
+            await session.commit()
+        page = parse((await client.get(f"/admin/items/{leased.item.id}")).text)
+        cell = page.find(id="judgments").find("tbody").find("tr").find("td", data_label="Verdict")
+        assert cell.text.startswith("Tie")
+        history = cell.find("details", class_="revisions")
+        assert history.find("summary").text == "Revision 3: 2 earlier verdicts"
+        entries = history.find_all("li")
+        assert [li["value"] for li in entries] == ["1", "2"]
+        a, b = (f"#{c.position + 1} preferred" for c in (first, second))
+        assert entries[0].find("strong").text.startswith(a)
+        assert entries[1].find("strong").text.startswith(b)
+        assert [li.find("span", class_="rationale").text for li in entries] == ["“A reads better”", "“B is right”"]
 
     async def test_unknown_item(self, client: httpx.AsyncClient, world) -> None:  # type: ignore[no-untyped-def]
         response = await client.get("/admin/items/00000000-0000-0000-0000-000000000000")

@@ -124,3 +124,26 @@ class TestTooLittleHeldOut:
         cell = page.by_id("model-versions").find("td", class_="accuracy")
         assert cell.text == "too little data to judge (10 held-out pairs, under 50)"
         assert "0.900" not in cell.text
+
+    async def test_the_chart_leaves_them_out_and_says_so(self, session: AsyncSession) -> None:
+        admin = await create_user(session, role=Role.admin)
+        trainer = await create_user(session, role=Role.trainer)
+        project = await create_project(session, admin, members=(trainer,))
+        for cursor, n_validation, accuracy in (("c1", 80, 0.62), ("c2", 10, 0.95), ("c3", 1, 1.0), ("c4", 120, 0.7)):
+            metrics = {
+                **METRICS,
+                "accuracy": accuracy,
+                "n_pairs": 100,
+                "n_judgments": 100,
+                "n_validation": n_validation,
+            }
+            data = RewardModelCreate(features="f", cursor_to=cursor, metrics=metrics)
+            await report(session, project=project, trainer=trainer, data=data)
+        await session.commit()
+        chart = accuracy_chart(await list_models(session, project))
+        assert [p.label.split(":")[0] for p in chart.points] == ["v1", "v4"]
+        assert chart.left_out == ("v2 (10 held-out pairs)", "v3 (1 held-out pair)")
+        assert chart.desc.endswith(
+            "Left out, too little data to judge (under 50 held-out pairs): v2 (10 held-out pairs), "
+            "v3 (1 held-out pair)."
+        )

@@ -228,6 +228,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{P}/projects"): Entry(admin(422), J),
     ("GET", f"{P}/projects/{{project_id}}"): Entry(member(200)),
     ("PATCH", f"{P}/projects/{{project_id}}"): Entry(admin(200), J),
+    ("DELETE", f"{P}/projects/{{project_id}}"): Entry(admin(422), why="no confirm: refused, naming what would go"),
     ("GET", f"{P}/projects/{{project_id}}/progress"): Entry(member(200)),
     ("GET", f"{P}/projects/{{project_id}}/members"): Entry(admin(200)),
     ("POST", f"{P}/projects/{{project_id}}/members"): Entry(admin(422), J),
@@ -239,8 +240,12 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{P}/projects/{{project_id}}/batches"): Entry(
         scoped(Scope.items_write, 422), why="no file: refused after authorization"
     ),
+    ("POST", f"{P}/projects/{{project_id}}/batches/preview"): Entry(
+        scoped(Scope.items_write, 422), why="no file: refused after authorization"
+    ),
     ("GET", f"{P}/projects/{{project_id}}/batches"): Entry(admin(200)),
     ("PATCH", f"{P}/batches/{{batch_id}}"): Entry(admin(200), J),
+    ("DELETE", f"{P}/batches/{{batch_id}}"): Entry(admin(422), why="no confirm: refused, naming what would go"),
     # Labeling
     ("POST", f"{P}/projects/{{project_id}}/assignments/next"): Entry(scoped(Scope.judgments_write, 200)),
     ("POST", f"{P}/assignments/{{assignment_id}}/judgment"): Entry(owner(Scope.judgments_write, 422), J),
@@ -301,6 +306,11 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/admin/projects/{project_id}/batches"): Entry(admin_page(200)),
     ("POST", "/admin/projects/{project_id}/batches"): Entry(admin_page(422), F),
     ("POST", "/admin/batches/{batch_id}"): Entry(admin_page(303), F),
+    ("GET", "/admin/batches/{batch_id}/delete"): Entry(admin_page(200)),
+    ("POST", "/admin/batches/{batch_id}/delete"): Entry(admin_page(422), F, "no name typed: nothing deleted"),
+    ("POST", "/admin/projects/{project_id}/archive"): Entry(admin_page(422), F, "neither archive nor unarchive"),
+    ("GET", "/admin/projects/{project_id}/delete"): Entry(admin_page(200)),
+    ("POST", "/admin/projects/{project_id}/delete"): Entry(admin_page(422), F, "no name typed: nothing deleted"),
     ("GET", "/admin/projects/{project_id}/reward-models"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/leaderboard"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/items"): Entry(admin_page(200)),

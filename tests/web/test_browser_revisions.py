@@ -181,3 +181,55 @@ class TestRankingRestartKey:
         judgment = await stored(session, first)
         assert (judgment.revision, judgment.ranking) == (2, [shown[2], shown[1], shown[0]])
         browser_log.assert_clean()
+
+
+class TestRevisePageLegend:
+    async def test_it_lists_only_keys_that_work_there_and_each_does_what_it_says(
+        self, page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
+    ) -> None:
+        rater, (project,) = await setup(session, ({"name": "Legend", "allow_tie": True}, native_items(3)))
+        await login(page, rater.email, PASSWORD)
+        await open_label(page, project.id)
+        first = await current_assignment(page)
+        await page.keyboard.press("1")
+        async with page.expect_navigation(url=REVISE_URL):
+            await page.keyboard.press("Enter")
+            await page.keyboard.press("Backspace")
+        legend = page.locator(f"{CURRENT} .legend .legend-item")
+        items = [(await i.locator("kbd").inner_text(), await i.inner_text()) for i in await legend.all()]
+        assert [k for k, _ in items] == ["1 / a, 2 / b", "t", "Enter", "↓ ↑", "Shift+↓ ↑", "Backspace", "r", "Esc"]
+        assert "i instructions" not in await page.inner_text(f"{CURRENT} .legend")
+        assert await page.locator("[data-instructions]").count() == 0  # what `i` would open is not on this page
+        assert await page.locator("[data-skip], [data-skip-code], [data-skip-text]").count() == 0  # no skipping here
+        await screenshot(page, artifacts, "revise-legend-1280")
+
+        # Each key in the legend works here.
+        await page.keyboard.press("2")
+        assert await page.is_checked(f"{CURRENT} input[data-keys='2 b']")
+        await page.keyboard.press("t")
+        assert await page.is_checked(f"{CURRENT} input[value=tie]")
+        await page.keyboard.press("a")
+        assert await page.is_checked(f"{CURRENT} input[data-keys='1 a']")
+        await page.keyboard.press("r")
+        assert await page.evaluate("document.activeElement.name") == "rationale"
+        await page.keyboard.press("Escape")
+        assert await page.evaluate("document.activeElement.name") != "rationale"
+        await page.eval_on_selector_all(
+            f"{CURRENT} .candidate .text", "els => els.forEach(e => { e.textContent = 'line\\n'.repeat(80); })"
+        )
+        top = "(l) => document.querySelector(`#queue > .slot:not([hidden]) [data-scroll=${l}]`).scrollTop"
+        await page.keyboard.press("ArrowDown")
+        assert await page.evaluate(top, "A") > 0
+        await page.keyboard.press("Shift+ArrowDown")
+        assert await page.evaluate(top, "B") > 0
+        # Backspace goes back without changing the stored verdict; Enter saves a revision.
+        async with page.expect_navigation(url=f"**/projects/{project.id}/label"):
+            await page.keyboard.press("Backspace")
+        assert (await stored(session, first)).revision == 1
+        async with page.expect_navigation(url=REVISE_URL):
+            await page.goto(f"/judgments/{(await stored(session, first)).id}/revise?back=label")
+        await page.keyboard.press("2")
+        async with page.expect_navigation(url=f"**/projects/{project.id}/label"):
+            await page.keyboard.press("Enter")
+        assert (await stored(session, first)).revision == 2
+        browser_log.assert_clean()
