@@ -132,7 +132,7 @@ def posterior(fit: Fit, labels: Iterable[tuple[Hashable, int]], *, gold: int | N
     """P(z | these raters' labels) for one unit: the E-step. `labels` are (rater, label); a rater
     the fit has not seen gets the prior's confusion. A gold class returns that class for certain."""
     if gold is not None:
-        return np.eye(K)[gold]
+        return np.asarray(np.eye(K)[gold], dtype=np.float64)
     log_p = np.log(fit.prior).copy()
     default: NDArray[np.float64] | None = None
     for rater, label in labels:
@@ -222,7 +222,8 @@ def _em(
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (read after the loop)
         # M-step: θ_r[z, l] ∝ prior + Σ_obs post[u, z] [label = l]; π ∝ prior + Σ_free units post.
         counts = np.zeros((n_raters, K, K))
-        np.add.at(counts, (r, slice(None), lab), post[u])
+        for z in range(K):
+            np.add.at(counts[:, z, :], (r, lab), post[u, z])
         counts += prior_counts
         theta = counts / counts.sum(axis=2, keepdims=True)
         pi_counts = post[~clamped].sum(axis=0) + PRIOR_CLASS
