@@ -171,11 +171,14 @@ _INSERT_ITEMS = text(
     """
     WITH new AS (
         INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, gold_seq, wanted,
-                           batch_priority, search)
+                           batch_priority, search, aggregate_revision, aggregate_xid)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
                CASE WHEN s.gold IS NULL THEN NULL ELSE nextval('items_gold_seq') END,
                CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority,
-               to_tsvector('english', assay_search_text(s.prompt, s.candidates))
+               to_tsvector('english', assay_search_text(s.prompt, s.candidates)),
+               -- a gold item's answer is its first aggregate revision (gold=include exports deliver it)
+               CASE WHEN s.gold IS NULL THEN 0 ELSE 1 END,
+               CASE WHEN s.gold IS NULL THEN NULL ELSE assay_xid() END
         FROM import_staging s ORDER BY s.line
         ON CONFLICT (project_id, external_id) DO NOTHING
         RETURNING id, external_id
