@@ -347,7 +347,8 @@ def raw_item_row(row: Mapping[str, Any], aggregate: ItemAggregate) -> dict[str, 
             }
             for v in aggregate.all_votes
         ],
-        "completed_at": row["completed_at"].isoformat(),
+        # None for a gold item (gold=include): it is delivered with its answer, never completed.
+        "completed_at": None if row["completed_at"] is None else row["completed_at"].isoformat(),
     }
 
 
