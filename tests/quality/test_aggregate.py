@@ -131,3 +131,13 @@ def test_ties_are_learnt_as_a_class() -> None:
     fitted = ag.fit(observations)
     assert ag.label(fitted.posteriors[0])[0] == ag.TIE
     assert ag.label(fitted.posteriors[9])[0] == ag.A
+
+
+def test_the_benchmark_in_small() -> None:
+    """bench/aggregation.py's first part on three seeds: weighted recovers more on every one."""
+    from bench.aggregation import recovery
+
+    result = recovery(range(3))
+    assert result["weighted_better_seeds"] == 3
+    assert result["difference"].mean > 0
+    assert result["weighted"].mean > result["majority"].mean
