@@ -43,7 +43,7 @@ PRIOR_DIAGONAL = 4.0
 PRIOR_OFF = 1.0
 PRIOR_CLASS = 1.0
 MAX_ITERATIONS = 200
-TOLERANCE = 1e-6  # largest change of any posterior between iterations at convergence
+TOLERANCE = 1e-4  # largest change of any posterior between iterations at convergence
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,18 +219,31 @@ def _em(
     history: list[float] = []
     converged = False
     iterations = 0
+    rater_label = r * K + lab  # np.bincount is many times faster than np.add.at at a million observations
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (read after the loop)
         # M-step: θ_r[z, l] ∝ prior + Σ_obs post[u, z] [label = l]; π ∝ prior + Σ_free units post.
-        counts = np.zeros((n_raters, K, K))
-        for z in range(K):
-            np.add.at(counts[:, z, :], (r, lab), post[u, z])
+        counts = np.stack(
+            [
+                np.bincount(rater_label, weights=post[u, z], minlength=n_raters * K)
+                .astype(np.float64)
+                .reshape(n_raters, K)
+                for z in range(K)
+            ],
+            axis=1,
+        )
         counts += prior_counts
         theta = counts / counts.sum(axis=2, keepdims=True)
         pi_counts = post[~clamped].sum(axis=0) + PRIOR_CLASS
         pi = pi_counts / pi_counts.sum()
         # E-step: log post[u, z] = log π_z + Σ_obs log θ_r[z, l].
-        log_post = np.tile(np.log(pi), (n_units, 1))
-        np.add.at(log_post, u, np.log(theta)[r, :, lab])
+        log_theta = np.log(theta)
+        log_post = np.stack(
+            [
+                np.log(pi[z]) + np.bincount(u, weights=log_theta[r, z, lab], minlength=n_units).astype(np.float64)
+                for z in range(K)
+            ],
+            axis=1,
+        )
         history.append(_objective(log_post, clamped, clamp, theta, pi, prior_counts))
         log_post -= log_post.max(axis=1, keepdims=True) if n_units else 0.0
         new = np.exp(log_post)
