@@ -194,12 +194,41 @@ def training(seeds: Iterable[int]) -> dict[str, Any] | str:
     }
 
 
+def scale(items: int = 333_000, overlap: int = 3, raters: int = 200, gold: int = 1_000) -> dict[str, Any]:
+    """What the once-per-data-version fit costs at about a million judgments (synthetic raters
+    right 50-90% of the time, each vote to a random rater)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    accuracy = rng.uniform(0.5, 0.9, raters)
+    truth = rng.integers(0, 2, items)
+    unit = np.repeat(np.arange(items), overlap)
+    rater = rng.integers(0, raters, len(unit))
+    label = np.where(rng.random(len(unit)) < accuracy[rater], truth[unit], 1 - truth[unit])
+    started = time.perf_counter()
+    obs = [ag.Observation(unit=int(u), rater=int(r), label=int(v)) for u, r, v in zip(unit, rater, label, strict=True)]
+    built = time.perf_counter()
+    fitted = ag.fit(obs, gold={i: int(truth[i]) for i in range(gold)})
+    done = time.perf_counter()
+    return {
+        "observations": len(obs),
+        "build_seconds": round(built - started, 1),
+        "fit_seconds": round(done - built, 1),
+        "iterations": fitted.iterations,
+        "converged": fitted.converged,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20, help="crowd seeds for the recovery part")
     parser.add_argument("--training-seeds", type=int, default=6, help="crowd seeds (and held-out splits) for training")
+    parser.add_argument("--scale", action="store_true", help="only time the fit at about a million judgments")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.scale:
+        print(scale())
+        return
     part1 = recovery(range(args.seeds))
     print(f"## Recovery of true labels: bench/crowd.py scenario, {args.seeds} seeds")
     print(f"majority  {part1['majority']}")
