@@ -86,20 +86,16 @@ async def crowd(client: httpx.AsyncClient, session: AsyncSession) -> Crowd:
 
 
 class TestWeighted:
-    @pytest.mark.parametrize("fmt", ITEM_FORMATS)
-    async def test_every_item_format_carries_the_confidence(self, client, crowd: Crowd, fmt: str) -> None:
-        rows = lines(
-            await pull(client, crowd.project, crowd.trainer, granularity="item", aggregation="weighted", format=fmt)
-        )
-        per_item = 2 if fmt == "trl-unpaired" else 1
-        assert len(rows) == 4 * per_item
-        assert all(0.9 < row["confidence"] <= 1.0 for row in rows)
-
-    @pytest.mark.parametrize("fmt", ITEM_FORMATS)
-    async def test_majority_has_no_confidence_column(self, client, crowd: Crowd, fmt: str) -> None:
-        rows = lines(await pull(client, crowd.project, crowd.trainer, granularity="item", format=fmt))
-        assert rows
-        assert all("confidence" not in row for row in rows)
+    async def test_every_item_format_carries_the_confidence(self, client, crowd: Crowd) -> None:
+        for fmt in ITEM_FORMATS:
+            rows = lines(
+                await pull(client, crowd.project, crowd.trainer, granularity="item", aggregation="weighted", format=fmt)
+            )
+            assert len(rows) == 4 * (2 if fmt == "trl-unpaired" else 1), fmt
+            assert all(0.9 < row["confidence"] <= 1.0 for row in rows), fmt
+            majority = lines(await pull(client, crowd.project, crowd.trainer, granularity="item", format=fmt))
+            assert majority, fmt
+            assert all("confidence" not in row for row in majority), fmt
 
     async def test_the_dissenting_rater_weighs_less_than_a_third(self, client, crowd: Crowd) -> None:
         """Majority agreement is 2/3 per item; the fitted model trusts the two who agree more."""
@@ -118,21 +114,21 @@ class TestWeighted:
         )
         assert all(r["chosen"].startswith("Answer 0 ") for r in chosen)
 
-    @pytest.mark.parametrize("fmt", [*ITEM_FORMATS, "raw"])
-    async def test_parquet_has_the_columns(self, client, crowd: Crowd, fmt: str) -> None:
-        response = await pull(
-            client,
-            crowd.project,
-            crowd.trainer,
-            granularity="item",
-            aggregation="weighted",
-            format=fmt,
-            encoding="parquet",
-        )
-        assert response.status_code == 200, response.text
-        table = pq.read_table(io.BytesIO(response.content))
-        assert ("weighted" if fmt == "raw" else "confidence") in table.column_names
-        assert table.num_rows == (8 if fmt == "trl-unpaired" else 4)
+    async def test_parquet_has_the_columns(self, client, crowd: Crowd) -> None:
+        for fmt in [*ITEM_FORMATS, "raw"]:
+            response = await pull(
+                client,
+                crowd.project,
+                crowd.trainer,
+                granularity="item",
+                aggregation="weighted",
+                format=fmt,
+                encoding="parquet",
+            )
+            assert response.status_code == 200, response.text
+            table = pq.read_table(io.BytesIO(response.content))
+            assert ("weighted" if fmt == "raw" else "confidence") in table.column_names, fmt
+            assert table.num_rows == (8 if fmt == "trl-unpaired" else 4), fmt
 
     async def test_the_rater_model_is_fitted_once_per_data_version(self, client, session, crowd: Crowd) -> None:
         computed = select(QualitySnapshot.computed_at).where(
@@ -147,56 +143,48 @@ class TestWeighted:
 
 
 class TestRefusals:
-    @pytest.mark.parametrize(
-        ("params", "message"),
-        [
-            (
-                {"aggregation": "weighted"},
-                "aggregation=weighted labels each item from its raters' judgments: add granularity=item or drop "
-                "aggregation.",
-            ),
-            (
-                {"aggregation": "weighted", "granularity": "item", "min_agreement": "0.5"},
-                "min_agreement filters majority votes; with aggregation=weighted each row has a confidence column "
-                "to filter on instead: drop min_agreement.",
-            ),
-            (
-                {"gold": "include"},
-                "gold=include adds gold items to item-granularity exports (per-judgment exports already carry "
-                "gold judgments): add granularity=item or drop gold.",
-            ),
-            (
-                {"gold": "include", "completed": "true"},
-                "gold=include adds gold items to item-granularity exports (per-judgment exports already carry "
-                "gold judgments): add granularity=item or drop gold.",
-            ),
-        ],
+    REFUSED: tuple[tuple[dict[str, str], str], ...] = (
+        (
+            {"aggregation": "weighted"},
+            "aggregation=weighted labels each item from its raters' judgments: add granularity=item or drop "
+            "aggregation.",
+        ),
+        (
+            {"aggregation": "weighted", "granularity": "item", "min_agreement": "0.5"},
+            "min_agreement filters majority votes; with aggregation=weighted each row has a confidence column "
+            "to filter on instead: drop min_agreement.",
+        ),
+        (
+            {"gold": "include"},
+            "gold=include adds gold items to item-granularity exports (per-judgment exports already carry "
+            "gold judgments): add granularity=item or drop gold.",
+        ),
+        (
+            {"gold": "include", "completed": "true"},
+            "gold=include adds gold items to item-granularity exports (per-judgment exports already carry "
+            "gold judgments): add granularity=item or drop gold.",
+        ),
     )
-    async def test_contradictions_are_refused(self, client, crowd: Crowd, params: dict[str, str], message: str) -> None:
-        assert refusal(await pull(client, crowd.project, crowd.trainer, **params), 422) == message
 
-    @pytest.mark.parametrize(
-        ("first", "second"),
-        [
-            ({"aggregation": "weighted"}, {}),
-            ({}, {"aggregation": "weighted"}),
-            ({"raters": "trusted"}, {}),
-            ({}, {"raters": "trusted"}),
-            ({"gold": "include"}, {}),
-            ({}, {"gold": "include"}),
-        ],
-    )
-    async def test_a_cursor_is_bound_to_the_new_parameters(self, client, crowd: Crowd, first, second) -> None:
-        item = {"granularity": "item"}
-        cursor = (await pull(client, crowd.project, crowd.trainer, **item, **first)).headers["Assay-Next-Cursor"]
-        response = await pull(client, crowd.project, crowd.trainer, **item, **second, after=cursor)
-        assert refusal(response, 422) == cursors.OTHER_FILTERS
+    async def test_contradictions_are_refused(self, client, crowd: Crowd) -> None:
+        for params, message in self.REFUSED:
+            assert refusal(await pull(client, crowd.project, crowd.trainer, **params), 422) == message
+
+    async def test_a_cursor_is_bound_to_the_new_parameters(self, client, crowd: Crowd) -> None:
         assert cursors.OTHER_FILTERS == (
             "This cursor belongs to an export with other filters (granularity, batch_id, completed, since, until, "
             "min_agreement, aggregation, raters, gold): repeat that export's filters, or start again without after."
         )
-        same = await pull(client, crowd.project, crowd.trainer, **item, **first, format="hh", after=cursor)
-        assert same.status_code == 200
+        item = {"granularity": "item"}
+        for changed in ({"aggregation": "weighted"}, {"raters": "trusted"}, {"gold": "include"}):
+            for first, second in ((changed, {}), ({}, changed)):
+                cursor = (await pull(client, crowd.project, crowd.trainer, **item, **first)).headers[
+                    "Assay-Next-Cursor"
+                ]
+                response = await pull(client, crowd.project, crowd.trainer, **item, **second, after=cursor)
+                assert refusal(response, 422) == cursors.OTHER_FILTERS, (first, second)
+                same = await pull(client, crowd.project, crowd.trainer, **item, **first, format="hh", after=cursor)
+                assert same.status_code == 200
 
     async def test_defaults_spelt_out_keep_the_cursor_of_an_export_without_them(self, client, crowd: Crowd) -> None:
         cursor = (await pull(client, crowd.project, crowd.trainer, granularity="item")).headers["Assay-Next-Cursor"]
