@@ -221,6 +221,13 @@ def worker(
     embeddings: Annotated[
         Path | None, typer.Option(help="A local model2vec model directory (needs the model2vec package).")
     ] = None,
+    labels: Annotated[
+        str,
+        typer.Option(
+            help="What to train on: judgments (every judgment), majority (per completed item) or weighted "
+            "(per completed item, votes weighted by rater reliability)."
+        ),
+    ] = "judgments",
 ) -> None:
     """Train a reward model from the project's judgments and send uncertain items to raters first."""
     import logging
@@ -239,6 +246,9 @@ def worker(
             "or ASSAY_WORKER_TOKEN and ASSAY_PROJECT.[/red]"
         )
         raise typer.Exit(2)
+    if labels not in ("judgments", "majority", "weighted"):
+        console.print(f"[red]--labels must be judgments, majority or weighted, not {labels!r}.[/red]")
+        raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
@@ -250,7 +260,9 @@ def worker(
 
     async def main(progress: Progress | None) -> None:
         async with AssayClient(url, token, retries=retries) as client:
-            work = Worker(client, store, server=url, project_id=project, featurizer=featurizer, progress=progress)
+            work = Worker(
+                client, store, server=url, project_id=project, featurizer=featurizer, progress=progress, labels=labels
+            )
             if once:
                 await work.cycle()
             else:

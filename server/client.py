@@ -19,7 +19,7 @@ import functools
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -219,12 +219,14 @@ class AssayClient:
         format: str = "trl",
         ids: bool = False,
         on_rows: Callable[[int], None] | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> ExportPull:
         """Stream the rows finalised since `after` into `dest` (JSONL), whole or not at all.
 
         With `ids`, rows carry `judgment_id`, `revision` and `deleted`: keep, per judgment, the rows
         of its highest revision (server/trainer/store.py:latest does)."""
         params = {"format": format} | ({"after": after} if after else {}) | ({"ids": "true"} if ids else {})
+        params |= dict(options or {})  # further export parameters (granularity, aggregation, raters, ...)
         url = f"/api/v1/projects/{project_id}/export"
         rows = 0
 

@@ -34,6 +34,7 @@ from server.config import Settings, settings
 from server.errors import Invalid, NotFound
 from server.labeling import queue
 from server.models import Assignment, AssignmentStatus, Batch, Item, Judgment, Project, User
+from server.models.xid import CURRENT_XID
 from server.projects import lifecycle
 
 MAX_LISTED_ERRORS = 50
@@ -169,21 +170,24 @@ async def _duplicate_errors(session: AsyncSession) -> tuple[list[RowError], int]
 
 
 _INSERT_ITEMS = text(
-    """
+    f"""
     WITH new AS (
         INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, gold_seq, wanted,
-                           batch_priority, paused, search)
+                           batch_priority, paused, search, aggregate_revision, aggregate_xid)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
                CASE WHEN s.gold IS NULL THEN NULL ELSE nextval('items_gold_seq') END,
                CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority, :paused,
-               to_tsvector('english', assay_search_text(s.prompt, s.candidates))
+               to_tsvector('english', assay_search_text(s.prompt, s.candidates)),
+               -- a gold item's answer is its first aggregate revision (gold=include exports deliver it)
+               CASE WHEN s.gold IS NULL THEN 0 ELSE 1 END,
+               CASE WHEN s.gold IS NULL THEN NULL ELSE {CURRENT_XID} END
         FROM import_staging s ORDER BY s.line
         ON CONFLICT (project_id, external_id) DO NOTHING
         RETURNING id, external_id
     ), cands AS (
         INSERT INTO candidates (id, item_id, position, text, messages, model, metadata)
         SELECT gen_random_uuid(), new.id, c.ord - 1, c.value ->> 'text', c.value -> 'messages',
-               c.value ->> 'model', coalesce(c.value -> 'metadata', '{}'::jsonb)
+               c.value ->> 'model', coalesce(c.value -> 'metadata', '{{}}'::jsonb)
         FROM new
         JOIN import_staging s ON s.external_id = new.external_id
         CROSS JOIN LATERAL jsonb_array_elements(s.candidates) WITH ORDINALITY AS c(value, ord)

@@ -12,11 +12,12 @@ from server.db import SessionDep
 from server.errors import error_responses
 from server.exports import service
 from server.exports.encoders import Encoding, encoding_from_accept, gzipped
-from server.exports.formats import ExportFormat, Granularity
+from server.exports.formats import Aggregation, ExportFormat, GoldItems, Granularity, Raters
 from server.exports.limits import ExportResponse, principal_key
 from server.exports.schemas import ManifestRead
 from server.models import Export
 from server.projects import service as projects
+from server.quality.reliability import rater_fit
 
 router = APIRouter(tags=["exports"])
 
@@ -84,6 +85,20 @@ async def export(
         description="Add judgment_id, revision, deleted (item granularity: item_id, aggregate_revision, deleted) "
         "so revised judgments can replace their earlier rows.",
     ),
+    aggregation: Aggregation = Query(
+        default=Aggregation.majority,
+        description="granularity=item: majority per pair, or weighted by each rater's fitted reliability "
+        "(Dawid-Skene), with a confidence column.",
+    ),
+    raters: Raters = Query(
+        default=Raters.all,
+        description="trusted: only judgments of raters who are members and not suspended when you pull "
+        "(rows already delivered are never retracted).",
+    ),
+    gold: GoldItems = Query(
+        default=GoldItems.exclude,
+        description="granularity=item: include gold items, labelled by their gold answer.",
+    ),
     after: str | None = Query(default=None, description="The Assay-Next-Cursor of your previous pull."),
     accept: str | None = Header(default=None),
     accept_encoding: str | None = Header(default=None),
@@ -99,7 +114,6 @@ async def export(
     """
     project = await projects.get_accessible(session, principal, project_id)
     empty_reason = await service.why_no_items(session, project) if by_item(granularity, completed) else None
-    await session.commit()  # release this request's transaction before the export's snapshot
     ask = service.ExportRequest(
         format=format,
         encoding=encoding or encoding_from_accept(accept) or Encoding.jsonl,
@@ -111,7 +125,14 @@ async def export(
         min_agreement=min_agreement,
         margin=margin,
         ids=ids,
+        aggregation=aggregation,
+        raters=raters,
+        gold=gold,
     )
+    ask.check(project)
+    # The rater model is fitted once per data version (cached), before the snapshot is taken.
+    fit = await rater_fit(session, project) if aggregation == Aggregation.weighted else None
+    await session.commit()  # release this request's transaction before the export's snapshot
     state = request.app.state
     job = await service.open_export(
         state.engine,
@@ -122,6 +143,7 @@ async def export(
         principal=principal_key(principal),
         after=after,
         request=ask,
+        fit=fit,
     )
     filename = f"assay-{project.id.hex[:8]}-{format}-{str(job.record_id)[:8]}.{ask.encoding.suffix}"
     headers = {

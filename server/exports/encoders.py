@@ -67,12 +67,14 @@ _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]
 _S, _B, _I = pa.string(), pa.bool_(), pa.int64()
 # `raw` columns that hold nested, free-form values (prompts, candidates with metadata, votes):
 # Parquet keeps them as JSON text so one schema fits every project.
-RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs"})
+RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs", "weighted", "gold"})
 _RAW_JUDGMENT = pa.schema(
     [
         ("judgment_id", _S),
         ("revision", _I),
-        *[(name, _S) for name in ("item_id", "external_id", "batch_id", "rater", "prompt")],
+        *[(name, _S) for name in ("item_id", "external_id", "batch_id", "rater")],
+        ("rater_trusted", _B),
+        ("prompt", _S),
         *[(name, _S) for name in ("candidates", "shown_order", "choice", "ranking")],
         ("strength", _I),
         ("tie", _B),
@@ -106,14 +108,32 @@ _ITEM_IDS = [("item_id", _S), ("aggregate_revision", _I), ("deleted", _B)]
 
 
 def parquet_schema(
-    format: ExportFormat, granularity: Granularity, *, chat: bool, margin: bool, ids: bool = False
+    format: ExportFormat,
+    granularity: Granularity,
+    *,
+    chat: bool,
+    margin: bool,
+    ids: bool = False,
+    weighted: bool = False,
+    gold: bool = False,
 ) -> pa.Schema:
-    """The fixed schema of a format, so every row group of an export has the same columns."""
+    """The fixed schema of a format, so every row group of an export has the same columns.
+
+    Item granularity: `weighted` (aggregation=weighted) adds `confidence` to pair formats and the
+    JSON column `weighted` (every pair's posterior) to raw; `gold` (gold=include) adds raw's `gold`.
+    """
     schema = _format_schema(format, granularity, chat=chat, margin=margin)
+    if granularity == Granularity.item and format == ExportFormat.raw:
+        schema = _append(schema, ([("weighted", _S)] if weighted else []) + ([("gold", _S)] if gold else []))
+    elif granularity == Granularity.item and weighted:
+        schema = _append(schema, [("confidence", pa.float64())])
     if not ids:
         return schema
-    added = _ITEM_IDS if granularity == Granularity.item else _JUDGMENT_IDS
-    for name, kind in added:
+    return _append(schema, _ITEM_IDS if granularity == Granularity.item else _JUDGMENT_IDS)
+
+
+def _append(schema: pa.Schema, fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    for name, kind in fields:
         if schema.get_field_index(name) < 0:
             schema = schema.append(pa.field(name, kind))
     return schema
@@ -190,11 +210,19 @@ class ParquetEncoder:
 
 
 def make_encoder(
-    encoding: Encoding, format: ExportFormat, granularity: Granularity, *, chat: bool, margin: bool, ids: bool = False
+    encoding: Encoding,
+    format: ExportFormat,
+    granularity: Granularity,
+    *,
+    chat: bool,
+    margin: bool,
+    ids: bool = False,
+    weighted: bool = False,
+    gold: bool = False,
 ) -> RowEncoder:
     if encoding == Encoding.jsonl:
         return JsonlEncoder()
-    schema = parquet_schema(format, granularity, chat=chat, margin=margin, ids=ids)
+    schema = parquet_schema(format, granularity, chat=chat, margin=margin, ids=ids, weighted=weighted, gold=gold)
     return ParquetEncoder(schema, RAW_JSON_COLUMNS if format == ExportFormat.raw else frozenset())
 
 

@@ -54,6 +54,27 @@ class Granularity(enum.StrEnum):
     item = "item"  # the raters' judgments of a completed item, aggregated by majority
 
 
+class Aggregation(enum.StrEnum):
+    """How `granularity=item` turns an item's judgments into its label (see exports/weighted.py)."""
+
+    majority = "majority"  # the most votes per pair (a split vote has no label)
+    weighted = "weighted"  # Dawid-Skene: votes weighted by each rater's fitted reliability, with a confidence
+
+
+class Raters(enum.StrEnum):
+    """Whose judgments an export reads (quality/trust.py defines trusted)."""
+
+    all = "all"
+    trusted = "trusted"
+
+
+class GoldItems(enum.StrEnum):
+    """Whether `granularity=item` exports deliver gold items (labelled by their gold answer)."""
+
+    exclude = "exclude"
+    include = "include"
+
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     """One preference: `chosen` over `rejected` for `prompt`."""
@@ -62,6 +83,7 @@ class Pair:
     chosen: Mapping[str, Any]  # candidate: id, text | messages, model, metadata
     rejected: Mapping[str, Any]
     margin: float | None = None
+    confidence: float | None = None  # aggregation=weighted: the posterior probability of this label
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +302,7 @@ def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
         "external_id": row["external_id"],
         "batch_id": str(row["batch_id"]),
         "rater": rater,
+        "rater_trusted": row["rater_trusted"],  # quality/trust.py, evaluated when the export was pulled
         "prompt": row["prompt"],
         "candidates": row["candidates"],
         "shown_order": [str(c) for c in row["shown_order"]],
@@ -324,7 +347,8 @@ def raw_item_row(row: Mapping[str, Any], aggregate: ItemAggregate) -> dict[str, 
             }
             for v in aggregate.all_votes
         ],
-        "completed_at": row["completed_at"].isoformat(),
+        # None for a gold item (gold=include): it is delivered with its answer, never completed.
+        "completed_at": None if row["completed_at"] is None else row["completed_at"].isoformat(),
     }
 
 

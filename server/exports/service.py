@@ -40,8 +40,12 @@ from server.exports import cursors
 from server.exports.encoders import Encoding, make_encoder
 from server.exports.formats import (
     FORMAT_VERSION,
+    Aggregation,
     ExportFormat,
+    GoldItems,
     Granularity,
+    Pair,
+    Raters,
     Renderer,
     aggregate_item,
     item_pairs,
@@ -51,8 +55,11 @@ from server.exports.formats import (
     with_ids,
 )
 from server.exports.limits import pool_busy, take_slot
+from server.exports.weighted import LabelledPair, gold_pairs, weighted_pairs
 from server.models import Export, Item, Project, Scale, User
 from server.projects.service import accessible_project_ids
+from server.quality.aggregate import Fit
+from server.quality.trust import trusted_sql
 
 logger = logging.getLogger("assay.exports")
 FETCH_ROWS = 1000  # rows per round trip of the server-side cursor
@@ -72,14 +79,20 @@ class ExportRequest:
     min_agreement: float | None = None
     margin: bool = False
     ids: bool = False  # add the columns that let a consumer replace revised rows (formats.py)
+    aggregation: Aggregation = Aggregation.majority  # granularity=item: how votes become the label
+    raters: Raters = Raters.all  # trusted: only judgments of raters trusted at pull time (quality/trust.py)
+    gold: GoldItems = GoldItems.exclude  # granularity=item: include gold items, labelled by their answer
 
     @property
     def by_completed_item(self) -> bool:
         return self.completed or self.granularity == Granularity.item
 
     def filters(self) -> dict[str, Any]:
-        """The filters that choose rows (not their shape), as stored in the manifest."""
-        return {
+        """The filters that choose rows or their labels (not their shape), as stored in the manifest.
+
+        The parameters added later (aggregation, raters, gold) appear only when not at their
+        default, so a cursor issued before they existed keeps its selection key."""
+        filters: dict[str, Any] = {
             "granularity": self.granularity.value,
             "batch_id": None if self.batch_id is None else str(self.batch_id),
             "completed": self.by_completed_item,
@@ -87,6 +100,13 @@ class ExportRequest:
             "until": None if self.until is None else self.until.isoformat(),
             "min_agreement": self.min_agreement,
         }
+        if self.aggregation != Aggregation.majority:
+            filters["aggregation"] = self.aggregation.value
+        if self.raters != Raters.all:
+            filters["raters"] = self.raters.value
+        if self.gold != GoldItems.exclude:
+            filters["gold"] = self.gold.value
+        return filters
 
     def selection_key(self) -> str:
         return hashlib.sha256(orjson.dumps(self.filters(), option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
@@ -106,6 +126,21 @@ class ExportRequest:
             )
         if self.since and self.until and self.since >= self.until:
             raise Invalid("since must be earlier than until.")
+        if self.aggregation == Aggregation.weighted and self.granularity != Granularity.item:
+            raise Invalid(
+                "aggregation=weighted labels each item from its raters' judgments: add granularity=item or drop "
+                "aggregation."
+            )
+        if self.aggregation == Aggregation.weighted and self.min_agreement is not None:
+            raise Invalid(
+                "min_agreement filters majority votes; with aggregation=weighted each row has a confidence column "
+                "to filter on instead: drop min_agreement."
+            )
+        if self.gold == GoldItems.include and self.granularity != Granularity.item:
+            raise Invalid(
+                "gold=include adds gold items to item-granularity exports (per-judgment exports already carry "
+                "gold judgments): add granularity=item or drop gold."
+            )
 
 
 def rater_pseudonym(project_id: uuid.UUID, rater_id: uuid.UUID) -> str:
@@ -120,21 +155,32 @@ _CANDIDATES = """(SELECT jsonb_agg(jsonb_build_object('id', c.id, 'text', c.text
                                                    'model', c.model, 'metadata', c.metadata) ORDER BY c.position)
                    FROM candidates c WHERE c.item_id = i.id) AS candidates"""
 
+_TRUSTED = trusted_sql("j.project_id", "j.rater_id")
 _JUDGMENT_COLUMNS = f"""j.id, j.item_id, j.revision, j.choice_id, j.ranking, j.strength, j.tie, j.both_bad, j.rationale,
        j.active_ms, j.surplus, j.surplus_reason, j.assistance_shown, j.created_at, j.rater_id,
+       {_TRUSTED} AS rater_trusted,
        i.external_id, i.prompt, i.batch_id, a.shown_order, a.leased_at, {_CANDIDATES}"""
+
 
 # Completed items whose current aggregate was written in [low, high) (`aggregate_xid`: the
 # transaction that completed the item, see labeling/service.py and projects/service.py). Every
 # counted judgment of such an item is older, so all are visible in the snapshot. An aggregate
 # that changes (the item reopens and completes again) gets a new revision and a new xid, so it is
 # delivered again: exactly once per aggregate revision.
-_FINALISED = """
+# Gold items are left out unless `gold=include`: then a gold item is delivered with each revision
+# of its gold answer (becoming gold, or a changed answer, stamps `aggregate_xid`; see
+# quality/service.py:set_gold and the batch import), labelled by that answer.
+def _finalised(request: ExportRequest) -> str:
+    if request.gold == GoldItems.include:
+        which = "(i.completed_at IS NOT NULL OR i.gold_seq IS NOT NULL)"
+    else:
+        which = "i.completed_at IS NOT NULL AND i.gold_seq IS NULL"
+    return f"""
     WITH final AS (
         SELECT i.id AS item_id, i.aggregate_xid AS last_xid
         FROM items i
         WHERE i.project_id = :project_id AND i.aggregate_xid >= :low AND i.aggregate_xid < :high
-          AND i.completed_at IS NOT NULL
+          AND {which}
     )"""
 
 
@@ -149,6 +195,11 @@ def _filters_sql(request: ExportRequest, time_column: str) -> str:
     return "".join(f" AND {c}" for c in clauses)
 
 
+def _trusted(request: ExportRequest) -> str:
+    """The condition on judgments `j` that `raters=trusted` adds."""
+    return f" AND {_TRUSTED}" if request.raters == Raters.trusted else ""
+
+
 def rows_sql(request: ExportRequest) -> str:
     if not request.by_completed_item:
         return f"""
@@ -156,24 +207,26 @@ def rows_sql(request: ExportRequest) -> str:
             FROM judgments j
             JOIN items i ON i.id = j.item_id
             JOIN assignments a ON a.id = j.assignment_id
-            WHERE j.project_id = :project_id AND j.xid >= :low AND j.xid < :high{_filters_sql(request, "j.created_at")}
+            WHERE j.project_id = :project_id AND j.xid >= :low AND j.xid < :high{_trusted(request)}
+                  {_filters_sql(request, "j.created_at")}
             ORDER BY j.xid, j.seq"""
     if request.granularity == Granularity.judgment:
-        return f"""{_FINALISED}
+        return f"""{_finalised(request)}
             SELECT {_JUDGMENT_COLUMNS}, i.aggregate_revision
             FROM final
             JOIN items i ON i.id = final.item_id
-            JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus
+            JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus{_trusted(request)}
             JOIN assignments a ON a.id = j.assignment_id
             WHERE true{_filters_sql(request, "i.completed_at")}
             ORDER BY final.last_xid, i.seq, j.seq"""
-    return f"""{_FINALISED}
-        SELECT i.id AS item_id, i.external_id, i.prompt, i.batch_id, i.completed_at, i.aggregate_revision,
+    return f"""{_finalised(request)}
+        SELECT i.id AS item_id, i.external_id, i.prompt, i.batch_id, i.completed_at, i.aggregate_revision, i.gold,
                {_CANDIDATES},
                (SELECT jsonb_agg(jsonb_build_object('choice_id', j.choice_id, 'ranking', j.ranking,
-                                                    'strength', j.strength, 'tie', j.tie, 'both_bad', j.both_bad)
+                                                    'strength', j.strength, 'tie', j.tie, 'both_bad', j.both_bad,
+                                                    'rater_id', j.rater_id)
                                  ORDER BY j.seq)
-                  FROM judgments j WHERE j.item_id = i.id AND NOT j.surplus) AS judgments
+                  FROM judgments j WHERE j.item_id = i.id AND NOT j.surplus{_trusted(request)}) AS judgments
         FROM final
         JOIN items i ON i.id = final.item_id
         WHERE true{_filters_sql(request, "i.completed_at")}
@@ -188,11 +241,11 @@ def revised_sql(request: ExportRequest) -> str:
         return f"""
             SELECT count(*) FROM judgments j JOIN items i ON i.id = j.item_id
             WHERE j.project_id = :project_id AND j.revision > 1 AND j.xid >= :low AND j.xid < :high
-                  {_filters_sql(request, "j.created_at")}"""
-    return f"""{_FINALISED}
+                  {_trusted(request)}{_filters_sql(request, "j.created_at")}"""
+    return f"""{_finalised(request)}
         SELECT count(*) FROM final
         JOIN items i ON i.id = final.item_id
-        JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus AND j.revision > 1
+        JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus AND j.revision > 1{_trusted(request)}
         WHERE true{_filters_sql(request, "i.completed_at")}"""
 
 
@@ -250,6 +303,7 @@ class ExportStream:
     done: bool = False  # every byte of the body was produced
     digest: Any = field(default_factory=hashlib.sha256)
     finished: bool = False
+    fit: Fit | None = None  # aggregation=weighted: the project's rater model (quality/reliability.py)
 
     @property
     def next_cursor(self) -> str:
@@ -272,6 +326,8 @@ class ExportStream:
             chat=self.chat,
             margin=request.margin,
             ids=request.ids,
+            weighted=request.aggregation == Aggregation.weighted,
+            gold=request.gold == GoldItems.include,
         )
         result = await self.connection.stream(text(rows_sql(request)), self._params())
         async for partition in result.mappings().partitions(FETCH_ROWS):
@@ -328,11 +384,30 @@ class ExportStream:
         request = self.request
         if request.granularity == Granularity.item:
             aggregate = aggregate_item(row["candidates"], row["judgments"] or [])
+            labelled = self._labelled(row)
             if request.format == ExportFormat.raw:
-                return [raw_item_row(row, aggregate)]
-            pairs = item_pairs(row, aggregate, min_agreement=request.min_agreement or 0.0)
-            if not aggregate.pairs and aggregate.both_bad * 2 > aggregate.judgments:
-                return renderer.both_bad_rows(row["prompt"], row["candidates"])
+                out = raw_item_row(row, aggregate)
+                if request.aggregation == Aggregation.weighted:
+                    out["weighted"] = [p.as_json() for p in labelled or []]
+                if request.gold == GoldItems.include:
+                    out["gold"] = row["gold"]
+                return [out]
+            if labelled is None:
+                pairs = item_pairs(row, aggregate, min_agreement=request.min_agreement or 0.0)
+                if not aggregate.pairs and aggregate.both_bad * 2 > aggregate.judgments:
+                    return renderer.both_bad_rows(row["prompt"], row["candidates"])
+            else:
+                by_id = {str(c["id"]): c for c in row["candidates"]}
+                pairs = [
+                    Pair(row["prompt"], by_id[chosen], by_id[rejected], margin=p.margin, confidence=p.confidence)
+                    for p in labelled
+                    if (preference := p.preference) is not None
+                    for chosen, rejected in [preference]
+                ]
+                if not pairs and row["gold"] is None and aggregate.both_bad * 2 > aggregate.judgments:
+                    return renderer.both_bad_rows(row["prompt"], row["candidates"])
+            if request.aggregation == Aggregation.weighted:
+                return [out | {"confidence": pair.confidence} for pair in pairs for out in renderer.rows(pair)]
         else:
             if request.format == ExportFormat.raw:
                 return [raw_row(row, rater_pseudonym(self.project_id, row["rater_id"]))]
@@ -340,6 +415,15 @@ class ExportStream:
             if not pairs and row["both_bad"]:
                 return renderer.both_bad_rows(row["prompt"], row["candidates"])
         return [out for pair in pairs for out in renderer.rows(pair)]
+
+    def _labelled(self, row: Mapping[Any, Any]) -> list[LabelledPair] | None:
+        """An item's pairs labelled by the rater model or the gold answer; None for a plain majority."""
+        if self.request.aggregation == Aggregation.weighted:
+            assert self.fit is not None, "aggregation=weighted needs the project's rater model"
+            return weighted_pairs(row["candidates"], row["judgments"] or [], self.fit, row["gold"])
+        if row["gold"] is not None:
+            return gold_pairs(row["candidates"], row["gold"])
+        return None
 
 
 async def _snapshot(export_engine: AsyncEngine, principal: str) -> AsyncConnection:
@@ -368,6 +452,7 @@ async def open_export(
     principal: str,
     after: str | None,
     request: ExportRequest,
+    fit: Fit | None = None,
 ) -> ExportStream:
     """Take the snapshot, check the cursor against it, record the export; the caller streams
     `body()` and calls `finish()` however the response ends (limits.ExportResponse does).
@@ -430,6 +515,7 @@ async def open_export(
         held_back=held_back,
         chat=chat,
         revised=revised,
+        fit=fit,
     )
 
 
@@ -475,6 +561,9 @@ def _request_of(filters: Mapping[str, Any]) -> ExportRequest:
         since=datetime.fromisoformat(filters["since"]) if filters.get("since") else None,
         until=datetime.fromisoformat(filters["until"]) if filters.get("until") else None,
         min_agreement=filters.get("min_agreement"),
+        aggregation=Aggregation(filters.get("aggregation", Aggregation.majority.value)),
+        raters=Raters(filters.get("raters", Raters.all.value)),
+        gold=GoldItems(filters.get("gold", GoldItems.exclude.value)),
     )
 
 

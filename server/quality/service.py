@@ -10,12 +10,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import null, select, text
+from sqlalchemy import literal_column, null, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Conflict, Invalid, NotFound
 from server.labeling import queue
 from server.models import Item, Project, ProjectMember, User
+from server.models.xid import CURRENT_XID
 from server.quality.gold import GoldAnswer, GoldError, parse_gold, score, wilson
 
 RECENT_GOLD = 20  # "over the last N gold items"
@@ -47,6 +48,9 @@ async def set_gold(session: AsyncSession, project: Project, item_id: uuid.UUID, 
             "judged or run out, or pause its batch first."
         )
     item.gold = answer.model_dump(exclude_none=True)
+    # A new gold answer is a new aggregate revision: `gold=include` item exports deliver it.
+    item.aggregate_revision += 1
+    item.aggregate_xid = literal_column(CURRENT_XID)
     if item.gold_seq is None:
         item.gold_seq = int(await session.scalar(text("SELECT nextval('items_gold_seq')")) or 0)
         item.wanted = 0

@@ -46,6 +46,7 @@ class State:
     server: str
     project_id: str
     cursor: str | None = None
+    labels: str = "judgments"  # which rows the segments hold (worker.LABELS); one kind per data directory
     segments: list[Segment] = field(default_factory=list)
     trained: TrainedRun | None = None
 
@@ -76,6 +77,7 @@ class Store:
             server=raw["server"],
             project_id=raw["project_id"],
             cursor=raw.get("cursor"),
+            labels=raw.get("labels", "judgments"),
             segments=[Segment(**s) for s in raw.get("segments", [])],
             trained=TrainedRun(**trained) if trained else None,
         )
@@ -110,17 +112,21 @@ class Store:
 
 
 def latest(rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-    """Per `judgment_id`, the rows of its highest `revision` (a later pull's rows of the same
-    revision replace an earlier pull's); a `deleted` revision drops the judgment. Rows without a
-    `judgment_id` (pulled without ids=true) are kept as they are."""
+    """Per `judgment_id` (per `item_id` in item-granularity rows), the rows of its highest
+    `revision` (`aggregate_revision`; a later pull's rows of the same revision replace an earlier
+    pull's); a `deleted` revision drops the judgment (item). Rows without either id (pulled
+    without ids=true) are kept as they are."""
     kept: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
     plain: list[dict[str, Any]] = []
     for segment, row in rows:
-        key = row.get("judgment_id")
-        if key is None:
+        if row.get("judgment_id") is not None:
+            key, revision = "j:" + str(row["judgment_id"]), int(row["revision"])
+        elif row.get("item_id") is not None:
+            key, revision = "i:" + str(row["item_id"]), int(row["aggregate_revision"])
+        else:
             plain.append(row)
             continue
-        revision, deleted = int(row["revision"]), bool(row.get("deleted"))
+        deleted = bool(row.get("deleted"))
         stored = kept.get(key)
         if stored is not None and (revision < stored[0] or (revision == stored[0] and segment == stored[1])):
             if revision == stored[0] and not deleted:

@@ -24,6 +24,17 @@ from server.trainer.store import Segment, State, Store, TrainedRun
 log = logging.getLogger("assay.worker")
 SCORE_PAGE = 1000
 
+# `--labels`: what the worker trains on, and the export parameters that pull it.
+# - judgments: every judgment's rows (votes on one pair of replies are counted together, majority wins);
+# - majority: one row per completed item, the raters' majority per pair (granularity=item);
+# - weighted: one row per completed item, labelled by Dawid-Skene over rater reliability
+#   (aggregation=weighted; server/quality/aggregate.py).
+LABELS: dict[str, dict[str, str]] = {
+    "judgments": {},
+    "majority": {"granularity": "item"},
+    "weighted": {"granularity": "item", "aggregation": "weighted"},
+}
+
 
 @dataclass
 class CycleResult:
@@ -45,7 +56,11 @@ class Worker:
         project_id: str,
         featurizer: Featurizer,
         progress: Progress | None = None,
+        labels: str = "judgments",
     ) -> None:
+        if labels not in LABELS:
+            raise ValueError(f"labels must be one of {', '.join(LABELS)}, not {labels!r}.")
+        self.labels = labels
         self.client = client
         self.store = store
         self.server = server
@@ -63,6 +78,13 @@ class Worker:
     async def cycle(self) -> CycleResult:
         """One pull → train → report → score pass."""
         state = self.store.load(server=self.server, project_id=self.project_id)
+        if not state.segments and state.cursor is None:
+            state.labels = self.labels
+        if state.labels != self.labels:
+            raise RuntimeError(
+                f"{self.store.directory} holds rows pulled with --labels {state.labels}; run with --labels "
+                f"{state.labels}, or use another --data-dir for --labels {self.labels}."
+            )
         result = CycleResult()
         result.pulled, result.held_back = await self._pull(state)
         result.trained = await self._train(state)
@@ -76,7 +98,12 @@ class Worker:
         path = self.store.new_segment_path(state)
         task = self._task("pulling judgments")
         pull = await self.client.download_export(
-            self.project_id, path, after=state.cursor, ids=True, on_rows=lambda n: self._advance(task, n)
+            self.project_id,
+            path,
+            after=state.cursor,
+            ids=True,
+            on_rows=lambda n: self._advance(task, n),
+            options=LABELS[self.labels],
         )
         self._advance(task, pull.rows, done=True)
         if pull.rows:
@@ -113,6 +140,7 @@ class Worker:
         finally:
             self._advance(task, 1, done=True)
         trained.metrics["new_judgments"] = n_rows - (self._rows_at(state, last.segments) if last else 0)
+        trained.metrics["labels"] = self.labels
         path, digest = save(trained, self.store.models_dir)
         state.trained = TrainedRun(
             features=trained.features,
@@ -126,9 +154,11 @@ class Worker:
         self.store.save(state)
         m = trained.metrics
         log.info(
-            "trained on %d pairs (%d judgments) in %.2f s: held-out accuracy %s, log loss %s (%d pairs held out)",
+            "trained on %d pairs (%d rows, labels: %s) in %.2f s: held-out accuracy %s, log loss %s "
+            "(%d pairs held out)",
             m["n_train"],
             n_rows,
+            self.labels,
             m["training_seconds"],
             "n/a" if m["accuracy"] is None else f"{m['accuracy']:.3f}",
             "n/a" if m["log_loss"] is None else f"{m['log_loss']:.3f}",
