@@ -18,8 +18,8 @@ applied to every pair it orders (as the exports do: server/exports/formats.py).
   checked against the package in tests).
 """
 
-from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
@@ -86,18 +86,21 @@ class Agreement:
 EMPTY = Agreement(units=0, values=0, pairwise=None, pairwise_ci=None, alpha=None, ci=None)
 
 
-def _patterns(units: Iterable[Sequence[int]], domain: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Distinct value-count rows (units by domain values) and how many units have each."""
+Patterns = Mapping[tuple[int, ...], int]  # a unit's values (sorted) -> how many units have exactly these
+
+
+def patterns_of(units: Iterable[Sequence[int]]) -> Counter[tuple[int, ...]]:
+    """Units counted by their values; units with fewer than two values are left out."""
+    return Counter(tuple(sorted(u)) for u in units if len(u) >= 2)
+
+
+def _matrix(counted: Patterns, domain: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Value-count rows (patterns by domain values) and how many units have each."""
     index = {v: i for i, v in enumerate(domain)}
-    rows = np.zeros((0, len(domain)), dtype=np.int64)
-    counted: dict[tuple[int, ...], int] = defaultdict(int)
-    for values in units:
-        row = [0] * len(domain)
+    rows = np.zeros((len(counted), len(domain)), dtype=np.int64)
+    for r, values in enumerate(counted):
         for v in values:
-            row[index[v]] += 1
-        counted[tuple(row)] += 1
-    if counted:
-        rows = np.array(list(counted), dtype=np.int64)
+            rows[r, index[v]] += 1
     return rows, np.array(list(counted.values()), dtype=np.int64)
 
 
@@ -157,17 +160,29 @@ def agreement(
     bootstrap: int = BOOTSTRAP,
     seed: int = SEED,
 ) -> Agreement:
-    """Pairwise agreement and alpha over `units` (each the values its judgments gave), with 95% intervals.
+    """Pairwise agreement and alpha over `units` (each the values its judgments gave), with 95% intervals."""
+    return agreement_of(patterns_of(units), level=level, direction=direction, bootstrap=bootstrap, seed=seed)
+
+
+def agreement_of(
+    counted: Patterns,
+    *,
+    level: Level,
+    direction: bool = False,
+    bootstrap: int = BOOTSTRAP,
+    seed: int = SEED,
+) -> Agreement:
+    """Pairwise agreement and alpha over units counted by their values (`patterns_of`), with 95% intervals.
 
     Units with fewer than two values carry no information about agreement and are left out.
     Pairwise agreement compares values, or only their signs with `direction` (strength scales);
     alpha compares the values at `level`.
     """
-    kept = [list(u) for u in units if len(u) >= 2]
-    if not kept:
+    counted = {values: n for values, n in counted.items() if len(values) >= 2 and n > 0}
+    if not counted:
         return EMPTY
-    domain = sorted({v for u in kept for v in u})
-    patterns, counts = _patterns(kept, domain)
+    domain = sorted({v for values in counted for v in values})
+    patterns, counts = _matrix(counted, domain)
     keys = np.sign(np.array(domain)) if direction else np.array(domain)
     same = (keys[:, None] == keys[None, :]).astype(np.float64)
     n = patterns.astype(np.float64)
@@ -191,7 +206,7 @@ def agreement(
         o = (draws @ _coincidences(patterns)).reshape(bootstrap, len(domain), len(domain))
         ci = _percentile_ci(_alpha_from_coincidences(o, level))
     return Agreement(
-        units=len(kept),
+        units=int(counts.sum()),
         values=int(m @ counts),
         pairwise=pairwise,
         pairwise_ci=_percentile_ci(pairwise_draws),
@@ -202,11 +217,11 @@ def agreement(
 
 def alpha_of(units: Iterable[Sequence[int]], *, level: Level) -> float | None:
     """Alpha from this module's own coincidence arithmetic (the bootstrap's), for checking it."""
-    kept = [list(u) for u in units if len(u) >= 2]
-    domain = sorted({v for u in kept for v in u})
+    counted = patterns_of(units)
+    domain = sorted({v for values in counted for v in values})
     if len(domain) < 2:
         return None
-    patterns, counts = _patterns(kept, domain)
+    patterns, counts = _matrix(counted, domain)
     o = (counts.astype(np.float64) @ _coincidences(patterns)).reshape(1, len(domain), len(domain))
     value = float(_alpha_from_coincidences(o, level)[0])
     return value if np.isfinite(value) else None

@@ -24,10 +24,10 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from scipy.stats import binomtest, norm
+from scipy.stats import binom, norm
 
 from server.quality.agreement import Unit
 from server.quality.gold import wilson
@@ -67,39 +67,28 @@ class Rater:
 
 
 @dataclass(slots=True)
-class _Tally:
+class Tally:
+    """Counts over a set of judgments (a rater's, or one block of them): what the figures and tests need.
+
+    Built from `Judged` rows here (`tally`), or by SQL aggregates (server/quality/reliability.py).
+    """
+
     judgments: int = 0
-    left: int = 0
-    choices: int = 0
-    seconds: list[float] = field(default_factory=list)
-    fast: int = 0
-    agree: float = 0.0
-    agree_sq: float = 0.0  # sum of squared per-judgment unit scores (for the test's variance)
-    compared: int = 0
-    gold: float = 0.0
-    gold_n: int = 0
+    left: int = 0  # two-candidate choices of the candidate shown first
+    choices: int = 0  # two-candidate choices
+    timed: int = 0  # judgments with an active time
+    median: float | None = None  # median active seconds
+    fast: int = 0  # judgments faster than the threshold
+    agree: float = 0.0  # sum of unit scores against the leave-one-out majority
+    agree_sq: float = 0.0  # sum of squared unit scores (the test's variance)
+    compared: int = 0  # units scored
+    gold: float = 0.0  # sum of gold scores
+    gold_n: int = 0  # scored gold judgments
     ties: int = 0
     both_bad: int = 0
     revised: int = 0
-
-    def add(self, j: Judged, agreed: tuple[float, int], fast_seconds: float) -> None:
-        self.judgments += 1
-        if j.left is not None:
-            self.choices += 1
-            self.left += j.left
-        if j.seconds is not None:
-            self.seconds.append(j.seconds)
-            self.fast += j.seconds < fast_seconds
-        self.agree += agreed[0]
-        self.compared += agreed[1]
-        if agreed[1]:
-            self.agree_sq += agreed[0] ** 2 / agreed[1]
-        if j.gold_score is not None:
-            self.gold += j.gold_score
-            self.gold_n += 1
-        self.ties += j.tie
-        self.both_bad += j.both_bad
-        self.revised += j.revised
+    start: float | None = None  # time of the first judgment (epoch seconds)
+    end: float | None = None
 
     def figures(self) -> dict[str, Any]:
         n = self.judgments
@@ -107,8 +96,8 @@ class _Tally:
             "judgments": n,
             "left_share": _share(self.left, self.choices),
             "choices": self.choices,
-            "median_seconds": statistics.median(self.seconds) if self.seconds else None,
-            "fast_share": _share(self.fast, len(self.seconds)),
+            "median_seconds": self.median,
+            "fast_share": _share(self.fast, self.timed),
             "agreement": _share(self.agree, self.compared),
             "compared": self.compared,
             "gold_accuracy": _share(self.gold, self.gold_n),
@@ -123,12 +112,15 @@ def _share(part: float, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _majority_agreement(judged: Sequence[Judged]) -> list[tuple[float, int]]:
-    """Per judgment: (agreement with the others' majority direction summed over its units, units).
+Scores = tuple[float, float, int]  # (sum of unit scores, sum of their squares, units scored)
+
+
+def _majority_agreement(judged: Sequence[Judged]) -> list[Scores]:
+    """Per judgment: its unit scores against the others' majority direction.
 
     A unit scores 1 when the judgment takes the direction most other judgments took, 0 when it
-    does not, and a share when the others are split (1/2 when two directions are level with
-    it among them); units with no other judgment do not count.
+    does not, and 1/k when k directions are level at the top among the others, its own one of
+    them; units with no other judgment do not count.
     """
     signs: dict[Unit, list[int]] = defaultdict(lambda: [0, 0, 0])  # counts of -, 0, +
     for j in judged:
@@ -136,7 +128,7 @@ def _majority_agreement(judged: Sequence[Judged]) -> list[tuple[float, int]]:
             signs[unit][(value > 0) - (value < 0) + 1] += 1
     result = []
     for j in judged:
-        agree = 0.0
+        total = squares = 0.0
         compared = 0
         for unit, value in j.values.items():
             own = (value > 0) - (value < 0) + 1
@@ -146,23 +138,71 @@ def _majority_agreement(judged: Sequence[Judged]) -> list[tuple[float, int]]:
             if top == 0:
                 continue
             compared += 1
-            if others[own] == top:
-                agree += 1 / others.count(top)
-        result.append((agree, compared))
+            unit_score = 1 / others.count(top) if others[own] == top else 0.0
+            total += unit_score
+            squares += unit_score * unit_score
+        result.append((total, squares, compared))
     return result
 
 
-def _blocks(rows: list[tuple[Judged, tuple[float, int]]], fast_seconds: float) -> list[dict[str, Any]]:
-    """The rater's figures per block of consecutive judgments (at most MAX_BLOCKS blocks)."""
-    size = max(MIN_BLOCK, math.ceil(len(rows) / MAX_BLOCKS))
-    trend = []
-    for start in range(0, len(rows), size):
-        tally = _Tally()
-        block = rows[start : start + size]
-        for j, agreed in block:
-            tally.add(j, agreed, fast_seconds)
-        trend.append({"from": block[0][0].at, "to": block[-1][0].at, **tally.figures()})
-    return trend
+def _tally(rows: Sequence[tuple[Judged, Scores]], fast_seconds: float) -> Tally:
+    t = Tally(start=rows[0][0].at if rows else None, end=rows[-1][0].at if rows else None)
+    seconds = []
+    for j, (total, squares, compared) in rows:
+        t.judgments += 1
+        if j.left is not None:
+            t.choices += 1
+            t.left += j.left
+        if j.seconds is not None:
+            seconds.append(j.seconds)
+            t.fast += j.seconds < fast_seconds
+        t.agree += total
+        t.agree_sq += squares
+        t.compared += compared
+        if j.gold_score is not None:
+            t.gold += j.gold_score
+            t.gold_n += 1
+        t.ties += j.tie
+        t.both_bad += j.both_bad
+        t.revised += j.revised
+    t.timed = len(seconds)
+    t.median = statistics.median(seconds) if seconds else None
+    return t
+
+
+def block_size(judgments: int) -> int:
+    """Judgments per trend block for a rater with this many: at most MAX_BLOCKS blocks."""
+    return max(MIN_BLOCK, math.ceil(judgments / MAX_BLOCKS))
+
+
+@dataclass(frozen=True, slots=True)
+class Tallies:
+    raters: dict[str, Tally]
+    blocks: dict[str, list[Tally]]  # each rater's trend, oldest block first
+    median_seconds: float | None  # over every judgment of the project
+    majority_agreement: float | None  # every judgment's units against the leave-one-out majority
+
+
+def tally(judged: Sequence[Judged], *, fast_seconds: float) -> Tallies:
+    """The counts of every rater and trend block, from judgments in time order."""
+    scores = _majority_agreement(judged)
+    rows: dict[str, list[tuple[Judged, Scores]]] = defaultdict(list)
+    for j, score in zip(judged, scores, strict=True):
+        rows[j.rater].append((j, score))
+    everyone = [s for j in judged if (s := j.seconds) is not None]
+    compared = sum(c for _, _, c in scores)
+    return Tallies(
+        raters={r: _tally(own, fast_seconds) for r, own in rows.items()},
+        blocks={
+            r: [
+                _tally(own[i : i + block_size(len(own))], fast_seconds)
+                for i in range(0, len(own), block_size(len(own)))
+            ]
+            for r, own in rows.items()
+        },
+        median_seconds=statistics.median(everyone) if everyone else None,
+        majority_agreement=_share(sum(a for a, _, _ in scores), compared),
+    )
 
 
 def holm(pvalues: Sequence[float], alpha: float = ALPHA) -> list[bool]:
@@ -187,6 +227,21 @@ def _mean_below(total: float, squares: float, n: int, reference: float) -> float
     return float(norm.cdf((mean - reference) / math.sqrt(variance / n)))
 
 
+def _fair_coin(k: int, n: int) -> float:
+    """Exact two-sided binomial p-value of k in n against 0.5 (symmetric: twice the smaller tail)."""
+    return float(min(1.0, 2 * min(binom.cdf(k, n, 0.5), binom.sf(k - 1, n, 0.5))))
+
+
+def _below(k: int, n: int, p0: float) -> float:
+    """Exact one-sided binomial p-value of at most k in n against p0."""
+    return float(binom.cdf(k, n, p0))
+
+
+def _above(k: int, n: int, p0: float) -> float:
+    """Exact one-sided binomial p-value of at least k in n against p0."""
+    return float(binom.sf(k - 1, n, p0))
+
+
 def _p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
@@ -204,29 +259,29 @@ class _Test:
     effect: bool  # the effect is large enough to be worth a flag
 
 
-def _pool(tallies: dict[str, _Tally], rater: str, part: str, whole: str) -> float | None:
+def _pool(tallies: dict[str, Tally], rater: str, part: str, whole: str) -> float | None:
     """The other raters' pooled share (`part` / `whole` summed over everyone but `rater`)."""
     num = sum(getattr(t, part) for r, t in tallies.items() if r != rater)
-    den = sum(len(v) if isinstance(v := getattr(t, whole), list) else v for r, t in tallies.items() if r != rater)
+    den = sum(getattr(t, whole) for r, t in tallies.items() if r != rater)
     return num / den if den else None
 
 
-def _tests(rater: str, tallies: dict[str, _Tally], project_median: float | None, fast_seconds: float) -> list[_Test]:
+def _tests(rater: str, tallies: dict[str, Tally], project_median: float | None, fast_seconds: float) -> list[_Test]:
     t = tallies[rater]
     tests = []
     if t.choices >= MIN_CHOICES:
         share = t.left / t.choices
-        p = binomtest(t.left, t.choices, 0.5).pvalue
+        p = _fair_coin(t.left, t.choices)
         side, pct = ("left", share) if share >= 0.5 else ("right", 1 - share)
         text = f"chooses the {side} response {pct:.0%} of the time ({_p(p)})"
         tests.append(_Test(rater, "position", p, text, abs(share - 0.5) >= MIN_LEFT_EFFECT))
-    if len(t.seconds) >= MIN_TIMED and project_median is not None:
-        median = statistics.median(t.seconds)
-        pool = max(_pool(tallies, rater, "fast", "seconds") or 0.0, 0.01)
-        p = binomtest(t.fast, len(t.seconds), pool, alternative="greater").pvalue
+    if t.timed >= MIN_TIMED and t.median is not None and project_median is not None:
+        median = t.median
+        pool = max(_pool(tallies, rater, "fast", "timed") or 0.0, 0.01)
+        p = _above(t.fast, t.timed, pool)
         text = (
             f"answers in {_seconds(median)} median; the project's median is {_seconds(project_median)} "
-            f"({t.fast / len(t.seconds):.0%} of answers under {_seconds(fast_seconds)}, {_p(p)})"
+            f"({t.fast / t.timed:.0%} of answers under {_seconds(fast_seconds)}, {_p(p)})"
         )
         tests.append(_Test(rater, "speed", p, text, median < fast_seconds))
     pool_agree = _pool(tallies, rater, "agree", "compared")
@@ -241,31 +296,20 @@ def _tests(rater: str, tallies: dict[str, _Tally], project_median: float | None,
     pool_gold = _pool(tallies, rater, "gold", "gold_n")
     if t.gold_n >= MIN_GOLD and pool_gold is not None:
         share = t.gold / t.gold_n
-        p = binomtest(round(t.gold), t.gold_n, pool_gold, alternative="less").pvalue
+        p = _below(round(t.gold), t.gold_n, pool_gold)
         text = f"is right on {share:.0%} of {t.gold_n} gold items; the other raters {pool_gold:.0%} ({_p(p)})"
         tests.append(_Test(rater, "gold", p, text, share <= pool_gold - MIN_GOLD_GAP))
     return tests
 
 
-def rater_figures(
-    judged: Sequence[Judged], members: Iterable[Rater], *, fast_seconds: float
-) -> dict[str, dict[str, Any]]:
-    """Every rater's figures, trend and flags, keyed by rater; judgments in time order."""
+def figures(tallies: Tallies, members: Iterable[Rater], *, fast_seconds: float) -> dict[str, dict[str, Any]]:
+    """Every member's figures, trend and flags, keyed by rater."""
     raters = {r.rater: r for r in members}
-    agreed = _majority_agreement(judged)
-    tallies: dict[str, _Tally] = defaultdict(_Tally)
-    rows: dict[str, list[tuple[Judged, tuple[float, int]]]] = defaultdict(list)
-    for j, a in zip(judged, agreed, strict=True):
-        tallies[j.rater].add(j, a, fast_seconds)
-        rows[j.rater].append((j, a))
-    everyone = [s for j in judged if (s := j.seconds) is not None]
-    project_median = statistics.median(everyone) if everyone else None
-
     tests = [
         test
         for rater, info in raters.items()
-        if info.human and rater in tallies
-        for test in _tests(rater, tallies, project_median, fast_seconds)
+        if info.human and rater in tallies.raters
+        for test in _tests(rater, tallies.raters, tallies.median_seconds, fast_seconds)
     ]
     rejected = holm([t.p for t in tests])
     flags: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -275,29 +319,22 @@ def rater_figures(
 
     result = {}
     for rater, info in raters.items():
-        t = tallies.get(rater, _Tally())
-        figures = t.figures()
-        gold_ci = wilson(t.gold, t.gold_n)
-        left_p = binomtest(t.left, t.choices, 0.5).pvalue if t.choices else None
+        t = tallies.raters.get(rater, Tally())
         result[rater] = {
-            **figures,
-            "gold_ci": list(gold_ci),
-            "left_p": left_p,
+            **t.figures(),
+            "gold_ci": list(wilson(t.gold, t.gold_n)),
+            "left_p": _fair_coin(t.left, t.choices) if t.choices else None,
             "skips": info.skips,
             "skip_rate": _share(info.skips, t.judgments + info.skips),
             "human": info.human,
             "flags": flags.get(rater, []),
-            "trend": _blocks(rows.get(rater, []), fast_seconds),
+            "trend": [{"from": b.start, "to": b.end, **b.figures()} for b in tallies.blocks.get(rater, [])],
         }
     return result
 
 
-def project_figures(judged: Sequence[Judged]) -> dict[str, Any]:
-    """The project's median active time and agreement with the leave-one-out majority."""
-    seconds = [s for j in judged if (s := j.seconds) is not None]
-    agreed = _majority_agreement(judged)
-    compared = sum(c for _, c in agreed)
-    return {
-        "median_seconds": statistics.median(seconds) if seconds else None,
-        "majority_agreement": _share(sum(a for a, _ in agreed), compared),
-    }
+def rater_figures(
+    judged: Sequence[Judged], members: Iterable[Rater], *, fast_seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Every member's figures, trend and flags from judgments in time order (`tally`, then `figures`)."""
+    return figures(tally(judged, fast_seconds=fast_seconds), members, fast_seconds=fast_seconds)

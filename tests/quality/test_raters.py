@@ -1,9 +1,10 @@
 """Per-rater figures and flags (server/quality/raters.py), and the simulated crowd (bench/quality.py)."""
 
 import pytest
+from scipy.stats import binomtest
 
 from bench.quality import Summary, run_seed, summarize
-from server.quality.raters import Judged, Rater, holm, rater_figures
+from server.quality.raters import Judged, Rater, _above, _below, _fair_coin, holm, rater_figures
 
 
 def _judged(
@@ -79,3 +80,14 @@ class TestSimulatedCrowd:
 
     def test_always_left_and_instant_raters_are_flagged(self, summary: Summary) -> None:
         assert summary.true_positives >= 3 * 3
+
+
+class TestExactTests:
+    @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (5, 10), (7, 20), (60, 100), (100, 100)])
+    def test_fair_coin_matches_scipy_binomtest(self, k: int, n: int) -> None:
+        assert _fair_coin(k, n) == pytest.approx(binomtest(k, n, 0.5).pvalue)
+
+    @pytest.mark.parametrize(("k", "n", "p0"), [(3, 20, 0.4), (30, 100, 0.7), (10, 10, 0.2)])
+    def test_one_sided_match_scipy_binomtest(self, k: int, n: int, p0: float) -> None:
+        assert _below(k, n, p0) == pytest.approx(binomtest(k, n, p0, alternative="less").pvalue)
+        assert _above(k, n, p0) == pytest.approx(binomtest(k, n, p0, alternative="greater").pvalue)

@@ -1,0 +1,116 @@
+"""The quality API: agreement and per-rater reliability from the database (server/quality/reliability.py)."""
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bench.quality_page import accounts, fill
+from server.models import Project, QualitySnapshot, Role, User
+from server.quality import reliability
+from server.quality.raters import tally
+from tests.factories import bearer, create_token, create_user
+
+ITEMS = 400  # x overlap 3 = 1,200 judgments by 10 raters: 0 always-left, 1 instant, 2 random
+
+
+async def _crowd(session: AsyncSession, *, raters: int = 10) -> tuple[Project, list[User], str]:
+    project, people = await accounts(session, raters, overlap=3)
+    await fill(session, project, people, items=ITEMS, overlap=3)
+    await session.commit()
+    token = await create_token(session, await create_user(session, role=Role.admin))
+    return project, people, token
+
+
+async def _quality(client: httpx.AsyncClient, project: Project, token: str) -> dict:  # type: ignore[type-arg]
+    response = await client.get(f"/api/v1/projects/{project.id}/quality", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+class TestQualityApi:
+    async def test_agreement_shape(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        project, _, token = await _crowd(session)
+        agreement = (await _quality(client, project, token))["agreement"]
+        assert agreement["level"] == "nominal"
+        assert agreement["units"] == ITEMS
+        assert agreement["ci"][0] <= agreement["alpha"] <= agreement["ci"][1]
+        assert agreement["pairwise_ci"][0] <= agreement["pairwise"] <= agreement["pairwise_ci"][1]
+        assert [b["units"] for b in agreement["batches"]] == [ITEMS]
+
+    async def test_left_and_instant_raters_are_flagged_in_words(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        project, people, token = await _crowd(session)
+        raters = {r["email"]: r for r in (await _quality(client, project, token))["raters"]}
+        left, instant = raters[people[0].email], raters[people[1].email]
+        assert left["position_bias"] == 1.0
+        assert left["flags"][0]["text"] == "chooses the left response 100% of the time (p < 0.001)"
+        assert "speed" in [f["kind"] for f in instant["flags"]]
+        assert instant["median_seconds"] < 1.5
+
+    async def test_honest_raters_are_not_flagged(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        project, people, token = await _crowd(session)
+        raters = {r["email"]: r for r in (await _quality(client, project, token))["raters"]}
+        assert [raters[p.email]["flags"] for p in people[3:]] == [[]] * 7
+
+    async def test_model_accounts_are_not_flagged(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        project, people, token = await _crowd(session)
+        await session.execute(text("UPDATE users SET kind = 'model' WHERE id = :id"), {"id": people[0].id})
+        await session.commit()
+        left = next(r for r in (await _quality(client, project, token))["raters"] if r["email"] == people[0].email)
+        assert (left["position_bias"], left["flags"]) == (1.0, [])
+
+    async def test_figures_are_cached_per_data_version(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        project, _, token = await _crowd(session)
+        first = await _quality(client, project, token)
+        again = await _quality(client, project, token)
+        assert again == first
+        snapshots = select(func.count()).select_from(QualitySnapshot).where(QualitySnapshot.project_id == project.id)
+        assert await session.scalar(snapshots) == 1
+        await session.execute(
+            text("UPDATE projects SET queue_epoch = queue_epoch + 1 WHERE id = :id"), {"id": project.id}
+        )
+        await session.commit()
+        fresh = await _quality(client, project, token)
+        assert fresh["agreement"]["data_version"] != first["agreement"]["data_version"]
+
+    async def test_an_empty_project_has_no_agreement(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        project, _ = await accounts(session, 2, overlap=1)
+        await session.commit()
+        token = await create_token(session, await create_user(session, role=Role.admin))
+        body = await _quality(client, project, token)
+        assert (body["agreement"]["units"], body["agreement"]["alpha"]) == (0, None)
+        assert {r["judgments"] for r in body["raters"]} == {0}
+
+
+class TestSqlMatchesPython:
+    """The aggregate queries give the same counts as the row-by-row path the simulation uses."""
+
+    async def test_tallies(self, session: AsyncSession) -> None:
+        project, _, _ = await _crowd(session, raters=6)
+        rows = await reliability.judged_rows(session, project)
+        expected = tally(rows, fast_seconds=3.0)
+        got = await reliability.tallies(session, project, fast_seconds=3.0)
+        assert got.median_seconds == pytest.approx(expected.median_seconds)
+        assert got.majority_agreement == pytest.approx(expected.majority_agreement)
+        for rater, t in expected.raters.items():
+            assert got.raters[rater] == pytest.approx(t)  # type: ignore[comparison-overlap]
+            assert [b.judgments for b in got.blocks[rater]] == [b.judgments for b in expected.blocks[rater]]
+
+
+class TestFastSecondsSetting:
+    async def test_api_refuses_zero(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        token = await create_token(session, await create_user(session, role=Role.admin))
+        response = await client.post("/api/v1/projects", json={"name": "x", "fast_seconds": 0}, headers=bearer(token))
+        assert response.status_code == 422
+        assert response.json()["detail"] == "Invalid request: fast_seconds: Input should be greater than 0"
+
+    async def test_a_new_threshold_is_a_new_figure(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        project, people, token = await _crowd(session)
+        response = await client.patch(
+            f"/api/v1/projects/{project.id}", json={"fast_seconds": 0.5}, headers=bearer(token)
+        )
+        assert response.status_code == 200, response.text
+        instant = next(r for r in (await _quality(client, project, token))["raters"] if r["email"] == people[1].email)
+        assert "speed" not in [f["kind"] for f in instant["flags"]]
