@@ -41,7 +41,8 @@ _STEPS = (
     "CREATE TEMP TABLE q_raters (k int PRIMARY KEY, id uuid, kind text, accuracy float8) ON COMMIT DROP",
     """
     INSERT INTO items (id, project_id, batch_id, external_id, prompt, wanted, judged, completed_at)
-    SELECT gen_random_uuid(), :project, :batch, 'q-' || g, to_jsonb('Question ' || g), CAST(:overlap AS int), CAST(:overlap AS int), now()
+    SELECT gen_random_uuid(), :project, :batch, 'q-' || g, to_jsonb('Question ' || g),
+           CAST(:overlap AS int), CAST(:overlap AS int), now()
     FROM generate_series(0, CAST(:items AS int) - 1) g
     """,
     """
