@@ -16,6 +16,7 @@ from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
 from server.projects import guards, service
 from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
+from server.quality import reliability
 from server.users import service as users
 from server.web import charts
 from server.web.deps import AdminPagePrincipal
@@ -213,6 +214,7 @@ async def overview(
         "time_chart": charts.rater_time_chart(raters),
         "format_duration": charts.format_duration,
         "since": now - timedelta(hours=hours),
+        "agreement": await reliability.project_agreement(session, project),
     }
     return render(request, "admin/projects/overview.html", context)
 

@@ -53,5 +53,4 @@ async def quality(project_id: uuid.UUID, admin: AdminPrincipal, session: Session
     """Agreement (pairwise, Krippendorff's alpha, per batch) and each member's reliability, biases and flags."""
     project = await projects.get_accessible(session, admin, project_id)
     figures = await reliability.project_quality(session, project)
-    await session.commit()  # the snapshot computed for this data version
     return ProjectQuality.model_validate(figures)

@@ -302,6 +302,7 @@ _RATER_KEYS = (
     "user_id",
     "email",
     "suspended",
+    "human",
     "judgments",
     "median_seconds",
     "fast_share",
@@ -342,3 +343,16 @@ async def project_quality(session: AsyncSession, project: Project) -> dict[str, 
         "data_version": figures["data_version"],
     }
     return {"agreement": agreement_figures, "raters": raters}
+
+
+async def rater_quality(session: AsyncSession, project: Project, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """One member's figures with the project's for comparison; None for someone not a member."""
+    figures = await project_quality(session, project)
+    mine = next((r for r in figures["raters"] if r["user_id"] == str(user_id)), None)
+    return None if mine is None else {**mine, "project": figures["agreement"]}
+
+
+async def project_agreement(session: AsyncSession, project: Project) -> dict[str, Any]:
+    """The project's agreement figures alone (the overview's card)."""
+    figures = await reliability(session, project)
+    return {**figures["agreement"], "level": figures["level"], "fast_seconds": figures["fast_seconds"]}

@@ -48,6 +48,7 @@ class RaterReliability(Schema):
     """Figures from all of a rater's judgments (server/quality/raters.py)."""
 
     judgments: int = 0
+    human: bool = Field(default=True, description="A human account (flags apply to human accounts only).")
     position_bias: float | None = Field(
         default=None, description="Share of two-candidate choices that went to the candidate shown first (left)."
     )
