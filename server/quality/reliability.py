@@ -16,19 +16,21 @@ Agreement uses every judgment's current verdict (a revision replaces it).
 
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Project, Scale
+from server.models import Project, QualitySnapshot, Scale
 from server.quality.agreement import Level, agreement_of, pair_values
-from server.quality.cache import cached
+from server.quality.cache import cached, data_version
 from server.quality.gold import GoldAnswer, score
 from server.quality.raters import MAX_BLOCKS, MIN_BLOCK, Judged, Rater, Tallies, Tally, figures
 from server.quality.service import gold_figures
 
 SNAPSHOT = "reliability"
+STALE_SECONDS = 300  # a snapshot this young is served even when newer judgments exist
 
 # One row per judgment and candidate pair (a < b by upload position) with its value; both-bad is missing.
 _VALUES = """
@@ -217,19 +219,41 @@ async def _compute(session: AsyncSession, project: Project, fast_seconds: float)
     }
 
 
-async def reliability(session: AsyncSession, project: Project) -> dict[str, Any]:
-    """The project's agreement and each member's figures and flags, for the current data version.
+async def _recent(session: AsyncSession, project_id: uuid.UUID, name: str) -> QualitySnapshot | None:
+    """The snapshot if it was computed less than STALE_SECONDS ago, whatever its data version."""
+    return await session.scalar(
+        select(QualitySnapshot).where(
+            QualitySnapshot.project_id == project_id,
+            QualitySnapshot.name == name,
+            QualitySnapshot.computed_at > func.now() - timedelta(seconds=STALE_SECONDS),
+        )
+    )
 
-    The heavy figures come from the snapshot; members, their emails and suspensions are read
-    live (a suspension or a new member does not change the data version). The snapshot's name
-    carries the speed threshold, so a new threshold is a new figure.
+
+async def reliability(session: AsyncSession, project: Project) -> dict[str, Any]:
+    """The project's agreement and each member's figures and flags.
+
+    While raters work, the data version changes with every judgment; recomputing on each view
+    would cost seconds at a million judgments. So a snapshot younger than STALE_SECONDS is
+    served even when newer judgments exist (`stale`, with both versions); an older one, or
+    none, is recomputed for the current version (server/quality/cache.py).
+
+    Members, their emails and suspensions are read live (a suspension or a new member does not
+    change the data version). The snapshot's name carries the speed threshold, so a new
+    threshold is a new figure.
     """
     fast_seconds = project.fast_seconds
+    name = f"{SNAPSHOT}:{fast_seconds:g}"
 
     async def compute() -> dict[str, Any]:
-        return await _compute(session, project, fast_seconds)
+        return {**await _compute(session, project, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
 
-    payload, version = await cached(session, project.id, f"{SNAPSHOT}:{fast_seconds:g}", compute)
+    current = await data_version(session, project.id)
+    recent = await _recent(session, project.id, name)
+    if recent is not None:
+        payload, version = recent.payload, recent.data_version
+    else:
+        payload, version = await cached(session, project.id, name, compute)
     members = list(await session.execute(_MEMBERS, {"project_id": project.id}))
     known: dict[str, dict[str, Any]] = payload["raters"]
     missing = [Rater(str(m.id), human=bool(m.human)) for m in members if str(m.id) not in known]
@@ -243,7 +267,7 @@ async def reliability(session: AsyncSession, project: Project) -> dict[str, Any]
         }
         for m in members
     ]
-    return {**payload, "data_version": version, "raters": raters}
+    return {**payload, "data_version": version, "stale": version != current, "raters": raters}
 
 
 _JUDGMENTS = text(
@@ -341,6 +365,8 @@ async def project_quality(session: AsyncSession, project: Project) -> dict[str, 
         "level": figures["level"],
         "fast_seconds": figures["fast_seconds"],
         "data_version": figures["data_version"],
+        "stale": figures["stale"],
+        "computed_at": figures["computed_at"],
     }
     return {"agreement": agreement_figures, "raters": raters}
 
@@ -355,4 +381,5 @@ async def rater_quality(session: AsyncSession, project: Project, user_id: uuid.U
 async def project_agreement(session: AsyncSession, project: Project) -> dict[str, Any]:
     """The project's agreement figures alone (the overview's card)."""
     figures = await reliability(session, project)
-    return {**figures["agreement"], "level": figures["level"], "fast_seconds": figures["fast_seconds"]}
+    keys = ("level", "fast_seconds", "data_version", "stale", "computed_at")
+    return {**figures["agreement"], **{key: figures[key] for key in keys}}

@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 
 from pydantic import Field
 
@@ -86,7 +87,9 @@ class Agreement(Schema):
     majority_agreement: float | None = Field(description="Judgments agreeing with the leave-one-out majority.")
     median_seconds: float | None
     fast_seconds: float
-    data_version: str
+    data_version: str = Field(description="The data version the figures were computed for.")
+    stale: bool = Field(description="Newer judgments exist: the figures are recomputed within 5 minutes.")
+    computed_at: datetime
     batches: list[BatchAgreement]
 
 

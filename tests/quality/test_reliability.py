@@ -1,5 +1,7 @@
 """The quality API: agreement and per-rater reliability from the database (server/quality/reliability.py)."""
 
+from dataclasses import asdict
+
 import httpx
 import pytest
 from sqlalchemy import func, select, text
@@ -64,16 +66,31 @@ class TestQualityApi:
     async def test_figures_are_cached_per_data_version(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         project, _, token = await _crowd(session)
         first = await _quality(client, project, token)
+        assert first["agreement"]["stale"] is False
         again = await _quality(client, project, token)
         assert again == first
         snapshots = select(func.count()).select_from(QualitySnapshot).where(QualitySnapshot.project_id == project.id)
         assert await session.scalar(snapshots) == 1
+
+    async def test_a_recent_snapshot_is_served_stale_then_recomputed(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        project, _, token = await _crowd(session)
+        first = await _quality(client, project, token)
         await session.execute(
             text("UPDATE projects SET queue_epoch = queue_epoch + 1 WHERE id = :id"), {"id": project.id}
         )
         await session.commit()
-        fresh = await _quality(client, project, token)
-        assert fresh["agreement"]["data_version"] != first["agreement"]["data_version"]
+        stale = (await _quality(client, project, token))["agreement"]
+        assert (stale["stale"], stale["data_version"]) == (True, first["agreement"]["data_version"])
+        await session.execute(
+            text("UPDATE quality_snapshots SET computed_at = now() - interval '6 minutes' WHERE project_id = :id"),
+            {"id": project.id},
+        )
+        await session.commit()
+        fresh = (await _quality(client, project, token))["agreement"]
+        assert fresh["stale"] is False
+        assert fresh["data_version"] != first["agreement"]["data_version"]
 
     async def test_an_empty_project_has_no_agreement(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         project, _ = await accounts(session, 2, overlap=1)
@@ -95,7 +112,7 @@ class TestSqlMatchesPython:
         assert got.median_seconds == pytest.approx(expected.median_seconds)
         assert got.majority_agreement == pytest.approx(expected.majority_agreement)
         for rater, t in expected.raters.items():
-            assert got.raters[rater] == pytest.approx(t)  # type: ignore[comparison-overlap]
+            assert asdict(got.raters[rater]) == pytest.approx(asdict(t))
             assert [b.judgments for b in got.blocks[rater]] == [b.judgments for b in expected.blocks[rater]]
 
 
