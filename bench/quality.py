@@ -51,6 +51,7 @@ class SeedResult:
     careless: frozenset[int]
     alpha: float | None
     pairwise: float | None
+    kinds: dict[int, str]  # rater -> kind
 
     @property
     def true_positives(self) -> int:
@@ -67,7 +68,8 @@ def run_seed(seed: int, *, items: int = 600) -> SeedResult:
         for unit, value in j.values.items():
             units.setdefault(unit, []).append(value)
     agreed = agreement(units.values(), level="nominal", bootstrap=200)
-    return SeedResult(seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise)
+    kinds = {r.index: r.kind for r in crowd.raters}
+    return SeedResult(seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise, kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,11 @@ def main() -> None:
         print(f"seed {seed:2}: flagged {len(r.flagged):2}, careless caught {r.true_positives}/{len(r.careless)}, "
               f"missed {missed}, honest flagged {wrong}, alpha {r.alpha:.3f}, pairwise {r.pairwise:.3f}")  # fmt: skip
     s = summarize(results)
+    for kind in ("random", "left", "instant", "honest"):
+        raters = [(r, i) for r in results for i, k in r.kinds.items() if k == kind]
+        caught = sum(i in r.flagged for r, i in raters)
+        low, high = wilson(caught, len(raters))
+        print(f"{kind:8} raters flagged: {caught}/{len(raters)} ({caught / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})")
     print(
         f"{s.seeds} seeds: precision {s.precision:.3f} (95% CI {s.precision_ci[0]:.3f}-{s.precision_ci[1]:.3f}, "
         f"{s.true_positives}/{s.flagged}), recall {s.recall:.3f} (95% CI {s.recall_ci[0]:.3f}-{s.recall_ci[1]:.3f}, "
