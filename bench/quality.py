@@ -123,7 +123,8 @@ def main() -> None:
         raters = [(r, i) for r in results for i, k in r.kinds.items() if k == kind]
         caught = sum(i in r.flagged for r, i in raters)
         low, high = wilson(caught, len(raters))
-        print(f"{kind:8} raters flagged: {caught}/{len(raters)} ({caught / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})")
+        share = caught / len(raters)
+        print(f"{kind:8} raters flagged: {caught}/{len(raters)} ({share:.0%}, 95% CI {low:.0%}-{high:.0%})")
     print(
         f"{s.seeds} seeds: precision {s.precision:.3f} (95% CI {s.precision_ci[0]:.3f}-{s.precision_ci[1]:.3f}, "
         f"{s.true_positives}/{s.flagged}), recall {s.recall:.3f} (95% CI {s.recall_ci[0]:.3f}-{s.recall_ci[1]:.3f}, "

@@ -57,55 +57,64 @@ _PATTERNS = text(
     GROUP BY i.batch_id, units.vals
     """
 )
+# One pass over every judgment and candidate pair: the rows of a judgment share its attributes, and
+# its row for the pair (0, 1) (every item has it) stands for the judgment in judgment-level counts.
 _TALLIES = text(
-    f"""
-    WITH v AS (SELECT * FROM ({_VALUES}) x WHERE value IS NOT NULL),
-    counted AS (
-        SELECT v.*, count(*) FILTER (WHERE value < 0) OVER u - (value < 0)::int AS neg,
-                    count(*) FILTER (WHERE value = 0) OVER u - (value = 0)::int AS zero,
-                    count(*) FILTER (WHERE value > 0) OVER u - (value > 0)::int AS pos
+    """
+    WITH v AS (
+        SELECT j.rater_id, j.created_at, j.seq, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
+               j.item_id, c1.position AS pa, c2.position AS pb, c1.position = 0 AND c2.position = 1 AS first,
+               cardinality(a.shown_order) = 2 AND j.choice_id IS NOT NULL AND NOT j.tie AND NOT j.both_bad AS two_way,
+               j.choice_id = a.shown_order[1] AS chose_first,
+               CASE WHEN j.both_bad THEN NULL
+                    WHEN j.tie THEN 0
+                    WHEN j.ranking IS NOT NULL THEN coalesce(j.strength, 1) * CASE
+                         WHEN array_position(j.ranking, c1.id) < array_position(j.ranking, c2.id) THEN 1 ELSE -1 END
+                    WHEN j.choice_id = c1.id THEN coalesce(j.strength, 1)
+                    WHEN j.choice_id = c2.id THEN -coalesce(j.strength, 1) END AS value
+        FROM judgments j
+        JOIN assignments a ON a.id = j.assignment_id
+        JOIN candidates c1 ON c1.item_id = j.item_id
+        JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
+        WHERE j.project_id = :project_id
+    ),
+    counted AS (  -- the other judgments' directions on the same unit
+        SELECT v.*,
+               count(*) FILTER (WHERE value < 0) OVER u - coalesce((value < 0)::int, 0) AS neg,
+               count(*) FILTER (WHERE value = 0) OVER u - coalesce((value = 0)::int, 0) AS zero,
+               count(*) FILTER (WHERE value > 0) OVER u - coalesce((value > 0)::int, 0) AS pos
         FROM v WINDOW u AS (PARTITION BY item_id, pa, pb)
     ),
     scored AS (
-        SELECT judgment_id,
-               CASE WHEN greatest(neg, zero, pos) = 0 THEN NULL
+        SELECT c.*,
+               CASE WHEN value IS NULL OR greatest(neg, zero, pos) = 0 THEN NULL
                     WHEN CASE WHEN value < 0 THEN neg WHEN value = 0 THEN zero ELSE pos END = greatest(neg, zero, pos)
                     THEN 1.0 / ((neg = greatest(neg, zero, pos))::int + (zero = greatest(neg, zero, pos))::int
                                 + (pos = greatest(neg, zero, pos))::int)
-                    ELSE 0.0 END AS s
-        FROM counted
+                    ELSE 0.0 END AS s,
+               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id ORDER BY created_at, seq, pa, pb
+                                                   ROWS UNBOUNDED PRECEDING) AS ordinal,
+               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id) AS rated
+        FROM counted c
     ),
-    per_judgment AS (
-        SELECT judgment_id, sum(s) AS agree, sum(s * s) AS agree_sq, count(s) AS compared
-        FROM scored GROUP BY judgment_id
-    ),
-    jj AS (
-        SELECT j.rater_id, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised, j.created_at,
-               cardinality(a.shown_order) = 2 AND j.choice_id IS NOT NULL AND NOT j.tie AND NOT j.both_bad AS two_way,
-               j.choice_id = a.shown_order[1] AS chose_first,
-               coalesce(pj.agree, 0) AS agree, coalesce(pj.agree_sq, 0) AS agree_sq,
-               coalesce(pj.compared, 0) AS compared,
-               ((row_number() OVER w) - 1) / greatest(
-                   :min_block, ceil(count(*) OVER (PARTITION BY j.rater_id) / CAST(:max_blocks AS float8))
-               )::int AS block
-        FROM judgments j
-        JOIN assignments a ON a.id = j.assignment_id
-        LEFT JOIN per_judgment pj ON pj.judgment_id = j.id
-        WHERE j.project_id = :project_id
-        WINDOW w AS (PARTITION BY j.rater_id ORDER BY j.created_at, j.seq)
+    blocked AS (
+        SELECT scored.*,
+               (ordinal - 1) / greatest(:min_block, ceil(rated / CAST(:max_blocks AS float8)))::int AS block
+        FROM scored
     )
     SELECT rater_id, block, grouping(rater_id, block) AS level,
-           count(*) AS judgments,
-           count(*) FILTER (WHERE two_way AND chose_first) AS "left",
-           count(*) FILTER (WHERE two_way) AS choices,
-           count(active_ms) AS timed,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY active_ms) / 1000.0 AS median,
-           count(*) FILTER (WHERE active_ms < :fast_ms) AS fast,
-           sum(agree)::float8 AS agree, sum(agree_sq)::float8 AS agree_sq, sum(compared)::int AS compared,
-           count(*) FILTER (WHERE tie) AS ties, count(*) FILTER (WHERE both_bad) AS both_bad,
-           count(*) FILTER (WHERE revised) AS revised,
+           count(*) FILTER (WHERE first) AS judgments,
+           count(*) FILTER (WHERE first AND two_way AND chose_first) AS "left",
+           count(*) FILTER (WHERE first AND two_way) AS choices,
+           count(active_ms) FILTER (WHERE first) AS timed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY active_ms) FILTER (WHERE first) / 1000.0 AS median,
+           count(*) FILTER (WHERE first AND active_ms < :fast_ms) AS fast,
+           coalesce(sum(s), 0)::float8 AS agree, coalesce(sum(s * s), 0)::float8 AS agree_sq,
+           count(s)::int AS compared,
+           count(*) FILTER (WHERE first AND tie) AS ties, count(*) FILTER (WHERE first AND both_bad) AS both_bad,
+           count(*) FILTER (WHERE first AND revised) AS revised,
            extract(epoch FROM min(created_at))::float8 AS start, extract(epoch FROM max(created_at))::float8 AS "end"
-    FROM jj
+    FROM blocked
     GROUP BY GROUPING SETS ((rater_id, block), (rater_id), ())
     ORDER BY rater_id, block
     """

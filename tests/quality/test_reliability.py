@@ -8,10 +8,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.quality_page import accounts, fill
+from server.labeling import service as labeling
+from server.labeling.schemas import JudgmentCreate
 from server.models import Project, QualitySnapshot, Role, User
 from server.quality import reliability
+from server.quality.agreement import agreement
 from server.quality.raters import tally
-from tests.factories import bearer, create_token, create_user
+from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items
 
 ITEMS = 400  # x overlap 3 = 1,200 judgments by 10 raters: 0 always-left, 1 instant, 2 random
 
@@ -131,3 +134,51 @@ class TestFastSecondsSetting:
         assert response.status_code == 200, response.text
         instant = next(r for r in (await _quality(client, project, token))["raters"] if r["email"] == people[1].email)
         assert "speed" not in [f["kind"] for f in instant["flags"]]
+
+
+async def _mixed(session: AsyncSession) -> Project:
+    """An 8-point project judged through the labeling service: choices with strength, ties,
+    both-bad answers, and rankings of three candidates, by three raters at overlap 3."""
+    admin = await create_user(session, role=Role.admin)
+    raters = [await create_user(session) for _ in range(3)]
+    project = await create_project(
+        session, admin, members=tuple(raters), overlap=3, scale="8-point", allow_tie=True, allow_both_bad=True
+    )
+    await import_items(session, project, admin, native_items(6) + native_items(4, start=6, candidates=3))
+    for r, rater in enumerate(raters):
+        for n in range(10):
+            leased = await labeling.next_assignment(session, project=project, rater=rater)
+            assert leased is not None
+            ids = [c.id for c in leased.candidates]
+            kind = (n + r) % 4
+            if len(ids) == 3:
+                verdict = JudgmentCreate(ranking=ids if kind else ids[::-1], strength=1 + kind % 2, active_ms=900 * n)
+            elif kind == 0:
+                verdict = JudgmentCreate(tie=True, active_ms=1000 * n)
+            elif kind == 1:
+                verdict = JudgmentCreate(both_bad=True, active_ms=None)
+            else:
+                verdict = JudgmentCreate(choice=ids[kind % 2], strength=kind, active_ms=1100 * n)
+            await labeling.submit(session, assignment_id=leased.assignment.id, rater=rater, data=verdict)
+    await session.commit()
+    return project
+
+
+class TestSqlMatchesPythonOnEveryKindOfVerdict:
+    async def test_tallies_and_patterns(self, session: AsyncSession) -> None:
+        project = await _mixed(session)
+        rows = await reliability.judged_rows(session, project)
+        expected = tally(rows, fast_seconds=3.0)
+        got = await reliability.tallies(session, project, fast_seconds=3.0)
+        assert got.majority_agreement == pytest.approx(expected.majority_agreement)
+        assert got.median_seconds == pytest.approx(expected.median_seconds)
+        for rater, t in expected.raters.items():
+            assert asdict(got.raters[rater]) == pytest.approx(asdict(t))
+        units: dict[object, list[int]] = {}
+        for j in rows:
+            for unit, value in j.values.items():
+                units.setdefault(unit, []).append(value)
+        sql = await reliability._agreement(session, project, "ordinal")
+        python = agreement(units.values(), level="ordinal", direction=True)
+        assert (sql["units"], sql["alpha"], sql["pairwise"]) == (python.units, python.alpha, python.pairwise)
+        assert sql["units"] == 6 + 4 * 3  # 6 pairs, and 3 candidate pairs on each of 4 three-way items
