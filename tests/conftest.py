@@ -2,6 +2,7 @@
 migrated with Alembic, dropped at the end; tables truncated after each test."""
 
 import asyncio
+import math
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ os.environ.setdefault("ASSAY_ENVIRONMENT", "test")
 from server.app import create_app
 from server.db import Base, make_engine, make_sessionmaker
 from server.migrate import upgrade
+from server.quality import cache
 from server.quality.cache import refreshes_done
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +82,13 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(scope="session")
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture(autouse=True)
+def _figures_in_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quality figures are computed in the request however long they take, so what a test reads
+    does not depend on the machine's speed; tests of the stale path lower SYNC_SECONDS themselves."""
+    monkeypatch.setattr(cache, "SYNC_SECONDS", math.inf)
 
 
 @pytest.fixture(autouse=True)

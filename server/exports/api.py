@@ -17,7 +17,7 @@ from server.exports.limits import ExportResponse, principal_key
 from server.exports.schemas import ManifestRead
 from server.models import Export
 from server.projects import service as projects
-from server.quality.reliability import rater_fit
+from server.quality.weighted import rater_fit
 
 router = APIRouter(tags=["exports"])
 

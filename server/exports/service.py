@@ -303,7 +303,7 @@ class ExportStream:
     done: bool = False  # every byte of the body was produced
     digest: Any = field(default_factory=hashlib.sha256)
     finished: bool = False
-    fit: Fit | None = None  # aggregation=weighted: the project's rater model (quality/reliability.py)
+    fit: Fit | None = None  # aggregation=weighted: the project's rater model (quality/weighted.py)
 
     @property
     def next_cursor(self) -> str:

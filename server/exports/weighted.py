@@ -3,7 +3,7 @@
 `aggregation=weighted`: each pair of an item's candidates (a, b in upload order) gets the
 Dawid-Skene posterior over {a better, b better, tie} from its raters' judgments and the project's
 fitted rater confusion (server/quality/aggregate.py, fitted once per data version by
-server/quality/reliability.py). The pair's label is the most probable class; `confidence` is that
+server/quality/weighted.py). The pair's label is the most probable class; `confidence` is that
 probability. A pair labelled tie yields no preference row (like a tie verdict); the raw format
 lists every pair with its posterior.
 

@@ -11,6 +11,7 @@ from server.items import service
 from server.items.filters import STATUS_LABELS, VERDICT_LABELS, parse
 from server.models import Role
 from server.projects import service as projects
+from server.quality import reliability
 from server.users import service as users
 from server.web.deps import AdminPagePrincipal
 from server.web.templating import render
@@ -47,12 +48,13 @@ async def item(request: Request, item_id: uuid.UUID, admin: AdminPagePrincipal, 
 async def rater(
     request: Request, project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
 ) -> Response:
-    """One rater's judgments in a project, newest first."""
+    """One rater's quality figures, flags and trend, and their judgments in the project, newest first."""
     project = await projects.get_accessible(session, admin, project_id)
     before = request.query_params.get("before", "")
     if before and (not before.isdigit() or len(before) > 18):
         raise Invalid("before must be the position of a judgment, as in the link to older judgments.")
     person = await users.get(session, user_id)
     page = await service.rater_judgments(session, project, person, before=int(before) if before else None)
-    context = {"project": project, "rater": person, "page": page, "limit": service.COUNT_LIMIT}
+    quality = await reliability.rater_quality(session, project, person.id)
+    context = {"project": project, "rater": person, "page": page, "limit": service.COUNT_LIMIT, "quality": quality}
     return render(request, "admin/items/rater.html", context)

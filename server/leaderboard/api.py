@@ -1,24 +1,17 @@
 """The model leaderboard over JSON: the ratings as a list, and the head-to-head matrix beside it."""
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from server.auth.deps import AdminPrincipal
 from server.db import SessionDep
 from server.leaderboard import service
 from server.leaderboard.schemas import ModelRating, WinRateMatrix
 from server.projects import service as projects
+from server.quality.schemas import Fresh
 
 router = APIRouter(tags=["leaderboard"])
-Fresh = Annotated[
-    bool,
-    Query(
-        description="Compute the figures for the data as it is now, however long it takes; by default a slow "
-        "figure of an older data version is answered at once while a fresh one is computed (`current` says which)."
-    ),
-]
 
 
 @router.get("/projects/{project_id}/leaderboard", response_model=list[ModelRating])

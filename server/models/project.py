@@ -36,6 +36,7 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate"),
         CheckConstraint("revision_window_minutes BETWEEN 0 AND 1440", name="revision_window_minutes"),
         CheckConstraint("break_reminder_minutes BETWEEN 0 AND 480", name="break_reminder_minutes"),
+        CheckConstraint("fast_seconds > 0 AND fast_seconds <= 600", name="fast_seconds"),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -61,6 +62,9 @@ class Project(IdMixin, TimestampMixin, Base):
     # resumed or reprioritised, a new overlap, active learning): raters' resume points from an
     # older epoch are not trusted (see labeling/service.py).
     queue_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Quality (server/quality/raters.py): a judgment made in less active time than this is "fast";
+    # a rater whose median is below it, significantly more often than the others, is flagged.
+    fast_seconds: Mapped[float] = mapped_column(default=3.0, server_default="3")
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Archived (batches/lifecycle.py): hidden from raters, nothing served, leases ended, all data kept
     # and exported; reversible. Deleted: its batches, items, assignments and judgments are gone; the

@@ -16,6 +16,7 @@ from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
 from server.projects import guards, lifecycle, service
 from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
+from server.quality import reliability
 from server.users import service as users
 from server.web import charts
 from server.web.deps import AdminPagePrincipal
@@ -35,6 +36,7 @@ LABELS = {
     "break_reminder_minutes": "Break reminder",
     "active_learning": "Active learning",
     "gold_rate": "Gold rate",
+    "fast_seconds": "Fast answer threshold",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
@@ -45,6 +47,8 @@ MESSAGES = {
     ("break_reminder_minutes", "less_than_equal"): "Break reminder must be at most {le} minutes (eight hours).",
     ("gold_rate", "greater_than_equal"): "Gold rate must be between 0 and 1.",
     ("gold_rate", "less_than_equal"): "Gold rate must be between 0 and 1.",
+    ("fast_seconds", "greater_than"): "Fast answer threshold must be more than 0 seconds.",
+    ("fast_seconds", "less_than_equal"): "Fast answer threshold must be at most {le:g} seconds (ten minutes).",
 }
 SKIP_LABELS = {**{code.value: label for code, label in SKIP_REASONS.items()}, "none": "No reason given"}
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
@@ -64,6 +68,7 @@ def _settings_data(form: FormData) -> dict[str, Any]:
             "revision_window_minutes",
             "break_reminder_minutes",
             "gold_rate",
+            "fast_seconds",
         ),
     )
     if "name" in data:
@@ -269,6 +274,7 @@ async def overview(
         "time_chart": charts.rater_time_chart(raters),
         "format_duration": charts.format_duration,
         "since": now - timedelta(hours=hours),
+        "agreement": await reliability.project_agreement(session, project),
     }
     return render(request, "admin/projects/overview.html", context)
 

@@ -8,6 +8,7 @@ from server.models import RationaleRule, Scale
 from server.schemas import Schema
 
 MAX_REVISION_WINDOW = 1440  # a day, in minutes (the database checks the same bound)
+MAX_FAST_SECONDS = 600.0  # ten minutes (the database checks the same bound)
 
 
 class ProjectBase(Schema):
@@ -26,6 +27,12 @@ class ProjectBase(Schema):
     )
     active_learning: bool = False
     gold_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    fast_seconds: float = Field(
+        default=3.0,
+        gt=0.0,
+        le=MAX_FAST_SECONDS,
+        description="Judgments faster than this many seconds of active time count as fast (the speed flag).",
+    )
     revision_window_minutes: int = Field(
         default=10,
         ge=0,
@@ -51,6 +58,7 @@ class ProjectUpdate(Schema):
     break_reminder_minutes: int | None = Field(default=None, ge=0, le=480)
     active_learning: bool | None = None
     gold_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    fast_seconds: float | None = Field(default=None, gt=0.0, le=MAX_FAST_SECONDS)
     revision_window_minutes: int | None = Field(default=None, ge=0, le=MAX_REVISION_WINDOW)
     archived: bool | None = Field(
         default=None,

@@ -12,8 +12,8 @@ from server.db import SessionDep
 from server.errors import NotFound, error_responses
 from server.models import Item, Project, Scope
 from server.projects import service as projects
-from server.quality import service
-from server.quality.schemas import GoldBody, ItemGoldRead, ProjectQuality, RaterQuality
+from server.quality import reliability, service
+from server.quality.schemas import Fresh, GoldBody, ItemGoldRead, ProjectQuality
 
 router = APIRouter(tags=["quality"])
 ItemsWriter = Annotated[Principal, Depends(scoped(Scope.items_write))]
@@ -48,24 +48,11 @@ async def delete_gold(item_id: uuid.UUID, principal: ItemsWriter, session: Sessi
     return Response(status_code=204)
 
 
-@router.get("/projects/{project_id}/quality", response_model=ProjectQuality)
-async def quality(project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep) -> ProjectQuality:
-    """Each member's gold accuracy, overall and over the last 20 gold items, with 95% intervals."""
+@router.get("/projects/{project_id}/quality", response_model=ProjectQuality, response_model_by_alias=True)
+async def quality(
+    project_id: uuid.UUID, admin: AdminPrincipal, session: SessionDep, fresh: Fresh = False
+) -> ProjectQuality:
+    """Agreement (pairwise, Krippendorff's alpha, per batch) and each member's reliability, biases and flags."""
     project = await projects.get_accessible(session, admin, project_id)
-    figures = await service.gold_figures(session, project)
-    return ProjectQuality(
-        raters=[
-            RaterQuality(
-                user_id=f.user_id,
-                email=f.email,
-                suspended=f.suspended,
-                gold_judged=f.gold_judged,
-                gold_scored=f.gold_scored,
-                gold_accuracy=f.gold_accuracy,
-                gold_ci=f.gold_ci,
-                recent_gold_accuracy=f.recent_accuracy,
-                recent_gold_ci=f.recent_ci,
-            )
-            for f in figures
-        ]
-    )
+    figures = await reliability.project_quality(session, project, fresh=fresh)
+    return ProjectQuality.model_validate(figures)

@@ -1,88 +1,378 @@
-"""Rater reliability fitted from a project's judgments, cached per data version.
+"""The project's agreement and each rater's reliability, read from the database and cached.
 
-`rater_fit` runs the Dawid-Skene EM (aggregate.py) over every judgment of the project (gold and
-surplus ones too: each is a rater's honest answer, and gold anchors the confusion) once per data
-version (cache.py), and returns the fitted class prior and per-rater confusion. Exports with
-`aggregation=weighted` then label each item while they stream (`aggregate.posterior`, the
-per-item E-step), so a pull over a million judgments never runs EM itself. Raters are keyed by
-their user id as text, units by (item id, a, b) with a < b upload positions.
+The figures are defined by the pure code (server/quality/agreement.py, raters.py); here SQL
+computes the same counts where the judgments are, so that a million judgments cost two
+aggregate queries instead of a million rows in Python:
+- `_PATTERNS`: each unit's values (agreement.pair_values, in SQL), counted per batch by pattern;
+- `_TALLIES`: per rater and trend block (and per rater, and for the project, by grouping sets)
+  the counts of raters.Tally, with every unit scored against the leave-one-out majority.
+`judged_rows` reads the same judgments row by row for raters.tally; the tests check that both
+paths give the same figures. Gold accuracy comes from server/quality/service.py (`gold_figures`).
+
+Everything is cached per data version (server/quality/cache.py): a page view reads one snapshot
+row while nothing changed, and recomputes once after a judgment, an import or a gold change.
+Agreement uses every judgment's current verdict (a revision replaces it).
 """
 
-import asyncio
 import uuid
-from collections.abc import Hashable, Sequence
+from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Project
-from server.quality import aggregate
+from server.models import Project, Scale
+from server.quality.agreement import Level, agreement_of, pair_values
 from server.quality.cache import cached
+from server.quality.gold import GoldAnswer, score
+from server.quality.raters import MAX_BLOCKS, MIN_BLOCK, Judged, Rater, Tallies, Tally, figures
+from server.quality.service import gold_figures
 
-CACHE_NAME = "dawid-skene"
+SNAPSHOT = "reliability"
 
-# Every judgment's verdict with candidates as upload positions, and its item's gold answer.
-_VERDICTS = text(
-    """
-    WITH sizes AS (
-        SELECT c.item_id, count(*) AS n FROM candidates c JOIN items i ON i.id = c.item_id
-        WHERE i.project_id = :project_id GROUP BY c.item_id
-    )
-    SELECT j.item_id, j.rater_id, cc.position AS choice, j.tie, j.both_bad, sizes.n, i.gold,
-           (SELECT array_agg(c.position ORDER BY r.ord)
-              FROM unnest(j.ranking) WITH ORDINALITY AS r(id, ord) JOIN candidates c ON c.id = r.id) AS ranking
+# One row per judgment and candidate pair (a < b by upload position) with its value; both-bad is missing.
+_VALUES = """
+    SELECT j.id AS judgment_id, j.item_id, c1.position AS pa, c2.position AS pb,
+           CASE WHEN j.tie THEN 0
+                WHEN j.ranking IS NOT NULL THEN coalesce(j.strength, 1) *
+                     CASE WHEN array_position(j.ranking, c1.id) < array_position(j.ranking, c2.id) THEN 1 ELSE -1 END
+                WHEN j.choice_id = c1.id THEN coalesce(j.strength, 1)
+                WHEN j.choice_id = c2.id THEN -coalesce(j.strength, 1) END AS value
     FROM judgments j
+    JOIN candidates c1 ON c1.item_id = j.item_id
+    JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
+    WHERE j.project_id = :project_id AND NOT j.both_bad
+"""
+_PATTERNS = text(
+    f"""
+    WITH v AS ({_VALUES}),
+    units AS (
+        SELECT v.item_id, array_agg(v.value ORDER BY v.value) AS vals
+        FROM v WHERE v.value IS NOT NULL GROUP BY v.item_id, v.pa, v.pb HAVING count(*) >= 2
+    )
+    SELECT i.batch_id, units.vals, count(*) AS n
+    FROM units JOIN items i ON i.id = units.item_id
+    GROUP BY i.batch_id, units.vals
+    """
+)
+# One pass over every judgment and candidate pair: the rows of a judgment share its attributes, and
+# its row for the pair (0, 1) (every item has it) stands for the judgment in judgment-level counts.
+_TALLIES = text(
+    """
+    WITH v AS (
+        SELECT j.rater_id, j.created_at, j.seq, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
+               j.item_id, c1.position AS pa, c2.position AS pb, c1.position = 0 AND c2.position = 1 AS first,
+               cardinality(a.shown_order) = 2 AND j.choice_id IS NOT NULL AND NOT j.tie AND NOT j.both_bad AS two_way,
+               j.choice_id = a.shown_order[1] AS chose_first,
+               CASE WHEN j.both_bad THEN NULL
+                    WHEN j.tie THEN 0
+                    WHEN j.ranking IS NOT NULL THEN coalesce(j.strength, 1) * CASE
+                         WHEN array_position(j.ranking, c1.id) < array_position(j.ranking, c2.id) THEN 1 ELSE -1 END
+                    WHEN j.choice_id = c1.id THEN coalesce(j.strength, 1)
+                    WHEN j.choice_id = c2.id THEN -coalesce(j.strength, 1) END AS value
+        FROM judgments j
+        JOIN assignments a ON a.id = j.assignment_id
+        JOIN candidates c1 ON c1.item_id = j.item_id
+        JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
+        WHERE j.project_id = :project_id
+    ),
+    counted AS (  -- the other judgments' directions on the same unit
+        SELECT v.*,
+               count(*) FILTER (WHERE value < 0) OVER u - coalesce((value < 0)::int, 0) AS neg,
+               count(*) FILTER (WHERE value = 0) OVER u - coalesce((value = 0)::int, 0) AS zero,
+               count(*) FILTER (WHERE value > 0) OVER u - coalesce((value > 0)::int, 0) AS pos
+        FROM v WINDOW u AS (PARTITION BY item_id, pa, pb)
+    ),
+    scored AS (
+        SELECT c.*,
+               CASE WHEN value IS NULL OR greatest(neg, zero, pos) = 0 THEN NULL
+                    WHEN CASE WHEN value < 0 THEN neg WHEN value = 0 THEN zero ELSE pos END = greatest(neg, zero, pos)
+                    THEN 1.0 / ((neg = greatest(neg, zero, pos))::int + (zero = greatest(neg, zero, pos))::int
+                                + (pos = greatest(neg, zero, pos))::int)
+                    ELSE 0.0 END AS s,
+               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id ORDER BY created_at, seq, pa, pb
+                                                   ROWS UNBOUNDED PRECEDING) AS ordinal,
+               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id) AS rated
+        FROM counted c
+    ),
+    blocked AS (
+        SELECT scored.*,
+               (ordinal - 1) / greatest(:min_block, ceil(rated / CAST(:max_blocks AS float8)))::int AS block
+        FROM scored
+    )
+    SELECT rater_id, block, grouping(rater_id, block) AS level,
+           count(*) FILTER (WHERE first) AS judgments,
+           count(*) FILTER (WHERE first AND two_way AND chose_first) AS "left",
+           count(*) FILTER (WHERE first AND two_way) AS choices,
+           count(active_ms) FILTER (WHERE first) AS timed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY active_ms) FILTER (WHERE first) / 1000.0 AS median,
+           count(*) FILTER (WHERE first AND active_ms < :fast_ms) AS fast,
+           coalesce(sum(s), 0)::float8 AS agree, coalesce(sum(s * s), 0)::float8 AS agree_sq,
+           count(s)::int AS compared,
+           count(*) FILTER (WHERE first AND tie) AS ties, count(*) FILTER (WHERE first AND both_bad) AS both_bad,
+           count(*) FILTER (WHERE first AND revised) AS revised,
+           extract(epoch FROM min(created_at))::float8 AS start, extract(epoch FROM max(created_at))::float8 AS "end"
+    FROM blocked
+    GROUP BY GROUPING SETS ((rater_id, block), (rater_id), ())
+    ORDER BY rater_id, block
+    """
+)
+_SKIPS = text(
+    "SELECT rater_id, count(*) AS skips FROM assignments WHERE project_id = :project_id AND status = 'skipped' "
+    "GROUP BY rater_id"
+)
+_MEMBERS = text(
+    """
+    SELECT u.id, u.email, u.kind = 'human' AS human, m.suspended_at IS NOT NULL AS suspended
+    FROM project_members m JOIN users u ON u.id = m.user_id
+    WHERE m.project_id = :project_id
+    ORDER BY u.email
+    """
+)
+_BATCHES = text("SELECT id, name FROM batches WHERE project_id = :project_id ORDER BY created_at, name")
+
+
+def _tally(row: Any) -> Tally:
+    return Tally(
+        judgments=row.judgments,
+        left=row.left,
+        choices=row.choices,
+        timed=row.timed,
+        median=row.median,
+        fast=row.fast,
+        agree=row.agree or 0.0,
+        agree_sq=row.agree_sq or 0.0,
+        compared=row.compared or 0,
+        ties=row.ties,
+        both_bad=row.both_bad,
+        revised=row.revised,
+        start=row.start,
+        end=row.end,
+    )
+
+
+async def tallies(session: AsyncSession, project: Project, *, fast_seconds: float) -> Tallies:
+    """raters.Tallies by SQL aggregates (gold counts are not included: see `_with_gold`)."""
+    params = {
+        "project_id": project.id,
+        "fast_ms": fast_seconds * 1000,
+        "min_block": MIN_BLOCK,
+        "max_blocks": MAX_BLOCKS,
+    }
+    raters: dict[str, Tally] = {}
+    blocks: dict[str, list[Tally]] = defaultdict(list)
+    median = majority = None
+    for row in await session.execute(_TALLIES, params):
+        t = _tally(row)
+        if row.level == 0:
+            blocks[str(row.rater_id)].append(t)
+        elif row.level == 1:
+            raters[str(row.rater_id)] = t
+        else:
+            median, majority = t.median, (t.agree / t.compared if t.compared else None)
+    return Tallies(raters=raters, blocks=dict(blocks), median_seconds=median, majority_agreement=majority)
+
+
+async def _with_gold(session: AsyncSession, project: Project, counts: Tallies) -> None:
+    """Each rater's gold counts, from the gold figures (one scoring rule: server/quality/gold.py)."""
+    for g in await gold_figures(session, project):
+        t = counts.raters.get(str(g.user_id))
+        if t is not None and g.gold_accuracy is not None:
+            t.gold, t.gold_n = g.gold_accuracy * g.gold_scored, g.gold_scored
+
+
+async def _agreement(session: AsyncSession, project: Project, level: Level) -> dict[str, Any]:
+    per_batch: dict[uuid.UUID, dict[tuple[int, ...], int]] = defaultdict(dict)
+    overall: dict[tuple[int, ...], int] = defaultdict(int)
+    for row in await session.execute(_PATTERNS, {"project_id": project.id}):
+        values = tuple(row.vals)
+        per_batch[row.batch_id][values] = row.n
+        overall[values] += row.n
+    direction = level == "ordinal"
+    batches = [
+        {
+            "batch_id": str(b.id),
+            "name": b.name,
+            **agreement_of(per_batch[b.id], level=level, direction=direction).as_dict(),
+        }
+        for b in await session.execute(_BATCHES, {"project_id": project.id})
+    ]
+    return {**agreement_of(overall, level=level, direction=direction).as_dict(), "batches": batches}
+
+
+async def _compute(session: AsyncSession, project: Project, fast_seconds: float) -> dict[str, Any]:
+    params = {"project_id": project.id}
+    # The aggregates sort every judgment of the project: in memory, not on disk (default 4 MB), and
+    # without JIT compilation (a third of a second per query, for no gain on a single pass).
+    await session.execute(text("SET LOCAL work_mem = '64MB'"))
+    await session.execute(text("SET LOCAL jit = off"))
+    level: Level = "nominal" if project.scale == Scale.binary else "ordinal"
+    counts = await tallies(session, project, fast_seconds=fast_seconds)
+    await _with_gold(session, project, counts)
+    skips = {str(r.rater_id): int(r.skips) for r in await session.execute(_SKIPS, params)}
+    members = [
+        Rater(str(m.id), human=bool(m.human), skips=skips.get(str(m.id), 0))
+        for m in await session.execute(_MEMBERS, params)
+    ]
+    return {
+        "level": level,
+        "fast_seconds": fast_seconds,
+        "agreement": {
+            **await _agreement(session, project, level),
+            "median_seconds": counts.median_seconds,
+            "majority_agreement": counts.majority_agreement,
+        },
+        "raters": figures(counts, members, fast_seconds=fast_seconds),
+    }
+
+
+async def reliability(session: AsyncSession, project: Project, *, fresh: bool = False) -> dict[str, Any]:
+    """The project's agreement and each member's figures and flags.
+
+    While raters work, the data version changes with every judgment; recomputing on each view
+    would cost seconds at a million judgments. So the snapshot of an older version is served at
+    once (`stale`, with its version) while a fresh one is computed in the background
+    (server/quality/cache.py); `fresh` waits for the current version instead.
+
+    Members, their emails and suspensions are read live (a suspension or a new member does not
+    change the data version). The snapshot's name carries the speed threshold, so a new
+    threshold is a new figure.
+    """
+    fast_seconds = project.fast_seconds
+    name = f"{SNAPSHOT}:{fast_seconds:g}"
+
+    async def compute(own: AsyncSession) -> dict[str, Any]:
+        return {**await _compute(own, project, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
+
+    figure = await cached(session, project.id, name, compute, fresh=fresh)
+    payload, version = figure.payload, figure.version
+    members = list(await session.execute(_MEMBERS, {"project_id": project.id}))
+    known: dict[str, dict[str, Any]] = payload["raters"]
+    missing = [Rater(str(m.id), human=bool(m.human)) for m in members if str(m.id) not in known]
+    blank = figures(Tallies({}, {}, None, None), missing, fast_seconds=fast_seconds) if missing else {}
+    raters = [
+        {
+            "user_id": str(m.id),
+            "email": m.email,
+            "suspended": bool(m.suspended),
+            **(known.get(str(m.id)) or blank[str(m.id)]),
+        }
+        for m in members
+    ]
+    return {**payload, "data_version": version, "stale": not figure.current, "raters": raters}
+
+
+_JUDGMENTS = text(
+    """
+    SELECT j.rater_id, j.item_id, j.strength, j.tie, j.both_bad, j.active_ms, j.revision,
+           extract(epoch FROM j.created_at)::float8 AS at, j.gold, i.gold AS gold_answer,
+           cardinality(a.shown_order) AS candidates, cc.position AS choice,
+           j.choice_id IS NOT NULL AND j.choice_id = a.shown_order[1] AS chose_first,
+           CASE WHEN j.ranking IS NOT NULL THEN
+             (SELECT array_agg(c.position ORDER BY r.ord)
+                FROM unnest(j.ranking) WITH ORDINALITY AS r(id, ord) JOIN candidates c ON c.id = r.id) END AS ranking
+    FROM judgments j
+    JOIN assignments a ON a.id = j.assignment_id
     JOIN items i ON i.id = j.item_id
-    JOIN sizes ON sizes.item_id = j.item_id
     LEFT JOIN candidates cc ON cc.id = j.choice_id
     WHERE j.project_id = :project_id
+    ORDER BY j.rater_id, j.created_at, j.seq
     """
 )
 
 
-def _fit(rows: Sequence[Row[Any]]) -> dict[str, Any]:
-    """Build the EM's observations from the verdict rows and fit (CPU work: run in a worker thread)."""
-    observations: list[aggregate.Observation] = []
-    gold: dict[Hashable, int] = {}
-    for row in rows:
-        item = str(row.item_id)
-        pairs = aggregate.pair_labels(
-            row.n,
+def _judged(row: Any) -> Judged:
+    ranking = list(row.ranking) if row.ranking else None
+    values = pair_values(
+        row.candidates, choice=row.choice, ranking=ranking, strength=row.strength, tie=row.tie, both_bad=row.both_bad
+    )
+    gold_score = None
+    if row.gold and row.gold_answer is not None:
+        gold_score = score(
+            GoldAnswer.model_validate(row.gold_answer),
             choice=row.choice,
-            ranking=list(row.ranking) if row.ranking else None,
+            ranking=ranking,
             tie=row.tie,
             both_bad=row.both_bad,
         )
-        observations.extend(
-            aggregate.Observation(unit=(item, a, b), rater=str(row.rater_id), label=label) for (a, b), label in pairs
+    two_way_choice = row.candidates == 2 and row.choice is not None and not row.tie and not row.both_bad
+    return Judged(
+        rater=str(row.rater_id),
+        values={(row.item_id, a, b): v for (a, b), v in values.items()},
+        left=bool(row.chose_first) if two_way_choice else None,
+        seconds=row.active_ms / 1000 if row.active_ms is not None else None,
+        tie=row.tie,
+        both_bad=row.both_bad,
+        revised=row.revision > 1,
+        at=row.at,
+        gold_score=gold_score,
+    )
+
+
+async def judged_rows(session: AsyncSession, project: Project) -> list[Judged]:
+    """Every judgment of the project row by row, each rater's in time order (for raters.tally)."""
+    return [_judged(row) for row in await session.execute(_JUDGMENTS, {"project_id": project.id})]
+
+
+_RATER_KEYS = (
+    "user_id",
+    "email",
+    "suspended",
+    "human",
+    "judgments",
+    "median_seconds",
+    "fast_share",
+    "agreement",
+    "tie_rate",
+    "both_bad_rate",
+    "skip_rate",
+    "revision_rate",
+    "flags",
+    "trend",
+)
+
+
+async def project_quality(session: AsyncSession, project: Project, *, fresh: bool = False) -> dict[str, Any]:
+    """Agreement, and each member's gold figures (server/quality/service.py) with their reliability."""
+    figures = await reliability(session, project, fresh=fresh)
+    gold = {str(f.user_id): f for f in await gold_figures(session, project)}
+    raters = []
+    for r in figures["raters"]:
+        g = gold.get(r["user_id"])
+        raters.append(
+            {
+                **{key: r[key] for key in _RATER_KEYS},
+                "position_bias": r["left_share"],
+                "position_p": r["left_p"],
+                "gold_judged": g.gold_judged if g else 0,
+                "gold_scored": g.gold_scored if g else 0,
+                "gold_accuracy": g.gold_accuracy if g else None,
+                "gold_ci": g.gold_ci if g else (0.0, 1.0),
+                "recent_gold_accuracy": g.recent_accuracy if g else None,
+                "recent_gold_ci": g.recent_ci if g else (0.0, 1.0),
+            }
         )
-        if row.gold is not None:
-            for (a, b), cls in aggregate.gold_labels(row.n, row.gold).items():
-                gold[(item, a, b)] = cls
-    fitted = aggregate.fit(observations, gold=gold)
-    payload = fitted.to_json()
-    payload["judgments_units"] = len(fitted.posteriors)
-    return payload
+    agreement_figures = {
+        **figures["agreement"],
+        "level": figures["level"],
+        "fast_seconds": figures["fast_seconds"],
+        "data_version": figures["data_version"],
+        "stale": figures["stale"],
+        "computed_at": figures["computed_at"],
+    }
+    return {"agreement": agreement_figures, "raters": raters}
 
 
-async def _compute(session: AsyncSession, project_id: uuid.UUID) -> dict[str, Any]:
-    rows = (await session.execute(_VERDICTS, {"project_id": project_id})).all()
-    # Seconds of Python at a million judgments: in a worker thread, so the server's other requests go on.
-    return await asyncio.to_thread(_fit, rows)
+async def rater_quality(session: AsyncSession, project: Project, user_id: uuid.UUID) -> dict[str, Any] | None:
+    """One member's figures with the project's for comparison; None for someone not a member."""
+    figures = await project_quality(session, project)
+    mine = next((r for r in figures["raters"] if r["user_id"] == str(user_id)), None)
+    return None if mine is None else {**mine, "project": figures["agreement"]}
 
 
-async def rater_fit(session: AsyncSession, project: Project) -> aggregate.Fit:
-    """The project's fitted rater reliability for its current data version (computed on a miss).
-
-    The caller's transaction stores a newly computed snapshot: commit at the request boundary."""
-
-    project_id = project.id
-
-    async def compute(own: AsyncSession) -> dict[str, Any]:
-        return await _compute(own, project_id)
-
-    # While raters work the fit of an older data version is used (and a new one computed in the
-    # background, cache.py): the rater model moves slowly, and a pull never waits tens of seconds.
-    figure = await cached(session, project_id, CACHE_NAME, compute)
-    return aggregate.Fit.from_json(figure.payload)
+async def project_agreement(session: AsyncSession, project: Project) -> dict[str, Any]:
+    """The project's agreement figures alone (the overview's card)."""
+    figures = await reliability(session, project)
+    keys = ("level", "fast_seconds", "data_version", "stale", "computed_at")
+    return {**figures["agreement"], **{key: figures[key] for key in keys}}

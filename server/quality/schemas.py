@@ -1,5 +1,8 @@
 import uuid
+from datetime import datetime
+from typing import Annotated
 
+from fastapi import Query
 from pydantic import Field
 
 from server.schemas import Schema
@@ -19,7 +22,80 @@ class ItemGoldRead(Schema):
     gold: dict[str, object] | None
 
 
-class RaterQuality(Schema):
+class Flag(Schema):
+    kind: str = Field(description="position, speed, agreement or gold.")
+    text: str = Field(description="The finding in plain words, with its numbers.")
+    p: float = Field(description="The test's p-value before the Holm correction across raters and tests.")
+
+
+class TrendBlock(Schema):
+    """A rater's figures over one block of consecutive judgments (epoch seconds from..to)."""
+
+    from_: float = Field(alias="from")
+    to: float
+    judgments: int
+    left_share: float | None
+    choices: int = Field(description="Two-candidate choices (the base of left_share).")
+    median_seconds: float | None
+    fast_share: float | None
+    agreement: float | None
+    compared: int = Field(description="Units compared with the others' majority (the base of agreement).")
+    gold_accuracy: float | None
+    gold_scored: int
+    tie_rate: float | None
+    both_bad_rate: float | None
+    revision_rate: float | None
+
+
+class RaterReliability(Schema):
+    """Figures from all of a rater's judgments (server/quality/raters.py)."""
+
+    judgments: int = 0
+    human: bool = Field(default=True, description="A human account (flags apply to human accounts only).")
+    position_bias: float | None = Field(
+        default=None, description="Share of two-candidate choices that went to the candidate shown first (left)."
+    )
+    position_p: float | None = Field(default=None, description="Exact binomial test of position_bias against 0.5.")
+    median_seconds: float | None = Field(default=None, description="Median active time per judgment.")
+    fast_share: float | None = Field(default=None, description="Share of judgments faster than fast_seconds.")
+    agreement: float | None = Field(default=None, description="Agreement with the leave-one-out majority.")
+    tie_rate: float | None = None
+    both_bad_rate: float | None = None
+    skip_rate: float | None = None
+    revision_rate: float | None = None
+    flags: list[Flag] = Field(default_factory=list, description="Empty: nothing to look at (human accounts only).")
+    trend: list[TrendBlock] = Field(default_factory=list)
+
+
+class BatchAgreement(Schema):
+    batch_id: uuid.UUID
+    name: str
+    units: int
+    values: int
+    pairwise: float | None
+    pairwise_ci: tuple[float, float] | None
+    alpha: float | None
+    ci: tuple[float, float] | None
+
+
+class Agreement(Schema):
+    level: str = Field(description="nominal (binary scale: A, B, tie) or ordinal (signed strength).")
+    units: int = Field(description="Units (item, candidate pair) with at least two values.")
+    values: int
+    pairwise: float | None = Field(description="Share of agreeing pairs of judgments on the same unit.")
+    pairwise_ci: tuple[float, float] | None = Field(description="95% bootstrap interval (units resampled).")
+    alpha: float | None = Field(description="Krippendorff's alpha.")
+    ci: tuple[float, float] | None = Field(description="95% bootstrap interval of alpha (units resampled).")
+    majority_agreement: float | None = Field(description="Judgments agreeing with the leave-one-out majority.")
+    median_seconds: float | None
+    fast_seconds: float
+    data_version: str = Field(description="The data version the figures were computed for.")
+    stale: bool = Field(description="Newer judgments exist: the figures are recomputed within 5 minutes.")
+    computed_at: datetime
+    batches: list[BatchAgreement]
+
+
+class RaterQuality(RaterReliability):
     user_id: uuid.UUID
     email: str
     suspended: bool
@@ -32,4 +108,15 @@ class RaterQuality(Schema):
 
 
 class ProjectQuality(Schema):
+    agreement: Agreement | None = None
     raters: list[RaterQuality]
+
+
+# A figure cached per data version (server/quality/cache.py), asked for over the API.
+Fresh = Annotated[
+    bool,
+    Query(
+        description="Compute the figures for the data as it is now, however long it takes; by default a slow "
+        "figure of an older data version is answered at once while a fresh one is computed (`current` says which)."
+    ),
+]

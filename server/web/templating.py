@@ -6,6 +6,7 @@ Autoescaping is on for every template: model outputs are always inert text.
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -59,6 +60,8 @@ def _page_context(request: Request) -> dict[str, Any]:
 
 templates = Jinja2Blocks(directory=str(TEMPLATES_DIR), context_processors=[_page_context])
 templates.env.globals["version"] = __version__
+# Epoch seconds (the quality figures' JSON snapshots) as an aware datetime, for the `when` macro.
+templates.env.globals["epoch"] = lambda seconds: datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
 
 
 def is_htmx(request: Request) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.exports import cursors
 from server.models import Item, ProjectMember, QualitySnapshot, Role, Scope
 from server.quality import service as quality
-from server.quality.reliability import CACHE_NAME
+from server.quality.weighted import CACHE_NAME
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 
 ITEM_FORMATS = ["trl", "trl-unpaired", "openai", "hh"]

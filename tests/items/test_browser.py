@@ -37,7 +37,8 @@ async def _skip(session: AsyncSession, project: Project, rater: User, reason: st
 
 
 def _ids(html: str) -> list[str]:
-    tables = parse(html).find_all("table")
+    """The row headers of the page's list: the rater page's judgments, or the first table."""
+    tables = parse(html).find_all("table", id="judgments") or parse(html).find_all("table")
     return [row.find("th").text for row in tables[0].find("tbody").find_all("tr")] if tables else []
 
 

@@ -79,7 +79,7 @@ class TestDataBrowserInBrowser:
         await _full_shot(page, artifacts, "browser-item-1280")
         await page.locator("#judgments tbody tr").get_by_role("link", name=rater.email).click()
         await page.wait_for_url(re.compile(rf"/raters/{rater.id}"))
-        assert await page.locator("tbody tr").count() == 4
+        assert await page.locator("#judgments tbody tr").count() == 4
         assert "4 judgments and 0 skips in this project" in await page.locator(".item-head").inner_text()
         await _full_shot(page, artifacts, "browser-rater-1280")
 

@@ -1,0 +1,136 @@
+"""Flag precision and recall on a simulated crowd (issue 10, "Proof").
+
+    .venv/bin/python -m bench.quality [--seeds 20] [--items 600]
+
+Each seed simulates the issue's scenario with bench/crowd.py (600 two-candidate items at overlap
+3, gold_rate 0.1, 20 raters: 14 honest ones right 70-90% of the time, 3 random, 2 always-left,
+1 instant) and runs the server's own statistics on it (server/quality/raters.py and
+agreement.py, the functions the quality page uses). A flagged rater is one with any flag; the
+careless raters are the random, always-left and instant ones. Precision and recall are pooled
+over the seeds, with Wilson 95% intervals.
+"""
+
+import argparse
+from dataclasses import dataclass
+
+from bench.crowd import Crowd, simulate
+from server.quality.agreement import agreement, pair_values
+from server.quality.gold import wilson
+from server.quality.raters import Judged, Rater, rater_figures
+
+FAST_SECONDS = 3.0  # the project's threshold in the simulation (the setting's default)
+
+
+def judged(crowd: Crowd) -> list[Judged]:
+    """The crowd's votes as the server's statistics take them, in time order."""
+    rows = []
+    for v in sorted(crowd.votes, key=lambda v: (v.order, v.rater)):
+        gold_score = float(v.choice == crowd.truth[v.item]) if v.gold else None
+        values = {(v.item, a, b): value for (a, b), value in pair_values(2, choice=v.choice, ranking=None,
+                  strength=None, tie=False, both_bad=False).items()}  # fmt: skip
+        rows.append(
+            Judged(
+                rater=str(v.rater),
+                values=values,
+                left=v.choice == v.shown_first,
+                seconds=v.seconds,
+                tie=False,
+                both_bad=False,
+                revised=False,
+                at=float(v.order),
+                gold_score=gold_score,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    seed: int
+    flagged: frozenset[int]
+    careless: frozenset[int]
+    alpha: float | None
+    pairwise: float | None
+    kinds: dict[int, str]  # rater -> kind
+
+    @property
+    def true_positives(self) -> int:
+        return len(self.flagged & self.careless)
+
+
+def run_seed(seed: int, *, items: int = 600) -> SeedResult:
+    crowd = simulate(seed, items=items)
+    rows = judged(crowd)
+    figures = rater_figures(rows, [Rater(str(r.index)) for r in crowd.raters], fast_seconds=FAST_SECONDS)
+    flagged = frozenset(int(r) for r, f in figures.items() if f["flags"])
+    units: dict[object, list[int]] = {}
+    for j in rows:
+        for unit, value in j.values.items():
+            units.setdefault(unit, []).append(value)
+    agreed = agreement(units.values(), level="nominal", bootstrap=200)
+    kinds = {r.index: r.kind for r in crowd.raters}
+    return SeedResult(seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise, kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    seeds: int
+    flagged: int
+    careless: int
+    true_positives: int
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.flagged if self.flagged else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.careless if self.careless else 1.0
+
+    @property
+    def precision_ci(self) -> tuple[float, float]:
+        return wilson(self.true_positives, self.flagged)
+
+    @property
+    def recall_ci(self) -> tuple[float, float]:
+        return wilson(self.true_positives, self.careless)
+
+
+def summarize(results: list[SeedResult]) -> Summary:
+    return Summary(
+        seeds=len(results),
+        flagged=sum(len(r.flagged) for r in results),
+        careless=sum(len(r.careless) for r in results),
+        true_positives=sum(r.true_positives for r in results),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--items", type=int, default=600)
+    args = parser.parse_args()
+    results = []
+    for seed in range(args.seeds):
+        r = run_seed(seed, items=args.items)
+        results.append(r)
+        missed = sorted(r.careless - r.flagged)
+        wrong = sorted(r.flagged - r.careless)
+        print(f"seed {seed:2}: flagged {len(r.flagged):2}, careless caught {r.true_positives}/{len(r.careless)}, "
+              f"missed {missed}, honest flagged {wrong}, alpha {r.alpha:.3f}, pairwise {r.pairwise:.3f}")  # fmt: skip
+    s = summarize(results)
+    for kind in ("random", "left", "instant", "honest"):
+        raters = [(r, i) for r in results for i, k in r.kinds.items() if k == kind]
+        caught = sum(i in r.flagged for r, i in raters)
+        low, high = wilson(caught, len(raters))
+        share = caught / len(raters)
+        print(f"{kind:8} raters flagged: {caught}/{len(raters)} ({share:.0%}, 95% CI {low:.0%}-{high:.0%})")
+    print(
+        f"{s.seeds} seeds: precision {s.precision:.3f} (95% CI {s.precision_ci[0]:.3f}-{s.precision_ci[1]:.3f}, "
+        f"{s.true_positives}/{s.flagged}), recall {s.recall:.3f} (95% CI {s.recall_ci[0]:.3f}-{s.recall_ci[1]:.3f}, "
+        f"{s.true_positives}/{s.careless})"
+    )
+
+
+if __name__ == "__main__":
+    main()

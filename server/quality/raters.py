@@ -1,0 +1,340 @@
+"""Each rater's reliability and biases, and the flags an admin should look at (pure: no database).
+
+Per rater, from their judgments:
+- agreement with the leave-one-out majority: on each unit (item, candidate pair) they judged, the
+  direction most of the *other* judgments took (a strict plurality; units where the others are
+  split or absent do not count), and whether theirs is the same;
+- gold accuracy: the mean score of their scored gold judgments (server/quality/gold.py);
+- position bias: the share of their choices on two-candidate items that went to the candidate
+  shown first (on the left); the shown order is random per assignment, so a fair rater sits
+  near 0.5;
+- speed: the median active time, and the share of judgments faster than the project's threshold;
+- tie, both-bad, skip and revision rates;
+- the same figures per block of their judgments in time order (the trend).
+
+Flags come from tests, one per (rater, question): an exact binomial test of the left share
+against 0.5 (two-sided), of the fast share against the other raters' (greater), of the agreement
+and the gold accuracy against the other raters' (less). The p-values of all human raters and all
+questions are corrected together (Holm, family-wise 5%), and a flag also needs a minimum sample
+and a minimum size of effect, so that noise on an honest rater flags nothing. Flags are sentences
+for admins, with the numbers that justify them.
+"""
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scipy.stats import binom, norm
+
+from server.quality.agreement import Unit
+from server.quality.gold import wilson
+
+ALPHA = 0.05  # family-wise error rate over every human rater and question
+MIN_CHOICES = 20  # two-candidate choices before a position flag
+MIN_TIMED = 20  # timed judgments before a speed flag
+MIN_COMPARED = 20  # units compared with the others' majority before an agreement flag
+MIN_GOLD = 10  # scored gold judgments before a gold flag
+MIN_LEFT_EFFECT = 0.15  # |left share - 0.5|
+MIN_AGREEMENT_GAP = 0.05  # below the other raters' agreement
+MIN_GOLD_GAP = 0.15  # below the other raters' gold accuracy
+MAX_BLOCKS = 12  # trend rows per rater
+MIN_BLOCK = 25
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """One judgment, as the figures need it."""
+
+    rater: str
+    values: dict[Unit, int]  # the verdict's value per unit (agreement.pair_values); empty when both bad
+    left: bool | None  # on a two-candidate item with a choice: was the candidate shown first chosen?
+    seconds: float | None  # active time
+    tie: bool
+    both_bad: bool
+    revised: bool
+    at: float  # time order (epoch seconds, or a sequence number)
+    gold_score: float | None = None  # scored gold judgment: 0..1
+
+
+@dataclass(frozen=True, slots=True)
+class Rater:
+    rater: str
+    human: bool = True
+    skips: int = 0
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts over a set of judgments (a rater's, or one block of them): what the figures and tests need.
+
+    Built from `Judged` rows here (`tally`), or by SQL aggregates (server/quality/reliability.py).
+    """
+
+    judgments: int = 0
+    left: int = 0  # two-candidate choices of the candidate shown first
+    choices: int = 0  # two-candidate choices
+    timed: int = 0  # judgments with an active time
+    median: float | None = None  # median active seconds
+    fast: int = 0  # judgments faster than the threshold
+    agree: float = 0.0  # sum of unit scores against the leave-one-out majority
+    agree_sq: float = 0.0  # sum of squared unit scores (the test's variance)
+    compared: int = 0  # units scored
+    gold: float = 0.0  # sum of gold scores
+    gold_n: int = 0  # scored gold judgments
+    ties: int = 0
+    both_bad: int = 0
+    revised: int = 0
+    start: float | None = None  # time of the first judgment (epoch seconds)
+    end: float | None = None
+
+    def figures(self) -> dict[str, Any]:
+        n = self.judgments
+        return {
+            "judgments": n,
+            "left_share": _share(self.left, self.choices),
+            "choices": self.choices,
+            "median_seconds": self.median,
+            "fast_share": _share(self.fast, self.timed),
+            "agreement": _share(self.agree, self.compared),
+            "compared": self.compared,
+            "gold_accuracy": _share(self.gold, self.gold_n),
+            "gold_scored": self.gold_n,
+            "tie_rate": _share(self.ties, n),
+            "both_bad_rate": _share(self.both_bad, n),
+            "revision_rate": _share(self.revised, n),
+        }
+
+
+def _share(part: float, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+Scores = tuple[float, float, int]  # (sum of unit scores, sum of their squares, units scored)
+
+
+def _majority_agreement(judged: Sequence[Judged]) -> list[Scores]:
+    """Per judgment: its unit scores against the others' majority direction.
+
+    A unit scores 1 when the judgment takes the direction most other judgments took, 0 when it
+    does not, and 1/k when k directions are level at the top among the others, its own one of
+    them; units with no other judgment do not count.
+    """
+    signs: dict[Unit, list[int]] = defaultdict(lambda: [0, 0, 0])  # counts of -, 0, +
+    for j in judged:
+        for unit, value in j.values.items():
+            signs[unit][(value > 0) - (value < 0) + 1] += 1
+    result = []
+    for j in judged:
+        total = squares = 0.0
+        compared = 0
+        for unit, value in j.values.items():
+            own = (value > 0) - (value < 0) + 1
+            others = list(signs[unit])
+            others[own] -= 1
+            top = max(others)
+            if top == 0:
+                continue
+            compared += 1
+            unit_score = 1 / others.count(top) if others[own] == top else 0.0
+            total += unit_score
+            squares += unit_score * unit_score
+        result.append((total, squares, compared))
+    return result
+
+
+def _tally(rows: Sequence[tuple[Judged, Scores]], fast_seconds: float) -> Tally:
+    t = Tally(start=rows[0][0].at if rows else None, end=rows[-1][0].at if rows else None)
+    seconds = []
+    for j, (total, squares, compared) in rows:
+        t.judgments += 1
+        if j.left is not None:
+            t.choices += 1
+            t.left += j.left
+        if j.seconds is not None:
+            seconds.append(j.seconds)
+            t.fast += j.seconds < fast_seconds
+        t.agree += total
+        t.agree_sq += squares
+        t.compared += compared
+        if j.gold_score is not None:
+            t.gold += j.gold_score
+            t.gold_n += 1
+        t.ties += j.tie
+        t.both_bad += j.both_bad
+        t.revised += j.revised
+    t.timed = len(seconds)
+    t.median = statistics.median(seconds) if seconds else None
+    return t
+
+
+def block_size(judgments: int) -> int:
+    """Judgments per trend block for a rater with this many: at most MAX_BLOCKS blocks."""
+    return max(MIN_BLOCK, math.ceil(judgments / MAX_BLOCKS))
+
+
+@dataclass(frozen=True, slots=True)
+class Tallies:
+    raters: dict[str, Tally]
+    blocks: dict[str, list[Tally]]  # each rater's trend, oldest block first
+    median_seconds: float | None  # over every judgment of the project
+    majority_agreement: float | None  # every judgment's units against the leave-one-out majority
+
+
+def tally(judged: Sequence[Judged], *, fast_seconds: float) -> Tallies:
+    """The counts of every rater and trend block, from judgments in time order."""
+    scores = _majority_agreement(judged)
+    rows: dict[str, list[tuple[Judged, Scores]]] = defaultdict(list)
+    for j, score in zip(judged, scores, strict=True):
+        rows[j.rater].append((j, score))
+    everyone = [s for j in judged if (s := j.seconds) is not None]
+    compared = sum(c for _, _, c in scores)
+    return Tallies(
+        raters={r: _tally(own, fast_seconds) for r, own in rows.items()},
+        blocks={
+            r: [
+                _tally(own[i : i + block_size(len(own))], fast_seconds)
+                for i in range(0, len(own), block_size(len(own)))
+            ]
+            for r, own in rows.items()
+        },
+        median_seconds=statistics.median(everyone) if everyone else None,
+        majority_agreement=_share(sum(a for a, _, _ in scores), compared),
+    )
+
+
+def holm(pvalues: Sequence[float], alpha: float = ALPHA) -> list[bool]:
+    """Which hypotheses Holm's step-down procedure rejects at family-wise level `alpha`."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    rejected = [False] * len(pvalues)
+    for rank, i in enumerate(order):
+        if pvalues[i] > alpha / (len(pvalues) - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def _mean_below(total: float, squares: float, n: int, reference: float) -> float:
+    """One-sided p-value that the mean score (scores in 0..1, `n` of them) is below `reference`.
+
+    A z-test with the scores' own variance (Bernoulli variance at the reference when that is
+    larger, so that a few identical scores do not make the test overconfident).
+    """
+    mean = total / n
+    variance = max(squares / n - mean * mean, reference * (1 - reference) / 2)
+    return float(norm.cdf((mean - reference) / math.sqrt(variance / n)))
+
+
+def _fair_coin(k: int, n: int) -> float:
+    """Exact two-sided binomial p-value of k in n against 0.5 (symmetric: twice the smaller tail)."""
+    return float(min(1.0, 2 * min(binom.cdf(k, n, 0.5), binom.sf(k - 1, n, 0.5))))
+
+
+def _below(k: int, n: int, p0: float) -> float:
+    """Exact one-sided binomial p-value of at most k in n against p0."""
+    return float(binom.cdf(k, n, p0))
+
+
+def _above(k: int, n: int, p0: float) -> float:
+    """Exact one-sided binomial p-value of at least k in n against p0."""
+    return float(binom.sf(k - 1, n, p0))
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+
+
+@dataclass(frozen=True, slots=True)
+class _Test:
+    rater: str
+    kind: str
+    p: float
+    text: str
+    effect: bool  # the effect is large enough to be worth a flag
+
+
+def _pool(tallies: dict[str, Tally], rater: str, part: str, whole: str) -> float | None:
+    """The other raters' pooled share (`part` / `whole` summed over everyone but `rater`)."""
+    num = sum(getattr(t, part) for r, t in tallies.items() if r != rater)
+    den = sum(getattr(t, whole) for r, t in tallies.items() if r != rater)
+    return num / den if den else None
+
+
+def _tests(rater: str, tallies: dict[str, Tally], project_median: float | None, fast_seconds: float) -> list[_Test]:
+    t = tallies[rater]
+    tests = []
+    if t.choices >= MIN_CHOICES:
+        share = t.left / t.choices
+        p = _fair_coin(t.left, t.choices)
+        side, pct = ("left", share) if share >= 0.5 else ("right", 1 - share)
+        text = f"chooses the {side} response {pct:.0%} of the time ({_p(p)})"
+        tests.append(_Test(rater, "position", p, text, abs(share - 0.5) >= MIN_LEFT_EFFECT))
+    if t.timed >= MIN_TIMED and t.median is not None and project_median is not None:
+        median = t.median
+        pool = max(_pool(tallies, rater, "fast", "timed") or 0.0, 0.01)
+        p = _above(t.fast, t.timed, pool)
+        text = (
+            f"answers in {_seconds(median)} median; the project's median is {_seconds(project_median)} "
+            f"({t.fast / t.timed:.0%} of answers under {_seconds(fast_seconds)}, {_p(p)})"
+        )
+        tests.append(_Test(rater, "speed", p, text, median < fast_seconds))
+    pool_agree = _pool(tallies, rater, "agree", "compared")
+    if t.compared >= MIN_COMPARED and pool_agree is not None:
+        share = t.agree / t.compared
+        p = _mean_below(t.agree, t.agree_sq, t.compared, pool_agree)
+        text = (
+            f"agrees with the other raters {share:.0%} of the time; the project's raters agree "
+            f"{pool_agree:.0%} ({_p(p)})"
+        )
+        tests.append(_Test(rater, "agreement", p, text, share <= pool_agree - MIN_AGREEMENT_GAP))
+    pool_gold = _pool(tallies, rater, "gold", "gold_n")
+    if t.gold_n >= MIN_GOLD and pool_gold is not None:
+        share = t.gold / t.gold_n
+        p = _below(round(t.gold), t.gold_n, pool_gold)
+        text = f"is right on {share:.0%} of {t.gold_n} gold items; the other raters {pool_gold:.0%} ({_p(p)})"
+        tests.append(_Test(rater, "gold", p, text, share <= pool_gold - MIN_GOLD_GAP))
+    return tests
+
+
+def figures(tallies: Tallies, members: Iterable[Rater], *, fast_seconds: float) -> dict[str, dict[str, Any]]:
+    """Every member's figures, trend and flags, keyed by rater."""
+    raters = {r.rater: r for r in members}
+    tests = [
+        test
+        for rater, info in raters.items()
+        if info.human and rater in tallies.raters
+        for test in _tests(rater, tallies.raters, tallies.median_seconds, fast_seconds)
+    ]
+    rejected = holm([t.p for t in tests])
+    flags: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for test, significant in zip(tests, rejected, strict=True):
+        if significant and test.effect:
+            flags[test.rater].append({"kind": test.kind, "text": test.text, "p": test.p})
+
+    result = {}
+    for rater, info in raters.items():
+        t = tallies.raters.get(rater, Tally())
+        result[rater] = {
+            **t.figures(),
+            "gold_ci": list(wilson(t.gold, t.gold_n)),
+            "left_p": _fair_coin(t.left, t.choices) if t.choices else None,
+            "skips": info.skips,
+            "skip_rate": _share(info.skips, t.judgments + info.skips),
+            "human": info.human,
+            "flags": flags.get(rater, []),
+            "trend": [{"from": b.start, "to": b.end, **b.figures()} for b in tallies.blocks.get(rater, [])],
+        }
+    return result
+
+
+def rater_figures(
+    judged: Sequence[Judged], members: Iterable[Rater], *, fast_seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Every member's figures, trend and flags from judgments in time order (`tally`, then `figures`)."""
+    return figures(tally(judged, fast_seconds=fast_seconds), members, fast_seconds=fast_seconds)

@@ -1,0 +1,93 @@
+"""Per-rater figures and flags (server/quality/raters.py), and the simulated crowd (bench/quality.py)."""
+
+import pytest
+from scipy.stats import binomtest
+
+from bench.quality import Summary, run_seed, summarize
+from server.quality.raters import Judged, Rater, _above, _below, _fair_coin, holm, rater_figures
+
+
+def _judged(
+    rater: str, item: int, value: int, *, left: bool, seconds: float = 10.0, gold: float | None = None
+) -> Judged:
+    return Judged(
+        rater=rater,
+        values={(item, 0, 1): value},
+        left=left,
+        seconds=seconds,
+        tie=False,
+        both_bad=False,
+        revised=False,
+        at=float(item),
+        gold_score=gold,
+    )
+
+
+class TestHolm:
+    def test_steps_down_and_stops_at_the_first_kept_hypothesis(self) -> None:
+        assert holm([0.01, 0.04, 0.03, 0.005]) == [True, False, False, True]
+
+    def test_nothing_rejected_when_all_large(self) -> None:
+        assert holm([0.5, 0.2]) == [False, False]
+
+
+class TestFlags:
+    def _crowd(self, *, human: bool = True) -> dict[str, dict[str, object]]:
+        rows = []
+        for item in range(60):
+            truth = 1 if item % 2 else -1
+            rows.append(_judged("a", item, truth, left=item % 3 == 0))
+            rows.append(_judged("b", item, truth, left=item % 3 == 1))
+            # "c" always takes the left one and answers in a second
+            rows.append(_judged("c", item, truth if item % 2 else -truth, left=True, seconds=1.0))
+        raters = [Rater("a"), Rater("b"), Rater("c", human=human)]
+        return rater_figures(rows, raters, fast_seconds=3.0)
+
+    def test_left_and_fast_rater_is_flagged_in_words(self) -> None:
+        texts = [f["text"] for f in self._crowd()["c"]["flags"]]  # type: ignore[union-attr]
+        assert texts[0] == "chooses the left response 100% of the time (p < 0.001)"
+        assert texts[1].startswith("answers in 1.0 s median; the project's median is 10 s")
+
+    def test_fair_raters_are_not_flagged(self) -> None:
+        figures = self._crowd()
+        assert figures["a"]["flags"] == []
+        assert figures["b"]["flags"] == []
+
+    def test_model_accounts_get_figures_but_no_flags(self) -> None:
+        figures = self._crowd(human=False)["c"]
+        assert figures["flags"] == []
+        assert figures["left_share"] == 1.0
+
+    def test_too_few_judgments_flag_nothing(self) -> None:
+        rows = [_judged("c", i, 1, left=True, seconds=0.5) for i in range(10)]
+        assert rater_figures(rows, [Rater("c")], fast_seconds=3.0)["c"]["flags"] == []
+
+    def test_trend_has_blocks_in_time_order(self) -> None:
+        trend = self._crowd()["a"]["trend"]
+        assert [block["judgments"] for block in trend] == [25, 25, 10]  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def summary() -> Summary:
+    return summarize([run_seed(seed) for seed in range(3)])
+
+
+class TestSimulatedCrowd:
+    """A small version of `python -m bench.quality` (docs/BENCHMARKS.md has the 20-seed figures)."""
+
+    def test_no_honest_rater_is_flagged(self, summary: Summary) -> None:
+        assert summary.precision >= 0.95
+
+    def test_always_left_and_instant_raters_are_flagged(self, summary: Summary) -> None:
+        assert summary.true_positives >= 3 * 3
+
+
+class TestExactTests:
+    @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (5, 10), (7, 20), (60, 100), (100, 100)])
+    def test_fair_coin_matches_scipy_binomtest(self, k: int, n: int) -> None:
+        assert _fair_coin(k, n) == pytest.approx(binomtest(k, n, 0.5).pvalue)
+
+    @pytest.mark.parametrize(("k", "n", "p0"), [(3, 20, 0.4), (30, 100, 0.7), (10, 10, 0.2)])
+    def test_one_sided_match_scipy_binomtest(self, k: int, n: int, p0: float) -> None:
+        assert _below(k, n, p0) == pytest.approx(binomtest(k, n, p0, alternative="less").pvalue)
+        assert _above(k, n, p0) == pytest.approx(binomtest(k, n, p0, alternative="greater").pvalue)
