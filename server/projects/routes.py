@@ -35,6 +35,11 @@ LABELS = {
     "break_reminder_minutes": "Break reminder",
     "active_learning": "Active learning",
     "gold_rate": "Gold rate",
+    "gold_feedback": "Gold feedback",
+    "qualification_items": "Qualification items",
+    "qualification_threshold": "Qualification threshold",
+    "suspension_window": "Suspension window",
+    "suspension_threshold": "Suspension threshold",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
@@ -45,6 +50,14 @@ MESSAGES = {
     ("break_reminder_minutes", "less_than_equal"): "Break reminder must be at most {le} minutes (eight hours).",
     ("gold_rate", "greater_than_equal"): "Gold rate must be between 0 and 1.",
     ("gold_rate", "less_than_equal"): "Gold rate must be between 0 and 1.",
+    ("qualification_items", "greater_than_equal"): "Qualification items must be 0 (no round) to {le}.",
+    ("qualification_items", "less_than_equal"): "Qualification items must be 0 (no round) to {le}.",
+    ("qualification_threshold", "greater_than_equal"): "Qualification threshold must be between 0 and 1.",
+    ("qualification_threshold", "less_than_equal"): "Qualification threshold must be between 0 and 1.",
+    ("suspension_window", "greater_than_equal"): "Suspension window must be 0 (off) to {le} gold judgments.",
+    ("suspension_window", "less_than_equal"): "Suspension window must be 0 (off) to {le} gold judgments.",
+    ("suspension_threshold", "greater_than_equal"): "Suspension threshold must be between 0 and 1.",
+    ("suspension_threshold", "less_than_equal"): "Suspension threshold must be between 0 and 1.",
 }
 SKIP_LABELS = {**{code.value: label for code, label in SKIP_REASONS.items()}, "none": "No reason given"}
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
@@ -64,6 +77,10 @@ def _settings_data(form: FormData) -> dict[str, Any]:
             "revision_window_minutes",
             "break_reminder_minutes",
             "gold_rate",
+            "qualification_items",
+            "qualification_threshold",
+            "suspension_window",
+            "suspension_threshold",
         ),
     )
     if "name" in data:
@@ -72,6 +89,7 @@ def _settings_data(form: FormData) -> dict[str, Any]:
     data["allow_both_bad"] = checkbox(form, "allow_both_bad")
     data["is_active"] = form.get("status") != "paused"
     data["active_learning"] = checkbox(form, "active_learning")
+    data["gold_feedback"] = checkbox(form, "gold_feedback")
     return data
 
 
@@ -126,6 +144,8 @@ async def create_project(request: Request, admin: AdminPagePrincipal, session: S
     """Create a project; invalid fields come back on the form with what to fix."""
     values = _settings_data(await read_form(request))
     data, errors = validate(ProjectCreate, values, LABELS, MESSAGES)
+    if data is not None and (problem := await service.qualification_problem(session, None, data.qualification_items)):
+        data, errors = None, {"qualification_items": problem}
     if data is None:
         preview = await _preview(str(values.get("instructions") or ""))
         return _form_page(request, project=None, values=values, errors=errors, preview=preview, status_code=422)
@@ -155,6 +175,12 @@ async def update_project(
     form = await read_form(request)
     values = _settings_data(form)
     data, errors = validate(ProjectUpdate, values, LABELS, MESSAGES)
+    if (
+        data is not None
+        and (data.qualification_items or 0) > project.qualification_items
+        and (problem := await service.qualification_problem(session, project, data.qualification_items))
+    ):
+        data, errors = None, {"qualification_items": problem}
     if data is None:
         preview = await _preview(str(values.get("instructions") or ""))
         return _form_page(request, project=project, values=values, errors=errors, preview=preview, status_code=422)

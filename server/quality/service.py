@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import Conflict, Invalid, NotFound
 from server.labeling import queue
 from server.models import Item, Project, ProjectMember, User
-from server.quality.gold import GoldAnswer, GoldError, parse_gold, score, wilson
+from server.quality import rules
+from server.quality.gold import GoldError, parse_gold, wilson
 
 RECENT_GOLD = 20  # "over the last N gold items"
 
@@ -85,20 +86,6 @@ class GoldFigures:
     recent_ci: tuple[float, float]
 
 
-_GOLD_VERDICTS = text(
-    """
-    SELECT j.rater_id, i.gold, cc.position AS choice, j.tie, j.both_bad,
-           (SELECT array_agg(c.position ORDER BY r.ord)
-              FROM unnest(j.ranking) WITH ORDINALITY AS r(id, ord) JOIN candidates c ON c.id = r.id) AS ranking
-    FROM judgments j
-    JOIN items i ON i.id = j.item_id
-    LEFT JOIN candidates cc ON cc.id = j.choice_id
-    WHERE j.project_id = :project_id AND j.gold AND i.gold IS NOT NULL
-    ORDER BY j.rater_id, j.seq
-    """
-)
-
-
 def _accuracy(scores: list[float]) -> tuple[float | None, tuple[float, float]]:
     if not scores:
         return None, wilson(0, 0)
@@ -106,20 +93,15 @@ def _accuracy(scores: list[float]) -> tuple[float | None, tuple[float, float]]:
 
 
 async def gold_figures(session: AsyncSession, project: Project) -> list[GoldFigures]:
-    """Each member's gold accuracy (overall and recent) with 95% Wilson intervals, by email."""
+    """Each member's gold accuracy (overall and recent) with 95% Wilson intervals, by email.
+
+    A judgment scores its first revision, the verdict first sent (quality/rules.py)."""
     judged: dict[uuid.UUID, int] = defaultdict(int)
     scored: dict[uuid.UUID, list[float]] = defaultdict(list)
-    for row in await session.execute(_GOLD_VERDICTS, {"project_id": project.id}):
-        judged[row.rater_id] += 1
-        value = score(
-            GoldAnswer.model_validate(row.gold),
-            choice=row.choice,
-            ranking=list(row.ranking) if row.ranking else None,
-            tie=row.tie,
-            both_bad=row.both_bad,
-        )
-        if value is not None:
-            scored[row.rater_id].append(value)
+    for scored_row in await rules.project_scores(session, project):  # each as first sent
+        judged[scored_row.rater_id] += 1
+        if scored_row.value is not None:
+            scored[scored_row.rater_id].append(scored_row.value)
     members = await session.execute(
         select(User.id, User.email, ProjectMember.suspended_at)
         .join(ProjectMember, ProjectMember.user_id == User.id)
