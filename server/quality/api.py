@@ -65,6 +65,8 @@ async def quality(project_id: uuid.UUID, admin: AdminPrincipal, session: Session
                 gold_ci=f.gold_ci,
                 recent_gold_accuracy=f.recent_accuracy,
                 recent_gold_ci=f.recent_ci,
+                qualified=f.qualified,
+                suspended_reason=f.suspended_reason,
             )
             for f in figures
         ]

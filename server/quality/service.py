@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import Conflict, Invalid, NotFound
 from server.labeling import queue
 from server.models import Item, Project, ProjectMember, User
-from server.quality import rules
+from server.quality import rules, trust
 from server.quality.gold import GoldError, parse_gold, wilson
 
 RECENT_GOLD = 20  # "over the last N gold items"
@@ -78,6 +78,8 @@ class GoldFigures:
     user_id: uuid.UUID
     email: str
     suspended: bool
+    suspended_reason: str | None
+    qualified: bool  # passed or admitted, or the project has no qualification round
     gold_judged: int  # gold judgments stored
     gold_scored: int  # of which could be scored (both-bad is missing)
     gold_accuracy: float | None
@@ -103,13 +105,13 @@ async def gold_figures(session: AsyncSession, project: Project) -> list[GoldFigu
         if scored_row.value is not None:
             scored[scored_row.rater_id].append(scored_row.value)
     members = await session.execute(
-        select(User.id, User.email, ProjectMember.suspended_at)
+        select(User.id, User.email, ProjectMember.suspended_at, ProjectMember.suspended_reason, trust.qualified())
         .join(ProjectMember, ProjectMember.user_id == User.id)
         .where(ProjectMember.project_id == project.id)
         .order_by(User.email)
     )
     figures = []
-    for user_id, email, suspended_at in members:
+    for user_id, email, suspended_at, suspended_reason, qualified in members:
         overall, overall_ci = _accuracy(scored[user_id])
         recent, recent_ci = _accuracy(scored[user_id][-RECENT_GOLD:])
         figures.append(
@@ -117,6 +119,8 @@ async def gold_figures(session: AsyncSession, project: Project) -> list[GoldFigu
                 user_id=user_id,
                 email=email,
                 suspended=suspended_at is not None,
+                suspended_reason=suspended_reason,
+                qualified=bool(qualified),
                 gold_judged=judged[user_id],
                 gold_scored=len(scored[user_id]),
                 gold_accuracy=overall,
