@@ -31,6 +31,7 @@ from server.labeling.routes import router as labeling_pages
 from server.projects.api import router as projects_router
 from server.projects.routes import router as projects_pages
 from server.quality.api import router as quality_router
+from server.quality.routes import router as quality_pages
 from server.rewards.api import router as rewards_router
 from server.rewards.routes import router as rewards_pages
 from server.users.api import router as users_router
@@ -161,7 +162,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return render(request, "api/docs.html", {"openapi_url": OPENAPI_URL})
 
     pages_routers = (auth_pages, labeling_pages, projects_pages, batches_pages, items_pages, exports_pages)
-    for pages in (*pages_routers, users_pages, rewards_pages):
+    for pages in (*pages_routers, users_pages, rewards_pages, quality_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)

@@ -190,6 +190,7 @@ class JudgmentView:
     active_ms: int | None
     rationale: str | None
     surplus_reason: str | None
+    names_a_winner: bool = False  # a tie, a choice or a ranking: it can be used as the gold answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,7 @@ def _judgment_view(
         id=judgment.id, rater_id=judgment.rater_id, rater_email=email, verdict=view.verdict,
         strength=judgment.strength, shown=view.shown, created_at=judgment.created_at,
         active_ms=judgment.active_ms, rationale=judgment.rationale, surplus_reason=judgment.surplus_reason,
+        names_a_winner=judgment.tie or judgment.choice_id is not None,
     )  # fmt: skip
 
 

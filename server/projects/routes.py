@@ -15,7 +15,14 @@ from server.labeling.pages import SKIP_REASONS
 from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
 from server.projects import guards, service
-from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
+from server.projects.schemas import (
+    MemberUpdate,
+    ProjectBase,
+    ProjectCreate,
+    ProjectUpdate,
+    QualificationAction,
+    QualificationUpdate,
+)
 from server.users import service as users
 from server.web import charts
 from server.web.deps import AdminPagePrincipal
@@ -279,3 +286,33 @@ async def remove_member(
     project = await service.get_accessible(session, admin, project_id)
     await service.remove_member(session, project, user_id, actor=admin.user)
     return done(request, f"/admin/projects/{project.id}/members", "Member removed.")
+
+
+@router.post("/projects/{project_id}/members/{user_id}/reinstate")
+async def reinstate_member(
+    request: Request, project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Lift a member's suspension in this project (an admin's or the gold rule's)."""
+    project = await service.get_accessible(session, admin, project_id)
+    await service.set_suspension(session, project, user_id, MemberUpdate(suspended=False), actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}/members", "Reinstated: they get items again.")
+
+
+QUALIFICATION_DONE = {
+    QualificationAction.admit: "Admitted: they get items without (passing) the qualification round.",
+    QualificationAction.retry: "They get a new qualification round, of gold items they have not seen.",
+}
+
+
+@router.post("/projects/{project_id}/members/{user_id}/qualification")
+async def member_qualification(
+    request: Request, project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Admit a member who did not pass the qualification round, or let them try again."""
+    project = await service.get_accessible(session, admin, project_id)
+    action = str((await read_form(request)).get("action") or "")
+    if action not in QualificationAction.__members__:
+        raise Invalid("Choose admit or try again.")
+    data = QualificationUpdate(action=QualificationAction(action))
+    await service.set_qualification(session, project, user_id, data, actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}/members", QUALIFICATION_DONE[data.action])

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Conflict, Invalid, NotFound
 from server.labeling import queue
-from server.models import Item, Project, ProjectMember, User
+from server.models import Candidate, Item, Judgment, Project, ProjectMember, User
 from server.quality import rules, trust
 from server.quality.gold import GoldError, parse_gold, wilson
 
@@ -71,6 +71,30 @@ async def clear_gold(session: AsyncSession, project: Project, item_id: uuid.UUID
     await session.flush()
     await session.refresh(item)
     return item
+
+
+async def gold_of_judgment(
+    session: AsyncSession, project: Project, item_id: uuid.UUID, judgment_id: uuid.UUID
+) -> dict[str, Any]:
+    """A judgment's current verdict on the item as a gold answer ("use this judgment as gold")."""
+    judgment = await session.scalar(
+        select(Judgment).where(
+            Judgment.id == judgment_id, Judgment.item_id == item_id, Judgment.project_id == project.id
+        )
+    )
+    if judgment is None:
+        raise NotFound(f"No judgment {judgment_id} on this item.")
+    if judgment.tie:
+        return {"tie": True}
+    position = {
+        row.id: row.position
+        for row in await session.execute(select(Candidate.id, Candidate.position).where(Candidate.item_id == item_id))
+    }
+    if judgment.ranking:
+        return {"ranking": [position[c] for c in judgment.ranking]}
+    if judgment.choice_id is None:
+        raise Invalid("A both-bad verdict names no better response, so it cannot be a gold answer.")
+    return {"preferred": position[judgment.choice_id]}
 
 
 @dataclass(frozen=True, slots=True)
