@@ -265,6 +265,7 @@ async def _lock_membership(session: AsyncSession, project: Project, rater: User)
         select(ProjectMember)
         .where(ProjectMember.project_id == project.id, ProjectMember.user_id == rater.id)
         .with_for_update()
+        .execution_options(populate_existing=True)  # the row as locked, not as this session last saw it
     )
     if member is None:
         raise Forbidden("You are not a member of this project; ask an admin to add you.")
@@ -306,6 +307,7 @@ async def _lock_membership_of(session: AsyncSession, assignment_id: uuid.UUID, r
         select(ProjectMember)
         .where(ProjectMember.user_id == rater.id, ProjectMember.project_id == project_id)
         .with_for_update()
+        .execution_options(populate_existing=True)  # the row as locked, not as this session last saw it
     )
 
 

@@ -224,6 +224,21 @@ class TestQualification:
             "first (import them with a gold answer, or set one on an item's page).",
         )
 
+    async def test_the_settings_page_says_so_on_the_field(self, app, session) -> None:
+        project, admin, _, _, _ = await setup(session, gold=1)
+        page = await PageRater(app).login(admin.email)
+        response = await page.client.post(
+            f"/admin/projects/{project.id}/settings",
+            data={"qualification_items": "2"},
+            headers={"X-CSRF-Token": page.csrf},
+        )
+        assert response.status_code == 422
+        assert (
+            "A qualification round of 2 items needs at least 2 gold items, but this project has 1; add gold items "
+            "first (import them with a gold answer, or set one on an item&#39;s page)." in response.text
+        )
+        await page.aclose()
+
     async def test_model_accounts_need_no_round(self, client, session) -> None:
         project, _, _, raters, tokens = await setup(session, gold=2, gold_rate=0.0, qualification_items=2)
         await session.execute(update(User).where(User.id == raters[0].id).values(kind=UserKind.model))
