@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from server.labeling.revisions import FEEDBACK_SHOWN
@@ -22,6 +22,7 @@ from server.models import (
     User,
     UserKind,
 )
+from server.quality import trust
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 from tests.labeling.race import Holder, PageRater, lock_waits, until
 from tests.quality.test_gold import gold_items
@@ -398,3 +399,36 @@ class TestSuspensionRaces:
 
 async def _waits(engine: AsyncEngine, n: int = 1) -> bool:
     return await lock_waits(engine) >= n
+
+
+class TestTrusted:
+    async def test_qualified_and_not_suspended_whatever_the_query(self, session) -> None:
+        project, _, _, raters, _ = await setup(session, gold=2, raters=5, qualification_items=2)
+        passed, failed, waiting, suspended, model = raters
+        values: dict[uuid.UUID, dict[str, Any]] = {
+            passed.id: {"qualified_at": func.now()},
+            failed.id: {"qualification_failed_at": func.now()},
+            suspended.id: {"qualified_at": func.now(), "suspended_at": func.now()},
+        }
+        for user_id, columns in values.items():
+            await session.execute(update(ProjectMember).where(ProjectMember.user_id == user_id).values(**columns))
+        await session.execute(update(User).where(User.id == model.id).values(kind=UserKind.model))
+        await session.commit()
+        members = {r.id for r in raters}
+        by_clause = set(await session.scalars(trust.trusted_raters(project.id))) & members
+        by_text = (
+            set(
+                await session.scalars(
+                    text(
+                        f"SELECT m.user_id FROM project_members m WHERE m.project_id = :p AND {trust.trusted_sql('m')}"
+                    ),
+                    {"p": project.id},
+                )
+            )
+            & members
+        )
+        assert by_clause == by_text == {passed.id, model.id}
+        assert waiting.id not in by_clause
+        await session.execute(update(Project).where(Project.id == project.id).values(qualification_items=0))
+        await session.commit()
+        assert set(await session.scalars(trust.trusted_raters(project.id))) & members == members - {suspended.id}
