@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -432,3 +433,54 @@ class TestTrusted:
         await session.execute(update(Project).where(Project.id == project.id).values(qualification_items=0))
         await session.commit()
         assert set(await session.scalars(trust.trusted_raters(project.id))) & members == members - {suspended.id}
+
+
+class TestGoldPageRefusals:
+    @pytest.mark.parametrize(
+        ("form", "status", "message"),
+        [
+            ({}, 422, "Choose the gold answer: the better response, a tie, or a ranking."),
+            ({"answer": "best"}, 422, "That is not one of the gold answer options; reload the page and choose again."),
+            (
+                {"answer": "ranking", "ranking": "two, one"},
+                422,
+                "Write the ranking as response numbers, best first, separated by commas (for example 3, 1, 2).",
+            ),
+            ({"answer": "ranking", "ranking": "1"}, 422, "gold.ranking must list every response index 0 to 1 once"),
+            ({"answer": "tie", "explanation": "x" * 2001}, 422, "The explanation is longer than 2,000 characters"),
+            ({"judgment": "nope"}, 422, "That is not a judgment of this item; reload the page and try again."),
+            ({"judgment": str(uuid.UUID(int=1))}, 404, f"No judgment {uuid.UUID(int=1)} on this item."),
+            (
+                {"judgment": "BOTH_BAD"},
+                422,
+                "A both-bad verdict names no better response, so it cannot be a gold answer.",
+            ),
+        ],
+    )
+    async def test_each_says_what_to_fix(self, app, client, session, form, status, message) -> None:
+        project, admin, _, _, tokens = await setup(session, gold=0, normal=1, gold_rate=0.0, allow_both_bad=True)
+        lease = (await next_item(client, project, tokens[0])).json()
+        if form.get("judgment") == "BOTH_BAD":
+            judged = await client.post(
+                f"/api/v1/assignments/{lease['id']}/judgment", json={"both_bad": True}, headers=bearer(tokens[0])
+            )
+            form = {"judgment": judged.json()["id"]}
+        page = await PageRater(app).login(admin.email)
+        response = await page.client.post(
+            f"/admin/items/{lease['item']['id']}/gold", data=form, headers={"X-CSRF-Token": page.csrf}
+        )
+        assert response.status_code == status
+        assert message.replace("'", "&#39;") in response.text
+        await page.aclose()
+
+    async def test_the_members_page_wants_an_action(self, app, session) -> None:
+        project, admin, _, raters, _ = await setup(session, gold=1)
+        page = await PageRater(app).login(admin.email)
+        response = await page.client.post(
+            f"/admin/projects/{project.id}/members/{raters[0].id}/qualification",
+            data={"action": "forgive"},
+            headers={"X-CSRF-Token": page.csrf},
+        )
+        assert response.status_code == 422
+        assert "Choose admit or try again." in response.text
+        await page.aclose()
