@@ -34,6 +34,7 @@ from server.projects.api import router as projects_router
 from server.projects.routes import router as projects_pages
 from server.quality.api import router as quality_router
 from server.quality.cache import refreshes_done
+from server.quality.gold_pages import router as gold_pages
 from server.quality.routes import router as quality_pages
 from server.rewards.api import router as rewards_router
 from server.rewards.routes import router as rewards_pages
@@ -167,7 +168,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return render(request, "api/docs.html", {"openapi_url": OPENAPI_URL})
 
     pages_routers = (auth_pages, labeling_pages, projects_pages, batches_pages, items_pages, exports_pages)
-    for pages in (*pages_routers, users_pages, rewards_pages, leaderboard_pages, quality_pages):
+    for pages in (*pages_routers, users_pages, rewards_pages, leaderboard_pages, quality_pages, gold_pages):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)

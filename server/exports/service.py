@@ -59,7 +59,7 @@ from server.exports.weighted import LabelledPair, gold_pairs, weighted_pairs
 from server.models import Export, Item, Project, Scale, User
 from server.projects.service import accessible_project_ids
 from server.quality.aggregate import Fit
-from server.quality.trust import trusted_sql
+from server.quality.trust import rater_is_trusted_sql
 
 logger = logging.getLogger("assay.exports")
 FETCH_ROWS = 1000  # rows per round trip of the server-side cursor
@@ -155,7 +155,7 @@ _CANDIDATES = """(SELECT jsonb_agg(jsonb_build_object('id', c.id, 'text', c.text
                                                    'model', c.model, 'metadata', c.metadata) ORDER BY c.position)
                    FROM candidates c WHERE c.item_id = i.id) AS candidates"""
 
-_TRUSTED = trusted_sql("j.project_id", "j.rater_id")
+_TRUSTED = rater_is_trusted_sql("j.project_id", "j.rater_id")
 _JUDGMENT_COLUMNS = f"""j.id, j.item_id, j.revision, j.choice_id, j.ranking, j.strength, j.tie, j.both_bad, j.rationale,
        j.active_ms, j.surplus, j.surplus_reason, j.assistance_shown, j.created_at, j.rater_id,
        {_TRUSTED} AS rater_trusted,

@@ -12,6 +12,7 @@ from server.labeling import flows, revisions, service
 from server.labeling.schemas import (
     AssignmentRead,
     CandidateView,
+    GoldFeedbackRead,
     ItemView,
     JudgmentCreate,
     JudgmentRead,
@@ -78,7 +79,11 @@ async def submit_judgment(
 ) -> JSONResponse:
     """Submit a verdict; a retry of the same verdict returns the stored one (200) and stores nothing new."""
     result = await service.submit(session, assignment_id=assignment_id, rater=rater.user, data=body)
-    payload = JudgmentRead.model_validate(result.judgment).model_dump(mode="json")
+    read = JudgmentRead.model_validate(result.judgment)
+    if result.feedback is not None:
+        f = result.feedback
+        read.feedback = GoldFeedbackRead(matched=f.matched, message=f.sentence, explanation=f.explanation)
+    payload = read.model_dump(mode="json")
     if result.refusal is not None:  # stored (this response commits it), but it does not count
         return JSONResponse({"detail": result.refusal, "judgment": payload}, status_code=409)
     return JSONResponse(payload, status_code=201 if result.created else 200)
@@ -110,7 +115,7 @@ async def heartbeat(assignment_id: uuid.UUID, rater: RaterPrincipal, session: Se
     responses={
         409: {
             "description": "Not revisable: another rater's judgment, revision turned off in the project, "
-            "or the project's revision window has closed."
+            "the project's revision window has closed, or the rater was shown the item's known answer."
         },
     },
 )

@@ -116,7 +116,11 @@ async def judge_then_lease(
         created=result.created,
         surplus_reason=result.judgment.surplus_reason,
     )
-    return result, await _then_lease(session, result.project, rater, ahead)
+    after = await _then_lease(session, result.project, rater, ahead)
+    if after.stopped is not None:  # the failed lease was rolled back, which expired what the page reads
+        await session.refresh(result.judgment)
+        await session.refresh(result.project)
+    return result, after
 
 
 async def skip_then_lease(

@@ -34,6 +34,7 @@ RECENT_LIMIT = 50  # judgments on the "my recent judgments" page
 
 ACCOUNT_SUSPENDED = "Your rating access is suspended; contact the project admin."
 NOT_YOURS = "This judgment is another rater's: only the rater who sent a verdict can revise it."
+FEEDBACK_SHOWN = "You were shown the known answer to this item after sending your verdict, so it cannot be revised."
 REVISION_OFF = "Revision is turned off in project '{name}': a verdict, once sent, is final."
 WINDOW_CLOSED = (
     "The time to revise this judgment ran out at {closed} UTC: project '{name}' allows revisions for "
@@ -62,10 +63,14 @@ def window_closes(judgment: Judgment, project: Project) -> datetime:
 
 
 def revisable(judgment: Judgment, project: Project, now: datetime) -> bool:
-    return project.revision_window_minutes > 0 and now < window_closes(judgment, project)
+    return (
+        not judgment.feedback_shown and project.revision_window_minutes > 0 and now < window_closes(judgment, project)
+    )
 
 
 def _check_window(judgment: Judgment, project: Project, now: datetime) -> None:
+    if judgment.feedback_shown:  # the answer was shown: a revision would only copy it
+        raise Conflict(FEEDBACK_SHOWN)
     if project.revision_window_minutes == 0:
         raise Conflict(REVISION_OFF.format(name=project.name))
     closes = window_closes(judgment, project)
@@ -187,7 +192,8 @@ class Recent:
 
 
 async def recent(session: AsyncSession, *, project: Project, rater: User, limit: int = RECENT_LIMIT) -> list[Recent]:
-    """The rater's judgments in the project that can still be revised, last sent first."""
+    """The rater's judgments in the project that can still be revised, last sent first (a gold verdict
+    whose answer was shown is final)."""
     if project.revision_window_minutes == 0:
         return []
     since = datetime.now(UTC) - timedelta(minutes=project.revision_window_minutes)
@@ -196,7 +202,12 @@ async def recent(session: AsyncSession, *, project: Project, rater: User, limit:
             select(Judgment, Item, Assignment)
             .join(Item, Item.id == Judgment.item_id)
             .join(Assignment, Assignment.id == Judgment.assignment_id)
-            .where(Judgment.project_id == project.id, Judgment.rater_id == rater.id, Judgment.created_at > since)
+            .where(
+                Judgment.project_id == project.id,
+                Judgment.rater_id == rater.id,
+                Judgment.created_at > since,
+                Judgment.feedback_shown.is_(False),
+            )
             .order_by(Judgment.created_at.desc(), Judgment.seq.desc())
             .limit(limit)
         )

@@ -24,6 +24,7 @@ from server.labeling.rules import RATIONALE_REQUIRED
 from server.labeling.schemas import AssignmentRead, JudgmentCreate
 from server.models import Assignment, Project, Role, User
 from server.projects import service as projects
+from server.quality import rules
 from server.web.deps import PagePrincipal, RaterPagePrincipal
 from server.web.forms import done
 from server.web.templating import flash, is_htmx, render
@@ -129,14 +130,23 @@ async def label_queue(
     return render(request, "labeling/label.html", context, block="queue")
 
 
-def _answer(request: Request, project: Project, slot: Slot, notice: str) -> Response:
-    """After a submit or skip: the next hidden item for htmx, or back to the page for a plain form."""
+def _answer(
+    request: Request, project: Project, slot: Slot, notice: str, feedback: rules.Feedback | None = None
+) -> Response:
+    """After a submit or skip: the next hidden item for htmx, or back to the page for a plain form.
+
+    After a gold item with feedback on, the notice area holds the feedback (the page hides the
+    next item until the rater has read it and pressed Continue)."""
     if not is_htmx(request):
-        return RedirectResponse(f"/projects/{project.id}/label", status_code=303)
+        response = RedirectResponse(f"/projects/{project.id}/label", status_code=303)
+        if feedback is not None:
+            flash(response, " ".join(filter(None, (feedback.sentence, feedback.explanation))))
+        return response
     context = {
         "project": project,
         "slots": [slot],
         "notice": notice,
+        "feedback": feedback,
         "messages": MESSAGES,
         "skip_reasons": pages.SKIP_REASONS,
     }
@@ -204,7 +214,7 @@ async def judge(
     except AssayError as exc:
         return await _inline_error(request, session, assignment_id, exc)
     notice = result.refusal or (pages.SURPLUS if result.created and result.judgment.surplus else "")
-    return _answer(request, result.project, _ahead_slot(result.project, next_slot), notice)
+    return _answer(request, result.project, _ahead_slot(result.project, next_slot), notice, result.feedback)
 
 
 @router.post("/assignments/{assignment_id}/skip")
@@ -287,6 +297,7 @@ async def _revise_page(
         "current": pages.form_values(judgment),
         "closes": revisions.window_closes(judgment, project),
         "open": revisions.revisable(judgment, project, datetime.now(UTC)),
+        "feedback_shown": revisions.FEEDBACK_SHOWN,
         "back": back,
         "back_url": _back_url(project.id, back),
         "messages": MESSAGES,

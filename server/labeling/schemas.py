@@ -48,6 +48,14 @@ class JudgmentCreate(Schema):
     active_ms: int | None = Field(default=None, ge=0, le=86_400_000)
 
 
+class GoldFeedbackRead(Schema):
+    """After a gold item, in a project that turns feedback on."""
+
+    matched: bool | None = Field(description="Whether the answer matched the known one (null: not compared).")
+    message: str = Field(description="The same, in a sentence.")
+    explanation: str | None = Field(description="Why the known answer is right, as the project wrote it.")
+
+
 class JudgmentRead(Schema):
     id: uuid.UUID
     assignment_id: uuid.UUID
@@ -66,6 +74,9 @@ class JudgmentRead(Schema):
     created_at: datetime
     revision: int = Field(description="1 for the verdict first sent; each revision by its rater counts up.")
     revised_at: datetime | None = Field(description="When the current revision was sent (null: never revised).")
+    feedback: GoldFeedbackRead | None = Field(
+        default=None, description="Set after an item with a known answer, when the project shows feedback."
+    )
 
 
 class JudgmentRefusal(Schema):

@@ -18,14 +18,16 @@ import random
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import audit
 from server.config import settings
 from server.errors import Conflict, Forbidden, NotFound
 from server.labeling import queue
-from server.labeling.rules import validate_verdict
+from server.labeling.rules import Verdict, validate_verdict
 from server.labeling.schemas import JudgmentCreate
 from server.models import (
     Assignment,
@@ -40,6 +42,8 @@ from server.models import (
     User,
 )
 from server.models.xid import CURRENT_XID
+from server.quality import rules
+from server.quality.gold import GoldAnswer
 
 # A rater holds at most the item on screen and the one leased ahead of it (the rater page).
 MAX_LEASES = 2
@@ -49,6 +53,7 @@ ENDED: dict[str, str] = {
     SurplusReason.removed: "You were removed from this project while you held this item",
     SurplusReason.suspended: "Your access to this project was suspended while you held this item",
     SurplusReason.archived: "This item's batch or project was archived by an admin while you held it",
+    SurplusReason.not_admitted: "You did not pass this project's qualification round while you held this item",
 }
 _ENDED_UNKNOWN = "Your lease on this item was ended by an admin"
 
@@ -68,6 +73,8 @@ class Submitted:
     # Set when the lease had been ended by an admin: the verdict is stored, uncounted, and the
     # caller answers 409 with this sentence.
     refusal: str | None = None
+    # A gold item in a project with feedback on: whether the answer matched, and why.
+    feedback: rules.Feedback | None = None
 
 
 # --- SQL ---------------------------------------------------------------------------------------
@@ -159,6 +166,9 @@ _PICK_GOLD = text(
 ).columns(*Assignment.__table__.columns)
 
 
+_PICK_GOLD_STMT = select(Assignment).from_statement(_PICK_GOLD)
+
+
 class Moved:
     """The item a waiting pick waited for was taken meanwhile: look again, in a new transaction."""
 
@@ -211,15 +221,17 @@ _TAKE_SLOT = text(
     """
 )
 
-# Locks the membership of the rater who owns an assignment, before the assignment itself.
-_LOCK_MEMBERSHIP_OF_ASSIGNMENT = text(
+# A gold verdict that ends its rater's leases (suspension, a failed qualification round) locks
+# them first, in id order, then their items and the judged one, in id order, before the submit
+# takes its slot: ending them later would wait for items while holding the judged item.
+_LOCK_LEASES = text(
     """
-    SELECT m.suspended_at IS NOT NULL FROM project_members m
-    WHERE m.user_id = :rater_id
-      AND m.project_id = (SELECT a.project_id FROM assignments a WHERE a.id = :assignment_id AND a.rater_id = :rater_id)
-    FOR UPDATE
+    SELECT item_id FROM assignments
+    WHERE project_id = :project_id AND rater_id = :rater_id AND status = 'leased'
+    ORDER BY id FOR UPDATE
     """
 )
+_LOCK_ITEMS = text("SELECT id FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE")
 
 # End live leases now (a rater removed or suspended; a batch or a project archived): leases in id
 # order, then their items in id order; the slots go back to the queue at once. `{which}` narrows the
@@ -261,17 +273,50 @@ async def _lock_membership(session: AsyncSession, project: Project, rater: User)
         select(ProjectMember)
         .where(ProjectMember.project_id == project.id, ProjectMember.user_id == rater.id)
         .with_for_update()
+        .execution_options(populate_existing=True)  # the row as locked, not as this session last saw it
     )
     if member is None:
         raise Forbidden("You are not a member of this project; ask an admin to add you.")
     if member.suspended_at is not None:
         raise Forbidden(suspended_message(member))
+    check_admitted(project, member, rater)
     return member
 
 
-async def _lock_membership_of(session: AsyncSession, assignment_id: uuid.UUID, rater: User) -> None:
+def check_admitted(project: Project, member: ProjectMember, rater: User) -> None:
+    """Refuse a rater who did not pass the project's qualification round (until an admin lets them)."""
+    if rules.qualification_pending(project, member, rater) and member.qualification_failed_at is not None:
+        raise Forbidden(rules.NOT_ADMITTED.format(result=member.qualification_result or ""))
+
+
+async def _qualifying(session: AsyncSession, project: Project, member: ProjectMember, rater: User) -> bool:
+    """Whether the rater's next item belongs to their qualification round (so it must be gold)."""
+    if not rules.qualification_pending(project, member, rater):
+        return False
+    return await rules.round_taken(session, project, member) < project.qualification_items
+
+
+async def _check_gold_left(session: AsyncSession, project: Project, member: ProjectMember) -> None:
+    """No gold item could be leased for the round: refuse when there are not enough of them."""
+    left = await rules.gold_left(session, project, member.user_id)
+    if left == 0:
+        taken = await rules.round_taken(session, project, member)
+        raise Conflict(rules.NOT_ENOUGH_GOLD.format(wanted=project.qualification_items, have=taken))
+
+
+async def _lock_membership_of(session: AsyncSession, assignment_id: uuid.UUID, rater: User) -> ProjectMember | None:
     """The first lock of a submit, skip or heartbeat: the owner's membership (if it still exists)."""
-    await session.execute(_LOCK_MEMBERSHIP_OF_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater.id})
+    project_id = (
+        select(Assignment.project_id)
+        .where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
+        .scalar_subquery()
+    )
+    return await session.scalar(
+        select(ProjectMember)
+        .where(ProjectMember.user_id == rater.id, ProjectMember.project_id == project_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # the row as locked, not as this session last saw it
+    )
 
 
 async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
@@ -390,9 +435,14 @@ async def next_assignment(
     await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
     params = _pick_params(project, rater)
     leased = None
+    if await _qualifying(session, project, member, rater):  # the round's items are all gold
+        leased = await session.scalar(_PICK_GOLD_STMT, params | {"after": member.gold_resume or 0})
+        if leased is None:
+            await _check_gold_left(session, project, member)
+        return None if leased is None else await _load(session, leased)
     if project.gold_rate > 0 and random.random() < project.gold_rate:
         after = {"after": member.gold_resume or 0}
-        leased = await session.scalar(select(Assignment).from_statement(_PICK_GOLD), params | after)
+        leased = await session.scalar(_PICK_GOLD_STMT, params | after)
         if leased is not None:
             return await _load(session, leased)
     resume = await _resume_point(session, project, member)
@@ -411,8 +461,14 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
     order. `Moved` means that row was filled while we waited: look again in a new transaction.
     """
     _check_can_label(project, rater)
-    await _lock_membership(session, project, rater)
+    member = await _lock_membership(session, project, rater)
     params = _pick_params(project, rater)
+    if await _qualifying(session, project, member, rater):  # gold is never waited for: look again
+        leased = await session.scalar(_PICK_GOLD_STMT, params | {"after": member.gold_resume or 0})
+        if leased is None:
+            await _check_gold_left(session, project, member)
+            return Moved()
+        return await _load(session, leased)
     candidate = await session.scalar(_FIRST_CANDIDATE, params)
     if candidate is None:
         return None
@@ -440,6 +496,16 @@ def _ended_refusal(reason: str | None) -> str:
     return f"{ENDED.get(reason or '', _ENDED_UNKNOWN)}, so your verdict is stored but does not count."
 
 
+async def _gold_answer(session: AsyncSession, assignment: Assignment) -> GoldAnswer | None:
+    """The gold answer of a gold assignment's item (None if an admin cleared it since)."""
+    gold = await session.scalar(select(Item.gold).where(Item.id == assignment.item_id))
+    return None if gold is None else GoldAnswer.model_validate(gold)
+
+
+def _feedback(project: Project, answer: GoldAnswer, value: float | None) -> rules.Feedback | None:
+    return rules.Feedback.of(answer, value) if project.gold_feedback else None
+
+
 async def _stored(session: AsyncSession, assignment: Assignment, project: Project, data: JudgmentCreate) -> Submitted:
     existing = await session.scalar(select(Judgment).where(Judgment.assignment_id == assignment.id))
     assert existing is not None
@@ -451,16 +517,98 @@ async def _stored(session: AsyncSession, assignment: Assignment, project: Projec
             judgment=JudgmentRead.model_validate(existing).model_dump(mode="json"),
         )
     refusal = _ended_refusal(existing.surplus_reason) if existing.surplus_reason in ENDED else None
-    return Submitted(judgment=existing, created=False, project=project, refusal=refusal)
+    feedback = None
+    if existing.feedback_shown and (answer := await _gold_answer(session, assignment)) is not None:
+        value = await rules.verdict_score(
+            session,
+            answer,
+            item_id=assignment.item_id,
+            choice=existing.choice_id,
+            ranking=existing.ranking,
+            tie=existing.tie,
+            both_bad=existing.both_bad,
+        )
+        feedback = rules.Feedback.of(answer, value)  # shown with the first answer: shown again
+    return Submitted(judgment=existing, created=False, project=project, refusal=refusal, feedback=feedback)
+
+
+async def _gold_rules(
+    session: AsyncSession,
+    *,
+    project: Project,
+    member: ProjectMember,
+    rater: User,
+    assignment: Assignment,
+    verdict: Verdict,
+    data: JudgmentCreate,
+) -> tuple[rules.Feedback | None, rules.Decision]:
+    """Score a gold verdict before it is stored: the feedback to show and what it decides."""
+    answer = await _gold_answer(session, assignment)
+    if answer is None:
+        return None, rules.Decision()
+    value = await rules.verdict_score(
+        session,
+        answer,
+        item_id=assignment.item_id,
+        choice=verdict.choice,
+        ranking=verdict.ranking,
+        tie=data.tie,
+        both_bad=data.both_bad,
+    )
+    decision = await rules.decide(session, project=project, member=member, rater=rater, value=value, now=_now())
+    return _feedback(project, answer, value), decision
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _apply(
+    session: AsyncSession, *, project: Project, member: ProjectMember, rater: User, decision: rules.Decision
+) -> None:
+    """Write what a gold verdict decided onto the (locked) membership; end the leases it ends."""
+    if decision.qualified is not None:
+        member.qualification_result = decision.qualification_result
+        if decision.qualified:
+            member.qualified_at = func.now()
+        else:
+            member.qualification_failed_at = func.now()
+        audit.record(
+            session,
+            actor=None,
+            action="member.qualify" if decision.qualified else "member.not_admitted",
+            target_type="user",
+            target_id=rater.id,
+            project_id=project.id,
+            data={"result": decision.qualification_result},
+        )
+    if decision.suspended_reason is not None:
+        member.suspended_at = func.now()
+        member.suspended_reason = decision.suspended_reason
+        audit.record(
+            session,
+            actor=None,
+            action="member.suspend",
+            target_type="user",
+            target_id=rater.id,
+            project_id=project.id,
+            data={"reason": decision.suspended_reason, "rule": "gold accuracy"},
+        )
+    await session.flush()
+    if decision.ends_leases:
+        reason = SurplusReason.suspended if decision.suspended_reason else SurplusReason.not_admitted
+        await end_leases(session, project_id=project.id, rater_id=rater.id, reason=reason)
 
 
 async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, data: JudgmentCreate) -> Submitted:
     """Store a verdict once; a retry returns the first; a late one on a filled item is kept as surplus.
 
     A verdict on a lease an admin ended (removal, suspension) is stored too, uncounted and marked
-    with why; `Submitted.refusal` then says so. Nothing a rater sent is silently dropped.
+    with why; `Submitted.refusal` then says so. Nothing a rater sent is silently dropped. A gold
+    verdict is scored first (quality/rules.py): feedback, the qualification round and the
+    suspension rule are decided in this transaction, under the membership lock taken first.
     """
-    await _lock_membership_of(session, assignment_id, rater)
+    member = await _lock_membership_of(session, assignment_id, rater)
     row = (
         await session.execute(
             select(Assignment, Project)
@@ -477,11 +625,19 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("You skipped this item, so it cannot be judged any more.")
     verdict = validate_verdict(project, list(assignment.shown_order), data)
+    feedback, decision = None, rules.Decision()
+    if assignment.gold and member is not None and assignment.status != AssignmentStatus.ended:
+        feedback, decision = await _gold_rules(
+            session, project=project, member=member, rater=rater, assignment=assignment, verdict=verdict, data=data
+        )
+    if decision.ends_leases:  # the lock order: leases (id order), then every item involved (id order)
+        held = await session.scalars(_LOCK_LEASES, {"project_id": project.id, "rater_id": rater.id})
+        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *held]})
     if assignment.status == AssignmentStatus.ended:
         counted, reason = False, assignment.ended_reason
     else:
-        held = assignment.status == AssignmentStatus.leased
-        counted = bool(await session.scalar(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held}))
+        held_lease = assignment.status == AssignmentStatus.leased
+        counted = bool(await session.scalar(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held_lease}))
         # A gold item wants nothing (its judgments measure the rater), so this is not surplus.
         reason = None if counted or assignment.gold else SurplusReason.filled
     judgment = Judgment(
@@ -499,14 +655,17 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         surplus=reason is not None,
         surplus_reason=reason,
         gold=assignment.gold,
+        feedback_shown=feedback is not None,
         assistance_shown=assignment.assistance is not None,
     )
     session.add(judgment)
     assignment.status = AssignmentStatus.submitted
     assignment.finished_at = func.now()
     await session.flush()
+    if member is not None and (decision.qualified is not None or decision.suspended_reason is not None):
+        await _apply(session, project=project, member=member, rater=rater, decision=decision)
     refusal = _ended_refusal(reason) if reason in ENDED else None
-    return Submitted(judgment=judgment, created=True, project=project, refusal=refusal)
+    return Submitted(judgment=judgment, created=True, project=project, refusal=refusal, feedback=feedback)
 
 
 # --- skip, heartbeat ---------------------------------------------------------------------------

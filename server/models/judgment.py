@@ -29,6 +29,7 @@ class SurplusReason(enum.StrEnum):
     removed = "removed"  # the rater was removed from the project while holding the lease
     suspended = "suspended"  # the rater's membership was suspended while holding the lease
     archived = "archived"  # the item's batch or project was archived while the rater held the lease
+    not_admitted = "not_admitted"  # the rater failed the project's qualification while holding the lease
 
 
 class Judgment(IdMixin, Base):
@@ -88,6 +89,8 @@ class Judgment(IdMixin, Base):
     surplus_reason: Mapped[str | None] = mapped_column(String(16))
     # On a gold item: scored against its gold answer, counted toward no `wanted`.
     gold: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # The rater was shown the gold answer after this verdict: it can no longer be revised.
+    feedback_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
     assistance_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # 1 for the verdict first sent; each revision by its rater counts up (`revised_at` is its time).

@@ -37,6 +37,10 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("revision_window_minutes BETWEEN 0 AND 1440", name="revision_window_minutes"),
         CheckConstraint("break_reminder_minutes BETWEEN 0 AND 480", name="break_reminder_minutes"),
         CheckConstraint("fast_seconds > 0 AND fast_seconds <= 600", name="fast_seconds"),
+        CheckConstraint("qualification_items BETWEEN 0 AND 100", name="qualification_items"),
+        CheckConstraint("qualification_threshold BETWEEN 0 AND 1", name="qualification_threshold"),
+        CheckConstraint("suspension_window BETWEEN 0 AND 200", name="suspension_window"),
+        CheckConstraint("suspension_threshold BETWEEN 0 AND 1", name="suspension_threshold"),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -57,6 +61,16 @@ class Project(IdMixin, TimestampMixin, Base):
     # Settings that later issues act on; stored now so the schema does not change shape.
     gold_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
     active_learning: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # After a gold item, show the rater whether they matched and the gold explanation (quality/rules.py).
+    gold_feedback: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # A qualification round: a rater's first `qualification_items` items are gold (0: no round); at
+    # or above `qualification_threshold` accuracy they are admitted (project_members.qualified_at).
+    qualification_items: Mapped[int] = mapped_column(default=0, server_default="0")
+    qualification_threshold: Mapped[float] = mapped_column(default=0.8, server_default="0.8")
+    # The suspension rule: a human rater whose accuracy over their last `suspension_window` scored
+    # gold judgments falls below `suspension_threshold` is suspended in the project (0: no rule).
+    suspension_window: Mapped[int] = mapped_column(default=0, server_default="0")
+    suspension_threshold: Mapped[float] = mapped_column(default=0.7, server_default="0.7")
     assistance_policy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     # Counts up whenever items may have moved ahead in the serving order (an import, a batch
     # resumed or reprioritised, a new overlap, active learning): raters' resume points from an
@@ -91,6 +105,13 @@ class ProjectMember(Base):
     resume_epoch: Mapped[int | None]
     # The `gold_seq` of the last gold item served to this rater: the next one comes after it.
     gold_resume: Mapped[int | None] = mapped_column(BigInteger)
+    # The qualification round (projects.qualification_items): admitted at `qualified_at`; not
+    # admitted at `qualification_failed_at`, with the result in plain words; a new try counts the
+    # gold judgments sent after `qualification_since` (null: all of them).
+    qualified_at: Mapped[datetime | None]
+    qualification_failed_at: Mapped[datetime | None]
+    qualification_result: Mapped[str | None] = mapped_column(Text)
+    qualification_since: Mapped[datetime | None]
 
 
 class QueueMove(Base):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from server.auth.deps import AdminPrincipal, CurrentPrincipal
 from server.db import SessionDep
+from server.errors import error_responses
 from server.projects import lifecycle, service
 from server.projects.schemas import (
     Deleted,
@@ -16,6 +17,7 @@ from server.projects.schemas import (
     ProjectProgress,
     ProjectRead,
     ProjectUpdate,
+    QualificationUpdate,
 )
 
 router = APIRouter(tags=["projects"])
@@ -27,7 +29,7 @@ async def list_projects(principal: CurrentPrincipal, session: SessionDep) -> obj
     return await service.list_accessible(session, principal)
 
 
-@router.post("/projects", response_model=ProjectRead, status_code=201)
+@router.post("/projects", response_model=ProjectRead, status_code=201, responses=error_responses(409))
 async def create_project(body: ProjectCreate, admin: AdminPrincipal, session: SessionDep) -> object:
     """Create a labeling project."""
     return await service.create(session, body, actor=admin.user)
@@ -39,7 +41,7 @@ async def get_project(project_id: uuid.UUID, principal: CurrentPrincipal, sessio
     return await service.get_accessible(session, principal, project_id)
 
 
-@router.patch("/projects/{project_id}", response_model=ProjectRead)
+@router.patch("/projects/{project_id}", response_model=ProjectRead, responses=error_responses(409))
 async def update_project(
     project_id: uuid.UUID, body: ProjectUpdate, admin: AdminPrincipal, session: SessionDep
 ) -> object:
@@ -95,4 +97,18 @@ async def update_member(
     """Suspend a member in this project (their leases end at once) or reinstate them."""
     project = await service.get_accessible(session, admin, project_id)
     await service.set_suspension(session, project, user_id, body, actor=admin.user)
+    return next(m for m in await service.list_members(session, project) if m.user_id == user_id)
+
+
+@router.post(
+    "/projects/{project_id}/members/{user_id}/qualification",
+    response_model=MemberRead,
+    responses=error_responses(409),
+)
+async def update_qualification(
+    project_id: uuid.UUID, user_id: uuid.UUID, body: QualificationUpdate, admin: AdminPrincipal, session: SessionDep
+) -> object:
+    """Admit a member without (passing) the qualification round, or let them try a new round."""
+    project = await service.get_accessible(session, admin, project_id)
+    await service.set_qualification(session, project, user_id, body, actor=admin.user)
     return next(m for m in await service.list_members(session, project) if m.user_id == user_id)

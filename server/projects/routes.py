@@ -15,7 +15,14 @@ from server.labeling.pages import SKIP_REASONS
 from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
 from server.projects import guards, lifecycle, service
-from server.projects.schemas import ProjectBase, ProjectCreate, ProjectUpdate
+from server.projects.schemas import (
+    MemberUpdate,
+    ProjectBase,
+    ProjectCreate,
+    ProjectUpdate,
+    QualificationAction,
+    QualificationUpdate,
+)
 from server.quality import reliability
 from server.users import service as users
 from server.web import charts
@@ -37,6 +44,11 @@ LABELS = {
     "active_learning": "Active learning",
     "gold_rate": "Gold rate",
     "fast_seconds": "Fast answer threshold",
+    "gold_feedback": "Gold feedback",
+    "qualification_items": "Qualification items",
+    "qualification_threshold": "Qualification threshold",
+    "suspension_window": "Suspension window",
+    "suspension_threshold": "Suspension threshold",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
@@ -49,6 +61,14 @@ MESSAGES = {
     ("gold_rate", "less_than_equal"): "Gold rate must be between 0 and 1.",
     ("fast_seconds", "greater_than"): "Fast answer threshold must be more than 0 seconds.",
     ("fast_seconds", "less_than_equal"): "Fast answer threshold must be at most {le:g} seconds (ten minutes).",
+    ("qualification_items", "greater_than_equal"): "Qualification items must be 0 (no round) to {le}.",
+    ("qualification_items", "less_than_equal"): "Qualification items must be 0 (no round) to {le}.",
+    ("qualification_threshold", "greater_than_equal"): "Qualification threshold must be between 0 and 1.",
+    ("qualification_threshold", "less_than_equal"): "Qualification threshold must be between 0 and 1.",
+    ("suspension_window", "greater_than_equal"): "Suspension window must be 0 (off) to {le} gold judgments.",
+    ("suspension_window", "less_than_equal"): "Suspension window must be 0 (off) to {le} gold judgments.",
+    ("suspension_threshold", "greater_than_equal"): "Suspension threshold must be between 0 and 1.",
+    ("suspension_threshold", "less_than_equal"): "Suspension threshold must be between 0 and 1.",
 }
 SKIP_LABELS = {**{code.value: label for code, label in SKIP_REASONS.items()}, "none": "No reason given"}
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
@@ -69,6 +89,10 @@ def _settings_data(form: FormData) -> dict[str, Any]:
             "break_reminder_minutes",
             "gold_rate",
             "fast_seconds",
+            "qualification_items",
+            "qualification_threshold",
+            "suspension_window",
+            "suspension_threshold",
         ),
     )
     if "name" in data:
@@ -77,6 +101,7 @@ def _settings_data(form: FormData) -> dict[str, Any]:
     data["allow_both_bad"] = checkbox(form, "allow_both_bad")
     data["is_active"] = form.get("status") != "paused"
     data["active_learning"] = checkbox(form, "active_learning")
+    data["gold_feedback"] = checkbox(form, "gold_feedback")
     return data
 
 
@@ -131,6 +156,8 @@ async def create_project(request: Request, admin: AdminPagePrincipal, session: S
     """Create a project; invalid fields come back on the form with what to fix."""
     values = _settings_data(await read_form(request))
     data, errors = validate(ProjectCreate, values, LABELS, MESSAGES)
+    if data is not None and (problem := await service.qualification_problem(session, None, data.qualification_items)):
+        data, errors = None, {"qualification_items": problem}
     if data is None:
         preview = await _preview(str(values.get("instructions") or ""))
         return _form_page(request, project=None, values=values, errors=errors, preview=preview, status_code=422)
@@ -160,6 +187,12 @@ async def update_project(
     form = await read_form(request)
     values = _settings_data(form)
     data, errors = validate(ProjectUpdate, values, LABELS, MESSAGES)
+    if (
+        data is not None
+        and (data.qualification_items or 0) > project.qualification_items
+        and (problem := await service.qualification_problem(session, project, data.qualification_items))
+    ):
+        data, errors = None, {"qualification_items": problem}
     if data is None:
         preview = await _preview(str(values.get("instructions") or ""))
         return _form_page(request, project=project, values=values, errors=errors, preview=preview, status_code=422)
@@ -319,3 +352,33 @@ async def remove_member(
     project = await service.get_accessible(session, admin, project_id)
     await service.remove_member(session, project, user_id, actor=admin.user)
     return done(request, f"/admin/projects/{project.id}/members", "Member removed.")
+
+
+@router.post("/projects/{project_id}/members/{user_id}/reinstate")
+async def reinstate_member(
+    request: Request, project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Lift a member's suspension in this project (an admin's or the gold rule's)."""
+    project = await service.get_accessible(session, admin, project_id)
+    await service.set_suspension(session, project, user_id, MemberUpdate(suspended=False), actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}/members", "Reinstated: they get items again.")
+
+
+QUALIFICATION_DONE = {
+    QualificationAction.admit: "Admitted: they get items without (passing) the qualification round.",
+    QualificationAction.retry: "They get a new qualification round, of gold items they have not seen.",
+}
+
+
+@router.post("/projects/{project_id}/members/{user_id}/qualification")
+async def member_qualification(
+    request: Request, project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Admit a member who did not pass the qualification round, or let them try again."""
+    project = await service.get_accessible(session, admin, project_id)
+    action = str((await read_form(request)).get("action") or "")
+    if action not in QualificationAction.__members__:
+        raise Invalid("Choose admit or try again.")
+    data = QualificationUpdate(action=QualificationAction(action))
+    await service.set_qualification(session, project, user_id, data, actor=admin.user)
+    return done(request, f"/admin/projects/{project.id}/members", QUALIFICATION_DONE[data.action])

@@ -1,3 +1,4 @@
+import enum
 import uuid
 from datetime import datetime
 
@@ -39,6 +40,25 @@ class ProjectBase(Schema):
         le=MAX_REVISION_WINDOW,
         description="How long after sending a verdict its rater may revise it, in minutes; 0 turns revision off.",
     )
+    gold_feedback: bool = Field(
+        default=False,
+        description="After a gold item, show the rater whether their answer matched and the gold explanation "
+        "(such a verdict can no longer be revised).",
+    )
+    qualification_items: int = Field(
+        default=0, ge=0, le=100, description="A rater's first K items are gold, a qualification round; 0: none."
+    )
+    qualification_threshold: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="Gold accuracy a rater needs in the qualification round."
+    )
+    suspension_window: int = Field(
+        default=0,
+        ge=0,
+        le=200,
+        description="Suspend a human rater whose accuracy over their last N scored gold judgments is below "
+        "suspension_threshold (judged once they have N); 0 turns the rule off.",
+    )
+    suspension_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
 
 
 class ProjectCreate(ProjectBase):
@@ -65,6 +85,11 @@ class ProjectUpdate(Schema):
         description="true archives the project: hidden from raters, nothing served, live leases end now; all data "
         "is kept and exported. false brings it back.",
     )
+    gold_feedback: bool | None = None
+    qualification_items: int | None = Field(default=None, ge=0, le=100)
+    qualification_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    suspension_window: int | None = Field(default=None, ge=0, le=200)
+    suspension_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class ProjectRead(ProjectBase):
@@ -88,11 +113,26 @@ class MemberRead(Schema):
     added_at: datetime
     suspended_at: datetime | None = None
     suspended_reason: str | None = None
+    qualified_at: datetime | None = None
+    qualification_failed_at: datetime | None = None
+    qualification_result: str | None = Field(default=None, description="The last qualification round, in words.")
 
 
 class MemberUpdate(Schema):
     suspended: bool = Field(description="true suspends the member in this project (their leases end now).")
     reason: str | None = Field(default=None, max_length=500, description="Shown to the rater and the admins.")
+
+
+class QualificationAction(enum.StrEnum):
+    admit = "admit"
+    retry = "retry"
+
+
+class QualificationUpdate(Schema):
+    action: QualificationAction = Field(
+        description="admit: the member may label without (passing) the qualification round; retry: they get a "
+        "new round of gold items they have not seen."
+    )
 
 
 class ProjectProgress(Schema):

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
 from server.auth.service import Principal
-from server.errors import Invalid, NotFound
+from server.errors import Conflict, Invalid, NotFound
 from server.labeling import queue
 from server.labeling import service as labeling
 from server.logs import get_logger
@@ -36,8 +36,11 @@ from server.projects.schemas import (
     ProjectCreate,
     ProjectProgress,
     ProjectUpdate,
+    QualificationAction,
+    QualificationUpdate,
     RaterStats,
 )
+from server.quality.rules import ADMIN_NOT_ENOUGH_GOLD
 from server.rewards import service as rewards
 
 log = get_logger("projects")
@@ -142,8 +145,24 @@ async def non_memberships(session: AsyncSession, user_id: uuid.UUID) -> list[Pro
     return list(await session.scalars(query.order_by(Project.name)))
 
 
+async def qualification_problem(session: AsyncSession, project: Project | None, items: int | None) -> str | None:
+    """Why a qualification round of `items` gold items cannot run in this project (too few gold items)."""
+    if not items:
+        return None
+    have = 0
+    if project is not None:
+        have = (
+            await session.scalar(select(func.count()).where(Item.project_id == project.id, Item.gold_seq.is_not(None)))
+            or 0
+        )
+    return ADMIN_NOT_ENOUGH_GOLD.format(wanted=items, have=have) if have < items else None
+
+
 async def create(session: AsyncSession, data: ProjectCreate, *, actor: User) -> Project:
-    """Create a project; its creator becomes a member so they can try the rater loop."""
+    """Create a project; its creator becomes a member so they can try the rater loop (a qualification
+    round needs gold items, so a new project starts without one)."""
+    if problem := await qualification_problem(session, None, data.qualification_items):
+        raise Conflict(problem)
     project = Project(
         **data.model_dump(), instructions_html=await render_off_loop(data.instructions), created_by_id=actor.id
     )
@@ -173,6 +192,9 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
         await lifecycle.set_project_archived(session, project, archived, actor=actor)
         if not changes:
             return project
+    longer = changes.get("qualification_items", 0) > project.qualification_items  # turned on, or a longer round
+    if longer and (problem := await qualification_problem(session, project, changes["qualification_items"])):
+        raise Conflict(problem)
     reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
     raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:
@@ -299,23 +321,59 @@ async def set_suspension(
     return member
 
 
+async def set_qualification(
+    session: AsyncSession, project: Project, user_id: uuid.UUID, data: QualificationUpdate, *, actor: User
+) -> ProjectMember:
+    """Admit a member without (passing) the qualification round, or let them try a new round."""
+    member = await session.scalar(
+        select(ProjectMember)
+        .where(ProjectMember.project_id == project.id, ProjectMember.user_id == user_id)
+        .with_for_update()
+    )
+    if member is None:
+        raise NotFound(f"User {user_id} is not a member of this project.")
+    if data.action == QualificationAction.admit:
+        member.qualified_at = member.qualified_at or func.now()
+        member.qualification_failed_at = None
+    else:
+        if member.qualified_at is not None:
+            raise Conflict("This member is already admitted; there is no qualification round to try again.")
+        member.qualification_failed_at = None
+        member.qualification_since = func.now()  # the new round counts gold judgments sent from now
+    await session.flush()
+    await session.refresh(member)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"member.qualification_{data.action.value}",
+        target_type="user",
+        target_id=user_id,
+        project_id=project.id,
+    )
+    log.info("member.qualification", project_id=str(project.id), user_id=str(user_id), action=data.action.value)
+    return member
+
+
 async def list_members(session: AsyncSession, project: Project) -> list[MemberRead]:
     rows = await session.execute(
-        select(
-            User.id,
-            User.email,
-            User.role,
-            ProjectMember.created_at,
-            ProjectMember.suspended_at,
-            ProjectMember.suspended_reason,
-        )
+        select(User.id, User.email, User.role, ProjectMember)
         .join(ProjectMember, ProjectMember.user_id == User.id)
         .where(ProjectMember.project_id == project.id)
         .order_by(User.email)
     )
     return [
-        MemberRead(user_id=r[0], email=r[1], role=r[2], added_at=r[3], suspended_at=r[4], suspended_reason=r[5])
-        for r in rows
+        MemberRead(
+            user_id=user_id,
+            email=email,
+            role=role,
+            added_at=m.created_at,
+            suspended_at=m.suspended_at,
+            suspended_reason=m.suspended_reason,
+            qualified_at=m.qualified_at,
+            qualification_failed_at=m.qualification_failed_at,
+            qualification_result=m.qualification_result,
+        )
+        for user_id, email, role, m in rows
     ]
 
 

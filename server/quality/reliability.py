@@ -351,6 +351,8 @@ async def project_quality(session: AsyncSession, project: Project, *, fresh: boo
                 "gold_ci": g.gold_ci if g else (0.0, 1.0),
                 "recent_gold_accuracy": g.recent_accuracy if g else None,
                 "recent_gold_ci": g.recent_ci if g else (0.0, 1.0),
+                "qualified": g.qualified if g else False,
+                "suspended_reason": g.suspended_reason if g else None,
             }
         )
     agreement_figures = {

@@ -105,6 +105,8 @@ class RaterQuality(RaterReliability):
     gold_ci: tuple[float, float] = Field(description="95% Wilson interval of gold_accuracy.")
     recent_gold_accuracy: float | None = Field(description="Over the last 20 scored gold judgments.")
     recent_gold_ci: tuple[float, float]
+    qualified: bool = Field(description="Passed (or was admitted without) the qualification round, or none is set.")
+    suspended_reason: str | None = Field(description="Why the member is suspended, in words (null: not suspended).")
 
 
 class ProjectQuality(Schema):

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Conflict, Invalid, NotFound
 from server.labeling import queue
-from server.models import Item, Project, ProjectMember, User
+from server.models import Candidate, Item, Judgment, Project, ProjectMember, User
 from server.models.xid import CURRENT_XID
-from server.quality.gold import GoldAnswer, GoldError, parse_gold, score, wilson
+from server.quality import rules, trust
+from server.quality.gold import GoldError, parse_gold, wilson
 
 RECENT_GOLD = 20  # "over the last N gold items"
 
@@ -77,31 +78,43 @@ async def clear_gold(session: AsyncSession, project: Project, item_id: uuid.UUID
     return item
 
 
+async def gold_of_judgment(
+    session: AsyncSession, project: Project, item_id: uuid.UUID, judgment_id: uuid.UUID
+) -> dict[str, Any]:
+    """A judgment's current verdict on the item as a gold answer ("use this judgment as gold")."""
+    judgment = await session.scalar(
+        select(Judgment).where(
+            Judgment.id == judgment_id, Judgment.item_id == item_id, Judgment.project_id == project.id
+        )
+    )
+    if judgment is None:
+        raise NotFound(f"No judgment {judgment_id} on this item.")
+    if judgment.tie:
+        return {"tie": True}
+    position = {
+        row.id: row.position
+        for row in await session.execute(select(Candidate.id, Candidate.position).where(Candidate.item_id == item_id))
+    }
+    if judgment.ranking:
+        return {"ranking": [position[c] for c in judgment.ranking]}
+    if judgment.choice_id is None:
+        raise Invalid("A both-bad verdict names no better response, so it cannot be a gold answer.")
+    return {"preferred": position[judgment.choice_id]}
+
+
 @dataclass(frozen=True, slots=True)
 class GoldFigures:
     user_id: uuid.UUID
     email: str
     suspended: bool
+    suspended_reason: str | None
+    qualified: bool  # passed or admitted, or the project has no qualification round
     gold_judged: int  # gold judgments stored
     gold_scored: int  # of which could be scored (both-bad is missing)
     gold_accuracy: float | None
     gold_ci: tuple[float, float]
     recent_accuracy: float | None  # over the last RECENT_GOLD scored gold judgments
     recent_ci: tuple[float, float]
-
-
-_GOLD_VERDICTS = text(
-    """
-    SELECT j.rater_id, i.gold, cc.position AS choice, j.tie, j.both_bad,
-           (SELECT array_agg(c.position ORDER BY r.ord)
-              FROM unnest(j.ranking) WITH ORDINALITY AS r(id, ord) JOIN candidates c ON c.id = r.id) AS ranking
-    FROM judgments j
-    JOIN items i ON i.id = j.item_id
-    LEFT JOIN candidates cc ON cc.id = j.choice_id
-    WHERE j.project_id = :project_id AND j.gold AND i.gold IS NOT NULL
-    ORDER BY j.rater_id, j.seq
-    """
-)
 
 
 def _accuracy(scores: list[float]) -> tuple[float | None, tuple[float, float]]:
@@ -111,28 +124,23 @@ def _accuracy(scores: list[float]) -> tuple[float | None, tuple[float, float]]:
 
 
 async def gold_figures(session: AsyncSession, project: Project) -> list[GoldFigures]:
-    """Each member's gold accuracy (overall and recent) with 95% Wilson intervals, by email."""
+    """Each member's gold accuracy (overall and recent) with 95% Wilson intervals, by email.
+
+    A judgment scores its first revision, the verdict first sent (quality/rules.py)."""
     judged: dict[uuid.UUID, int] = defaultdict(int)
     scored: dict[uuid.UUID, list[float]] = defaultdict(list)
-    for row in await session.execute(_GOLD_VERDICTS, {"project_id": project.id}):
-        judged[row.rater_id] += 1
-        value = score(
-            GoldAnswer.model_validate(row.gold),
-            choice=row.choice,
-            ranking=list(row.ranking) if row.ranking else None,
-            tie=row.tie,
-            both_bad=row.both_bad,
-        )
-        if value is not None:
-            scored[row.rater_id].append(value)
+    for scored_row in await rules.project_scores(session, project):  # each as first sent
+        judged[scored_row.rater_id] += 1
+        if scored_row.value is not None:
+            scored[scored_row.rater_id].append(scored_row.value)
     members = await session.execute(
-        select(User.id, User.email, ProjectMember.suspended_at)
+        select(User.id, User.email, ProjectMember.suspended_at, ProjectMember.suspended_reason, trust.qualified())
         .join(ProjectMember, ProjectMember.user_id == User.id)
         .where(ProjectMember.project_id == project.id)
         .order_by(User.email)
     )
     figures = []
-    for user_id, email, suspended_at in members:
+    for user_id, email, suspended_at, suspended_reason, qualified in members:
         overall, overall_ci = _accuracy(scored[user_id])
         recent, recent_ci = _accuracy(scored[user_id][-RECENT_GOLD:])
         figures.append(
@@ -140,6 +148,8 @@ async def gold_figures(session: AsyncSession, project: Project) -> list[GoldFigu
                 user_id=user_id,
                 email=email,
                 suspended=suspended_at is not None,
+                suspended_reason=suspended_reason,
+                qualified=bool(qualified),
                 gold_judged=judged[user_id],
                 gold_scored=len(scored[user_id]),
                 gold_accuracy=overall,

@@ -320,7 +320,25 @@
     takeBack(link.href);
   });
 
+  /* Feedback after an item with a known answer: the next item waits until it has been read. */
+  function dismissFeedback() {
+    var box = document.querySelector("[data-feedback]");
+    if (!box) return false;
+    box.remove();
+    var slot = current();
+    if (slot && slot.querySelector("h2")) slot.querySelector("h2").focus({ preventScroll: true });
+    return true;
+  }
+  document.addEventListener("click", function (e) {
+    if (e.target.closest && e.target.closest("[data-feedback-dismiss]")) dismissFeedback();
+  });
+
   document.addEventListener("keydown", function (e) {
+    if ((e.key === "Enter" || e.key === "Escape") && document.querySelector("[data-feedback]")) {
+      e.preventDefault();
+      dismissFeedback();
+      return;
+    }
     if (e.key === "Backspace" && !e.isComposing && !e.ctrlKey && !e.metaKey && !e.altKey && !typingIn(e.target)) {
       var link = document.querySelector(revising ? "[data-back]" : "[data-undo]");
       if (link) { e.preventDefault(); takeBack(link.href); }

@@ -2,6 +2,7 @@
 
 import itertools
 import re
+import uuid
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.labeling import service as labeling
-from server.models import Item, Judgment, Project, Role, Scope, User
+from server.models import Assignment, Item, Judgment, Project, Role, Scope, User
 from server.quality.gold import GoldError, parse_gold, score, wilson
 from tests.batches.test_api import upload
 from tests.factories import (
@@ -175,28 +176,46 @@ class TestServing:
         ]
 
     async def test_a_rater_cannot_tell_gold_from_other_items(self, app, client, session) -> None:
-        """The same item, gold in one project and ordinary in another: the same lease, page and judgment.
+        """The same items, gold in one project and ordinary in another: the same lease, page and judgment,
+        and (with feedback off, the default) the same answers after judging, on the API and the page.
 
         Both responses read the same, so the random shown order cannot make a difference of its own.
         """
         admin = await create_user(session, role=Role.admin)
         rater = await create_user(session)
         token = await create_token(session, rater)
-        item = {"id": "x-1", "prompt": "Same question?", "responses": [{"text": "Same"}, {"text": "Same"}]}
-        seen: dict[str, list[str]] = {"api": [], "page": [], "judgment": []}
+        items = [
+            {"id": f"x-{i}", "prompt": "Same question?", "responses": [{"text": "Same"}, {"text": "Same"}]}
+            for i in (1, 2)
+        ]
+        seen: dict[str, list[str]] = {"api": [], "page": [], "judgment": [], "page judgment": []}
         for gold in (True, False):
             project = await create_project(session, admin, members=(rater,), gold_rate=1.0 if gold else 0.0)
-            await import_items(session, project, admin, [{**item, "gold": {"preferred": 0}} if gold else item])
+            records = [{**item, "gold": {"preferred": 0, "explanation": "E"}} if gold else item for item in items]
+            await import_items(session, project, admin, records)
             page = await PageRater(app).login(rater.email)
-            html = (await page.post(f"/projects/{project.id}/label/queue")).text
-            await page.aclose()
-            lease = (await next_item(client, project, token)).json()
+            html = (await page.post(f"/projects/{project.id}/label/queue")).text  # leases x-1 and x-2
+            lease = (await next_item(client, project, token)).json()  # x-1, the lease the page shows first
             first = lease["item"]["candidates"][0]["id"]
             judged = await client.post(
                 f"/api/v1/assignments/{lease['id']}/judgment", json={"choice": first}, headers=bearer(token)
             )
             assert judged.status_code == 201
-            answers = {"page": html, "api": orjson_dumps(lease), "judgment": orjson_dumps(judged.json())}
+            ahead = await session.scalar(
+                select(Assignment).where(Assignment.project_id == project.id, Assignment.id != uuid.UUID(lease["id"]))
+            )
+            assert ahead is not None
+            page_judged = await page.post(
+                f"/assignments/{ahead.id}/judge", verdict=f"c:{ahead.shown_order[0]}:", ahead=""
+            )
+            assert page_judged.status_code == 200
+            await page.aclose()
+            answers = {
+                "page": html,
+                "api": orjson_dumps(lease),
+                "judgment": orjson_dumps(judged.json()),
+                "page judgment": page_judged.text,
+            }
             for kind, answer in answers.items():
                 seen[kind].append(_normalised(answer, project))
         for kind, (as_gold, as_work) in seen.items():

@@ -233,6 +233,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{P}/projects/{{project_id}}/members"): Entry(admin(200)),
     ("POST", f"{P}/projects/{{project_id}}/members"): Entry(admin(422), J),
     ("PATCH", f"{P}/projects/{{project_id}}/members/{{user_id}}"): Entry(admin(422), J, "suspended is required"),
+    ("POST", f"{P}/projects/{{project_id}}/members/{{user_id}}/qualification"): Entry(
+        admin(422), J, "action is required"
+    ),
     ("DELETE", f"{P}/projects/{{project_id}}/members/{{user_id}}"): Entry(
         overriding(admin(204), admin_token=404), why="the admin's session removed the member first"
     ),
@@ -303,6 +306,12 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/admin/projects/{project_id}/members"): Entry(admin_page(200)),
     ("POST", "/admin/projects/{project_id}/members"): Entry(admin_page(422), F),
     ("POST", "/admin/projects/{project_id}/members/{user_id}/remove"): Entry(admin_page(303), F),
+    ("POST", "/admin/projects/{project_id}/members/{user_id}/reinstate"): Entry(admin_page(303), F),
+    ("POST", "/admin/projects/{project_id}/members/{user_id}/qualification"): Entry(
+        admin_page(422), F, "no action chosen"
+    ),
+    ("POST", "/admin/items/{item_id}/gold"): Entry(admin_page(422), F, "no answer chosen"),
+    ("POST", "/admin/items/{item_id}/gold/clear"): Entry(admin_page(303), F, "not gold: nothing to do"),
     ("GET", "/admin/projects/{project_id}/batches"): Entry(admin_page(200)),
     ("POST", "/admin/projects/{project_id}/batches"): Entry(admin_page(422), F),
     ("POST", "/admin/batches/{batch_id}"): Entry(admin_page(303), F),

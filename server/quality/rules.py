@@ -1,0 +1,233 @@
+"""What a gold judgment decides, inside the submit that stores it (labeling/service.py).
+
+Three project settings act on a rater's gold verdicts:
+- feedback (`gold_feedback`): the rater is told whether their answer matched and the gold
+  explanation; such a verdict can no longer be revised (labeling/revisions.py);
+- the qualification round (`qualification_items` K, `qualification_threshold`): a rater's first K
+  items are gold; once K are judged, at or above the threshold they are admitted
+  (`project_members.qualified_at`), below it they are not (`qualification_failed_at` and the result
+  in words) until an admin admits them or lets them try again;
+- the suspension rule (`suspension_window` N, `suspension_threshold`): once an admitted human rater
+  has N scored gold judgments, accuracy over the last N below the threshold suspends them in the
+  project, with the reason in words.
+
+Scores are those of a judgment's first revision (the verdict first sent: revising cannot repair
+or spoil a gold answer). This module only reads and decides; the submit takes the locks and writes
+(docs/ARCHITECTURE.md "Locks"). Applies to human accounts only: model accounts are never held back
+by a qualification round nor suspended by the rule.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Project, ProjectMember, User, UserKind
+from server.quality.gold import GoldAnswer, score
+
+NOT_ADMITTED = (
+    "You did not pass this project's qualification round, so no items are given to you. {result} "
+    "Contact the project admin, who can let you try again."
+)
+NOT_ENOUGH_GOLD = (
+    "This project starts with a qualification round of {wanted} gold items, but only {have} could be given to "
+    "you, so no further items can be given to you yet. Contact the project admin."
+)
+ADMIN_NOT_ENOUGH_GOLD = (
+    "A qualification round of {wanted} items needs at least {wanted} gold items, but this project has {have}; "
+    "add gold items first (import them with a gold answer, or set one on an item's page)."
+)
+
+# Each gold verdict of a project (or one rater) as first sent: judgment_revisions keeps the verdicts
+# revisions replaced, so revision 1 is there when the judgment was revised, else the row itself.
+# Candidates are turned into their upload positions, the indices a gold answer uses.
+GOLD_VERDICTS = """
+    SELECT j.rater_id, i.gold, j.created_at,
+           cc.position AS choice,
+           CASE WHEN r.judgment_id IS NULL THEN j.tie ELSE r.tie END AS tie,
+           CASE WHEN r.judgment_id IS NULL THEN j.both_bad ELSE r.both_bad END AS both_bad,
+           (SELECT array_agg(c.position ORDER BY o.ord)
+              FROM unnest(CASE WHEN r.judgment_id IS NULL THEN j.ranking ELSE r.ranking END)
+                   WITH ORDINALITY AS o(id, ord)
+              JOIN candidates c ON c.id = o.id) AS ranking
+    FROM judgments j
+    JOIN items i ON i.id = j.item_id
+    LEFT JOIN judgment_revisions r ON r.judgment_id = j.id AND r.revision = 1
+    LEFT JOIN candidates cc ON cc.id = CASE WHEN r.judgment_id IS NULL THEN j.choice_id ELSE r.choice_id END
+    WHERE j.project_id = :project_id AND j.gold AND i.gold IS NOT NULL{rater}
+    ORDER BY j.rater_id, j.seq
+    """
+_ALL_GOLD = text(GOLD_VERDICTS.format(rater=""))
+# One rater's: bounded by the project's gold items (each is served to a rater at most once).
+_RATER_GOLD = text(GOLD_VERDICTS.format(rater=" AND j.rater_id = :rater_id"))
+_POSITIONS = text("SELECT id, position FROM candidates WHERE item_id = :item_id")
+_GOLD_LEFT = text(
+    """
+    SELECT count(*) FROM items i
+    WHERE i.project_id = :project_id AND i.gold_seq IS NOT NULL AND NOT i.paused
+      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
+    """
+)
+_ROUND_TAKEN = text(
+    """
+    SELECT count(*) FROM assignments
+    WHERE project_id = :project_id AND rater_id = :rater_id AND gold AND status IN ('leased', 'submitted')
+      AND leased_at > coalesce(CAST(:since AS timestamptz), '-infinity')
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    rater_id: uuid.UUID
+    at: datetime
+    value: float | None  # None: could not be scored (both bad)
+
+
+def _score_row(row: Any) -> float | None:
+    return score(
+        GoldAnswer.model_validate(row.gold),
+        choice=row.choice,
+        ranking=list(row.ranking) if row.ranking else None,
+        tie=row.tie,
+        both_bad=row.both_bad,
+    )
+
+
+async def project_scores(session: AsyncSession, project: Project) -> list[Scored]:
+    """Every gold judgment of the project, scored as first sent, by rater, oldest first."""
+    rows = await session.execute(_ALL_GOLD, {"project_id": project.id})
+    return [Scored(row.rater_id, row.created_at, _score_row(row)) for row in rows]
+
+
+async def rater_scores(session: AsyncSession, project: Project, rater_id: uuid.UUID) -> list[Scored]:
+    rows = await session.execute(_RATER_GOLD, {"project_id": project.id, "rater_id": rater_id})
+    return [Scored(row.rater_id, row.created_at, _score_row(row)) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What the rater is told after a gold item when the project turns feedback on."""
+
+    matched: bool | None  # None: the verdict cannot be scored (both bad)
+    explanation: str | None
+
+    @classmethod
+    def of(cls, answer: GoldAnswer, value: float | None) -> "Feedback":
+        """A verdict's score as feedback: matched only when fully right (a whole ranking in order)."""
+        return cls(matched=None if value is None else value == 1.0, explanation=answer.explanation)
+
+    @property
+    def sentence(self) -> str:
+        if self.matched is None:
+            return "This item has a known answer; a both-bad verdict is not compared with it."
+        if self.matched:
+            return "Your answer matched the known answer."
+        return "Your answer did not match the known answer."
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one gold verdict decides about its rater's membership (nothing, when all None)."""
+
+    qualified: bool | None = None  # True: admitted now; False: not admitted
+    qualification_result: str | None = None
+    suspended_reason: str | None = None
+
+    @property
+    def ends_leases(self) -> bool:
+        return self.qualified is False or self.suspended_reason is not None
+
+
+async def verdict_score(
+    session: AsyncSession,
+    gold: GoldAnswer,
+    *,
+    item_id: uuid.UUID,
+    choice: uuid.UUID | None,
+    ranking: Sequence[uuid.UUID] | None,
+    tie: bool,
+    both_bad: bool,
+) -> float | None:
+    """A verdict (candidate ids) scored against the item's gold answer (upload positions)."""
+    position = {row.id: row.position for row in await session.execute(_POSITIONS, {"item_id": item_id})}
+    return score(
+        gold,
+        choice=None if choice is None else position[choice],
+        ranking=[position[c] for c in ranking] if ranking else None,
+        tie=tie,
+        both_bad=both_bad,
+    )
+
+
+def qualification_pending(project: Project, member: ProjectMember, rater: User) -> bool:
+    """Whether this rater still owes (or failed) the project's qualification round."""
+    return project.qualification_items > 0 and rater.kind == UserKind.human and member.qualified_at is None
+
+
+async def round_taken(session: AsyncSession, project: Project, member: ProjectMember) -> int:
+    """Gold items of the current qualification round leased or judged."""
+    params = {"project_id": project.id, "rater_id": member.user_id, "since": member.qualification_since}
+    return int(await session.scalar(_ROUND_TAKEN, params) or 0)
+
+
+async def gold_left(session: AsyncSession, project: Project, rater_id: uuid.UUID) -> int:
+    """Gold items this rater has never been given (what a qualification round can still serve)."""
+    return int(await session.scalar(_GOLD_LEFT, {"project_id": project.id, "rater_id": rater_id}) or 0)
+
+
+def _percent(value: float) -> str:
+    return f"{round(100 * value)}%"
+
+
+def _matched(values: list[float]) -> str:
+    total = sum(values)
+    return str(int(total)) if total == int(total) else f"{total:.1f}"
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    project: Project,
+    member: ProjectMember,
+    rater: User,
+    value: float | None,
+    now: datetime,
+) -> Decision:
+    """What the gold verdict scored `value` (not stored yet) decides, under the project's rules."""
+    if rater.kind != UserKind.human or member.suspended_at is not None:
+        return Decision()
+    if qualification_pending(project, member, rater):
+        if member.qualification_failed_at is not None:
+            return Decision()
+        since = member.qualification_since
+        in_round = [s for s in await rater_scores(session, project, rater.id) if since is None or s.at > since]
+        round_values = [s.value for s in in_round] + [value]
+        if len(round_values) < project.qualification_items:
+            return Decision()
+        scored = [v for v in round_values if v is not None]
+        accuracy = sum(scored) / len(scored) if scored else 0.0
+        result = (
+            f"{_matched(scored)} of {len(scored)} qualification answers matched ({_percent(accuracy)}); "
+            f"the project requires {_percent(project.qualification_threshold)}."
+        )
+        return Decision(qualified=accuracy >= project.qualification_threshold, qualification_result=result)
+    window = project.suspension_window
+    if window == 0 or value is None:
+        return Decision()
+    stored = [s.value for s in await rater_scores(session, project, rater.id) if s.value is not None]
+    last = [*stored, value][-window:]
+    if len(last) < window:
+        return Decision()
+    accuracy = sum(last) / window
+    if accuracy >= project.suspension_threshold:
+        return Decision()
+    reason = (
+        f"Suspended on {now.day} {now:%b}: {_matched(last)} of the last {window} gold answers matched "
+        f"({_percent(accuracy)}); the project requires {_percent(project.suspension_threshold)}."
+    )
+    return Decision(suspended_reason=reason)
