@@ -17,8 +17,27 @@ from bench.crowd import Crowd, simulate
 from server.quality.agreement import agreement, pair_values
 from server.quality.gold import wilson
 from server.quality.raters import Judged, Rater, rater_figures
+from server.quality.rules import breach
 
 FAST_SECONDS = 3.0  # the project's threshold in the simulation (the setting's default)
+# The gold suspension rule as a project would set it for this crowd (about 10 gold judgments each):
+# suspend when fewer than 60% of the last 8 scored gold answers matched.
+SUSPENSION_WINDOW = 8
+SUSPENSION_THRESHOLD = 0.6
+
+
+def suspended(crowd: Crowd, *, window: int = SUSPENSION_WINDOW, threshold: float = SUSPENSION_THRESHOLD) -> set[int]:
+    """The raters the gold suspension rule (server/quality/rules.py `breach`) suspends, applied after
+    each of their gold judgments in the order they were sent, as the submit does."""
+    out = set()
+    scored: dict[int, list[float]] = {}
+    for v in sorted(crowd.votes, key=lambda v: (v.rater, v.order)):
+        if not v.gold or v.rater in out:
+            continue
+        scored.setdefault(v.rater, []).append(float(v.choice == crowd.truth[v.item]))
+        if breach(scored[v.rater], window=window, threshold=threshold) is not None:
+            out.add(v.rater)
+    return out
 
 
 def judged(crowd: Crowd) -> list[Judged]:
@@ -52,6 +71,7 @@ class SeedResult:
     alpha: float | None
     pairwise: float | None
     kinds: dict[int, str]  # rater -> kind
+    suspended: frozenset[int]  # by the gold suspension rule
 
     @property
     def true_positives(self) -> int:
@@ -69,7 +89,7 @@ def run_seed(seed: int, *, items: int = 600) -> SeedResult:
             units.setdefault(unit, []).append(value)
     agreed = agreement(units.values(), level="nominal", bootstrap=200)
     kinds = {r.index: r.kind for r in crowd.raters}
-    return SeedResult(seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise, kinds)
+    return SeedResult(seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise, kinds, frozenset(suspended(crowd)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +145,12 @@ def main() -> None:
         low, high = wilson(caught, len(raters))
         share = caught / len(raters)
         print(f"{kind:8} raters flagged: {caught}/{len(raters)} ({share:.0%}, 95% CI {low:.0%}-{high:.0%})")
+        out = sum(i in r.suspended for r, i in raters)
+        low, high = wilson(out, len(raters))
+        print(
+            f"{kind:8} raters suspended by the gold rule (last {SUSPENSION_WINDOW}, below "
+            f"{SUSPENSION_THRESHOLD:.0%}): {out}/{len(raters)} ({out / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})"
+        )
     print(
         f"{s.seeds} seeds: precision {s.precision:.3f} (95% CI {s.precision_ci[0]:.3f}-{s.precision_ci[1]:.3f}, "
         f"{s.true_positives}/{s.flagged}), recall {s.recall:.3f} (95% CI {s.recall_ci[0]:.3f}-{s.recall_ci[1]:.3f}, "

@@ -189,6 +189,16 @@ def _matched(values: list[float]) -> str:
     return str(int(total)) if total == int(total) else f"{total:.1f}"
 
 
+def breach(scored: Sequence[float], *, window: int, threshold: float) -> float | None:
+    """The suspension rule on a rater's scored gold verdicts, oldest first: the accuracy over the
+    last `window` of them when it is below `threshold` (suspend), else None (too few, or enough)."""
+    last = list(scored)[-window:]
+    if window == 0 or len(last) < window:
+        return None
+    accuracy = sum(last) / window
+    return accuracy if accuracy < threshold else None
+
+
 async def decide(
     session: AsyncSession,
     *,
@@ -221,13 +231,11 @@ async def decide(
         return Decision()
     stored = [s.value for s in await rater_scores(session, project, rater.id) if s.value is not None]
     last = [*stored, value][-window:]
-    if len(last) < window:
-        return Decision()
-    accuracy = sum(last) / window
-    if accuracy >= project.suspension_threshold:
+    below = breach(last, window=window, threshold=project.suspension_threshold)
+    if below is None:
         return Decision()
     reason = (
         f"Suspended on {now.day} {now:%b}: {_matched(last)} of the last {window} gold answers matched "
-        f"({_percent(accuracy)}); the project requires {_percent(project.suspension_threshold)}."
+        f"({_percent(below)}); the project requires {_percent(project.suspension_threshold)}."
     )
     return Decision(suspended_reason=reason)
