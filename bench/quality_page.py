@@ -9,10 +9,11 @@ order random per assignment; rater 0 always takes the left response, rater 1 ans
 second, rater 2 at random, the others are right 70 to 90% of the time (by their index) and take
 8 to 20 s. `fill` is also the tests' fixture (tests/quality/test_reliability.py), at a small size.
 
-"Cold" is a call with no snapshot younger than 5 minutes (recomputed for the current data
-version); "after a new judgment" finds a younger snapshot of an older version and serves it
-(marked stale); "warm" reads the snapshot of the current version. All include the members and
-gold queries, as the API route does.
+"Cold" is a call with no snapshot at all (the first view of a project: computed in the request);
+"after a new judgment" finds the snapshot of an older version and serves it (marked stale) while
+a fresh one is computed in the background (server/quality/cache.py; the bench waits for it, untimed);
+"warm" reads the snapshot of the current version. All include the members and gold queries, as
+the API route does.
 """
 
 import argparse
@@ -34,6 +35,7 @@ from server.models import Project, Role, User
 from server.projects import service as projects
 from server.projects.schemas import ProjectCreate
 from server.quality import reliability
+from server.quality.cache import refreshes_done
 
 console = Console()
 BUDGET_MS = 500.0
@@ -145,9 +147,10 @@ async def measure(session: AsyncSession, project: Project, runs: int) -> None:
         warm.append(await _call(session, project))
         await _bump(session, project, drop_snapshot=False)
         stale.append(await _call(session, project))
+        await refreshes_done()  # the background refresh the stale view started (not timed)
     for name, times in (
-        ("cold (no snapshot younger than 5 minutes: recomputed)", cold),
-        ("after a new judgment (a snapshot younger than 5 minutes, served stale)", stale),
+        ("cold (no snapshot: computed in the request)", cold),
+        ("after a new judgment (the older snapshot served, refreshed in the background)", stale),
         ("warm (snapshot of the current data version)", warm),
     ):
         verdict = "within" if max(times) < BUDGET_MS else "OVER"
