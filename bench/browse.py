@@ -19,7 +19,6 @@ import asyncio
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bench.database import database_server, migrate, scratch_database
+from bench.database import database_server, insert_batch, migrate, scratch_database
 from bench.dataset import WORDS
 from server.db import make_engine, make_sessionmaker
 from server.items import service
@@ -105,14 +104,7 @@ async def _accounts(session: AsyncSession) -> tuple[Project, list[User]]:
 
 async def fill(session: AsyncSession, project: Project, people: list[User], items: int) -> float:
     started = time.monotonic()
-    batch = uuid.uuid4()
-    await session.execute(
-        text(
-            "INSERT INTO batches (id, project_id, name, source_format, status, priority, item_count, sha256) "
-            "VALUES (:id, :project, 'bench', 'bench/sql', 'active', 0, :n, repeat('0', 64))"
-        ),
-        {"id": batch, "project": project.id, "n": items},
-    )
+    batch = await insert_batch(session, project.id, items=items)
     await session.execute(text("SET LOCAL jit = off"))
     words = "{" + ",".join(WORDS) + "}"  # our own vocabulary: plain lowercase words
     steps: list[tuple[str, Any, dict[str, Any]]] = [

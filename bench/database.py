@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.servers import ROOT
 
@@ -161,3 +163,16 @@ async def audit(url: str, project_id: str) -> dict[str, Any]:
     problems = ("items_over_wanted", "item_rater_pairs_twice", "judged_counter_drift", "leased_counter_drift")
     counts["ok"] = all(counts[p] == 0 for p in problems)
     return counts
+
+
+async def insert_batch(session: AsyncSession, project_id: uuid.UUID, *, items: int, name: str = "bench") -> uuid.UUID:
+    """A batch row for items a bench then inserts by SQL (no upload); returns its id."""
+    batch = uuid.uuid4()
+    await session.execute(
+        text(
+            "INSERT INTO batches (id, project_id, name, source_format, status, priority, item_count, sha256) "
+            "VALUES (:id, :project, :name, 'bench/sql', 'active', 0, :n, repeat('0', 64))"
+        ),
+        {"id": batch, "project": project_id, "name": name, "n": items},
+    )
+    return batch

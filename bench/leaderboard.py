@@ -24,7 +24,6 @@ import asyncio
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,7 +34,7 @@ from rich.table import Table
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bench.database import database_server, migrate, scratch_database
+from bench.database import database_server, insert_batch, migrate, scratch_database
 from server.db import make_engine, make_sessionmaker
 from server.leaderboard import service
 from server.models import Project, QualitySnapshot, Role, User
@@ -123,14 +122,7 @@ async def fill(
 ) -> float:
     started = time.monotonic()
     items = max(judgments // OVERLAP, 1)
-    batch = uuid.uuid4()
-    await session.execute(
-        text(
-            "INSERT INTO batches (id, project_id, name, source_format, status, priority, item_count, sha256) "
-            "VALUES (:id, :project, 'bench', 'bench/sql', 'active', 0, :n, repeat('0', 64))"
-        ),
-        {"id": batch, "project": project.id, "n": items},
-    )
+    batch = await insert_batch(session, project.id, items=items)
     await session.execute(text("SET LOCAL jit = off"))
     steps: list[tuple[str, str, dict[str, Any]]] = [
         ("models", _MODELS, {"thetas": strengths(models)}),

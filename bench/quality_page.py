@@ -21,7 +21,6 @@ import asyncio
 import os
 import statistics
 import time
-import uuid
 
 os.environ.setdefault("ASSAY_ENVIRONMENT", "test")
 
@@ -29,7 +28,7 @@ from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bench.database import database_server, migrate, scratch_database
+from bench.database import database_server, insert_batch, migrate, scratch_database
 from server.db import make_engine, make_sessionmaker
 from server.models import Project, Role, User
 from server.projects import service as projects
@@ -93,14 +92,7 @@ def kind_of(k: int) -> tuple[str, float]:
 
 async def fill(session: AsyncSession, project: Project, raters: list[User], *, items: int, overlap: int) -> None:
     """Insert `items` judged items (see the module docstring); the caller commits."""
-    batch = uuid.uuid4()
-    await session.execute(
-        text(
-            "INSERT INTO batches (id, project_id, name, source_format, status, priority, item_count, sha256) "
-            "VALUES (:id, :project, 'crowd', 'bench/sql', 'active', 0, :n, repeat('0', 64))"
-        ),
-        {"id": batch, "project": project.id, "n": items},
-    )
+    batch = await insert_batch(session, project.id, items=items, name="crowd")
     params = {"project": project.id, "batch": batch, "items": items, "overlap": overlap, "raters": len(raters)}
     await session.execute(text(_STEPS[0]))
     for k, rater in enumerate(raters):
