@@ -4,6 +4,7 @@ from server.models.api_token import ApiToken, Scope
 from server.models.assignment import Assignment, AssignmentStatus, SkipReason
 from server.models.audit import AuditEvent
 from server.models.batch import Batch
+from server.models.critique import Critique, CritiqueRating, CritiqueVerdict, Severity
 from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
@@ -22,6 +23,9 @@ __all__ = [
     "AuditEvent",
     "Batch",
     "Candidate",
+    "Critique",
+    "CritiqueRating",
+    "CritiqueVerdict",
     "Export",
     "Item",
     "ItemScore",
@@ -38,6 +42,7 @@ __all__ = [
     "Role",
     "Scale",
     "Scope",
+    "Severity",
     "SkipReason",
     "SurplusReason",
     "User",

@@ -82,6 +82,10 @@ class ProjectMember(Base):
     resume_epoch: Mapped[int | None]
     # The `gold_seq` of the last gold item served to this rater: the next one comes after it.
     gold_resume: Mapped[int | None] = mapped_column(BigInteger)
+    # An assistance experiment's arms for this rater (critiques/assistance.py): leases decided so
+    # far, and how many of them were shown assistance. Read and written under the membership lock.
+    assist_leases: Mapped[int] = mapped_column(default=0, server_default="0")
+    assist_shown: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class QueueMove(Base):
