@@ -17,12 +17,14 @@ while waiting for another's (a verdict, then the next lease), labeling/flows.py 
 import random
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import settings
+from server.critiques import assistance
+from server.critiques import service as critiques
 from server.errors import Conflict, Forbidden, NotFound
 from server.labeling import queue
 from server.labeling.rules import validate_verdict
@@ -31,6 +33,7 @@ from server.models import (
     Assignment,
     AssignmentStatus,
     Candidate,
+    Critique,
     Item,
     Judgment,
     Project,
@@ -57,6 +60,7 @@ class Leased:
     assignment: Assignment
     item: Item
     candidates: list[Candidate]  # in the order shown to the rater
+    critiques: list[Critique] = field(default_factory=list)  # assistance shown (none when unassisted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +279,18 @@ async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
         )
     ).all()
     by_id = {candidate.id: candidate for _, candidate in rows}
-    return Leased(assignment=assignment, item=rows[0][0], candidates=[by_id[c] for c in assignment.shown_order])
+    return Leased(
+        assignment=assignment,
+        item=rows[0][0],
+        candidates=[by_id[c] for c in assignment.shown_order],
+        critiques=await critiques.shown(session, assignment),
+    )
+
+
+async def _new_lease(session: AsyncSession, project: Project, member: ProjectMember, leased: Assignment) -> Leased:
+    """A lease just taken: decide whether it shows assistance (critiques/assistance.py), then load it."""
+    await assistance.decide(session, project=project, member=member, assignment=leased)
+    return await _load(session, leased)
 
 
 async def load(session: AsyncSession, assignment: Assignment) -> Leased:
@@ -365,13 +380,13 @@ async def next_assignment(
         after = {"after": member.gold_resume or 0}
         leased = await session.scalar(select(Assignment).from_statement(_PICK_GOLD), params | after)
         if leased is not None:
-            return await _load(session, leased)
+            return await _new_lease(session, project, member, leased)
     resume = await _resume_point(session, project, member)
     if resume is not None:
         leased = await session.scalar(_PICK_RESUMING, params | {"kb": resume.kb, "kp": resume.kp, "ks": resume.seq})
     if leased is None:
         leased = await session.scalar(_PICK_FROM_START, params)
-    return None if leased is None else await _load(session, leased)
+    return None if leased is None else await _new_lease(session, project, member, leased)
 
 
 async def wait_for_next(session: AsyncSession, *, project: Project, rater: User) -> Leased | Moved | None:
@@ -382,13 +397,13 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
     order. `Moved` means that row was filled while we waited: look again in a new transaction.
     """
     _check_can_label(project, rater)
-    await _lock_membership(session, project, rater)
+    member = await _lock_membership(session, project, rater)
     params = _pick_params(project, rater)
     candidate = await session.scalar(_FIRST_CANDIDATE, params)
     if candidate is None:
         return None
     leased = await session.scalar(_PICK_THIS_WAITING, params | {"item_id": candidate})
-    return Moved() if leased is None else await _load(session, leased)
+    return Moved() if leased is None else await _new_lease(session, project, member, leased)
 
 
 # --- submit ------------------------------------------------------------------------------------
@@ -407,6 +422,22 @@ def same_verdict(judgment: Judgment, data: JudgmentCreate) -> bool:
     )
 
 
+async def _extras(
+    session: AsyncSession, project: Project, assignment: Assignment, data: JudgmentCreate
+) -> critiques.Extras:
+    """The judgment's critique ratings and rater critiques, checked against what the assignment showed."""
+    return await critiques.check(
+        session, project=project, assignment=assignment, ratings=data.critique_ratings, critiques=data.critiques
+    )
+
+
+async def _same_extras(
+    session: AsyncSession, judgment: Judgment, project: Project, assignment: Assignment, data: JudgmentCreate
+) -> bool:
+    sent = await _extras(session, project, assignment, data)
+    return sent.key() == (await critiques.stored(session, judgment)).key()
+
+
 def _ended_refusal(reason: str | None) -> str:
     return f"{ENDED.get(reason or '', _ENDED_UNKNOWN)}, so your verdict is stored but does not count."
 
@@ -414,7 +445,7 @@ def _ended_refusal(reason: str | None) -> str:
 async def _stored(session: AsyncSession, assignment: Assignment, project: Project, data: JudgmentCreate) -> Submitted:
     existing = await session.scalar(select(Judgment).where(Judgment.assignment_id == assignment.id))
     assert existing is not None
-    if not same_verdict(existing, data):
+    if not same_verdict(existing, data) or not await _same_extras(session, existing, project, assignment, data):
         from server.labeling.schemas import JudgmentRead  # the stored verdict goes back with the refusal
 
         raise Conflict(
@@ -448,6 +479,7 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("You skipped this item, so it cannot be judged any more.")
     verdict = validate_verdict(project, list(assignment.shown_order), data)
+    extras = await _extras(session, project, assignment, data)
     if assignment.status == AssignmentStatus.ended:
         counted, reason = False, assignment.ended_reason
     else:
@@ -470,12 +502,13 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         surplus=reason is not None,
         surplus_reason=reason,
         gold=assignment.gold,
-        assistance_shown=assignment.assistance is not None,
+        assistance_shown=assistance.is_shown(assignment),
     )
     session.add(judgment)
     assignment.status = AssignmentStatus.submitted
     assignment.finished_at = func.now()
     await session.flush()
+    await critiques.store(session, judgment=judgment, rater=rater, extras=extras)
     refusal = _ended_refusal(reason) if reason in ENDED else None
     return Submitted(judgment=judgment, created=True, project=project, refusal=refusal)
 

@@ -10,7 +10,7 @@ from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
 from server.models.meta import AssayMeta
-from server.models.project import Project, ProjectMember, QueueMove, RationaleRule, Scale
+from server.models.project import Assistance, CritiqueRatings, Project, ProjectMember, QueueMove, RationaleRule, Scale
 from server.models.quality import QualitySnapshot
 from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
@@ -20,11 +20,13 @@ __all__ = [
     "AssayMeta",
     "Assignment",
     "AssignmentStatus",
+    "Assistance",
     "AuditEvent",
     "Batch",
     "Candidate",
     "Critique",
     "CritiqueRating",
+    "CritiqueRatings",
     "CritiqueVerdict",
     "Export",
     "Item",

@@ -26,6 +26,19 @@ class RationaleRule(enum.StrEnum):
     required = "required"
 
 
+class Assistance(enum.StrEnum):
+    """Whether raters are shown evaluation assistance (critiques): always, never, or by experiment."""
+
+    always = "always"
+    never = "never"
+    experiment = "experiment"  # decided per assignment at lease time, balanced per rater
+
+
+class CritiqueRatings(enum.StrEnum):
+    optional = "optional"
+    required = "required"  # every critique shown must be rated with the verdict
+
+
 class Project(IdMixin, TimestampMixin, Base):
     __tablename__ = "projects"
     __table_args__ = (
@@ -62,6 +75,35 @@ class Project(IdMixin, TimestampMixin, Base):
     # older epoch are not trusted (see labeling/service.py).
     queue_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    # The assistance settings live in `assistance_policy` ({"assistance", "ratio", "critique_ratings"});
+    # these read and write them as the API names them.
+    def _policy(self, key: str, value: Any) -> None:
+        self.assistance_policy = {**(self.assistance_policy or {}), key: value}  # a new dict: the change is seen
+
+    @property
+    def assistance(self) -> str:
+        return str((self.assistance_policy or {}).get("assistance", Assistance.never))
+
+    @assistance.setter
+    def assistance(self, value: str) -> None:
+        self._policy("assistance", str(value))
+
+    @property
+    def assistance_ratio(self) -> float:
+        return float((self.assistance_policy or {}).get("ratio", 0.5))
+
+    @assistance_ratio.setter
+    def assistance_ratio(self, value: float) -> None:
+        self._policy("ratio", float(value))
+
+    @property
+    def critique_ratings(self) -> str:
+        return str((self.assistance_policy or {}).get("critique_ratings", CritiqueRatings.optional))
+
+    @critique_ratings.setter
+    def critique_ratings(self, value: str) -> None:
+        self._policy("critique_ratings", str(value))
 
 
 class ProjectMember(Base):

@@ -35,6 +35,9 @@ LABELS = {
     "break_reminder_minutes": "Break reminder",
     "active_learning": "Active learning",
     "gold_rate": "Gold rate",
+    "assistance": "Assistance",
+    "assistance_ratio": "Assisted share",
+    "critique_ratings": "Critique ratings",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
@@ -45,6 +48,10 @@ MESSAGES = {
     ("break_reminder_minutes", "less_than_equal"): "Break reminder must be at most {le} minutes (eight hours).",
     ("gold_rate", "greater_than_equal"): "Gold rate must be between 0 and 1.",
     ("gold_rate", "less_than_equal"): "Gold rate must be between 0 and 1.",
+    ("assistance_ratio", "greater_than_equal"): "Assisted share must be between {ge} and 0.95: "
+    "an experiment needs both arms.",
+    ("assistance_ratio", "less_than_equal"): "Assisted share must be between 0.05 and {le}: "
+    "an experiment needs both arms.",
 }
 SKIP_LABELS = {**{code.value: label for code, label in SKIP_REASONS.items()}, "none": "No reason given"}
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
@@ -64,6 +71,9 @@ def _settings_data(form: FormData) -> dict[str, Any]:
             "revision_window_minutes",
             "break_reminder_minutes",
             "gold_rate",
+            "assistance",
+            "assistance_ratio",
+            "critique_ratings",
         ),
     )
     if "name" in data:
