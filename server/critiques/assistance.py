@@ -5,8 +5,9 @@ between the arms by restricted randomisation: with `n` decisions made for the ra
 of them assisted, the next one is assisted with probability `ratio·(n+1) - s` (clipped to [0, 1]).
 That keeps `|s - ratio·n| < 1` after every lease, so each rater's arms stay within one assignment
 of the ratio, while every single decision stays random (at ratio 0.5: a random order within each
-pair of leases). The two counters live on the rater's membership row, which every pick already
-locks first (docs/ARCHITECTURE.md "Locks"): no history is read, and the pick's cost stays flat.
+pair of leases; the first decision is assisted with the ratio's chance; at other ratios the chance
+of a later decision depends on the ones before it, and averages to the ratio). The two counters
+live on the rater's membership row, which every pick already locks first (docs/ARCHITECTURE.md "Locks"): no history is read, and the pick's cost stays flat.
 
 The decision is stored on the assignment (`assistance`: policy, ratio, shown, and the ids of the
 critiques shown) and copied to its judgment (`assistance_shown`); no request can change it. An

@@ -26,7 +26,7 @@ def critiqued_items(n: int, *, prefix: str = "item") -> list[dict[str, Any]]:
                     "severity": "major",
                 },
             ],
-        }  # fmt: skip
+        }
         for i in range(n)
     ]
 
