@@ -7,7 +7,8 @@ That keeps `|s - ratio·n| < 1` after every lease, so each rater's arms stay wit
 of the ratio, while every single decision stays random (at ratio 0.5: a random order within each
 pair of leases; the first decision is assisted with the ratio's chance; at other ratios the chance
 of a later decision depends on the ones before it, and averages to the ratio). The two counters
-live on the rater's membership row, which every pick already locks first (docs/ARCHITECTURE.md "Locks"): no history is read, and the pick's cost stays flat.
+live on the rater's membership row, which every pick already locks first (docs/ARCHITECTURE.md
+"Locks"): no history is read, and the pick's cost stays flat.
 
 The decision is stored on the assignment (`assistance`: policy, ratio, shown, and the ids of the
 critiques shown) and copied to its judgment (`assistance_shown`); no request can change it. An
