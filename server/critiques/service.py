@@ -258,6 +258,32 @@ async def stored(session: AsyncSession, judgment: Judgment) -> Extras:
     return Extras(ratings=ratings, critiques=critiques)
 
 
+@dataclass(frozen=True, slots=True)
+class WrittenOnPage:
+    """A rater's own critique as the revision page fills its box: the text and the span field."""
+
+    text: str
+    span: str  # "start,end", "message:start,end", or ""
+
+
+async def on_page(
+    session: AsyncSession, judgment: Judgment
+) -> tuple[dict[str, tuple[str, str]], dict[str, WrittenOnPage]]:
+    """A judgment's ratings (critique id → verdict, "yes"/"no"/"") and critiques (candidate id →
+    box), for the revision page to show them as sent."""
+    ratings = {
+        str(r.critique_id): (r.verdict, "" if r.helpful is None else "yes" if r.helpful else "no")
+        for r in await session.scalars(select(CritiqueRating).where(CritiqueRating.judgment_id == judgment.id))
+    }
+    written = {}
+    for c in await session.scalars(select(Critique).where(Critique.judgment_id == judgment.id)):
+        span = "" if c.span_start is None else f"{c.span_start},{c.span_end}"
+        if span and c.span_message is not None:
+            span = f"{c.span_message}:{span}"
+        written[str(c.candidate_id)] = WrittenOnPage(text=c.text, span=span)
+    return ratings, written
+
+
 async def store(
     session: AsyncSession, *, judgment: Judgment, rater: User, extras: Extras, replace: bool = False
 ) -> None:

@@ -22,7 +22,7 @@ def critiqued_items(n: int, *, prefix: str = "item") -> list[dict[str, Any]]:
                     "candidate": 0,
                     "text": "Paris is in France, not Italy.",
                     "author": "critic-1",
-                    "span": [25, 31],
+                    "span": [26, 32],
                     "severity": "major",
                 },
             ],

@@ -36,7 +36,7 @@ class TestImport:
         critique = (await session.scalars(select(Critique))).one()
         assert critique.text == "Paris is in France, not Italy."
         assert critique.author_model == "critic-1"
-        assert (critique.span_start, critique.span_end, critique.severity) == (25, 31, "major")
+        assert (critique.span_start, critique.span_end, critique.severity) == (26, 32, "major")
         item = await first_item(session, s)
         assert critique.item_id == item.id
 
@@ -146,7 +146,7 @@ class TestAssistance:
         assert body["assistance_shown"] is True
         (critique,) = body["assistance"]["critiques"]
         assert set(critique) == {"id", "candidate_id", "text", "author", "span", "message", "severity"}
-        assert critique["span"] == [25, 31]
+        assert critique["span"] == [26, 32]
         assignment = await session.get(Assignment, uuid.UUID(body["id"]))
         assert assignment.assistance["shown"] is True
         assert assignment.assistance["critiques"] == [critique["id"]]
