@@ -45,7 +45,7 @@ async def test_settings_page_saves_assistance(client: httpx.AsyncClient, session
     admin, csrf = await login_as(client, session)
     project = await create_project(session, admin)
     page = parse((await client.get(f"/admin/projects/{project.id}/settings")).text)
-    assert page.find("input", attrs={"name": "assistance", "value": "never"}).get("checked") is not None
+    assert page.find("input", name="assistance", value="never").get("checked") is not None
     assert page.by_id("f-assistance_ratio")["value"] == "0.5"
     data = {**VALID, "assistance": "experiment", "assistance_ratio": "0.4", "critique_ratings": "required"}
     response = await client.post(f"/admin/projects/{project.id}/settings", data=data | {"csrf_token": csrf})
