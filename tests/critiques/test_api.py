@@ -4,10 +4,10 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Assignment, Critique, CritiqueRating, Item, Judgment, Scope
+from server.models import Assignment, Critique, CritiqueRating, Item, Judgment, ProjectMember, Scope
 from tests.critiques.conftest import Setup
 from tests.factories import bearer, create_token, import_items, next_item
 
@@ -151,19 +151,24 @@ class TestAssistance:
         assert assignment.assistance["shown"] is True
         assert assignment.assistance["critiques"] == [critique["id"]]
 
-    async def test_assisted_and_unassisted_responses_differ_only_in_assistance(self, client, make_setup) -> None:
+    async def test_assisted_and_unassisted_responses_differ_only_in_assistance(
+        self, client, make_setup, session
+    ) -> None:
         s = await make_setup(n_items=1, n_raters=2, overlap=2, assistance="experiment")
-        a = await lease(client, s, 0)
-        b = await lease(client, s, 1)
-        shown, hidden = (a, b) if a["assistance_shown"] else (b, a)
-        if shown is hidden or shown["assistance_shown"] == hidden["assistance_shown"]:
-            return  # both raters drew the same arm (their first decision is random): nothing to diff
-        different = {k for k in shown if shown.get(k) != hidden.get(k)}
-        assert different == {"id", "leased_at", "expires_at", "item", "assistance_shown", "assistance"}
-        shown_text = str(shown["item"]["candidates"])
-        assert sorted(c["text"] for c in shown["item"]["candidates"]) == sorted(
-            c["text"] for c in hidden["item"]["candidates"]
-        ), shown_text
+        for index, assisted in ((0, True), (1, False)):  # at ratio 0.5, one decision made: the other arm next
+            await session.execute(
+                update(ProjectMember)
+                .where(ProjectMember.user_id == s.raters[index].id)
+                .values(assist_leases=1, assist_shown=0 if assisted else 1)
+            )
+        await session.commit()
+        shown, hidden = await lease(client, s, 0), await lease(client, s, 1)
+        assert (shown["assistance_shown"], hidden["assistance_shown"]) == (True, False)
+        for body in (shown, hidden):  # the shown order (and so the letters) is random per assignment
+            candidates = [{k: v for k, v in c.items() if k != "label"} for c in body["item"]["candidates"]]
+            body["item"]["candidates"] = sorted(candidates, key=lambda c: c["id"])
+        different = {k for k in shown.keys() | hidden.keys() if shown.get(k) != hidden.get(k)}
+        assert different == {"id", "leased_at", "expires_at", "assistance_shown", "assistance"}
         assert "assistance" not in hidden
         assert "Paris is in France" not in str(hidden)
 
