@@ -6,10 +6,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Critique, CritiqueRating, Judgment, Role
+from server.models import Critique, CritiqueRating, Judgment, ProjectMember, Role
 from tests.critiques.conftest import EMOJI_TEXT, critiqued_items
 from tests.factories import PASSWORD, create_project, create_user, import_items
 from tests.web.conftest import BrowserLog, login, open_label
@@ -130,4 +130,41 @@ async def test_unassisted_arm_shows_nothing(page, session: AsyncSession, browser
     assert critique_ids
     assert all(str(i) not in html for i in critique_ids)
     await page.screenshot(path=str(shots / "unassisted.png"))
+    browser_log.assert_clean()
+
+
+async def test_settings_page_and_revision_page(
+    page, session: AsyncSession, browser_log: BrowserLog, shots: Path
+) -> None:
+    rater, project = await rater_on(session, assistance="experiment", revision_window_minutes=30)
+    admin = await create_user(session, role=Role.admin)
+    await login(page, admin.email, PASSWORD)
+    await page.goto(f"/admin/projects/{project.id}/settings")
+    assert await page.is_checked("input[name=assistance][value=experiment]")
+    await page.locator("#f-assistance_ratio").scroll_into_view_if_needed()
+    await page.screenshot(path=str(shots / "settings.png"))
+    await page.context.clear_cookies()
+    # A rater's assisted verdict with a rating, opened again for revision: the rating is shown as sent.
+    await session.execute(
+        update(ProjectMember)
+        .where(ProjectMember.user_id == rater.id, ProjectMember.project_id == project.id)
+        .values(assist_leases=1, assist_shown=0)
+    )
+    await session.commit()
+    await login(page, rater.email, PASSWORD)
+    await open_label(page, project.id)
+    slot = page.locator(CURRENT)
+    assert await slot.locator("[data-critique]").count() == 1
+    await page.keyboard.press("q")
+    await page.keyboard.press("n")
+    await page.keyboard.press("-")
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("2")
+    async with page.expect_response(lambda r: r.url.endswith("/judge") and r.request.method == "POST"):
+        await page.keyboard.press("Enter")
+    await page.goto(f"/projects/{project.id}/label/undo")
+    await page.wait_for_selector("[data-critique]")
+    checked = await page.eval_on_selector_all("[data-critique] input:checked", "els => els.map(e => e.value)")
+    assert checked == ["invalid", "no"]
+    await page.screenshot(path=str(shots / "revise.png"))
     browser_log.assert_clean()
