@@ -47,7 +47,7 @@ async def test_unassisted_arm_carries_no_trace_of_critiques(app, make_setup, ses
     assert 'class="span-mark"' in html["assisted"]
     for trace in ("Paris is in France", str(critique.id), "critic-1", "span-mark", "data-critique=", "cr-", "ch-"):
         assert trace not in html["unassisted"], trace
-    # Apart from ids, the candidates' order and the critiques, the two pages are the same page.
+    # Each rater got the arm forced above, recorded on their assignment.
     shown = {a.rater_id: a.assistance["shown"] for a in (await session.scalars(select(Assignment))).all()}
     assert shown == {s.raters[0].id: True, s.raters[1].id: False}
 
