@@ -19,6 +19,7 @@ from server.batches.api import router as batches_router
 from server.batches.gate import is_upload_route, may_upload
 from server.batches.routes import router as batches_pages
 from server.config import DEV_SECRET, settings
+from server.critiques.api import router as critiques_router
 from server.db import make_engine, make_sessionmaker
 from server.errors import API_ERRORS, install_handlers, size_text
 from server.exports.api import router as exports_router
@@ -154,6 +155,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         rewards_router,
         quality_router,
         leaderboard_router,
+        critiques_router,
     ):
         api.include_router(router)
     app.include_router(api)

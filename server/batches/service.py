@@ -40,7 +40,7 @@ from server.projects import lifecycle
 MAX_LISTED_ERRORS = 50
 CHUNK_ROWS = 5000
 CHUNK_BYTES = 16 << 20  # rows of long texts: two chunks in flight stay small
-STAGING_COLUMNS = ("line", "external_id", "prompt", "metadata", "gold", "candidates")
+STAGING_COLUMNS = ("line", "external_id", "prompt", "metadata", "gold", "candidates", "critiques")
 
 
 class ImportRefused(Invalid):
@@ -74,6 +74,7 @@ def _staging_row(item: ParsedItem) -> tuple[Any, ...]:
         orjson.dumps(item.metadata).decode(),
         None if item.gold is None else orjson.dumps(item.gold).decode(),
         orjson.dumps(candidates).decode(),
+        orjson.dumps(item.critiques).decode() if item.critiques else None,
     )
 
 
@@ -86,6 +87,7 @@ class _Chunks:
         self.error_count = 0
         self.rows = 0
         self.has_messages = False
+        self.has_critiques = False
         self.too_large = False
 
     def next_chunk(self) -> list[tuple[Any, ...]]:
@@ -101,6 +103,8 @@ class _Chunks:
                 row = _staging_row(record)
                 chunk.append(row)
                 size += len(row[2]) + len(row[3]) + len(row[5]) + (len(row[4]) if row[4] else 0)
+                size += len(row[6]) if row[6] else 0
+                self.has_critiques = self.has_critiques or bool(record.critiques)
                 if not self.has_messages:
                     self.has_messages = isinstance(record.prompt, list) or any(c.messages for c in record.candidates)
             self.rows += 1
@@ -126,7 +130,7 @@ async def _copy_to_staging(session: AsyncSession, chunks: _Chunks) -> None:
     await session.execute(
         text(
             "CREATE TEMP TABLE import_staging (line int, external_id text, prompt jsonb, metadata jsonb,"
-            " gold jsonb, candidates jsonb) ON COMMIT DROP"
+            " gold jsonb, candidates jsonb, critiques jsonb) ON COMMIT DROP"
         )
     )
     connection = await session.connection()
@@ -195,6 +199,24 @@ _INSERT_ITEMS = text(
     )
     SELECT (SELECT count(*) FROM new) AS created, (SELECT count(*) FROM import_staging) AS total,
            (SELECT count(*) FROM cands) AS candidates
+    """
+)
+
+
+# Critiques given in the records (native `critiques`), for the items this import created.
+_INSERT_CRITIQUES = text(
+    """
+    INSERT INTO critiques (id, project_id, item_id, candidate_id, text, author_model, severity,
+                           span_message, span_start, span_end)
+    SELECT gen_random_uuid(), i.project_id, i.id, c.id, cr.value ->> 'text', cr.value ->> 'author',
+           cr.value ->> 'severity', (cr.value ->> 'message')::smallint, (cr.value ->> 'start')::int,
+           (cr.value ->> 'end')::int
+    FROM import_staging s
+    JOIN items i ON i.project_id = :project_id AND i.external_id = s.external_id AND i.batch_id = :batch_id
+    CROSS JOIN LATERAL jsonb_array_elements(s.critiques) WITH ORDINALITY AS cr(value, ord)
+    JOIN candidates c ON c.item_id = i.id AND c.position = (cr.value ->> 'candidate')::int
+    WHERE s.critiques IS NOT NULL
+    ORDER BY s.line, cr.ord
     """
 )
 
@@ -276,6 +298,8 @@ async def import_file(
         )
     ).one()
     skipped = counts.total - counts.created
+    if chunks.has_critiques:
+        await session.execute(_INSERT_CRITIQUES, {"project_id": project.id, "batch_id": batch.id})
     await queue.rewind_to(session, project.id, "i.batch_id = :batch_id", {"batch_id": batch.id})
     if counts.created == 0:
         await session.delete(batch)

@@ -101,6 +101,26 @@ _RAW_ITEM = pa.schema(
 )
 
 
+# `critiques` rows (formats.critique_rows); prompt, response and span are JSON text in Parquet.
+CRITIQUE_JSON_COLUMNS = frozenset({"prompt", "response", "span"})
+_CRITIQUES = pa.schema(
+    [
+        ("judgment_id", _S),
+        ("revision", _I),
+        *[(name, _S) for name in ("kind", "item_id", "external_id", "prompt", "candidate_id", "response")],
+        *[(name, _S) for name in ("critique_id", "critique", "author", "author_kind", "span")],
+        ("message", _I),
+        ("quote", _S),
+        ("severity", _S),
+        ("verdict", _S),
+        ("helpful", _B),
+        ("rater", _S),
+        ("assistance_shown", _B),
+        ("created_at", _S),
+    ]
+)
+
+
 # With `ids=true`: what identifies a row for replacement (formats.with_ids); every other column
 # of a `deleted` row is null.
 _JUDGMENT_IDS = [("judgment_id", _S), ("revision", _I), ("deleted", _B)]
@@ -156,6 +176,8 @@ def _format_schema(format: ExportFormat, granularity: Granularity, *, chat: bool
             return pa.schema([("chosen", _S), ("rejected", _S)])
         case ExportFormat.raw:
             return _RAW_ITEM if granularity == Granularity.item else _RAW_JUDGMENT
+        case ExportFormat.critiques:
+            return _CRITIQUES
 
 
 class _Sink:
@@ -223,7 +245,8 @@ def make_encoder(
     if encoding == Encoding.jsonl:
         return JsonlEncoder()
     schema = parquet_schema(format, granularity, chat=chat, margin=margin, ids=ids, weighted=weighted, gold=gold)
-    return ParquetEncoder(schema, RAW_JSON_COLUMNS if format == ExportFormat.raw else frozenset())
+    json_columns = {ExportFormat.raw: RAW_JSON_COLUMNS, ExportFormat.critiques: CRITIQUE_JSON_COLUMNS}
+    return ParquetEncoder(schema, json_columns.get(format, frozenset()))
 
 
 async def gzipped(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -17,6 +17,10 @@ reads. What each format can hold:
   `non_preferred_output` (assistant messages).
 - `hh`: HH-RLHF `chosen`/`rejected` transcripts with "\\n\\nHuman:"/"\\n\\nAssistant:" turns.
 - `raw`: every field of every judgment (or, per item, every vote), ties and flags included.
+- `critiques`: one row per critique in a judgment: each critique the rater was shown and rated
+  (`verdict` valid/invalid/unsure, `helpful`), and each critique the rater wrote (`kind: written`,
+  no rating): item, prompt, candidate and its response, critique, author, span with the quoted text,
+  severity, rater. Training data for critique models. Per judgment only (no `granularity=item`).
 
 A tie states no preference, so it yields no pair: ties appear only in `raw`. A ranking of
 n candidates yields every one of its n(n-1)/2 ordered pairs.
@@ -30,7 +34,7 @@ them when that revision is `deleted`. `raw` rows always carry `judgment_id` and 
 """
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any
@@ -47,6 +51,7 @@ class ExportFormat(enum.StrEnum):
     openai = "openai"
     hh = "hh"
     raw = "raw"
+    critiques = "critiques"
 
 
 class Granularity(enum.StrEnum):
@@ -320,6 +325,64 @@ def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
         "leased_at": row["leased_at"].isoformat(),
         "created_at": row["created_at"].isoformat(),
     }
+
+
+def _response(candidate: Mapping[str, Any]) -> Any:
+    return candidate.get("text") if candidate.get("messages") is None else candidate["messages"]
+
+
+def _quote(candidate: Mapping[str, Any] | None, critique: Mapping[str, Any]) -> str | None:
+    if candidate is None or critique.get("start") is None:
+        return None
+    if candidate.get("messages") is not None:
+        messages = candidate["messages"]
+        index = critique.get("message")
+        source = messages[index].get("content", "") if index is not None and index < len(messages) else ""
+    else:
+        source = candidate.get("text") or ""
+    return str(source)[critique["start"] : critique["end"]]
+
+
+def critique_rows(row: Mapping[str, Any], pseudonym: Callable[[str], str]) -> list[dict[str, Any]]:
+    """One judgment's critique rows: those it rated and those its rater wrote (`pseudonym` turns a
+    user id into the project's rater pseudonym, for the judgment's rater and rater authors)."""
+    by_id = {str(c["id"]): c for c in row["candidates"]}
+    rater = pseudonym(str(row["rater_id"]))
+    out = []
+    for critique in row.get("critique_rows") or []:
+        candidate = by_id.get(str(critique["candidate_id"]))
+        if critique.get("author_model") is not None:
+            author, author_kind = critique["author_model"], "model"
+        elif critique.get("author_id") is not None:
+            author, author_kind = pseudonym(str(critique["author_id"])), "rater"
+        else:
+            author, author_kind = None, "rater"  # a rater whose account was deleted
+        out.append(
+            {
+                "judgment_id": str(row["id"]),
+                "revision": row["revision"],
+                "kind": critique["kind"],  # "rated" (shown to the rater and rated) or "written" (by the rater)
+                "item_id": str(row["item_id"]),
+                "external_id": row["external_id"],
+                "prompt": row["prompt"],
+                "candidate_id": str(critique["candidate_id"]),
+                "response": None if candidate is None else _response(candidate),
+                "critique_id": str(critique["id"]),
+                "critique": critique["text"],
+                "author": author,
+                "author_kind": author_kind,
+                "span": None if critique.get("start") is None else [critique["start"], critique["end"]],
+                "message": critique.get("message"),
+                "quote": _quote(candidate, critique),
+                "severity": critique.get("severity"),
+                "verdict": critique.get("verdict"),
+                "helpful": critique.get("helpful"),
+                "rater": rater,
+                "assistance_shown": row["assistance_shown"],
+                "created_at": row["created_at"].isoformat(),
+            }
+        )
+    return out
 
 
 def raw_item_row(row: Mapping[str, Any], aggregate: ItemAggregate) -> dict[str, Any]:

@@ -29,6 +29,7 @@ FORMAT_LABELS = {
     ExportFormat.openai: "OpenAI preference fine-tuning",
     ExportFormat.hh: "HH-RLHF (chosen, rejected transcripts)",
     ExportFormat.raw: "Raw judgments (every field)",
+    ExportFormat.critiques: "Critique ratings (critique, span, verdict, helpful)",
 }
 MANIFESTS_SHOWN = 5
 

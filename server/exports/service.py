@@ -48,6 +48,7 @@ from server.exports.formats import (
     Raters,
     Renderer,
     aggregate_item,
+    critique_rows,
     item_pairs,
     judgment_pairs,
     raw_item_row,
@@ -141,6 +142,11 @@ class ExportRequest:
                 "gold=include adds gold items to item-granularity exports (per-judgment exports already carry "
                 "gold judgments): add granularity=item or drop gold."
             )
+        if self.format == ExportFormat.critiques and self.granularity == Granularity.item:
+            raise Invalid(
+                "format=critiques has a row per critique in each judgment; drop granularity=item "
+                "(completed=true keeps to completed items)."
+            )
 
 
 def rater_pseudonym(project_id: uuid.UUID, rater_id: uuid.UUID) -> str:
@@ -184,6 +190,24 @@ def _finalised(request: ExportRequest) -> str:
     )"""
 
 
+# format=critiques: the critiques a judgment rated, then those its rater wrote (critique_rows).
+_CRITIQUE_ROWS = """(SELECT jsonb_agg(x.row ORDER BY x.written, x.seq) FROM (
+        SELECT false AS written, k.seq, jsonb_build_object('kind', 'rated', 'id', k.id, 'candidate_id', k.candidate_id,
+               'text', k.text, 'author_model', k.author_model, 'author_id', k.author_id, 'message', k.span_message,
+               'start', k.span_start, 'end', k.span_end, 'severity', k.severity, 'verdict', r.verdict,
+               'helpful', r.helpful) AS row
+        FROM critique_ratings r JOIN critiques k ON k.id = r.critique_id WHERE r.judgment_id = j.id
+        UNION ALL
+        SELECT true, k.seq, jsonb_build_object('kind', 'written', 'id', k.id, 'candidate_id', k.candidate_id,
+               'text', k.text, 'author_model', NULL, 'author_id', k.author_id, 'message', k.span_message,
+               'start', k.span_start, 'end', k.span_end, 'severity', k.severity, 'verdict', NULL, 'helpful', NULL)
+        FROM critiques k WHERE k.judgment_id = j.id) x) AS critique_rows"""
+
+
+def _columns(request: ExportRequest) -> str:
+    return _JUDGMENT_COLUMNS + (f", {_CRITIQUE_ROWS}" if request.format == ExportFormat.critiques else "")
+
+
 def _filters_sql(request: ExportRequest, time_column: str) -> str:
     clauses = []
     if request.batch_id is not None:
@@ -203,7 +227,7 @@ def _trusted(request: ExportRequest) -> str:
 def rows_sql(request: ExportRequest) -> str:
     if not request.by_completed_item:
         return f"""
-            SELECT {_JUDGMENT_COLUMNS}, NULL::int AS aggregate_revision
+            SELECT {_columns(request)}, NULL::int AS aggregate_revision
             FROM judgments j
             JOIN items i ON i.id = j.item_id
             JOIN assignments a ON a.id = j.assignment_id
@@ -212,7 +236,7 @@ def rows_sql(request: ExportRequest) -> str:
             ORDER BY j.xid, j.seq"""
     if request.granularity == Granularity.judgment:
         return f"""{_finalised(request)}
-            SELECT {_JUDGMENT_COLUMNS}, i.aggregate_revision
+            SELECT {_columns(request)}, i.aggregate_revision
             FROM final
             JOIN items i ON i.id = final.item_id
             JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus{_trusted(request)}
@@ -409,6 +433,8 @@ class ExportStream:
             if request.aggregation == Aggregation.weighted:
                 return [out | {"confidence": pair.confidence} for pair in pairs for out in renderer.rows(pair)]
         else:
+            if request.format == ExportFormat.critiques:
+                return critique_rows(row, lambda user_id: rater_pseudonym(self.project_id, uuid.UUID(user_id)))
             if request.format == ExportFormat.raw:
                 return [raw_row(row, rater_pseudonym(self.project_id, row["rater_id"]))]
             pairs = judgment_pairs(row)

@@ -6,6 +6,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from server.auth.deps import RaterPrincipal
+from server.critiques import service as critiques
+from server.critiques.assistance import is_shown
+from server.critiques.schemas import AssistanceView
 from server.db import SessionDep
 from server.errors import error_responses
 from server.labeling import flows, revisions, service
@@ -27,8 +30,10 @@ LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def assignment_view(leased: service.Leased) -> AssignmentRead:
-    """An assignment with its item, candidates in the order this rater is shown them."""
+    """An assignment with its item, candidates in the order this rater is shown them, and the
+    critiques it shows when (and only when) it is assisted."""
     a, item = leased.assignment, leased.item
+    shown = is_shown(a)
     return AssignmentRead(
         id=a.id,
         project_id=a.project_id,
@@ -44,6 +49,8 @@ def assignment_view(leased: service.Leased) -> AssignmentRead:
                 for i, c in enumerate(leased.candidates)
             ],
         ),
+        assistance_shown=shown,
+        assistance=AssistanceView(critiques=[critiques.view(c) for c in leased.critiques]) if shown else None,
     )
 
 

@@ -7,14 +7,16 @@ rules (labeling/rules.py) judge it. Nothing here decides whether a verdict is al
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from server.critiques.schemas import MAX_CRITIQUE_CHARS, CritiqueView
 from server.errors import Invalid
-from server.labeling.schemas import MAX_SKIP_REASON, AssignmentRead, JudgmentCreate, SkipCreate
+from server.labeling.schemas import MAX_SKIP_REASON, AssignmentRead, CandidateView, JudgmentCreate, SkipCreate
+from server.labeling.spans import Segment, Span, segments
 from server.models import Judgment, Project, RationaleRule, Scale, SkipReason
 
 # Words for each strength on a scale, strongest first: the buttons read "A much better" … "B much better".
@@ -202,10 +204,12 @@ def verdict_from_form(
     strength: str | None,
     rationale: str | None,
     active_ms: str | None,
+    extras: Mapping[str, Any] | None = None,
 ) -> JudgmentCreate:
-    """The posted verdict as the API's `JudgmentCreate`; Invalid (in plain words) when nothing was picked."""
+    """The posted verdict as the API's `JudgmentCreate`; Invalid (in plain words) when nothing was picked.
+    `extras`: the critique ratings and critiques read by `extras_from_form`."""
     active = _int_or_none(active_ms, at_most=MAX_ACTIVE_MS, clamp=True)
-    base: dict[str, Any] = {"rationale": rationale or None, "active_ms": active}
+    base: dict[str, Any] = {"rationale": rationale or None, "active_ms": active, **(extras or {})}
     if verdict == "tie":
         return _judgment(tie=True, **base)
     if verdict == "both_bad":
@@ -263,3 +267,85 @@ def skip_from_form(*, reason_code: str | None, reason: str | None) -> SkipCreate
     except ValidationError as exc:
         kinds = [e["type"] for e in exc.errors()]
         raise Invalid(SKIP_REASON_NUL if "no_nul" in kinds else SKIP_REASON_TOO_LONG) from None
+
+
+# --- critiques on the page (critiques/assistance.py decides whether an assignment shows them) ----
+
+CRITIQUE_TOO_LONG = "Your critique is longer than {limit:,} characters; please shorten it."
+BAD_CRITIQUE_FIELD = "That critique rating is not one of the page's options; reload the page and rate it again."
+RATINGS_MISSING = (
+    "Rate every critique before submitting: valid, invalid or unsure, and helpful or not (q goes to the next critique)."
+)
+VERDICT_WORDS = {"valid": "Valid", "invalid": "Invalid", "unsure": "Unsure"}
+
+
+@dataclass(frozen=True, slots=True)
+class Highlighted:
+    """A candidate's response cut into segments at its critiques' spans: the text, or each message."""
+
+    text: list[Segment] | None
+    messages: list[tuple[dict[str, str], list[Segment]]] | None
+
+
+def highlighted(candidate: CandidateView, critiques: Sequence[CritiqueView]) -> Highlighted:
+    """The response with every span of its critiques marked (ids as marks); control characters
+    keep their place in the text (labeling/spans.py), so offsets read on the page are the stored ones."""
+    mine = [c for c in critiques if c.candidate_id == candidate.id and c.span is not None]
+
+    def marks(message: int | None) -> list[tuple[Span, str]]:
+        return [(Span(c.span[0], c.span[1], c.message), str(c.id)) for c in mine if c.span and c.message == message]
+
+    if candidate.text is not None:
+        return Highlighted(text=segments(candidate.text, marks(None)), messages=None)
+    return Highlighted(
+        text=None,
+        messages=[(m, segments(m.get("content", ""), marks(k))) for k, m in enumerate(candidate.messages or [])],
+    )
+
+
+def extras_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """Critique ratings (`cr-<critique id>`, `ch-<critique id>`) and the rater's critiques
+    (`rc-<candidate id>`, with `rs-<candidate id>`: "start,end" or "message:start,end") as the
+    API's `critique_ratings` and `critiques`; a field the page never offers is refused."""
+    ratings: dict[str, dict[str, Any]] = {}
+    written: list[dict[str, Any]] = []
+    for key, value in form.items():
+        if not isinstance(value, str) or not key.startswith(("cr-", "ch-", "rc-")):
+            continue
+        target = key[3:]
+        try:
+            uuid.UUID(target)
+        except ValueError:
+            raise Invalid(BAD_CRITIQUE_FIELD) from None
+        if key.startswith("cr-"):
+            if value not in VERDICT_WORDS:
+                raise Invalid(BAD_CRITIQUE_FIELD)
+            ratings.setdefault(target, {"critique_id": target})["verdict"] = value
+        elif key.startswith("ch-"):
+            if value not in ("yes", "no"):
+                raise Invalid(BAD_CRITIQUE_FIELD)
+            ratings.setdefault(target, {"critique_id": target})["helpful"] = value == "yes"
+        elif value.strip():
+            if len(value) > MAX_CRITIQUE_CHARS:
+                raise Invalid(CRITIQUE_TOO_LONG.format(limit=MAX_CRITIQUE_CHARS))
+            written.append({"candidate_id": target, "text": value.strip(), **_span_field(form.get(f"rs-{target}"))})
+    return {
+        # "helpful" without a verdict is no rating yet (a required rating then says what is missing)
+        "critique_ratings": [r for r in ratings.values() if r.get("verdict")] or None,
+        "critiques": written or None,
+    }
+
+
+def _span_field(value: Any) -> dict[str, Any]:
+    """The page's hidden span field: "start,end" or "message:start,end" (empty: no span)."""
+    if not isinstance(value, str) or not value:
+        return {}
+    message, _, pair = value.rpartition(":")
+    parts = pair.split(",")
+    numbers = [*parts, message] if message else parts
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 9 for p in numbers):
+        raise Invalid(BAD_CRITIQUE_FIELD)
+    out: dict[str, Any] = {"span": [int(parts[0]), int(parts[1])]}
+    if message:
+        out["message"] = int(message)
+    return out

@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.service import Principal
+from server.critiques import service as critiques
 from server.errors import Conflict, Forbidden, NotFound
 from server.labeling.rules import validate_verdict
 from server.labeling.schemas import JudgmentCreate
@@ -131,7 +132,10 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
     assert locked is not None
     judgment = locked
     verdict = validate_verdict(project, list(assignment.shown_order), data)
-    if same_verdict(judgment, data):
+    extras = await critiques.check(
+        session, project=project, assignment=assignment, ratings=data.critique_ratings, critiques=data.critiques
+    )
+    if same_verdict(judgment, data) and extras.key() == (await critiques.stored(session, judgment)).key():
         return Revised(judgment=judgment, project=project, created=False)
     await session.execute(
         insert(JudgmentRevision).values(
@@ -166,6 +170,7 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
         .execution_options(populate_existing=True)
     )
     assert revised is not None
+    await critiques.store(session, judgment=revised, rater=rater, extras=extras, replace=True)
     if not revised.surplus:
         await session.execute(_NEW_AGGREGATE, {"item_id": revised.item_id})
     await session.flush()

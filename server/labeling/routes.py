@@ -8,21 +8,22 @@ new hidden one (labeling/flows.py). See docs/ARCHITECTURE.md, "The rater page".
 """
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.critiques import service as critiques
 from server.db import SessionDep
 from server.errors import AssayError
 from server.labeling import flows, overview, pages, revisions, service
 from server.labeling.api import assignment_view
 from server.labeling.rules import RATIONALE_REQUIRED
 from server.labeling.schemas import AssignmentRead, JudgmentCreate
-from server.models import Assignment, Project, Role, User
+from server.models import Assignment, Assistance, Project, Role, User
 from server.projects import service as projects
 from server.quality import rules
 from server.web.deps import PagePrincipal, RaterPagePrincipal
@@ -35,6 +36,7 @@ MESSAGES = {
     "ranking": pages.NO_RANKING,
     "strength": pages.NO_STRENGTH,
     "rationale": RATIONALE_REQUIRED,
+    "ratings": pages.RATINGS_MISSING,
     "network": pages.NETWORK_FAILED,
     "server": pages.SERVER_FAILED,
     "load_network": pages.LOAD_NETWORK_FAILED,
@@ -55,13 +57,30 @@ class Slot:
     view: AssignmentRead | None = None
     form: pages.VerdictForm | None = None
     message: str = ""
+    # Assisted only: each candidate's response with its critiques' spans marked, by candidate id.
+    highlights: dict[uuid.UUID, pages.Highlighted] = field(default_factory=dict)
+    critique_box: bool = False  # the project takes raters' own critiques (assistance is not off)
+    # The revision page: the stored ratings (critique id → verdict, "yes"/"no"/"") and critiques.
+    ratings: dict[str, tuple[str, str]] = field(default_factory=dict)
+    written: dict[str, critiques.WrittenOnPage] = field(default_factory=dict)
+
+
+def _item_slot(project: Project, view: AssignmentRead, *, revising: bool = False, **stored: Any) -> Slot:
+    shown = view.assistance.critiques if view.assistance else []
+    return Slot(
+        kind="item",
+        view=view,
+        form=pages.verdict_form(project, view, revising=revising),
+        highlights={c.id: pages.highlighted(c, shown) for c in view.item.candidates} if shown else {},
+        critique_box=project.assistance != Assistance.never,
+        **stored,
+    )
 
 
 def _slot(project: Project, leased: service.Leased | None) -> Slot:
     if leased is None:
         return Slot(kind="done")
-    view = assignment_view(leased)
-    return Slot(kind="item", view=view, form=pages.verdict_form(project, view))
+    return _item_slot(project, assignment_view(leased))
 
 
 def _ahead_slot(project: Project, ahead: flows.Ahead) -> Slot:
@@ -170,10 +189,12 @@ async def _inline_error(request: Request, session: AsyncSession, assignment_id: 
 
 
 class VerdictForm:
-    """The verdict fields of the rater page's form (the judge and the revise routes)."""
+    """The verdict fields of the rater page's form (the judge and the revise routes), with the
+    critique ratings and critiques, whose field names carry the critique's or candidate's id."""
 
     def __init__(
         self,
+        request: Request,
         verdict: Annotated[str | None, Form()] = None,
         ranking: Annotated[str | None, Form()] = None,
         strength: Annotated[str | None, Form()] = None,
@@ -187,10 +208,13 @@ class VerdictForm:
             "rationale": rationale,
             "active_ms": active_ms,
         }
+        self.request = request
 
-    def parse(self) -> JudgmentCreate:
+    async def parse(self) -> JudgmentCreate:
         """As the API's body; an invalid form raises the page's refusal (AssayError)."""
-        return pages.verdict_from_form(**self.fields)
+        form = await self.request.form()  # parsed once already: starlette keeps it
+        extras = pages.extras_from_form(form)
+        return pages.verdict_from_form(**self.fields, extras=extras)
 
 
 VerdictFormDep = Annotated[VerdictForm, Depends()]
@@ -207,7 +231,7 @@ async def judge(
 ) -> Response:
     """Store the verdict (a retry stores nothing new) and answer with the item after the next."""
     try:
-        data = form.parse()
+        data = await form.parse()
         result, next_slot = await flows.judge_then_lease(
             session, assignment_id=assignment_id, rater=rater.user, data=data, ahead=_holding(ahead)
         )
@@ -290,10 +314,11 @@ async def _revise_page(
     judgment, project = await revisions.own_judgment(session, judgment_id=judgment_id, rater=rater)
     assignment = await session.get_one(Assignment, judgment.assignment_id)
     view = assignment_view(await service.load(session, assignment))
+    ratings, written = await critiques.on_page(session, judgment)
     context = {
         "project": project,
         "judgment": judgment,
-        "slot": Slot(kind="item", view=view, form=pages.verdict_form(project, view, revising=True)),
+        "slot": _item_slot(project, view, revising=True, ratings=ratings, written=written),
         "current": pages.form_values(judgment),
         "closes": revisions.window_closes(judgment, project),
         "open": revisions.revisable(judgment, project, datetime.now(UTC)),
@@ -330,7 +355,7 @@ async def revise(
 ) -> Response:
     """Store the new verdict as a revision (the same service as PATCH /api/v1/judgments/{id})."""
     try:
-        data = form.parse()
+        data = await form.parse()
         result = await revisions.revise(session, judgment_id=judgment_id, rater=rater.user, data=data)
     except AssayError as exc:
         await session.rollback()  # nothing of a refused revision is kept

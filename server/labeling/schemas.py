@@ -3,6 +3,12 @@ from datetime import datetime
 
 from pydantic import Field
 
+from server.critiques.schemas import (
+    MAX_RATER_CRITIQUES,
+    AssistanceView,
+    CritiqueRatingCreate,
+    RaterCritiqueCreate,
+)
 from server.models import Prompt, SkipReason
 from server.schemas import Schema
 
@@ -32,6 +38,12 @@ class AssignmentRead(Schema):
     leased_at: datetime
     expires_at: datetime
     item: ItemView
+    assistance_shown: bool = Field(default=False, description="Whether this assignment shows assistance.")
+    assistance: AssistanceView | None = Field(
+        default=None,
+        description="The critiques shown; the key is present only when assistance_shown is true.",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class JudgmentCreate(Schema):
@@ -46,6 +58,13 @@ class JudgmentCreate(Schema):
     both_bad: bool = False
     rationale: str | None = Field(default=None, max_length=20_000)
     active_ms: int | None = Field(default=None, ge=0, le=86_400_000)
+    # Part of the judgment besides the verdict (a revision replaces them); `flaws` joins them later.
+    critique_ratings: list[CritiqueRatingCreate] | None = Field(
+        default=None, max_length=100, description="Your rating of each critique you were shown."
+    )
+    critiques: list[RaterCritiqueCreate] | None = Field(
+        default=None, max_length=MAX_RATER_CRITIQUES, description="Critiques you write of the candidates."
+    )
 
 
 class GoldFeedbackRead(Schema):

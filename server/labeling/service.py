@@ -17,7 +17,7 @@ while waiting for another's (a verdict, then the next lease), labeling/flows.py 
 import random
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text, update
@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
 from server.config import settings
+from server.critiques import assistance
+from server.critiques import service as critiques
 from server.errors import Conflict, Forbidden, NotFound
 from server.labeling import queue
 from server.labeling.rules import Verdict, validate_verdict
@@ -33,6 +35,7 @@ from server.models import (
     Assignment,
     AssignmentStatus,
     Candidate,
+    Critique,
     Item,
     Judgment,
     Project,
@@ -63,6 +66,7 @@ class Leased:
     assignment: Assignment
     item: Item
     candidates: list[Candidate]  # in the order shown to the rater
+    critiques: list[Critique] = field(default_factory=list)  # assistance shown (none when unassisted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +331,18 @@ async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
         )
     ).all()
     by_id = {candidate.id: candidate for _, candidate in rows}
-    return Leased(assignment=assignment, item=rows[0][0], candidates=[by_id[c] for c in assignment.shown_order])
+    return Leased(
+        assignment=assignment,
+        item=rows[0][0],
+        candidates=[by_id[c] for c in assignment.shown_order],
+        critiques=await critiques.shown(session, assignment),
+    )
+
+
+async def _new_lease(session: AsyncSession, project: Project, member: ProjectMember, leased: Assignment) -> Leased:
+    """A lease just taken: decide whether it shows assistance (critiques/assistance.py), then load it."""
+    await assistance.decide(session, project=project, member=member, assignment=leased)
+    return await _load(session, leased)
 
 
 async def load(session: AsyncSession, assignment: Assignment) -> Leased:
@@ -444,13 +459,13 @@ async def next_assignment(
         after = {"after": member.gold_resume or 0}
         leased = await session.scalar(_PICK_GOLD_STMT, params | after)
         if leased is not None:
-            return await _load(session, leased)
+            return await _new_lease(session, project, member, leased)
     resume = await _resume_point(session, project, member)
     if resume is not None:
         leased = await session.scalar(_PICK_RESUMING, params | {"kb": resume.kb, "kp": resume.kp, "ks": resume.seq})
     if leased is None:
         leased = await session.scalar(_PICK_FROM_START, params)
-    return None if leased is None else await _load(session, leased)
+    return None if leased is None else await _new_lease(session, project, member, leased)
 
 
 async def wait_for_next(session: AsyncSession, *, project: Project, rater: User) -> Leased | Moved | None:
@@ -473,7 +488,7 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
     if candidate is None:
         return None
     leased = await session.scalar(_PICK_THIS_WAITING, params | {"item_id": candidate})
-    return Moved() if leased is None else await _load(session, leased)
+    return Moved() if leased is None else await _new_lease(session, project, member, leased)
 
 
 # --- submit ------------------------------------------------------------------------------------
@@ -490,6 +505,22 @@ def same_verdict(judgment: Judgment, data: JudgmentCreate) -> bool:
         and data.both_bad == judgment.both_bad
         and ((data.rationale or "").strip() or None) == judgment.rationale
     )
+
+
+async def _extras(
+    session: AsyncSession, project: Project, assignment: Assignment, data: JudgmentCreate
+) -> critiques.Extras:
+    """The judgment's critique ratings and rater critiques, checked against what the assignment showed."""
+    return await critiques.check(
+        session, project=project, assignment=assignment, ratings=data.critique_ratings, critiques=data.critiques
+    )
+
+
+async def _same_extras(
+    session: AsyncSession, judgment: Judgment, project: Project, assignment: Assignment, data: JudgmentCreate
+) -> bool:
+    sent = await _extras(session, project, assignment, data)
+    return sent.key() == (await critiques.stored(session, judgment)).key()
 
 
 def _ended_refusal(reason: str | None) -> str:
@@ -509,7 +540,7 @@ def _feedback(project: Project, answer: GoldAnswer, value: float | None) -> rule
 async def _stored(session: AsyncSession, assignment: Assignment, project: Project, data: JudgmentCreate) -> Submitted:
     existing = await session.scalar(select(Judgment).where(Judgment.assignment_id == assignment.id))
     assert existing is not None
-    if not same_verdict(existing, data):
+    if not same_verdict(existing, data) or not await _same_extras(session, existing, project, assignment, data):
         from server.labeling.schemas import JudgmentRead  # the stored verdict goes back with the refusal
 
         raise Conflict(
@@ -625,6 +656,7 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("You skipped this item, so it cannot be judged any more.")
     verdict = validate_verdict(project, list(assignment.shown_order), data)
+    extras = await _extras(session, project, assignment, data)
     feedback, decision = None, rules.Decision()
     if assignment.gold and member is not None and assignment.status != AssignmentStatus.ended:
         feedback, decision = await _gold_rules(
@@ -656,7 +688,7 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         surplus_reason=reason,
         gold=assignment.gold,
         feedback_shown=feedback is not None,
-        assistance_shown=assignment.assistance is not None,
+        assistance_shown=assistance.is_shown(assignment),
     )
     session.add(judgment)
     assignment.status = AssignmentStatus.submitted
@@ -664,6 +696,7 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     await session.flush()
     if member is not None and (decision.qualified is not None or decision.suspended_reason is not None):
         await _apply(session, project=project, member=member, rater=rater, decision=decision)
+    await critiques.store(session, judgment=judgment, rater=rater, extras=extras)
     refusal = _ended_refusal(reason) if reason in ENDED else None
     return Submitted(judgment=judgment, created=True, project=project, refusal=refusal, feedback=feedback)
 

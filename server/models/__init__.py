@@ -4,12 +4,13 @@ from server.models.api_token import ApiToken, Scope
 from server.models.assignment import Assignment, AssignmentStatus, SkipReason
 from server.models.audit import AuditEvent
 from server.models.batch import Batch
+from server.models.critique import Critique, CritiqueRating, CritiqueVerdict, Severity
 from server.models.export import Export
 from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
 from server.models.meta import AssayMeta
-from server.models.project import Project, ProjectMember, QueueMove, RationaleRule, Scale
+from server.models.project import Assistance, CritiqueRatings, Project, ProjectMember, QueueMove, RationaleRule, Scale
 from server.models.quality import QualitySnapshot
 from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
@@ -19,9 +20,14 @@ __all__ = [
     "AssayMeta",
     "Assignment",
     "AssignmentStatus",
+    "Assistance",
     "AuditEvent",
     "Batch",
     "Candidate",
+    "Critique",
+    "CritiqueRating",
+    "CritiqueRatings",
+    "CritiqueVerdict",
     "Export",
     "Item",
     "ItemScore",
@@ -38,6 +44,7 @@ __all__ = [
     "Role",
     "Scale",
     "Scope",
+    "Severity",
     "SkipReason",
     "SurplusReason",
     "User",

@@ -26,6 +26,19 @@ class RationaleRule(enum.StrEnum):
     required = "required"
 
 
+class Assistance(enum.StrEnum):
+    """Whether raters are shown evaluation assistance (critiques): always, never, or by experiment."""
+
+    always = "always"
+    never = "never"
+    experiment = "experiment"  # decided per assignment at lease time, balanced per rater
+
+
+class CritiqueRatings(enum.StrEnum):
+    optional = "optional"
+    required = "required"  # every critique shown must be rated with the verdict
+
+
 class Project(IdMixin, TimestampMixin, Base):
     __tablename__ = "projects"
     __table_args__ = (
@@ -86,6 +99,35 @@ class Project(IdMixin, TimestampMixin, Base):
     archived_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
 
+    # The assistance settings live in `assistance_policy` ({"assistance", "ratio", "critique_ratings"});
+    # these read and write them as the API names them.
+    def _policy(self, key: str, value: Any) -> None:
+        self.assistance_policy = {**(self.assistance_policy or {}), key: value}  # a new dict: the change is seen
+
+    @property
+    def assistance(self) -> str:
+        return str((self.assistance_policy or {}).get("assistance", Assistance.never))
+
+    @assistance.setter
+    def assistance(self, value: str) -> None:
+        self._policy("assistance", str(value))
+
+    @property
+    def assistance_ratio(self) -> float:
+        return float((self.assistance_policy or {}).get("ratio", 0.5))
+
+    @assistance_ratio.setter
+    def assistance_ratio(self, value: float) -> None:
+        self._policy("ratio", float(value))
+
+    @property
+    def critique_ratings(self) -> str:
+        return str((self.assistance_policy or {}).get("critique_ratings", CritiqueRatings.optional))
+
+    @critique_ratings.setter
+    def critique_ratings(self, value: str) -> None:
+        self._policy("critique_ratings", str(value))
+
 
 class ProjectMember(Base):
     __tablename__ = "project_members"
@@ -112,6 +154,10 @@ class ProjectMember(Base):
     qualification_failed_at: Mapped[datetime | None]
     qualification_result: Mapped[str | None] = mapped_column(Text)
     qualification_since: Mapped[datetime | None]
+    # An assistance experiment's arms for this rater (critiques/assistance.py): leases decided so
+    # far, and how many of them were shown assistance. Read and written under the membership lock.
+    assist_leases: Mapped[int] = mapped_column(default=0, server_default="0")
+    assist_shown: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class QueueMove(Base):

@@ -49,6 +49,9 @@ LABELS = {
     "qualification_threshold": "Qualification threshold",
     "suspension_window": "Suspension window",
     "suspension_threshold": "Suspension threshold",
+    "assistance": "Assistance",
+    "assistance_ratio": "Assisted share",
+    "critique_ratings": "Critique ratings",
 }
 MESSAGES = {
     ("lease_seconds", "greater_than_equal"): "Lease time must be at least {ge} seconds.",
@@ -69,6 +72,10 @@ MESSAGES = {
     ("suspension_window", "less_than_equal"): "Suspension window must be 0 (off) to {le} gold judgments.",
     ("suspension_threshold", "greater_than_equal"): "Suspension threshold must be between 0 and 1.",
     ("suspension_threshold", "less_than_equal"): "Suspension threshold must be between 0 and 1.",
+    ("assistance_ratio", "greater_than_equal"): "Assisted share must be between {ge} and 0.95: "
+    "an experiment needs both arms.",
+    ("assistance_ratio", "less_than_equal"): "Assisted share must be between 0.05 and {le}: "
+    "an experiment needs both arms.",
 }
 SKIP_LABELS = {**{code.value: label for code, label in SKIP_REASONS.items()}, "none": "No reason given"}
 WINDOWS = {24: "24 hours", 48: "48 hours", 168: "7 days"}
@@ -93,6 +100,9 @@ def _settings_data(form: FormData) -> dict[str, Any]:
             "qualification_threshold",
             "suspension_window",
             "suspension_threshold",
+            "assistance",
+            "assistance_ratio",
+            "critique_ratings",
         ),
     )
     if "name" in data:

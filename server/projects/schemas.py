@@ -5,11 +5,19 @@ from datetime import datetime
 from pydantic import Field
 
 from server.markdown import MAX_INSTRUCTIONS
-from server.models import RationaleRule, Scale
+from server.models import Assistance, CritiqueRatings, RationaleRule, Scale
 from server.schemas import Schema
 
 MAX_REVISION_WINDOW = 1440  # a day, in minutes (the database checks the same bound)
 MAX_FAST_SECONDS = 600.0  # ten minutes (the database checks the same bound)
+# An experiment with almost every assignment in one arm measures nothing about the other.
+MIN_ASSISTANCE_RATIO, MAX_ASSISTANCE_RATIO = 0.05, 0.95
+ASSISTANCE_DOC = (
+    "Critiques shown to raters: never (the default), always, or experiment (the server decides per "
+    "assignment, at lease time, balanced per rater)."
+)
+RATIO_DOC = "In an experiment, the share of each rater's assignments shown assistance (0.05 to 0.95)."
+RATINGS_DOC = "Whether raters must rate every critique they are shown (optional or required)."
 
 
 class ProjectBase(Schema):
@@ -59,6 +67,11 @@ class ProjectBase(Schema):
         "suspension_threshold (judged once they have N); 0 turns the rule off.",
     )
     suspension_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    assistance: Assistance = Field(default=Assistance.never, description=ASSISTANCE_DOC)
+    assistance_ratio: float = Field(
+        default=0.5, ge=MIN_ASSISTANCE_RATIO, le=MAX_ASSISTANCE_RATIO, description=RATIO_DOC
+    )
+    critique_ratings: CritiqueRatings = Field(default=CritiqueRatings.optional, description=RATINGS_DOC)
 
 
 class ProjectCreate(ProjectBase):
@@ -90,6 +103,11 @@ class ProjectUpdate(Schema):
     qualification_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     suspension_window: int | None = Field(default=None, ge=0, le=200)
     suspension_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    assistance: Assistance | None = Field(default=None, description=ASSISTANCE_DOC)
+    assistance_ratio: float | None = Field(
+        default=None, ge=MIN_ASSISTANCE_RATIO, le=MAX_ASSISTANCE_RATIO, description=RATIO_DOC
+    )
+    critique_ratings: CritiqueRatings | None = Field(default=None, description=RATINGS_DOC)
 
 
 class ProjectRead(ProjectBase):

@@ -94,6 +94,7 @@
     }
     var rationale = form.querySelector("textarea[name=rationale]");
     if (rationale && rationale.required && !rationale.value.trim()) return form.dataset.msgRationale;
+    if (window.AssayCritiques) return window.AssayCritiques.missing(form); // critiques.js
     return null;
   }
 

@@ -393,14 +393,15 @@ class TestNative:
         assert one(native(source="web")) == RowError(
             1,
             "source",
-            'A native record has unknown key "source"; allowed keys: id, prompt, responses, metadata, gold.',
+            'A native record has unknown key "source"; allowed keys: id, prompt, responses, metadata, gold, critiques.',
         )
 
     def test_unknown_keys_all_named(self) -> None:
         assert one(native(source="web", tags=[])) == RowError(
             1,
             "source",
-            'A native record has unknown keys "source", "tags"; allowed keys: id, prompt, responses, metadata, gold.',
+            'A native record has unknown keys "source", "tags"; '
+            "allowed keys: id, prompt, responses, metadata, gold, critiques.",
         )
 
     def test_id_empty(self) -> None:
@@ -435,7 +436,7 @@ class TestNative:
             1,
             "chosen",
             'A native record has unknown keys "chosen", "rejected"; '
-            "allowed keys: id, prompt, responses, metadata, gold.",
+            "allowed keys: id, prompt, responses, metadata, gold, critiques.",
         )
 
 
@@ -941,7 +942,9 @@ class TestParquet:
     def test_unknown_column_refused(self) -> None:
         table = pa.Table.from_pylist([{**BASE, "split": "train"}])
         assert run(parquet_bytes(table))[0] == RowError(
-            1, "split", 'A native record has unknown key "split"; allowed keys: id, prompt, responses, metadata, gold.'
+            1,
+            "split",
+            'A native record has unknown key "split"; allowed keys: id, prompt, responses, metadata, gold, critiques.',
         )
 
     def test_dates_in_metadata_become_strings(self) -> None:

@@ -40,6 +40,9 @@ class ParsedItem:
     candidates: list[ParsedCandidate]
     metadata: dict[str, Any]
     gold: Any | None
+    # Native records only: critiques of the candidates, checked (candidate index, text, author,
+    # span as message/start/end, severity), in the shape the import stores them.
+    critiques: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,8 @@ MAX_JSON_DEPTH = 32  # metadata and gold; orjson, which stores them, stops at 25
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _MESSAGE_KEYS = frozenset({"role", "content"})
 _RESPONSE_KEYS = frozenset({"text", "messages", "model", "metadata"})
-_NATIVE_KEYS = frozenset({"id", "prompt", "responses", "metadata", "gold"})
+_NATIVE_KEYS = frozenset({"id", "prompt", "responses", "metadata", "gold", "critiques"})
+_CRITIQUE_KEYS = frozenset({"candidate", "text", "author", "span", "message", "severity"})
 _HH_KEYS = frozenset({"id", "chosen", "rejected", "metadata"})
 _TRL_KEYS = frozenset({"id", "prompt", "chosen", "rejected", "metadata"})
 # Keys in the order messages list them (frozensets have none).
@@ -98,6 +102,12 @@ _ORDER = (
     "model",
     "metadata",
     "gold",
+    "critiques",
+    "candidate",
+    "author",
+    "span",
+    "message",
+    "severity",
 )
 
 

@@ -2,9 +2,11 @@
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from server.batches.formats.records import (
+    _CRITIQUE_KEYS,
     _HH_KEYS,
     _NATIVE_KEYS,
     _RESPONSE_KEYS,
@@ -25,6 +27,9 @@ from server.batches.formats.records import (
     _TooLarge,
     _unknown_keys,
 )
+from server.critiques.schemas import MAX_AUTHOR_CHARS, MAX_CRITIQUE_CHARS, MAX_CRITIQUES_PER_ITEM
+from server.labeling.spans import SpanError, parse_span
+from server.models.critique import Severity
 from server.quality.gold import GoldError, parse_gold
 
 _HH_MARKER = re.compile(r"\n\n(Human|Assistant):")
@@ -85,7 +90,69 @@ def _native(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedIt
             "(ASSAY_UPLOAD_MAX_CANDIDATES).",
         )
     candidates = [_native_candidate(r, f"responses[{i}]") for i, r in enumerate(responses)]
-    return _item(line, record, prompt, candidates, _gold(record.get("gold"), len(candidates)))
+    item = _item(line, record, prompt, candidates, _gold(record.get("gold"), len(candidates)))
+    critiques = _critiques(record.get("critiques"), candidates)
+    return replace(item, critiques=critiques) if critiques else item
+
+
+def _critique_text(value: Any, field: str, limit: int) -> str:
+    if type(value) is not str:
+        raise _Refusal(field, f"{field} must be a string, got {_kind(value)}.")
+    if not value.strip():
+        raise _Refusal(field, f"{field} is empty.")
+    if len(value) > limit:
+        raise _Refusal(field, f"{field} is {len(value):,} characters long; at most {limit:,} are allowed.")
+    if "\x00" in value:
+        raise _Refusal(field, f"{field} contains a NUL character (\\u0000), which cannot be stored; remove it.")
+    return value
+
+
+def _critique(value: Any, field: str, candidates: list[ParsedCandidate]) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _Refusal(field, f"{field} must be an object with candidate, text and author, got {_kind(value)}.")
+    if not _CRITIQUE_KEYS.issuperset(value):
+        _unknown_keys(value, _CRITIQUE_KEYS, field, f"{field}.")
+    index = value.get("candidate")
+    if type(index) is not int or not 0 <= index < len(candidates):
+        raise _Refusal(
+            f"{field}.candidate",
+            f"{field}.candidate must be the index of one of the responses, 0 to {len(candidates) - 1}.",
+        )
+    text = _critique_text(value.get("text"), f"{field}.text", MAX_CRITIQUE_CHARS)
+    author = _critique_text(value.get("author"), f"{field}.author", MAX_AUTHOR_CHARS)
+    severity = value.get("severity")
+    if severity is not None and severity not in Severity.__members__:
+        raise _Refusal(f"{field}.severity", f"{field}.severity must be one of minor, major, critical.")
+    start = end = message = None
+    if value.get("span") is not None:
+        candidate = candidates[index]
+        try:
+            span = parse_span(
+                value["span"], value.get("message"), text=candidate.text, messages=candidate.messages,
+                field=f"{field}.span",
+            )  # fmt: skip
+        except SpanError as exc:
+            raise _Refusal(f"{field}.span", exc.message) from None
+        start, end, message = span.start, span.end, span.message
+    elif value.get("message") is not None:
+        raise _Refusal(f"{field}.message", f"{field}.message goes with a span; send span too, or leave message out.")
+    return {
+        "candidate": index, "text": text, "author": author, "severity": severity,
+        "message": message, "start": start, "end": end,
+    }  # fmt: skip
+
+
+def _critiques(value: Any, candidates: list[ParsedCandidate]) -> tuple[dict[str, Any], ...]:
+    """A native record's critiques of its responses, checked."""
+    if value is None:
+        return ()
+    if type(value) is not list:
+        raise _Refusal("critiques", f"critiques must be a list of critiques, got {_kind(value)}.")
+    if len(value) > MAX_CRITIQUES_PER_ITEM:
+        raise _Refusal(
+            "critiques", f"critiques has {len(value):,} entries; an item may have at most {MAX_CRITIQUES_PER_ITEM}."
+        )
+    return tuple(_critique(c, f"critiques[{i}]", candidates) for i, c in enumerate(value))
 
 
 def _gold(value: Any, candidates: int) -> dict[str, Any] | None:

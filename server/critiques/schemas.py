@@ -1,0 +1,81 @@
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from server.models import CritiqueVerdict, Severity
+from server.schemas import Schema
+
+MAX_CRITIQUE_CHARS = 5000
+MAX_AUTHOR_CHARS = 200  # critiques.author_model is varchar(200)
+MAX_CRITIQUES_PER_ITEM = 100  # every critique of an item's candidates, from every source
+MAX_CRITIQUES_PER_POST = 50
+MAX_RATER_CRITIQUES = 16  # written by one rater with one judgment (a box per candidate)
+MAX_MESSAGE_INDEX = 1000  # the import's bound on messages in a response
+
+SPAN_DOC = "[start, end) in Unicode code points of the candidate's text, or of messages[message].content."
+
+
+class CritiqueCreate(Schema):
+    candidate_id: uuid.UUID = Field(description="The candidate the critique is about.")
+    text: str = Field(min_length=1, max_length=MAX_CRITIQUE_CHARS)
+    author: str = Field(min_length=1, max_length=MAX_AUTHOR_CHARS, description="The model that wrote it.")
+    span: list[int] | None = Field(default=None, max_length=2, description=SPAN_DOC)
+    message: int | None = Field(
+        default=None, ge=0, le=MAX_MESSAGE_INDEX, description="For a chat candidate: the message the span is in."
+    )
+    severity: Severity | None = None
+
+
+class CritiquesCreate(Schema):
+    critiques: list[CritiqueCreate] = Field(min_length=1, max_length=MAX_CRITIQUES_PER_POST)
+
+
+class CritiqueRead(Schema):
+    id: uuid.UUID
+    item_id: uuid.UUID
+    candidate_id: uuid.UUID
+    text: str
+    author: str = Field(description="A model's name, or the id of the user who wrote it.")
+    span: list[int] | None
+    message: int | None
+    severity: Severity | None
+    created_at: datetime
+
+
+class CritiqueView(Schema):
+    """A critique as a rater is shown it: a rater author stays anonymous ("rater")."""
+
+    id: uuid.UUID
+    candidate_id: uuid.UUID
+    text: str
+    author: str
+    span: list[int] | None = Field(description=SPAN_DOC)
+    message: int | None = None
+    severity: Severity | None = None
+
+
+class AssistanceView(Schema):
+    critiques: list[CritiqueView]
+
+
+class CritiqueRatingCreate(Schema):
+    critique_id: uuid.UUID
+    verdict: CritiqueVerdict = Field(description="Is the critique right: valid, invalid or unsure.")
+    helpful: bool | None = Field(default=None, description="Did it help you judge?")
+
+
+class RaterCritiqueCreate(Schema):
+    """A critique a rater writes with their verdict (a box per candidate on the page)."""
+
+    candidate_id: uuid.UUID
+    text: str = Field(min_length=1, max_length=MAX_CRITIQUE_CHARS)
+    span: list[int] | None = Field(default=None, max_length=2, description=SPAN_DOC)
+    message: int | None = Field(default=None, ge=0, le=MAX_MESSAGE_INDEX)
+    severity: Severity | None = None
+
+
+class CritiqueRatingRead(Schema):
+    critique_id: uuid.UUID
+    verdict: CritiqueVerdict
+    helpful: bool | None

@@ -1,0 +1,298 @@
+"""Critiques of candidates: added by the import, by a model over the API, or by raters with their
+verdicts; shown to raters only as assistance (critiques/assistance.py) and rated by them.
+
+Ratings and rater-written critiques are part of a judgment: `check` validates them with the
+verdict, `store` writes them, and a revision replaces them (`store(..., replace=True)`).
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.critiques import assistance
+from server.critiques.schemas import (
+    MAX_CRITIQUES_PER_ITEM,
+    CritiqueCreate,
+    CritiqueRatingCreate,
+    CritiqueView,
+    RaterCritiqueCreate,
+)
+from server.errors import Invalid, NotFound
+from server.labeling.spans import Span, SpanError, parse_span
+from server.models import (
+    Assignment,
+    Candidate,
+    Critique,
+    CritiqueRating,
+    CritiqueRatings,
+    Item,
+    Judgment,
+    Project,
+    User,
+)
+
+RATER_AUTHOR = "rater"  # how a rater-written critique's author is shown to other raters
+RATINGS_REQUIRED = (
+    "This project asks you to rate every critique shown: say for each whether it is valid, invalid or "
+    "unsure, and whether it helped ({missing} not rated yet)."
+)
+NOT_SHOWN = "critique_ratings[{index}] rates critique {id}, which this assignment did not show you."
+RATED_TWICE = "critique_ratings[{index}] rates critique {id} again; rate each critique once."
+NOT_A_CANDIDATE = "{field}.candidate_id {id} is not one of this item's candidates."
+TOO_MANY = (
+    "Item {item} has {have} critiques; with {adding} more it would pass the limit of {limit} per item. "
+    "Nothing was added."
+)
+
+
+def author_of(critique: Critique) -> str:
+    if critique.author_model is not None:
+        return critique.author_model
+    return str(critique.author_id) if critique.author_id is not None else RATER_AUTHOR
+
+
+def span_of(critique: Critique) -> list[int] | None:
+    return None if critique.span_start is None else [critique.span_start, int(critique.span_end or 0)]
+
+
+def view(critique: Critique) -> CritiqueView:
+    """A critique as raters see it: a rater author is anonymous."""
+    return CritiqueView(
+        id=critique.id,
+        candidate_id=critique.candidate_id,
+        text=critique.text,
+        author=critique.author_model or RATER_AUTHOR,
+        span=span_of(critique),
+        message=critique.span_message,
+        severity=critique.severity,
+    )
+
+
+def read(critique: Critique) -> dict[str, Any]:
+    return {
+        "id": critique.id,
+        "item_id": critique.item_id,
+        "candidate_id": critique.candidate_id,
+        "text": critique.text,
+        "author": author_of(critique),
+        "span": span_of(critique),
+        "message": critique.span_message,
+        "severity": critique.severity,
+        "created_at": critique.created_at,
+    }
+
+
+def _span(candidate: Candidate, span: list[int] | None, message: int | None, field: str) -> Span | None:
+    if span is None:
+        if message is not None:
+            raise Invalid(f"{field}.message goes with a span; send span too, or leave message out.")
+        return None
+    try:
+        return parse_span(span, message, text=candidate.text, messages=candidate.messages, field=f"{field}.span")
+    except SpanError as exc:
+        raise Invalid(exc.message.replace("message must", f"{field}.message must", 1)) from None
+
+
+def _row(candidate: Candidate, span: Span | None, **values: Any) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "item_id": candidate.item_id,
+        "candidate_id": candidate.id,
+        "span_message": None if span is None else span.message,
+        "span_start": None if span is None else span.start,
+        "span_end": None if span is None else span.end,
+        **values,
+    }
+
+
+async def shown(session: AsyncSession, assignment: Assignment) -> list[Critique]:
+    """The critiques an assisted assignment shows, in their order; none when unassisted."""
+    ids = assistance.shown_ids(assignment)
+    if not ids:
+        return []
+    return list(
+        await session.scalars(
+            select(Critique).where(Critique.id.in_([uuid.UUID(i) for i in ids])).order_by(Critique.seq)
+        )
+    )
+
+
+# --- posted by a model (the API) ---------------------------------------------------------------
+
+
+async def add(session: AsyncSession, *, item: Item, data: Sequence[CritiqueCreate]) -> list[Critique]:
+    """Add critiques to an item's candidates, all or none.
+
+    The item row is locked (FOR NO KEY UPDATE: it is the last lock of the order, and this path takes
+    no other) so that two posts at once cannot pass the per-item limit together.
+    """
+    await session.execute(select(Item.id).where(Item.id == item.id).with_for_update(key_share=True))
+    candidates = {c.id: c for c in await session.scalars(select(Candidate).where(Candidate.item_id == item.id))}
+    have = await session.scalar(select(func.count()).where(Critique.item_id == item.id)) or 0
+    if have + len(data) > MAX_CRITIQUES_PER_ITEM:
+        raise Invalid(TOO_MANY.format(item=item.id, have=have, adding=len(data), limit=MAX_CRITIQUES_PER_ITEM))
+    rows = []
+    for index, critique in enumerate(data):
+        where = f"critiques[{index}]"
+        candidate = candidates.get(critique.candidate_id)
+        if candidate is None:
+            raise Invalid(NOT_A_CANDIDATE.format(field=where, id=critique.candidate_id))
+        span = _span(candidate, critique.span, critique.message, where)
+        rows.append(
+            _row(
+                candidate,
+                span,
+                project_id=item.project_id,
+                text=critique.text,
+                author_model=critique.author,
+                severity=critique.severity,
+            )
+        )
+    await session.execute(insert(Critique), rows)
+    ids = [r["id"] for r in rows]
+    return list(await session.scalars(select(Critique).where(Critique.id.in_(ids)).order_by(Critique.seq)))
+
+
+async def item_of(session: AsyncSession, item_id: uuid.UUID) -> Item:
+    item = await session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"No item with id {item_id}.")
+    return item
+
+
+# --- with a judgment -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What a judgment brings besides its verdict, checked: ratings and rater-written critiques."""
+
+    ratings: list[dict[str, Any]] = field(default_factory=list)
+    critiques: list[dict[str, Any]] = field(default_factory=list)
+
+    def key(self) -> tuple[Any, ...]:
+        """What makes two sends the same (to tell a retry from a different verdict)."""
+        ratings = sorted((str(r["critique_id"]), r["verdict"], r["helpful"]) for r in self.ratings)
+        critiques = sorted(
+            (str(c["candidate_id"]), c["text"], c["span_message"], c["span_start"], c["span_end"], c["severity"])
+            for c in self.critiques
+        )
+        return (ratings, critiques)
+
+
+def _check_ratings(
+    project: Project, assignment: Assignment, ratings: Sequence[CritiqueRatingCreate] | None
+) -> list[dict[str, Any]]:
+    offered = set(assistance.shown_ids(assignment))
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, rating in enumerate(ratings or ()):
+        key = str(rating.critique_id)
+        if key not in offered:
+            raise Invalid(NOT_SHOWN.format(index=index, id=rating.critique_id))
+        if key in seen:
+            raise Invalid(RATED_TWICE.format(index=index, id=rating.critique_id))
+        seen.add(key)
+        out.append({"critique_id": rating.critique_id, "verdict": str(rating.verdict), "helpful": rating.helpful})
+    if project.critique_ratings == CritiqueRatings.required:
+        missing = len(offered - {str(r["critique_id"]) for r in out if r["helpful"] is not None})
+        if missing:
+            raise Invalid(RATINGS_REQUIRED.format(missing=missing))
+    return out
+
+
+async def check(
+    session: AsyncSession,
+    *,
+    project: Project,
+    assignment: Assignment,
+    ratings: Sequence[CritiqueRatingCreate] | None,
+    critiques: Sequence[RaterCritiqueCreate] | None,
+) -> Extras:
+    """Validate a judgment's ratings and critiques against what the assignment showed (422 otherwise)."""
+    checked = _check_ratings(project, assignment, ratings)
+    rows = []
+    if critiques:
+        candidates = {
+            c.id: c for c in await session.scalars(select(Candidate).where(Candidate.item_id == assignment.item_id))
+        }
+        for index, critique in enumerate(critiques):
+            where = f"critiques[{index}]"
+            candidate = candidates.get(critique.candidate_id)
+            if candidate is None or candidate.id not in assignment.shown_order:
+                raise Invalid(NOT_A_CANDIDATE.format(field=where, id=critique.candidate_id))
+            span = _span(candidate, critique.span, critique.message, where)
+            rows.append(
+                _row(
+                    candidate,
+                    span,
+                    project_id=assignment.project_id,
+                    text=critique.text.strip() or critique.text,
+                    severity=None if critique.severity is None else str(critique.severity),
+                )
+            )
+    return Extras(ratings=checked, critiques=rows)
+
+
+async def stored(session: AsyncSession, judgment: Judgment) -> Extras:
+    """A judgment's stored ratings and critiques, as `check` returns them (to compare a resend)."""
+    ratings = [
+        {"critique_id": r.critique_id, "verdict": r.verdict, "helpful": r.helpful}
+        for r in await session.scalars(select(CritiqueRating).where(CritiqueRating.judgment_id == judgment.id))
+    ]
+    critiques = [
+        {
+            "candidate_id": c.candidate_id,
+            "text": c.text,
+            "span_message": c.span_message,
+            "span_start": c.span_start,
+            "span_end": c.span_end,
+            "severity": c.severity,
+        }
+        for c in await session.scalars(select(Critique).where(Critique.judgment_id == judgment.id))
+    ]
+    return Extras(ratings=ratings, critiques=critiques)
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenOnPage:
+    """A rater's own critique as the revision page fills its box: the text and the span field."""
+
+    text: str
+    span: str  # "start,end", "message:start,end", or ""
+
+
+async def on_page(
+    session: AsyncSession, judgment: Judgment
+) -> tuple[dict[str, tuple[str, str]], dict[str, WrittenOnPage]]:
+    """A judgment's ratings (critique id → verdict, "yes"/"no"/"") and critiques (candidate id →
+    box), for the revision page to show them as sent."""
+    ratings = {
+        str(r.critique_id): (r.verdict, "" if r.helpful is None else "yes" if r.helpful else "no")
+        for r in await session.scalars(select(CritiqueRating).where(CritiqueRating.judgment_id == judgment.id))
+    }
+    written = {}
+    for c in await session.scalars(select(Critique).where(Critique.judgment_id == judgment.id)):
+        span = "" if c.span_start is None else f"{c.span_start},{c.span_end}"
+        if span and c.span_message is not None:
+            span = f"{c.span_message}:{span}"
+        written[str(c.candidate_id)] = WrittenOnPage(text=c.text, span=span)
+    return ratings, written
+
+
+async def store(
+    session: AsyncSession, *, judgment: Judgment, rater: User, extras: Extras, replace: bool = False
+) -> None:
+    """Write a judgment's ratings and critiques; with `replace`, those of its earlier revision go first."""
+    if replace:
+        await session.execute(delete(CritiqueRating).where(CritiqueRating.judgment_id == judgment.id))
+        await session.execute(delete(Critique).where(Critique.judgment_id == judgment.id))
+    if extras.ratings:
+        await session.execute(insert(CritiqueRating), [r | {"judgment_id": judgment.id} for r in extras.ratings])
+    if extras.critiques:
+        rows = [c | {"id": uuid.uuid4(), "judgment_id": judgment.id, "author_id": rater.id} for c in extras.critiques]
+        await session.execute(insert(Critique), rows)

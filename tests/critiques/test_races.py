@@ -1,0 +1,38 @@
+"""Two posts of critiques to one item at once: the item row serialises them, so together they
+cannot pass the per-item limit (two real connections; the second waits for the first)."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from server.critiques import service
+from server.critiques.schemas import CritiqueCreate
+from server.errors import Invalid
+from server.models import Candidate, Critique, Item
+from tests.labeling.race import lock_waits, until
+
+
+async def test_concurrent_posts_respect_the_item_limit(
+    make_setup, session: AsyncSession, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await make_setup(n_items=1)
+    item = (await session.scalars(select(Item))).one()
+    candidate = (await session.scalars(select(Candidate).where(Candidate.position == 0))).one()
+    batch = [CritiqueCreate(candidate_id=candidate.id, text="t", author="m")] * 50
+
+    async def second_is_waiting() -> bool:
+        return await lock_waits(engine) > 0
+
+    async with sessionmaker() as first, sessionmaker() as second:
+        await service.add(first, item=await first.get_one(Item, item.id), data=batch)  # holds the item row
+        waiting = asyncio.create_task(service.add(second, item=await second.get_one(Item, item.id), data=batch))
+        await until(second_is_waiting, what="the second post waiting for the item row")
+        assert not waiting.done()
+        await first.commit()
+        with pytest.raises(Invalid) as refused:
+            await waiting
+        assert refused.value.message.startswith(f"Item {item.id} has 51 critiques; with 50 more")
+        await second.rollback()
+    assert await session.scalar(select(func.count()).select_from(Critique)) == 51
