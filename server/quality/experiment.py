@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import norm
+from scipy.stats import t as t_dist
 
 Metric = Literal["gold_accuracy", "catch_rate", "agreement", "median_seconds", "flaws_per_item"]
 METRICS: tuple[Metric, ...] = ("gold_accuracy", "catch_rate", "agreement", "median_seconds", "flaws_per_item")
@@ -87,6 +88,7 @@ class Difference:
     raters: int = 0
     design_effect: float | None = None
     needed: dict[str, Any] | None = None
+    note: str | None = None  # why there is no interval, when there is none
     sentence: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -99,6 +101,7 @@ class Difference:
             "raters": self.raters,
             "design_effect": self.design_effect,
             "needed": self.needed,
+            "note": self.note,
             "sentence": self.sentence,
         }
 
@@ -188,12 +191,32 @@ def _bootstrap(d: _Data, metric: str, resamples: int, seed: int) -> Floats:
     """The difference in each cluster-bootstrap resample of the raters (NaN where an arm is empty)."""
     rng = np.random.default_rng(seed)
     raters = d.raters
-    labels = d.assisted.astype(np.float64)[None, :]
-    out = []
-    for rows in _rows(resamples, d.rater.size):
-        counts = rng.multinomial(raters, np.full(raters, 1 / raters), size=rows).astype(np.float64)
-        out.append(_difference(d, metric, labels, counts[:, d.rater]))
+    out = [
+        _resampled(d, metric, rng.multinomial(raters, np.full(raters, 1 / raters), size=rows))
+        for rows in _rows(resamples, d.rater.size)
+    ]
     return np.concatenate(out) if out else np.empty(0)
+
+
+def _resampled(d: _Data, metric: str, counts: NDArray[np.int64]) -> Floats:
+    """The difference for each row of rater counts (how often each rater was drawn)."""
+    weights = np.asarray(counts, dtype=np.float64)[:, d.rater]
+    return _difference(d, metric, d.assisted.astype(np.float64)[None, :], weights)
+
+
+def _interval(diffs: Floats, raters: int) -> tuple[float, float]:
+    """The percentile interval of bootstrap differences, widened for few raters.
+
+    Resampling R raters gives (R - 1) / R of the between-rater variance, and with few raters the
+    estimate of that variance is itself uncertain: the deviations from the bootstrap mean are
+    stretched by sqrt(R / (R - 1)) * t_{R-1} / z (the usual small-cluster rule: CR1 and a t with
+    R - 1 degrees of freedom), which tends to 1 as raters grow.
+    """
+    quantile = 1 - (1 - LEVEL) / 2
+    stretch = math.sqrt(raters / (raters - 1)) * float(t_dist.ppf(quantile, raters - 1) / norm.ppf(quantile))
+    centre = float(diffs.mean())
+    low, high = np.percentile(centre + (diffs - centre) * stretch, [100 * (1 - quantile), 100 * quantile])
+    return float(low), float(high)
 
 
 def _relabelings(d: _Data, count: int, seed: int) -> tuple[NDArray[np.bool_], bool]:
@@ -261,18 +284,18 @@ def _compare_metric(d: _Data, metric: str, *, bootstrap: int, permutations: int,
     result = Difference(metric, judgments=int(d.rater.size), raters=d.raters)
     estimate = float(_difference(d, metric, labels, full)[0])
     result.estimate = estimate
-    result.p = _permutation_p(d, metric, estimate, permutations, SEED)
+    result.p = _permutation_p(d, metric, estimate, permutations, SEED) if permutations > 0 else None
     if d.raters < 2:
+        result.note = "No interval: it resamples raters, and at least two are needed."
         return result
     diffs = _bootstrap(d, metric, bootstrap, SEED)
     valid = diffs[np.isfinite(diffs)]
-    if len(valid) < len(diffs) / 2:
+    if len(valid) < max(2, len(diffs) / 2):
+        result.note = "No interval: most resamples of the raters left one arm without this figure."
         return result
-    tail = (1 - LEVEL) / 2 * 100
-    low, high = np.percentile(valid, [tail, 100 - tail])
-    result.ci = (float(low), float(high))
-    result.significant = not (low <= 0 <= high)
-    se = float(np.std(valid, ddof=1))
+    result.ci = _interval(valid, d.raters)
+    result.significant = not (result.ci[0] <= 0 <= result.ci[1])
+    se = float(np.std(valid, ddof=1)) * math.sqrt(d.raters / (d.raters - 1))
     naive = _naive_variance(d, metric)
     result.design_effect = se**2 / naive if naive else None
     unassisted = float(_arm_value(d, metric, full * (1 - labels))[0])
@@ -398,7 +421,7 @@ def sentence(metric: str, assisted: float, unassisted: float, diff: Difference, 
     size = f"{_count(diff.judgments, 'judgment')} by {_count(diff.raters, 'rater')}"
     text = f"With {help_name}, {PHRASES[metric](a, u)} ({', '.join(parts)}; {size})."
     if diff.ci is None:
-        return text + " No interval: it resamples raters, and at least two are needed."
+        return f"{text} {diff.note or 'No interval.'}"
     if not diff.significant:
         return text + f" Not significant: the {round(100 * LEVEL)}% interval includes 0."
     return text
