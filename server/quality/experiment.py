@@ -45,6 +45,7 @@ POWER = 0.80
 EFFECT = 0.10  # points for proportions, a share of the unassisted value for seconds and flaws
 CHUNK = 2_000_000  # matrix cells per block, so memory stays bounded on large projects
 EPS = 1e-12
+MIN_VALID = 0.8  # share of resamples with both arms present needed for an interval
 
 Floats = NDArray[np.float64]
 
@@ -290,7 +291,7 @@ def _compare_metric(d: _Data, metric: str, *, bootstrap: int, permutations: int,
         return result
     diffs = _bootstrap(d, metric, bootstrap, SEED)
     valid = diffs[np.isfinite(diffs)]
-    if len(valid) < max(2, len(diffs) / 2):
+    if len(valid) < max(2, MIN_VALID * len(diffs)):
         result.note = "No interval: most resamples of the raters left one arm without this figure."
         return result
     result.ci = _interval(valid, d.raters)
