@@ -1,6 +1,6 @@
 """Proof of the assistance experiment statistics by simulation (issue 11, "Proof").
 
-    .venv/bin/python -m bench.assistance [--seeds 20] [--null-seeds 200] [--raters 12] [--per-rater 50]
+    .venv/bin/python -m bench.assistance [--seeds 20] [--null-seeds 200] [--raters 20] [--per-rater 30]
 
 Simulated raters judge items that each carry one planted flaw. A rater catches it with probability
 0.4 unaided and 0.6 when shown a critique that points at it, shifted per rater by a skill drawn
@@ -35,8 +35,8 @@ from server.quality.gold import wilson
 
 @dataclass(frozen=True, slots=True)
 class Design:
-    raters: int = 12
-    per_rater: int = 50
+    raters: int = 20
+    per_rater: int = 30
     unaided: float = 0.4
     aided: float = 0.6
     skill: float = 0.1  # rater level, ± (both arms)
@@ -139,7 +139,7 @@ def main() -> None:
             "—" if out.mean_needed is None else f"{out.mean_needed:.0f}",
             f"{time.perf_counter() - started:.1f}",
         )
-    Console().print(table)
+    Console(width=150).print(table)
 
 
 if __name__ == "__main__":
