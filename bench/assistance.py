@@ -14,8 +14,9 @@ Runs, each through `server.quality.experiment.compare` directly (no HTTP, no dat
 - detection: the planted effect (0.4 → 0.6), `--seeds` seeds; the share whose interval excludes 0;
 - null, sharp: 0.4 in both arms and no benefit for anyone, `--null-seeds` seeds;
 - null, on average: 0.4 in both arms, benefit ±0.1 per rater (mean 0), `--null-seeds` seeds;
-- the same average null with the interval computed as if every judgment were its own rater
-  (a bootstrap of judgments): what the report would say if it ignored the clustering.
+  and again with benefit ±0.3;
+- the ±0.3 null with the interval computed as if every judgment were its own rater (a bootstrap
+  of judgments): what the report would say if it ignored the clustering.
 A false positive is an interval that excludes 0; the permutation p < 0.05 is counted beside it.
 Shares carry 95% Wilson intervals.
 """
@@ -117,11 +118,13 @@ def main() -> None:
     args = parser.parse_args()
     design = Design(raters=args.raters, per_rater=args.per_rater)
     null = replace(design, aided=design.unaided)
+    wide = replace(null, benefit=0.3)
     runs = [
         ("effect 0.4 → 0.6", design, False, range(args.seeds)),
         ("null, sharp (no benefit)", replace(null, benefit=0.0), False, range(1000, 1000 + args.null_seeds)),
         ("null on average (benefit ±0.1)", null, False, range(1000, 1000 + args.null_seeds)),
-        ("same, judgments resampled", null, True, range(1000, 1000 + args.null_seeds)),
+        ("null on average (benefit ±0.3)", wide, False, range(1000, 1000 + args.null_seeds)),
+        ("same, judgments resampled", wide, True, range(1000, 1000 + args.null_seeds)),
     ]
     table = Table(title=f"Assistance experiment: {design.raters} raters, {design.per_rater} judgments each")
     columns = ("scenario", "interval excludes 0", "permutation p < 0.05", "mean difference", "needed (10 points)", "s")
