@@ -1,6 +1,7 @@
 """Proof of the assistance experiment statistics by simulation (issue 11, "Proof").
 
     .venv/bin/python -m bench.assistance [--seeds 20] [--null-seeds 200] [--raters 20] [--per-rater 30]
+    .venv/bin/python -m bench.assistance --stretch-check [--null-seeds 200]
 
 Simulated raters judge items that each carry one planted flaw. A rater catches it with probability
 0.4 unaided and 0.6 when shown a critique that points at it, shifted per rater by a skill drawn
@@ -19,6 +20,9 @@ Runs, each through `server.quality.experiment.compare` directly (no HTTP, no dat
   of judgments): what the report would say if it ignored the clustering.
 A false positive is an interval that excludes 0; the permutation p < 0.05 is counted beside it.
 Shares carry 95% Wilson intervals.
+
+`--stretch-check` instead runs null experiments at 8, 12 and 20 raters with and without the
+interval's small-sample stretch (server/quality/experiment.py:_interval), `--null-seeds` each.
 """
 
 import argparse
@@ -83,6 +87,7 @@ def run(
     independent: bool = False,
     bootstrap: int = experiment.BOOTSTRAP,
     permutations: int = experiment.PERMUTATIONS,
+    stretch: bool = True,
 ) -> Outcome:
     """Simulate each seed and count how often the report calls the catch-rate difference significant."""
     excludes = below = 0
@@ -92,7 +97,11 @@ def run(
         records = simulate(seed, design)
         records = as_independent(records) if independent else records
         report = experiment.compare(
-            records, metrics=("catch_rate",), bootstrap=bootstrap, permutations=0 if independent else permutations
+            records,
+            metrics=("catch_rate",),
+            bootstrap=bootstrap,
+            permutations=0 if independent else permutations,
+            stretch=stretch,
         )
         diff = report.differences["catch_rate"]
         excludes += bool(diff.significant)
@@ -109,13 +118,33 @@ def share(k: int, n: int) -> str:
     return f"{k}/{n} = {100 * k / n:.1f}% (95% CI {100 * low:.1f}–{100 * high:.1f})"  # noqa: RUF001
 
 
+def stretch_check(seeds: int) -> None:
+    """How often null intervals exclude 0 with and without the small-sample stretch, by rater count."""
+    table = Table(title=f"Null experiments, {seeds} seeds each, 500 resamples: interval excludes 0")
+    for column in ("raters x judgments", "benefit", "plain percentile", "stretched (the report)"):
+        table.add_column(column)
+    for raters, per_rater in ((8, 50), (12, 50), (20, 30)):
+        for benefit in (0.0, 0.2):
+            design = Design(raters=raters, per_rater=per_rater, aided=0.4, benefit=benefit)
+            cells = [
+                share(run(range(seeds), design, bootstrap=500, permutations=0, stretch=s).excludes_zero, seeds)
+                for s in (False, True)
+            ]
+            table.add_row(f"{raters} x {per_rater}", f"±{benefit}", *cells)
+    Console(width=150).print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--null-seeds", type=int, default=200)
     parser.add_argument("--raters", type=int, default=Design().raters)
     parser.add_argument("--per-rater", type=int, default=Design().per_rater)
+    parser.add_argument("--stretch-check", action="store_true", help="only the small-sample table")
     args = parser.parse_args()
+    if args.stretch_check:
+        stretch_check(args.null_seeds)
+        return
     design = Design(raters=args.raters, per_rater=args.per_rater)
     null = replace(design, aided=design.unaided)
     wide = replace(null, benefit=0.3)

@@ -205,7 +205,7 @@ def _resampled(d: _Data, metric: str, counts: NDArray[np.int64]) -> Floats:
     return _difference(d, metric, d.assisted.astype(np.float64)[None, :], weights)
 
 
-def _interval(diffs: Floats, raters: int) -> tuple[float, float]:
+def _interval(diffs: Floats, raters: int, *, stretch: bool = True) -> tuple[float, float]:
     """The percentile interval of bootstrap differences, widened for few raters.
 
     Resampling R raters gives (R - 1) / R of the between-rater variance, and with few raters the
@@ -214,9 +214,11 @@ def _interval(diffs: Floats, raters: int) -> tuple[float, float]:
     R - 1 degrees of freedom), which tends to 1 as raters grow.
     """
     quantile = 1 - (1 - LEVEL) / 2
-    stretch = math.sqrt(raters / (raters - 1)) * float(t_dist.ppf(quantile, raters - 1) / norm.ppf(quantile))
+    factor = math.sqrt(raters / (raters - 1)) * float(t_dist.ppf(quantile, raters - 1) / norm.ppf(quantile))
     centre = float(diffs.mean())
-    low, high = np.percentile(centre + (diffs - centre) * stretch, [100 * (1 - quantile), 100 * quantile])
+    low, high = np.percentile(
+        centre + (diffs - centre) * (factor if stretch else 1.0), [100 * (1 - quantile), 100 * quantile]
+    )
     return float(low), float(high)
 
 
@@ -278,7 +280,9 @@ def _needed(n: int, se: float, delta: float | None, effect: float, metric: str) 
     return {"effect": effect, "effect_units": units, "judgments_total": total, "judgments_more": max(0, total - n)}
 
 
-def _compare_metric(d: _Data, metric: str, *, bootstrap: int, permutations: int, effect: float) -> Difference:
+def _compare_metric(
+    d: _Data, metric: str, *, bootstrap: int, permutations: int, effect: float, stretch: bool
+) -> Difference:
     """The difference of one metric with its interval, p-value and sample size."""
     full = np.ones((1, d.rater.size))
     labels = d.assisted.astype(np.float64)[None, :]
@@ -294,7 +298,7 @@ def _compare_metric(d: _Data, metric: str, *, bootstrap: int, permutations: int,
     if len(valid) < max(2, MIN_VALID * len(diffs)):
         result.note = "No interval: most resamples of the raters left one arm without this figure."
         return result
-    result.ci = _interval(valid, d.raters)
+    result.ci = _interval(valid, d.raters, stretch=stretch)
     result.significant = not (result.ci[0] <= 0 <= result.ci[1])
     se = float(np.std(valid, ddof=1)) * math.sqrt(d.raters / (d.raters - 1))
     naive = _naive_variance(d, metric)
@@ -333,8 +337,13 @@ def compare(
     bootstrap: int = BOOTSTRAP,
     permutations: int = PERMUTATIONS,
     help_name: str = "critiques",
+    stretch: bool = True,
 ) -> Report:
-    """The experiment report: per-arm figures and, per metric, the difference with interval and p."""
+    """The experiment report: per-arm figures and, per metric, the difference with interval and p.
+
+    `stretch=False` leaves out the small-sample stretch of the interval (`_interval`); the
+    benchmark turns it off to show what it does.
+    """
     arms = {"assisted": _arm(records, True), "unassisted": _arm(records, False)}
     settings = {"bootstrap": bootstrap, "permutations": permutations, "seed": SEED, "level": LEVEL}
     statement = _statement(arms)
@@ -344,7 +353,9 @@ def compare(
         if statement is not None or not d.assisted.any() or d.assisted.all():
             differences[metric] = Difference(metric, sentence=statement or _one_sided(d, metric))
             continue
-        diff = _compare_metric(d, metric, bootstrap=bootstrap, permutations=permutations, effect=effect)
+        diff = _compare_metric(
+            d, metric, bootstrap=bootstrap, permutations=permutations, effect=effect, stretch=stretch
+        )
         a, u = (_arm_value(d, metric, np.ones((1, d.rater.size)) * w)[0] for w in (d.assisted, ~d.assisted))
         diff.sentence = sentence(metric, float(a), float(u), diff, help_name)
         differences[metric] = diff
