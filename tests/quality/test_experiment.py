@@ -281,7 +281,7 @@ class TestSimulation:
         seeds = range(200)
         by_rater = run(seeds, design, bootstrap=500, permutations=0)
         assert 4 <= by_rater.excludes_zero <= 18  # 2% to 9% of 200
-        by_judgment = run(seeds, design, independent=True, bootstrap=500, permutations=0)
+        by_judgment = run(seeds, design, independent=True, bootstrap=200, permutations=0)
         assert by_judgment.excludes_zero > 18
 
     def test_permutation_p_under_the_sharp_null(self) -> None:
