@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.assistance [--seeds 20] [--null-seeds 200] [--raters 20] [--per-rater 30]
     .venv/bin/python -m bench.assistance --stretch-check [--null-seeds 200]
+    .venv/bin/python -m bench.assistance --timing 20000
 
 Simulated raters judge items that each carry one planted flaw. A rater catches it with probability
 0.4 unaided and 0.6 when shown a critique that points at it, shifted per rater by a skill drawn
@@ -134,6 +135,19 @@ def stretch_check(seeds: int) -> None:
     Console(width=150).print(table)
 
 
+def timing(judgments: int) -> None:
+    """Seconds for the full report (every metric, default resamples) on `judgments` simulated judgments."""
+    rng = np.random.default_rng(0)
+    design = Design(raters=max(2, judgments // 400), per_rater=400)
+    records = [
+        replace(r, gold=float(rng.random() < 0.7), agreement=float(rng.random() < 0.8), seconds=rng.lognormal(3, 0.5))
+        for r in simulate(0, design)
+    ]
+    started = time.perf_counter()
+    experiment.compare(records)
+    print(f"{len(records)} judgments by {design.raters} raters: {time.perf_counter() - started:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
@@ -141,7 +155,11 @@ def main() -> None:
     parser.add_argument("--raters", type=int, default=Design().raters)
     parser.add_argument("--per-rater", type=int, default=Design().per_rater)
     parser.add_argument("--stretch-check", action="store_true", help="only the small-sample table")
+    parser.add_argument("--timing", type=int, metavar="N", help="only time the full report on N judgments")
     args = parser.parse_args()
+    if args.timing:
+        timing(args.timing)
+        return
     if args.stretch_check:
         stretch_check(args.null_seeds)
         return

@@ -23,7 +23,7 @@ metric each give a sentence in place of the figure.
 """
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, product
 from typing import Any, Literal
@@ -45,6 +45,7 @@ POWER = 0.80
 EFFECT = 0.10  # points for proportions, a share of the unassisted value for seconds and flaws
 CHUNK = 2_000_000  # matrix cells per block, so memory stays bounded on large projects
 EPS = 1e-12
+MAX_KINDS = 16  # distinct values per rater up to which relabelings are drawn by value, not by judgment
 MIN_VALID = 0.8  # share of resamples with both arms present needed for an interval
 
 Floats = NDArray[np.float64]
@@ -201,8 +202,18 @@ def _bootstrap(d: _Data, metric: str, resamples: int, seed: int) -> Floats:
 
 def _resampled(d: _Data, metric: str, counts: NDArray[np.int64]) -> Floats:
     """The difference for each row of rater counts (how often each rater was drawn)."""
-    weights = np.asarray(counts, dtype=np.float64)[:, d.rater]
-    return _difference(d, metric, d.assisted.astype(np.float64)[None, :], weights)
+    drawn = np.asarray(counts, dtype=np.float64)
+    if metric == "median_seconds":
+        return _difference(d, metric, d.assisted.astype(np.float64)[None, :], drawn[:, d.rater])
+    # A ratio needs only each rater's sums per arm: a product with the counts, not one per judgment.
+    sums = [
+        drawn @ np.bincount(d.rater, weights=values * mask, minlength=d.raters)
+        for mask in (d.assisted, ~d.assisted)
+        for values in (d.num, d.den)
+    ]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        arms = [np.where(den > 0, num / np.where(den > 0, den, 1), np.nan) for num, den in (sums[:2], sums[2:])]
+    return arms[0] - arms[1]
 
 
 def _interval(diffs: Floats, raters: int, *, stretch: bool = True) -> tuple[float, float]:
@@ -222,32 +233,71 @@ def _interval(diffs: Floats, raters: int, *, stretch: bool = True) -> tuple[floa
     return float(low), float(high)
 
 
-def _relabelings(d: _Data, count: int, seed: int) -> tuple[NDArray[np.bool_], bool]:
-    """Arm labels permuted within each rater: all arrangements when few enough, else `count` random."""
-    starts = np.flatnonzero(np.r_[True, d.rater[1:] != d.rater[:-1]]) if d.rater.size else np.empty(0, np.intp)
-    blocks = [(int(s), int(e)) for s, e in zip(starts, [*starts[1:], d.rater.size], strict=True)]
+def _relabelings(d: _Data, count: int, seed: int) -> tuple[Iterator[NDArray[np.bool_]], bool]:
+    """Arm labels permuted within each rater, in blocks of rows: every arrangement when there are
+    at most `count`, else `count` random ones. The bool says which."""
+    blocks = _rater_blocks(d)
     total = math.prod(math.comb(e - s, int(d.assisted[s:e].sum())) for s, e in blocks)
     if total <= count:
         choices = [list(combinations(range(s, e), int(d.assisted[s:e].sum()))) for s, e in blocks]
         labels = np.zeros((total, d.rater.size), dtype=np.bool_)
         for row, picks in enumerate(product(*choices)):
             labels[row, [i for pick in picks for i in pick]] = True
-        return labels, True
-    rng = np.random.default_rng(seed)
-    keys = rng.random((count, d.rater.size)) + 2.0 * d.rater[None, :]  # sorts within each rater's block
-    return d.assisted[np.argsort(keys, axis=1)], False
+        return iter([labels]), True
+    return _random_relabelings(d, blocks, count, np.random.default_rng(seed)), False
+
+
+def _random_relabelings(
+    d: _Data, blocks: list[tuple[int, int]], count: int, rng: np.random.Generator
+) -> Iterator[NDArray[np.bool_]]:
+    for rows in _rows(count, d.rater.size):
+        labels = np.empty((rows, d.rater.size), dtype=np.bool_)
+        for s, e in blocks:
+            labels[:, s:e] = rng.permuted(np.tile(d.assisted[s:e], (rows, 1)), axis=1)
+        yield labels
+
+
+def _rater_blocks(d: _Data) -> list[tuple[int, int]]:
+    """Each rater's [start, end) in the rater-sorted judgments."""
+    starts = np.flatnonzero(np.r_[True, d.rater[1:] != d.rater[:-1]]) if d.rater.size else np.empty(0, np.intp)
+    return [(int(s), int(e)) for s, e in zip(starts, [*starts[1:], d.rater.size], strict=True)]
+
+
+def _drawn_sums(d: _Data, count: int, rng: np.random.Generator) -> Floats | None:
+    """Assisted-arm numerator and denominator sums (2 x count) of random within-rater relabelings.
+
+    Relabeling a rater's judgments draws their assisted ones without replacement: over the rater's
+    distinct (numerator, denominator) values that is a multivariate hypergeometric draw, count x
+    (distinct values) numbers instead of count x judgments. None when a rater has more than
+    `MAX_KINDS` distinct values (continuous scores): relabel judgment by judgment then.
+    """
+    sums = np.zeros((2, count))
+    for s, e in _rater_blocks(d):
+        kinds, inverse = np.unique(np.c_[d.num[s:e], d.den[s:e]], axis=0, return_inverse=True)
+        if len(kinds) > MAX_KINDS:
+            return None
+        colors = np.bincount(inverse.ravel(), minlength=len(kinds))
+        drawn = rng.multivariate_hypergeometric(colors, int(d.assisted[s:e].sum()), size=count)
+        sums += (drawn @ kinds).T
+    return sums
 
 
 def _permutation_p(d: _Data, metric: str, observed: float, permutations: int, seed: int) -> float:
     """Two-sided p of the within-rater permutation test (exact when all arrangements fit)."""
-    labels, exact = _relabelings(d, permutations, seed)
-    ones = np.ones((1, d.rater.size))
-    extreme = 0
-    for start in range(0, len(labels), max(1, CHUNK // max(d.rater.size, 1))):
-        block = labels[start : start + max(1, CHUNK // max(d.rater.size, 1))].astype(np.float64)
-        diffs = _difference(d, metric, block, np.repeat(ones, len(block), axis=0))
+    blocks, exact = _relabelings(d, permutations, seed)
+    drawn = None if exact or metric == "median_seconds" else _drawn_sums(d, permutations, np.random.default_rng(seed))
+    if drawn is not None:
+        num, den = d.num.sum(), d.den.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diffs = drawn[0] / drawn[1] - (num - drawn[0]) / (den - drawn[1])
+        extreme = int((np.abs(diffs) >= abs(observed) - 1e-9).sum())
+        return (1 + extreme) / (1 + permutations)
+    extreme = total = 0
+    for block in blocks:
+        diffs = _difference(d, metric, block.astype(np.float64), np.ones(block.shape))
         extreme += int((np.abs(diffs) >= abs(observed) - 1e-9).sum())
-    return extreme / len(labels) if exact else (1 + extreme) / (1 + len(labels))
+        total += len(block)
+    return extreme / total if exact else (1 + extreme) / (1 + total)
 
 
 def _naive_variance(d: _Data, metric: str) -> float | None:

@@ -95,7 +95,8 @@ class TestPermutation:
 
     def test_enumeration_keeps_each_raters_arm_sizes(self) -> None:
         d = experiment._select(FIXED, "median_seconds")
-        labels, exact = experiment._relabelings(d, 100, seed=1)
+        blocks, exact = experiment._relabelings(d, 100, seed=1)
+        labels = np.concatenate(list(blocks))
         assert exact
         assert len({tuple(row) for row in labels}) == 9
         assert (labels[:, :3].sum(axis=1) == 2).all()
@@ -104,11 +105,24 @@ class TestPermutation:
     def test_random_relabelings_permute_within_raters(self) -> None:
         records = [J(f"r{r}", i < 3, gold=float(i)) for r in range(4) for i in range(7)]
         d = experiment._select(records, "gold_accuracy")
-        labels, exact = experiment._relabelings(d, 500, seed=2)
+        blocks, exact = experiment._relabelings(d, 500, seed=2)
+        labels = np.concatenate(list(blocks))
         assert not exact  # 35^4 arrangements
         assert (labels.reshape(500, 4, 7).sum(axis=2) == 3).all()
         # Every position is assisted in about 3/7 of the relabelings.
         assert np.abs(labels.mean(axis=0) - 3 / 7).max() < 0.08
+
+    def test_drawing_by_value_matches_relabeling_by_judgment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # 0/1 outcomes take the multivariate-hypergeometric path; MAX_KINDS = 0 forces the judgment
+        # by judgment one. Two Monte Carlo estimates of one p: equal within sampling error.
+        records = _sim(5, Design(raters=6, per_rater=20, aided=0.5))
+        fast = compare(records, metrics=["catch_rate"], permutations=20_000).differences["catch_rate"].p
+        monkeypatch.setattr(experiment, "MAX_KINDS", 0)
+        slow = compare(records, metrics=["catch_rate"], permutations=20_000).differences["catch_rate"].p
+        assert fast is not None
+        assert slow is not None
+        assert 0.02 < slow < 0.5
+        assert abs(fast - slow) < 4 * math.sqrt(slow * (1 - slow) / 20_000) * math.sqrt(2)
 
     def test_identical_arms_give_p_one(self) -> None:
         records = [J(f"r{r}", i % 2 == 0, gold=float(r % 2)) for r in range(6) for i in range(40)]
@@ -273,16 +287,25 @@ class TestSimulation:
         assert out.excludes_zero >= 18
         assert 0.15 < out.mean_estimate < 0.25
 
-    def test_false_positives_under_the_null_on_average(self) -> None:
+    def test_false_positives_under_the_null_on_average(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # Critiques help some raters and hurt others (benefit ±0.3 per rater, mean 0): the interval
-        # must account for raters. Resampling judgments instead excludes 0 far too often: 35 of 200
-        # with _bootstrap drawing judgments (tried by hand), 42 with every judgment its own rater.
+        # must account for raters. Resampling judgments instead excludes 0 far too often: 42 of 200
+        # with every judgment its own rater, 35 with _bootstrap drawing judgments.
         design = Design(raters=20, per_rater=40, aided=0.4, benefit=0.3)
         seeds = range(200)
         by_rater = run(seeds, design, bootstrap=500, permutations=0)
         assert 4 <= by_rater.excludes_zero <= 18  # 2% to 9% of 200
         by_judgment = run(seeds, design, independent=True, bootstrap=200, permutations=0)
         assert by_judgment.excludes_zero > 18
+
+        def judgments_bootstrap(d: experiment._Data, metric: str, resamples: int, seed: int) -> np.ndarray:
+            """The mistake this test guards against: drawing judgments, not raters."""
+            n = d.rater.size
+            counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples)
+            return experiment._difference(d, metric, d.assisted.astype(float)[None, :], counts.astype(float))
+
+        monkeypatch.setattr(experiment, "_bootstrap", judgments_bootstrap)
+        assert run(seeds, design, bootstrap=500, permutations=0).excludes_zero > 18
 
     def test_permutation_p_under_the_sharp_null(self) -> None:
         design = Design(raters=20, per_rater=30, aided=0.4, benefit=0.0)
