@@ -23,7 +23,7 @@ A false positive is an interval that excludes 0; the permutation p < 0.05 is cou
 Shares carry 95% Wilson intervals.
 
 `--stretch-check` instead runs null experiments at 8, 12 and 20 raters with and without the
-interval's small-sample stretch (server/quality/experiment.py:_interval), `--null-seeds` each.
+interval's small-sample stretch (server/quality/resampling.py:interval), `--null-seeds` each.
 """
 
 import argparse

@@ -23,15 +23,15 @@ metric each give a sentence in place of the figure.
 """
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations, product
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy.stats import norm
-from scipy.stats import t as t_dist
+
+from server.quality import resampling
+from server.quality.resampling import LEVEL
 
 Metric = Literal["gold_accuracy", "catch_rate", "agreement", "median_seconds", "flaws_per_item"]
 METRICS: tuple[Metric, ...] = ("gold_accuracy", "catch_rate", "agreement", "median_seconds", "flaws_per_item")
@@ -39,16 +39,10 @@ PROPORTIONS: frozenset[str] = frozenset({"gold_accuracy", "catch_rate", "agreeme
 BOOTSTRAP = 2000  # cluster-bootstrap resamples of the raters
 PERMUTATIONS = 2000  # within-rater relabelings for the p-value
 SEED = 20261201
-LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.80
 EFFECT = 0.10  # points for proportions, a share of the unassisted value for seconds and flaws
-CHUNK = 2_000_000  # matrix cells per block, so memory stays bounded on large projects
-EPS = 1e-12
-MAX_KINDS = 16  # distinct values per rater up to which relabelings are drawn by value, not by judgment
 MIN_VALID = 0.8  # share of resamples with both arms present needed for an interval
-
-Floats = NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +57,6 @@ class Judgment:
     agreement: float | None = None  # 1 when the verdict matches the aggregated label
     seconds: float | None = None
     flaws: int | None = None  # flaws the rater marked
-
-
-@dataclass(frozen=True, slots=True)
-class _Data:
-    """One metric's judgments sorted by rater: value = num / den (den 1 for means)."""
-
-    rater: NDArray[np.intp]  # 0..raters-1, ascending
-    assisted: NDArray[np.bool_]
-    num: Floats
-    den: Floats
-
-    @property
-    def raters(self) -> int:
-        return int(self.rater.max()) + 1 if self.rater.size else 0
 
 
 @dataclass(slots=True)
@@ -132,7 +112,7 @@ VALUES: dict[str, Callable[[Judgment], float | None]] = {
 }
 
 
-def _select(records: Sequence[Judgment], metric: str) -> _Data:
+def _select(records: Sequence[Judgment], metric: str) -> resampling.Data:
     """The judgments that carry `metric`, as numerator and denominator, sorted by rater."""
     rows: list[tuple[str, bool, float, float]] = []
     for r in records:
@@ -145,174 +125,12 @@ def _select(records: Sequence[Judgment], metric: str) -> _Data:
             rows.append((r.rater, r.assisted, float(value), 1.0))
     ids = {name: i for i, name in enumerate(sorted({row[0] for row in rows}))}
     rows.sort(key=lambda row: ids[row[0]])
-    return _Data(
+    return resampling.Data(
         rater=np.array([ids[row[0]] for row in rows], dtype=np.intp),
         assisted=np.array([row[1] for row in rows], dtype=np.bool_),
         num=np.array([row[2] for row in rows], dtype=np.float64),
         den=np.array([row[3] for row in rows], dtype=np.float64),
     )
-
-
-def _weighted_median(values: Floats, weights: Floats) -> Floats:
-    """Per row of integer `weights`, the median of `values` repeated that many times (NaN if none).
-
-    `values` must be sorted. The median of W values is the mean of the ones at ranks
-    ⌊(W+1)/2⌋ and ⌊W/2⌋+1 (1-based), which coincide when W is odd.
-    """
-    cum = np.cumsum(weights, axis=1)
-    total = cum[:, -1] if cum.shape[1] else np.zeros(cum.shape[0])
-    low_rank, high_rank = np.floor((total + 1) / 2), np.floor(total / 2) + 1
-    low = np.minimum((cum < low_rank[:, None] - EPS).sum(axis=1), len(values) - 1)
-    high = np.minimum((cum < high_rank[:, None] - EPS).sum(axis=1), len(values) - 1)
-    out = (values[low] + values[high]) / 2 if len(values) else np.full(len(total), np.nan)
-    return np.where(total > 0, out, np.nan)
-
-
-def _arm_value(d: _Data, metric: str, weights: Floats) -> Floats:
-    """The metric for each row of per-judgment weights (a resample or relabeling of one arm)."""
-    if metric == "median_seconds":
-        order = np.argsort(d.num, kind="stable")
-        return _weighted_median(d.num[order], weights[:, order])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        den = weights @ d.den
-        return np.where(den > 0, (weights @ d.num) / np.where(den > 0, den, 1), np.nan)
-
-
-def _difference(d: _Data, metric: str, assisted: Floats, weights: Floats) -> Floats:
-    """assisted - unassisted per row, for 0/1 `assisted` labels and judgment multiplicities."""
-    return _arm_value(d, metric, weights * assisted) - _arm_value(d, metric, weights * (1 - assisted))
-
-
-def _rows(total: int, width: int) -> list[int]:
-    """Block sizes of at most CHUNK cells that add up to `total` rows."""
-    step = max(1, CHUNK // max(width, 1))
-    return [min(step, total - start) for start in range(0, total, step)]
-
-
-def _bootstrap(d: _Data, metric: str, resamples: int, seed: int) -> Floats:
-    """The difference in each cluster-bootstrap resample of the raters (NaN where an arm is empty)."""
-    rng = np.random.default_rng(seed)
-    raters = d.raters
-    out = [
-        _resampled(d, metric, rng.multinomial(raters, np.full(raters, 1 / raters), size=rows))
-        for rows in _rows(resamples, d.rater.size)
-    ]
-    return np.concatenate(out) if out else np.empty(0)
-
-
-def _resampled(d: _Data, metric: str, counts: NDArray[np.int64]) -> Floats:
-    """The difference for each row of rater counts (how often each rater was drawn)."""
-    drawn = np.asarray(counts, dtype=np.float64)
-    if metric == "median_seconds":
-        return _difference(d, metric, d.assisted.astype(np.float64)[None, :], drawn[:, d.rater])
-    # A ratio needs only each rater's sums per arm: a product with the counts, not one per judgment.
-    sums = [
-        drawn @ np.bincount(d.rater, weights=values * mask, minlength=d.raters)
-        for mask in (d.assisted, ~d.assisted)
-        for values in (d.num, d.den)
-    ]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        arms = [np.where(den > 0, num / np.where(den > 0, den, 1), np.nan) for num, den in (sums[:2], sums[2:])]
-    return arms[0] - arms[1]
-
-
-def _interval(diffs: Floats, raters: int, *, stretch: bool = True) -> tuple[float, float]:
-    """The percentile interval of bootstrap differences, widened for few raters.
-
-    Resampling R raters gives (R - 1) / R of the between-rater variance, and with few raters the
-    estimate of that variance is itself uncertain: the deviations from the bootstrap mean are
-    stretched by sqrt(R / (R - 1)) * t_{R-1} / z (the usual small-cluster rule: CR1 and a t with
-    R - 1 degrees of freedom), which tends to 1 as raters grow.
-    """
-    quantile = 1 - (1 - LEVEL) / 2
-    factor = math.sqrt(raters / (raters - 1)) * float(t_dist.ppf(quantile, raters - 1) / norm.ppf(quantile))
-    centre = float(diffs.mean())
-    low, high = np.percentile(
-        centre + (diffs - centre) * (factor if stretch else 1.0), [100 * (1 - quantile), 100 * quantile]
-    )
-    return float(low), float(high)
-
-
-def _relabelings(d: _Data, count: int, seed: int) -> tuple[Iterator[NDArray[np.bool_]], bool]:
-    """Arm labels permuted within each rater, in blocks of rows: every arrangement when there are
-    at most `count`, else `count` random ones. The bool says which."""
-    blocks = _rater_blocks(d)
-    total = math.prod(math.comb(e - s, int(d.assisted[s:e].sum())) for s, e in blocks)
-    if total <= count:
-        choices = [list(combinations(range(s, e), int(d.assisted[s:e].sum()))) for s, e in blocks]
-        labels = np.zeros((total, d.rater.size), dtype=np.bool_)
-        for row, picks in enumerate(product(*choices)):
-            labels[row, [i for pick in picks for i in pick]] = True
-        return iter([labels]), True
-    return _random_relabelings(d, blocks, count, np.random.default_rng(seed)), False
-
-
-def _random_relabelings(
-    d: _Data, blocks: list[tuple[int, int]], count: int, rng: np.random.Generator
-) -> Iterator[NDArray[np.bool_]]:
-    for rows in _rows(count, d.rater.size):
-        labels = np.empty((rows, d.rater.size), dtype=np.bool_)
-        for s, e in blocks:
-            labels[:, s:e] = rng.permuted(np.tile(d.assisted[s:e], (rows, 1)), axis=1)
-        yield labels
-
-
-def _rater_blocks(d: _Data) -> list[tuple[int, int]]:
-    """Each rater's [start, end) in the rater-sorted judgments."""
-    starts = np.flatnonzero(np.r_[True, d.rater[1:] != d.rater[:-1]]) if d.rater.size else np.empty(0, np.intp)
-    return [(int(s), int(e)) for s, e in zip(starts, [*starts[1:], d.rater.size], strict=True)]
-
-
-def _drawn_sums(d: _Data, count: int, rng: np.random.Generator) -> Floats | None:
-    """Assisted-arm numerator and denominator sums (2 x count) of random within-rater relabelings.
-
-    Relabeling a rater's judgments draws their assisted ones without replacement: over the rater's
-    distinct (numerator, denominator) values that is a multivariate hypergeometric draw, count x
-    (distinct values) numbers instead of count x judgments. None when a rater has more than
-    `MAX_KINDS` distinct values (continuous scores): relabel judgment by judgment then.
-    """
-    sums = np.zeros((2, count))
-    for s, e in _rater_blocks(d):
-        kinds, inverse = np.unique(np.c_[d.num[s:e], d.den[s:e]], axis=0, return_inverse=True)
-        if len(kinds) > MAX_KINDS:
-            return None
-        colors = np.bincount(inverse.ravel(), minlength=len(kinds))
-        drawn = rng.multivariate_hypergeometric(colors, int(d.assisted[s:e].sum()), size=count)
-        sums += (drawn @ kinds).T
-    return sums
-
-
-def _permutation_p(d: _Data, metric: str, observed: float, permutations: int, seed: int) -> float:
-    """Two-sided p of the within-rater permutation test (exact when all arrangements fit)."""
-    blocks, exact = _relabelings(d, permutations, seed)
-    drawn = None if exact or metric == "median_seconds" else _drawn_sums(d, permutations, np.random.default_rng(seed))
-    if drawn is not None:
-        num, den = d.num.sum(), d.den.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diffs = drawn[0] / drawn[1] - (num - drawn[0]) / (den - drawn[1])
-        extreme = int((np.abs(diffs) >= abs(observed) - 1e-9).sum())
-        return (1 + extreme) / (1 + permutations)
-    extreme = total = 0
-    for block in blocks:
-        diffs = _difference(d, metric, block.astype(np.float64), np.ones(block.shape))
-        extreme += int((np.abs(diffs) >= abs(observed) - 1e-9).sum())
-        total += len(block)
-    return extreme / total if exact else (1 + extreme) / (1 + total)
-
-
-def _naive_variance(d: _Data, metric: str) -> float | None:
-    """Variance of the difference if judgments were independent (linearised ratio), or None."""
-    if metric == "median_seconds":
-        return None
-    total = 0.0
-    for arm in (True, False):
-        num, den = d.num[d.assisted == arm], d.den[d.assisted == arm]
-        n = len(num)
-        if n < 2 or den.sum() == 0:
-            return None
-        ratio = num.sum() / den.sum()
-        total += n / (n - 1) * float(((num - ratio * den) ** 2).sum()) / float(den.sum()) ** 2
-    return total
 
 
 def _needed(n: int, se: float, delta: float | None, effect: float, metric: str) -> dict[str, Any] | None:
@@ -331,29 +149,29 @@ def _needed(n: int, se: float, delta: float | None, effect: float, metric: str) 
 
 
 def _compare_metric(
-    d: _Data, metric: str, *, bootstrap: int, permutations: int, effect: float, stretch: bool
+    d: resampling.Data, metric: str, *, bootstrap: int, permutations: int, effect: float, stretch: bool
 ) -> Difference:
     """The difference of one metric with its interval, p-value and sample size."""
     full = np.ones((1, d.rater.size))
     labels = d.assisted.astype(np.float64)[None, :]
     result = Difference(metric, judgments=int(d.rater.size), raters=d.raters)
-    estimate = float(_difference(d, metric, labels, full)[0])
+    estimate = float(resampling.difference(d, metric, labels, full)[0])
     result.estimate = estimate
-    result.p = _permutation_p(d, metric, estimate, permutations, SEED) if permutations > 0 else None
+    result.p = resampling.permutation_p(d, metric, estimate, permutations, SEED) if permutations > 0 else None
     if d.raters < 2:
         result.note = "No interval: it resamples raters, and at least two are needed."
         return result
-    diffs = _bootstrap(d, metric, bootstrap, SEED)
+    diffs = resampling.bootstrap(d, metric, bootstrap, SEED)
     valid = diffs[np.isfinite(diffs)]
     if len(valid) < max(2, MIN_VALID * len(diffs)):
         result.note = "No interval: most resamples of the raters left one arm without this figure."
         return result
-    result.ci = _interval(valid, d.raters, stretch=stretch)
+    result.ci = resampling.interval(valid, d.raters, stretch=stretch)
     result.significant = not (result.ci[0] <= 0 <= result.ci[1])
     se = float(np.std(valid, ddof=1)) * math.sqrt(d.raters / (d.raters - 1))
-    naive = _naive_variance(d, metric)
+    naive = resampling.naive_variance(d, metric)
     result.design_effect = se**2 / naive if naive else None
-    unassisted = float(_arm_value(d, metric, full * (1 - labels))[0])
+    unassisted = float(resampling.arm_value(d, metric, full * (1 - labels))[0])
     delta = effect if metric in PROPORTIONS else effect * abs(unassisted)
     result.needed = _needed(d.rater.size, se, delta, effect, metric)
     return result
@@ -365,7 +183,7 @@ def _arm(records: Sequence[Judgment], arm: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"judgments": len(mine), "raters": len({r.rater for r in mine})}
     for metric in METRICS:
         d = _select(mine, metric)
-        value = _arm_value(d, metric, np.ones((1, d.rater.size)))[0] if d.rater.size else math.nan
+        value = resampling.arm_value(d, metric, np.ones((1, d.rater.size)))[0] if d.rater.size else math.nan
         figures[metric] = float(value) if math.isfinite(value) else None
     return figures
 
@@ -391,7 +209,7 @@ def compare(
 ) -> Report:
     """The experiment report: per-arm figures and, per metric, the difference with interval and p.
 
-    `stretch=False` leaves out the small-sample stretch of the interval (`_interval`); the
+    `stretch=False` leaves out the small-sample stretch of the interval (`resampling.interval`); the
     benchmark turns it off to show what it does.
     """
     arms = {"assisted": _arm(records, True), "unassisted": _arm(records, False)}
@@ -406,7 +224,7 @@ def compare(
         diff = _compare_metric(
             d, metric, bootstrap=bootstrap, permutations=permutations, effect=effect, stretch=stretch
         )
-        a, u = (_arm_value(d, metric, np.ones((1, d.rater.size)) * w)[0] for w in (d.assisted, ~d.assisted))
+        a, u = (resampling.arm_value(d, metric, np.ones((1, d.rater.size)) * w)[0] for w in (d.assisted, ~d.assisted))
         diff.sentence = sentence(metric, float(a), float(u), diff, help_name)
         differences[metric] = diff
     return Report(arms, differences, statement, settings)
@@ -424,7 +242,7 @@ def _statement(arms: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
-def _one_sided(d: _Data, metric: str) -> str:
+def _one_sided(d: resampling.Data, metric: str) -> str:
     if d.rater.size == 0:
         return MISSING[metric]
     arm = "assisted" if d.assisted.all() else "unassisted"

@@ -10,7 +10,7 @@ from scipy.stats import norm
 from scipy.stats import t as t_dist
 
 from bench.assistance import Design, as_independent, run
-from server.quality import experiment
+from server.quality import experiment, resampling
 from server.quality.experiment import Difference, Judgment, compare, sentence
 
 J = Judgment
@@ -70,7 +70,7 @@ class TestArms:
     def test_weighted_median_is_the_median_of_the_repeated_values(self) -> None:
         values = np.array([1.0, 2.0, 5.0, 9.0])
         weights = np.array([[1, 1, 1, 1], [2, 0, 1, 0], [0, 0, 0, 3], [1, 0, 0, 0], [0, 0, 0, 0]], dtype=float)
-        medians = experiment._weighted_median(values, weights)
+        medians = resampling.weighted_median(values, weights)
         assert medians[:4].tolist() == [3.5, 1.0, 9.0, 1.0]  # (2+5)/2; median(1, 1, 5); 9; 1
         assert math.isnan(medians[4])
 
@@ -95,7 +95,7 @@ class TestPermutation:
 
     def test_enumeration_keeps_each_raters_arm_sizes(self) -> None:
         d = experiment._select(FIXED, "median_seconds")
-        blocks, exact = experiment._relabelings(d, 100, seed=1)
+        blocks, exact = resampling.relabelings(d, 100, seed=1)
         labels = np.concatenate(list(blocks))
         assert exact
         assert len({tuple(row) for row in labels}) == 9
@@ -105,7 +105,7 @@ class TestPermutation:
     def test_random_relabelings_permute_within_raters(self) -> None:
         records = [J(f"r{r}", i < 3, gold=float(i)) for r in range(4) for i in range(7)]
         d = experiment._select(records, "gold_accuracy")
-        blocks, exact = experiment._relabelings(d, 500, seed=2)
+        blocks, exact = resampling.relabelings(d, 500, seed=2)
         labels = np.concatenate(list(blocks))
         assert not exact  # 35^4 arrangements
         assert (labels.reshape(500, 4, 7).sum(axis=2) == 3).all()
@@ -117,7 +117,7 @@ class TestPermutation:
         # by judgment one. Two Monte Carlo estimates of one p: equal within sampling error.
         records = _sim(5, Design(raters=6, per_rater=20, aided=0.5))
         fast = compare(records, metrics=["catch_rate"], permutations=20_000).differences["catch_rate"].p
-        monkeypatch.setattr(experiment, "MAX_KINDS", 0)
+        monkeypatch.setattr(resampling, "MAX_KINDS", 0)
         slow = compare(records, metrics=["catch_rate"], permutations=20_000).differences["catch_rate"].p
         assert fast is not None
         assert slow is not None
@@ -134,7 +134,7 @@ class TestBootstrap:
         d = experiment._select(FIXED, "catch_rate")
         counts = np.array([[2, 0], [1, 1], [0, 2]])
         # A alone twice: 4/6 - 2/4; A and B: 2/3 - (1+0)/(2+1); B alone has no assisted planted flaw.
-        diffs = experiment._resampled(d, "catch_rate", counts)
+        diffs = resampling.resampled(d, "catch_rate", counts)
         assert diffs[:2] == pytest.approx([1 / 6, 1 / 3])
         assert math.isnan(diffs[2])
 
@@ -145,7 +145,7 @@ class TestBootstrap:
         # numpy's linear percentile of 5 sorted values: rank 0.1 and 3.9.
         low = widened[0] + 0.1 * (widened[1] - widened[0])
         high = widened[3] + 0.9 * (widened[4] - widened[3])
-        assert experiment._interval(diffs, raters=5) == pytest.approx((low, high))
+        assert resampling.interval(diffs, raters=5) == pytest.approx((low, high))
 
     def test_constant_difference_gives_that_constant(self) -> None:
         records = [J(f"r{r}", i % 2 == 0, agreement=float(i % 2 == 0)) for r in range(5) for i in range(6)]
@@ -159,14 +159,14 @@ class TestBootstrap:
         # then a mix of whole raters: a value k / n for k copies of r0 among n draws of equal size.
         records = [J(f"r{r}", i % 2 == 0, gold=float(r == 0 and i % 2 == 0)) for r in range(4) for i in range(10)]
         d = experiment._select(records, "gold_accuracy")
-        diffs = experiment._bootstrap(d, "gold_accuracy", 400, seed=3)
+        diffs = resampling.bootstrap(d, "gold_accuracy", 400, seed=3)
         assert set(np.round(diffs * 4, 9)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
 
     def test_judgments_needed_follow_the_formula(self) -> None:
         records = Design(raters=10, per_rater=20)
         diff = compare(_sim(1, records), metrics=["catch_rate"]).differences["catch_rate"]
         d = experiment._select(_sim(1, records), "catch_rate")
-        diffs = experiment._bootstrap(d, "catch_rate", experiment.BOOTSTRAP, experiment.SEED)
+        diffs = resampling.bootstrap(d, "catch_rate", experiment.BOOTSTRAP, experiment.SEED)
         se = np.std(diffs, ddof=1) * math.sqrt(10 / 9)
         z = norm.ppf(0.975) + norm.ppf(0.8)
         assert diff.needed is not None
@@ -180,7 +180,7 @@ class TestBootstrap:
         # Gold, independent judgments: assisted 1, 0, 1 -> 3/2 * (1/9 + 4/9 + 1/9) / 9 = 1/9;
         # unassisted 1, 0 -> 2 * (1/4 + 1/4) / 4 = 1/4.
         d = experiment._select(FIXED, "gold_accuracy")
-        assert experiment._naive_variance(d, "gold_accuracy") == pytest.approx(1 / 9 + 1 / 4)
+        assert resampling.naive_variance(d, "gold_accuracy") == pytest.approx(1 / 9 + 1 / 4)
 
 
 def _sim(seed: int, design: Design) -> list[Judgment]:
@@ -290,7 +290,7 @@ class TestSimulation:
     def test_false_positives_under_the_null_on_average(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # Critiques help some raters and hurt others (benefit ±0.3 per rater, mean 0): the interval
         # must account for raters. Resampling judgments instead excludes 0 far too often: 42 of 200
-        # with every judgment its own rater, 35 with _bootstrap drawing judgments.
+        # with every judgment its own rater, 35 with resampling.bootstrap drawing judgments.
         design = Design(raters=20, per_rater=40, aided=0.4, benefit=0.3)
         seeds = range(200)
         by_rater = run(seeds, design, bootstrap=500, permutations=0)
@@ -298,13 +298,13 @@ class TestSimulation:
         by_judgment = run(seeds, design, independent=True, bootstrap=200, permutations=0)
         assert by_judgment.excludes_zero > 18
 
-        def judgments_bootstrap(d: experiment._Data, metric: str, resamples: int, seed: int) -> np.ndarray:
+        def judgments_bootstrap(d: resampling.Data, metric: str, resamples: int, seed: int) -> np.ndarray:
             """The mistake this test guards against: drawing judgments, not raters."""
             n = d.rater.size
             counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=resamples)
-            return experiment._difference(d, metric, d.assisted.astype(float)[None, :], counts.astype(float))
+            return resampling.difference(d, metric, d.assisted.astype(float)[None, :], counts.astype(float))
 
-        monkeypatch.setattr(experiment, "_bootstrap", judgments_bootstrap)
+        monkeypatch.setattr(resampling, "bootstrap", judgments_bootstrap)
         assert run(seeds, design, bootstrap=500, permutations=0).excludes_zero > 18
 
     def test_permutation_p_under_the_sharp_null(self) -> None:
