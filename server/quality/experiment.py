@@ -270,9 +270,11 @@ PHRASES: dict[str, Callable[[str, str], str]] = {
 
 
 def _number(metric: str, value: float) -> str:
+    """Points for proportions, whole seconds, two decimals for flaws; never "-0"."""
     if metric in PROPORTIONS:
         return f"{round(100 * value)}"
-    return f"{value:.0f}" if metric == "median_seconds" else f"{value:.2f}"
+    digits = 0 if metric == "median_seconds" else 2
+    return f"{round(value, digits) + 0.0:.{digits}f}"
 
 
 def _range(metric: str, low: float, high: float) -> str:

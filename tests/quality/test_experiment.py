@@ -207,6 +207,11 @@ class TestSentences:
             "Not significant: the 95% interval includes 0."
         )
 
+    def test_small_negative_differences_do_not_read_minus_zero(self) -> None:
+        diff = Difference("median_seconds", estimate=-0.3, ci=(-0.4, 2.0), p=0.9, significant=False)
+        diff.judgments, diff.raters = 10, 2
+        assert "(difference 0 s, 95% CI 0 to 2, p = 0.90;" in sentence("median_seconds", 12.2, 12.5, diff, "critiques")
+
     def test_compare_writes_the_sentence(self) -> None:
         records = [J(f"r{r}", i % 2 == 0, agreement=float(i % 2 == 0)) for r in range(5) for i in range(6)]
         assert compare(records, metrics=["agreement"]).differences["agreement"].sentence == (
