@@ -8,7 +8,7 @@ VENDOR := server/static/vendor
 # htmx for the pages, Swagger UI for /api/docs. Never from a CDN.
 ASSETS := $(VENDOR)/.installed-stamp
 
-.PHONY: setup run test lint bench bench-rewardmodel clean
+.PHONY: setup run test lint bench bench-rewardmodel bench-assistance clean
 
 setup: $(STAMP) $(ASSETS)
 
@@ -47,6 +47,11 @@ bench: setup
 bench-rewardmodel: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.rewardmodel
+
+# The assistance experiment report's statistics by simulation (~2 min; docs/BENCHMARKS.md).
+bench-assistance: setup
+	$(BIN)/python -m bench.assistance
+	$(BIN)/python -m bench.assistance --stretch-check
 
 clean:
 	rm -rf $(VENV) node_modules server/static/vendor
