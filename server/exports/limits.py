@@ -94,7 +94,8 @@ class ExportResponse(StreamingResponse):
     """A streamed export that ends its job however the response ends.
 
     Each send must be accepted within `send_timeout` seconds; a client that stops reading is cut
-    off. Whatever happens (the last byte sent, the client gone, a stall, an error), the body's
+    off. When the body is complete, the job finishes before the last (empty) message goes out.
+    Whatever happens (the last byte sent, the client gone, a stall, an error), the body's
     generators are closed and `job.finish()` runs, shielded from cancellation, so the snapshot's
     connection goes back to its pool and the manifest says `complete` or `aborted`.
     """
@@ -114,6 +115,11 @@ class ExportResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False) and self.job.done:
+                # Every byte is out: the manifest says `complete` (with the body's sha256) before the
+                # client sees the end, so a trainer who checks it right after the download finds it.
+                with anyio.CancelScope(shield=True):
+                    await self.job.finish(aborted_reason=None)
             try:
                 with anyio.fail_after(self.send_timeout):
                     await send(message)

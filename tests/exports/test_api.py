@@ -1,6 +1,7 @@
 import asyncio
 import hashlib
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -407,3 +408,39 @@ class TestExportOptions:
         assert sum(await workers) == 60
         await drain()
         assert len(seen) == len(set(seen)) == 30
+
+
+async def test_the_manifest_is_complete_before_the_client_sees_the_end_of_the_body() -> None:
+    """A trainer that checks the manifest right after its download finds it complete (found by
+    `make bench`: the export phase read the manifest while the server was still finishing it)."""
+    from server.exports.limits import ExportResponse
+
+    events: list[str] = []
+
+    class Job:
+        done = False
+
+        async def finish(self, *, aborted_reason: str | None) -> None:
+            if "finished" not in events:
+                events.append("finished" if aborted_reason is None else f"aborted: {aborted_reason}")
+
+    job = Job()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"row": 1}\n'
+        job.done = True
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # the client never goes away
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            events.append("last byte" if not message.get("more_body", False) else "body")
+
+    content = body()
+    response = ExportResponse(
+        job, content, generators=[content], send_timeout=5, media_type="application/jsonl", headers={}
+    )
+    await response({"type": "http", "method": "GET", "path": "/", "headers": []}, receive, send)
+    assert events == ["body", "finished", "last byte"]
