@@ -224,6 +224,8 @@ def _mean_below(total: float, squares: float, n: int, reference: float) -> float
     """
     mean = total / n
     variance = max(squares / n - mean * mean, reference * (1 - reference) / 2)
+    if variance <= 0:  # every score the same and a reference of 0 or 1: nothing varies to test
+        return 0.0 if mean < reference else 1.0
     return float(norm.cdf((mean - reference) / math.sqrt(variance / n)))
 
 

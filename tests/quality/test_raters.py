@@ -53,6 +53,13 @@ class TestFlags:
         assert figures["a"]["flags"] == []
         assert figures["b"]["flags"] == []
 
+    def test_raters_who_always_agree_are_figures_not_a_crash(self) -> None:
+        """Two raters with the same verdict on every item: no variance to test (a 500 on the overview before)."""
+        rows = [_judged(r, item, 1, left=item % 2 == 0) for item in range(30) for r in ("a", "b")]
+        figures = rater_figures(rows, [Rater("a"), Rater("b")], fast_seconds=3.0)
+        assert [figures[r]["flags"] for r in ("a", "b")] == [[], []]
+        assert figures["a"]["agreement"] == 1.0
+
     def test_model_accounts_get_figures_but_no_flags(self) -> None:
         figures = self._crowd(human=False)["c"]
         assert figures["flags"] == []
