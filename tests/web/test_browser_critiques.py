@@ -1,27 +1,19 @@
 """The rater page with critiques, in Chromium: a critique beside its response with its span
 highlighted, rated by keyboard; the rater's own critique with a quoted span (an emoji before
-it, so UTF-16 and code points differ); the unassisted arm shows nothing. Screenshots: /tmp/shots."""
+it, so UTF-16 and code points differ); the unassisted arm shows nothing. Screenshots: artifacts/critiques-*.png."""
 
 import uuid
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Critique, CritiqueRating, Judgment, ProjectMember, Role
 from tests.critiques.conftest import EMOJI_TEXT, critiqued_items
 from tests.factories import PASSWORD, create_project, create_user, import_items
-from tests.web.conftest import BrowserLog, login, open_label
+from tests.web.conftest import BrowserLog, login, open_label, screenshot
 
 CURRENT = "#queue > .slot:not([hidden])"
-SHOTS = Path("/tmp/shots/critique")
-
-
-@pytest.fixture
-def shots() -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return SHOTS
 
 
 async def rater_on(session: AsyncSession, **settings: object):  # type: ignore[no-untyped-def]
@@ -33,7 +25,7 @@ async def rater_on(session: AsyncSession, **settings: object):  # type: ignore[n
 
 
 async def test_rater_sees_highlighted_critique_and_rates_it_by_keyboard(
-    page, session: AsyncSession, browser_log: BrowserLog, shots: Path
+    page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
 ) -> None:
     rater, project = await rater_on(session, assistance="always", critique_ratings="required")
     await login(page, rater.email, PASSWORD)
@@ -46,7 +38,7 @@ async def test_rater_sees_highlighted_critique_and_rates_it_by_keyboard(
     # The critique sits beside the response it concerns.
     panel = slot.locator(".candidate", has=page.locator(".span-mark"))
     assert await panel.locator(".critique").count() == 1
-    await page.screenshot(path=str(shots / "assisted.png"))
+    await screenshot(page, artifacts, "critiques-assisted")
     # Required ratings: the page says so before sending.
     assignment = await slot.get_attribute("data-assignment")
     await page.keyboard.press("1")
@@ -59,7 +51,7 @@ async def test_rater_sees_highlighted_critique_and_rates_it_by_keyboard(
     assert await page.evaluate("document.activeElement.dataset.critique") is not None
     await page.keyboard.press("v")
     await page.keyboard.press("+")
-    await page.screenshot(path=str(shots / "rated.png"))
+    await screenshot(page, artifacts, "critiques-rated")
     await page.keyboard.press("Escape")
     async with page.expect_response(lambda r: r.url.endswith("/judge") and r.request.method == "POST") as answer:
         await page.keyboard.press("Enter")
@@ -117,7 +109,9 @@ async def test_rater_quotes_a_span_after_an_emoji(page, session: AsyncSession, b
     browser_log.assert_clean()
 
 
-async def test_unassisted_arm_shows_nothing(page, session: AsyncSession, browser_log: BrowserLog, shots: Path) -> None:
+async def test_unassisted_arm_shows_nothing(
+    page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
+) -> None:
     rater, project = await rater_on(session, assistance="never")
     await login(page, rater.email, PASSWORD)
     await open_label(page, project.id)
@@ -129,12 +123,12 @@ async def test_unassisted_arm_shows_nothing(page, session: AsyncSession, browser
     critique_ids = (await session.scalars(select(Critique.id))).all()
     assert critique_ids
     assert all(str(i) not in html for i in critique_ids)
-    await page.screenshot(path=str(shots / "unassisted.png"))
+    await screenshot(page, artifacts, "critiques-unassisted")
     browser_log.assert_clean()
 
 
 async def test_settings_page_and_revision_page(
-    page, session: AsyncSession, browser_log: BrowserLog, shots: Path
+    page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
 ) -> None:
     rater, project = await rater_on(session, assistance="experiment", revision_window_minutes=30)
     admin = await create_user(session, role=Role.admin)
@@ -142,7 +136,7 @@ async def test_settings_page_and_revision_page(
     await page.goto(f"/admin/projects/{project.id}/settings")
     assert await page.is_checked("input[name=assistance][value=experiment]")
     await page.locator("#f-assistance_ratio").scroll_into_view_if_needed()
-    await page.screenshot(path=str(shots / "settings.png"))
+    await screenshot(page, artifacts, "critiques-settings")
     await page.context.clear_cookies()
     # A rater's assisted verdict with a rating, opened again for revision: the rating is shown as sent.
     await session.execute(
@@ -166,5 +160,5 @@ async def test_settings_page_and_revision_page(
     await page.wait_for_selector("[data-critique]")
     checked = await page.eval_on_selector_all("[data-critique] input:checked", "els => els.map(e => e.value)")
     assert checked == ["invalid", "no"]
-    await page.screenshot(path=str(shots / "revise.png"))
+    await screenshot(page, artifacts, "critiques-revise")
     browser_log.assert_clean()

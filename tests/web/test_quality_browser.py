@@ -55,7 +55,10 @@ class TestQualityPagesInBrowser:
 
         await rows.nth(0).locator("th a").click()
         await page.wait_for_url(re.compile(rf"/raters/{raters[1].id}"))
-        assert "answers in 1.0 s median" in await page.locator("#flags").inner_text()
+        # The instant rater's active times are drawn at random between 0.7 and 1.3 s (bench/quality_page.py).
+        median = re.search(r"answers in ([0-9.]+) s median", await page.locator("#flags").inner_text())
+        assert median is not None
+        assert 0.7 <= float(median.group(1)) <= 1.3
         assert await page.locator("#trend tbody tr").count() >= 2
         await _shot(page, artifacts, "quality-rater-1280")
 
