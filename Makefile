@@ -8,7 +8,7 @@ VENDOR := server/static/vendor
 # htmx for the pages, Swagger UI for /api/docs. Never from a CDN.
 ASSETS := $(VENDOR)/.installed-stamp
 
-.PHONY: setup run test lint bench bench-rewardmodel bench-assistance clean
+.PHONY: setup run test lint bench bench-rewardmodel bench-quality bench-assistance clean
 
 setup: $(STAMP) $(ASSETS)
 
@@ -47,6 +47,13 @@ bench: setup
 bench-rewardmodel: setup
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.rewardmodel
+
+# Quality control on simulated crowds: flags and the suspension rule, weighted against majority labels
+# (and the trainer on the HH sample when ../shared/data is there), the leaderboard at a million judgments.
+bench-quality: setup
+	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.aggregation
+	$(BIN)/python -m bench.leaderboard --judgments 1000000
 
 # The assistance experiment report's statistics by simulation (~2 min; docs/BENCHMARKS.md).
 bench-assistance: setup
