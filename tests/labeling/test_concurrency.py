@@ -143,7 +143,11 @@ class TestThreeProcesses:
         project_id, tokens = await setup(session)
         accepted: list[str] = []
         errors: list[int] = []
-        clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in three_servers]
+        # Reuse a kept-alive connection only while uvicorn surely keeps it (its timeout is 5 s): at
+        # httpx's default of 5 s too, a loaded machine let a request go out on a connection the
+        # server was closing that instant (httpx.ReadError).
+        limits = httpx.Limits(keepalive_expiry=1.0)
+        clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for url in three_servers]
         try:
             await asyncio.gather(
                 *(rater_loop(clients[i % 3], project_id, t, accepted, errors) for i, t in enumerate(tokens))
@@ -261,7 +265,9 @@ class TestEverythingAtOnce:
         trainer_token = await create_token(session, trainer, Scope.reward_models_write, Scope.export_read)
         tokens = [await create_token(session, r) for r in api_raters]
         pid = str(project.id)
-        clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in three_servers]
+        clients = [
+            httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(keepalive_expiry=1.0)) for url in three_servers
+        ]
         acknowledged: list[str] = []
         accepted: list[str] = []
         errors: list[int] = []
