@@ -265,9 +265,8 @@ class TestEverythingAtOnce:
         trainer_token = await create_token(session, trainer, Scope.reward_models_write, Scope.export_read)
         tokens = [await create_token(session, r) for r in api_raters]
         pid = str(project.id)
-        clients = [
-            httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(keepalive_expiry=1.0)) for url in three_servers
-        ]
+        limits = httpx.Limits(keepalive_expiry=1.0)  # as in the test above
+        clients = [httpx.AsyncClient(base_url=url, timeout=60, limits=limits) for url in three_servers]
         acknowledged: list[str] = []
         accepted: list[str] = []
         errors: list[int] = []
