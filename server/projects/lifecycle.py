@@ -170,25 +170,7 @@ async def set_batch_archived(session: AsyncSession, batch: Batch, archived: bool
     await _lock_project_and_memberships(session, batch.project_id, batch)
     if archived == (batch.archived_at is not None):
         return 0
-    ended = 0
-    if archived:
-        ended = await labeling.end_leases(
-            session, project_id=batch.project_id, batch_id=batch.id, reason=SurplusReason.archived
-        )
-    batch.archived_at = func.now() if archived else None
-    await session.flush()
-    await session.execute(_REPAUSE["batch"], {"target": batch.id})
-    await session.refresh(batch)
-    audit.record(
-        session,
-        actor=actor,
-        action="batch.archive" if archived else "batch.unarchive",
-        target_type="batch",
-        target_id=batch.id,
-        project_id=batch.project_id,
-        data={"name": batch.name, "leases_ended": ended} if archived else {"name": batch.name},
-    )
-    return ended
+    return await _set_archived(session, "batch", batch, batch.project_id, archived, actor=actor)
 
 
 async def set_project_archived(session: AsyncSession, project: Project, archived: bool, *, actor: User) -> int:
@@ -197,21 +179,29 @@ async def set_project_archived(session: AsyncSession, project: Project, archived
     await session.refresh(project)
     if archived == (project.archived_at is not None):
         return 0
+    return await _set_archived(session, "project", project, project.id, archived, actor=actor)
+
+
+async def _set_archived(
+    session: AsyncSession, kind: str, row: Batch | Project, project_id: uuid.UUID, archived: bool, *, actor: User
+) -> int:
+    """Archive or unarchive a locked batch or project: end its live leases, re-pause its items, audit."""
     ended = 0
     if archived:
-        ended = await labeling.end_leases(session, project_id=project.id, reason=SurplusReason.archived)
-    project.archived_at = func.now() if archived else None
+        scope = {"batch_id": row.id} if kind == "batch" else {}
+        ended = await labeling.end_leases(session, project_id=project_id, reason=SurplusReason.archived, **scope)
+    row.archived_at = func.now() if archived else None
     await session.flush()
-    await session.execute(_REPAUSE["project"], {"target": project.id})
-    await session.refresh(project)
+    await session.execute(_REPAUSE[kind], {"target": row.id})
+    await session.refresh(row)
     audit.record(
         session,
         actor=actor,
-        action="project.archive" if archived else "project.unarchive",
-        target_type="project",
-        target_id=project.id,
-        project_id=project.id,
-        data={"name": project.name, "leases_ended": ended} if archived else {"name": project.name},
+        action=f"{kind}.archive" if archived else f"{kind}.unarchive",
+        target_type=kind,
+        target_id=row.id,
+        project_id=project_id,
+        data={"name": row.name, "leases_ended": ended} if archived else {"name": row.name},
     )
     return ended
 
