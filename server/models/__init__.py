@@ -6,6 +6,7 @@ from server.models.audit import AuditEvent
 from server.models.batch import Batch
 from server.models.critique import Critique, CritiqueRating, CritiqueVerdict, Severity
 from server.models.export import Export
+from server.models.flaw import Flaw, PlantedFlaw
 from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
@@ -29,11 +30,13 @@ __all__ = [
     "CritiqueRatings",
     "CritiqueVerdict",
     "Export",
+    "Flaw",
     "Item",
     "ItemScore",
     "Judgment",
     "JudgmentRevision",
     "LoginFailure",
+    "PlantedFlaw",
     "Project",
     "ProjectMember",
     "Prompt",

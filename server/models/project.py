@@ -158,6 +158,8 @@ class ProjectMember(Base):
     # far, and how many of them were shown assistance. Read and written under the membership lock.
     assist_leases: Mapped[int] = mapped_column(default=0, server_default="0")
     assist_shown: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A tag for splitting reports by kind of rater (e.g. "expert"); task trees send subtasks to a group.
+    group: Mapped[str | None] = mapped_column(String(64))
 
 
 class QueueMove(Base):
