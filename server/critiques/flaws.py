@@ -123,20 +123,22 @@ async def catch_counts(
     if not verdicts:
         return {}
     candidates: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for row in await session.execute(
+    for pair in await session.execute(
         select(Candidate.item_id, Candidate.id).where(
             Candidate.item_id == any_(bindparam("items", list({v.item_id for v in verdicts}), type_=ARRAY(Uuid)))
         )
     ):
-        candidates[row.item_id].append(row.id)
+        candidates[pair.item_id].append(pair.id)
     marked: dict[uuid.UUID, list[MarkedSpan]] = defaultdict(list)
-    for row in await session.execute(
+    for mark in await session.execute(
         select(Flaw.judgment_id, Flaw.candidate_id, Flaw.span_start, Flaw.span_end, Flaw.span_message).where(
             Flaw.project_id == project_id,
             Flaw.judgment_id == any_(bindparam("judged", [v.id for v in verdicts], type_=ARRAY(Uuid))),
         )
     ):
-        marked[row.judgment_id].append(MarkedSpan(row.candidate_id, row.span_start, row.span_end, row.span_message))
+        marked[mark.judgment_id].append(
+            MarkedSpan(mark.candidate_id, mark.span_start, mark.span_end, mark.span_message)
+        )
     out: dict[uuid.UUID, tuple[int, int]] = {}
     for v in verdicts:
         planted = planted_by_item[v.item_id]
