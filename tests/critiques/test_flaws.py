@@ -1,0 +1,82 @@
+"""Flaws raters mark (part of a judgment, replaced by a revision) and planted flaws (import, API)."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Flaw
+from tests.critiques.conftest import EMOJI_TEXT
+from tests.critiques.test_api import judge, lease
+from tests.factories import bearer
+
+
+def _candidate(body: dict[str, Any], text: str) -> str:
+    return next(c["id"] for c in body["item"]["candidates"] if c["text"] == text)
+
+
+class TestMarkedFlaws:
+    async def test_stored_with_the_judgment_and_replaced_by_a_revision(self, client, make_setup, session) -> None:
+        s = await make_setup(n_items=1)
+        body = await lease(client, s)
+        cand = _candidate(body, EMOJI_TEXT)
+        flaws = [
+            {"candidate_id": cand, "span": [26, 32], "severity": "critical", "note": "  Italy is wrong. "},
+            {"candidate_id": cand, "span": [0, 5], "severity": "minor"},
+        ]
+        response = await judge(client, s.tokens[0], body, flaws=flaws)
+        assert response.status_code == 201, response.text
+        judgment_id = uuid.UUID(response.json()["id"])
+        stored = (
+            await session.scalars(select(Flaw).where(Flaw.judgment_id == judgment_id).order_by(Flaw.position))
+        ).all()
+        assert [(f.span_start, f.span_end, f.severity, f.note) for f in stored] == [
+            (26, 32, "critical", "Italy is wrong."),
+            (0, 5, "minor", None),
+        ]
+        assert EMOJI_TEXT[26:32] == "Italy."
+        # The same body again is a retry; other flaws are another verdict.
+        assert (await judge(client, s.tokens[0], body, flaws=list(reversed(flaws)))).status_code == 200
+        assert (await judge(client, s.tokens[0], body, flaws=flaws[:1])).status_code == 409
+        revised = await client.patch(
+            f"/api/v1/judgments/{judgment_id}",
+            json={"choice": body["item"]["candidates"][0]["id"], "flaws": [flaws[1] | {"severity": "major"}]},
+            headers=bearer(s.tokens[0]),
+        )
+        assert revised.status_code == 200, revised.text
+        session.expire_all()
+        assert (await session.scalars(select(Flaw.severity).where(Flaw.judgment_id == judgment_id))).all() == ["major"]
+
+    async def test_refusals(self, client, make_setup, session: AsyncSession) -> None:
+        s = await make_setup(n_items=1)
+        body = await lease(client, s)
+        cand = _candidate(body, EMOJI_TEXT)
+        stranger = str(uuid.uuid4())
+        ok = {"candidate_id": cand, "span": [0, 5], "severity": "minor"}
+        cases: list[tuple[list[dict[str, Any]], str]] = [
+            (
+                [ok | {"candidate_id": stranger}],
+                f"flaws[0].candidate_id {stranger} is not one of this item's candidates.",
+            ),
+            (
+                [ok, ok | {"span": [5, 40]}],
+                "flaws[1].span [5, 40] ends past the end of the response, which is 32 "
+                "characters (Unicode code points) long.",
+            ),
+            ([ok | {"span": [4, 4]}], "flaws[0].span [4, 4] is empty or reversed: start must be less than end."),
+            ([ok | {"span": [3]}], "flaws[0].span must be [start, end]: two whole numbers, in Unicode code points."),
+            ([ok | {"message": 0}], "flaws[0].span is in a text response: send no message index with it."),
+            (
+                [ok | {"severity": "huge"}],
+                "Invalid request: flaws.0.severity: Input should be 'minor', 'major' or 'critical'",
+            ),
+            ([ok | {"note": "x" * 1001}], "Invalid request: flaws.0.note: String should have at most 1000 characters"),
+            ([ok] * 51, "Invalid request: flaws: List should have at most 50 items after validation, not 51"),
+        ]
+        for flaws, message in cases:
+            response = await judge(client, s.tokens[0], body, flaws=flaws)
+            assert response.status_code == 422, response.text
+            assert response.json()["detail"] == message
+        assert (await session.scalars(select(Flaw))).all() == []
+        assert (await judge(client, s.tokens[0], body, flaws=[ok] * 50)).status_code == 201
