@@ -1,15 +1,20 @@
 """Flaws raters mark (part of a judgment, replaced by a revision) and planted flaws (import, API)."""
 
+import hashlib
+import io
 import uuid
 from typing import Any
 
+import orjson
+import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Flaw
+from server.models import Flaw, Scope
 from tests.critiques.conftest import EMOJI_TEXT
 from tests.critiques.test_api import judge, lease
-from tests.factories import bearer
+from tests.critiques.test_export import lines
+from tests.factories import bearer, create_token
 
 
 def _candidate(body: dict[str, Any], text: str) -> str:
@@ -80,3 +85,44 @@ class TestMarkedFlaws:
             assert response.json()["detail"] == message
         assert (await session.scalars(select(Flaw))).all() == []
         assert (await judge(client, s.tokens[0], body, flaws=[ok] * 50)).status_code == 201
+
+
+class TestFlawExports:
+    async def test_raw_and_critiques_carry_the_flaws_with_the_cursor(self, client, make_setup, session) -> None:
+        s = await make_setup(n_items=2, n_raters=1)
+        token = await create_token(session, s.admin, Scope.export_read)
+        url = f"/api/v1/projects/{s.project.id}/export"
+        body = await lease(client, s)
+        cand = _candidate(body, EMOJI_TEXT)
+        flaw = {"candidate_id": cand, "span": [26, 32], "severity": "major", "note": "Wrong country."}
+        judged = await judge(client, s.tokens[0], body, flaws=[flaw])
+        assert judged.status_code == 201, judged.text
+        raw = await client.get(url, params={"format": "raw"}, headers=bearer(token))
+        (row,) = lines(raw)
+        assert row["flaws"] == [
+            {"candidate_id": cand, "span": [26, 32], "message": None, "severity": "major", "note": "Wrong country."}
+        ]
+        first = await client.get(url, params={"format": "critiques"}, headers=bearer(token))
+        (flaw_row,) = [r for r in lines(first) if r["kind"] == "flaw"]
+        assert (flaw_row["critique"], flaw_row["quote"], flaw_row["severity"]) == ("Wrong country.", "Italy.", "major")
+        assert flaw_row["author"] == flaw_row["rater"]
+        assert flaw_row["author_kind"] == "rater"
+        assert (flaw_row["item_id"], flaw_row["candidate_id"], flaw_row["span"]) == (body["item"]["id"], cand, [26, 32])
+        # The next pull after the cursor holds the next judgment's flaws only.
+        second_lease = await lease(client, s)
+        other = _candidate(second_lease, EMOJI_TEXT)
+        judged = await judge(
+            client, s.tokens[0], second_lease, flaws=[{"candidate_id": other, "span": [0, 5], "severity": "minor"}]
+        )
+        assert judged.status_code == 201
+        second = await client.get(
+            url, params={"format": "critiques", "after": first.headers["Assay-Next-Cursor"]}, headers=bearer(token)
+        )
+        assert [(r["kind"], r["quote"], r["critique"]) for r in lines(second)] == [("flaw", "Paris", None)]
+        manifest = (
+            await client.get(f"/api/v1/exports/{second.headers['Assay-Export-Id']}", headers=bearer(token))
+        ).json()
+        assert (manifest["rows"], manifest["sha256"]) == (1, hashlib.sha256(second.content).hexdigest())
+        parquet = await client.get(url, params={"format": "raw", "encoding": "parquet"}, headers=bearer(token))
+        table = pq.read_table(io.BytesIO(parquet.content)).to_pylist()
+        assert sorted(len(orjson.loads(r["flaws"])) for r in table) == [1, 1]
