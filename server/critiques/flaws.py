@@ -37,6 +37,7 @@ class PlantedSpan:
     start: int
     end: int
     message: int | None = None
+    id: uuid.UUID | None = None  # the planted flaw's row (the admin item page names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +92,18 @@ async def catch_counts(
     flaws, are left out of the answer). Surplus judgments count like the others: each is a rater's
     verdict on what they were shown.
     """
+    catches = await _catches(session, project_id, judgment_ids)
+    return {j: (len(each), sum(hit for _, hit in each)) for j, each in catches.items()}
+
+
+async def _catches(
+    session: AsyncSession, project_id: uuid.UUID, judgment_ids: Sequence[uuid.UUID] | None
+) -> dict[uuid.UUID, list[tuple[PlantedSpan, bool]]]:
+    """For each judgment (as in `catch_counts`), each planted flaw of its item and whether it was caught."""
     planted_by_item: dict[uuid.UUID, list[PlantedSpan]] = defaultdict(list)
     for row in await session.execute(
         select(
+            PlantedFlaw.id,
             PlantedFlaw.item_id,
             PlantedFlaw.candidate_id,
             PlantedFlaw.span_start,
@@ -104,18 +114,15 @@ async def catch_counts(
         .order_by(PlantedFlaw.item_id, PlantedFlaw.created_at, PlantedFlaw.id)
     ):
         planted_by_item[row.item_id].append(
-            PlantedSpan(row.candidate_id, row.span_start, row.span_end, row.span_message)
+            PlantedSpan(row.candidate_id, row.span_start, row.span_end, row.span_message, id=row.id)
         )
-    if not planted_by_item:
+    if not planted_by_item or (judgment_ids is not None and not judgment_ids):
         return {}
-    items = list(planted_by_item)
-    ids = bindparam("ids", list(items), type_=ARRAY(Uuid))
+    ids = bindparam("ids", list(planted_by_item), type_=ARRAY(Uuid))
     judgments = select(Judgment.id, Judgment.item_id, Judgment.choice_id, Judgment.tie, Judgment.both_bad).where(
         Judgment.project_id == project_id, Judgment.item_id == any_(ids)
     )
     if judgment_ids is not None:
-        if not judgment_ids:
-            return {}
         judgments = judgments.where(
             Judgment.id == any_(bindparam("judgment_ids", list(judgment_ids), type_=ARRAY(Uuid)))
         )
@@ -139,7 +146,7 @@ async def catch_counts(
         marked[mark.judgment_id].append(
             MarkedSpan(mark.candidate_id, mark.span_start, mark.span_end, mark.span_message)
         )
-    out: dict[uuid.UUID, tuple[int, int]] = {}
+    out: dict[uuid.UUID, list[tuple[PlantedSpan, bool]]] = {}
     for v in verdicts:
         planted = planted_by_item[v.item_id]
         other = prefers_other(
@@ -149,14 +156,33 @@ async def catch_counts(
             tie=v.tie,
             both_bad=v.both_bad,
         )
-        out[v.id] = (len(planted), caught(planted, marked[v.id], preferred_other=other))
+        out[v.id] = list(zip(planted, caught_each(planted, marked[v.id], preferred_other=other), strict=True))
     return out
 
 
-async def item_catches(session: AsyncSession, item_id: uuid.UUID) -> dict[uuid.UUID, tuple[int, int]]:
-    """`catch_counts` for one item's judgments (the admin item page)."""
+@dataclass(frozen=True, slots=True)
+class ItemCatches:
+    """An item's judgments against its planted flaws (the admin item page)."""
+
+    by_judgment: dict[uuid.UUID, tuple[int, int]]  # judgment → (planted, caught)
+    by_planted: dict[uuid.UUID, int]  # planted flaw → how many judgments caught it
+    judgments: int
+
+
+async def item_catches(session: AsyncSession, item_id: uuid.UUID) -> ItemCatches:
+    """How each of an item's judgments fared against its planted flaws, and each flaw's catches."""
     project_id = await session.scalar(select(Judgment.project_id).where(Judgment.item_id == item_id).limit(1))
     if project_id is None:
-        return {}
+        return ItemCatches(by_judgment={}, by_planted={}, judgments=0)
     ids = list(await session.scalars(select(Judgment.id).where(Judgment.item_id == item_id)))
-    return await catch_counts(session, project_id, ids)
+    catches = await _catches(session, project_id, ids)
+    by_planted: dict[uuid.UUID, int] = defaultdict(int)
+    for each in catches.values():
+        for planted, hit in each:
+            if planted.id is not None:
+                by_planted[planted.id] += hit
+    return ItemCatches(
+        by_judgment={j: (len(each), sum(hit for _, hit in each)) for j, each in catches.items()},
+        by_planted=dict(by_planted),
+        judgments=len(catches),
+    )

@@ -166,4 +166,9 @@ async def test_catch_counts_over_stored_judgments(session: AsyncSession) -> None
     }
     assert await catch_counts(session, project.id, []) == {}
     assert await catch_counts(session, uuid.uuid4()) == {}
-    assert set(await item_catches(session, triple.id)) == {j["triple-prefers-other"], j["triple-marks"]}
+    on_page = await item_catches(session, triple.id)
+    assert on_page.by_judgment == {j["triple-prefers-other"]: (1, 0), j["triple-marks"]: (1, 1)}
+    (planted_id,) = on_page.by_planted
+    assert (on_page.by_planted[planted_id], on_page.judgments) == (1, 2)
+    pair_page = await item_catches(session, pair.id)
+    assert sorted(pair_page.by_planted.values()) == [2, 3]  # "wrong word" by 3 of 4, "wrong number" by 2 of 4
