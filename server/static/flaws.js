@@ -54,6 +54,7 @@
     form._message = root.dataset.message;
     form.querySelector("[data-flaw-quote]").textContent = quoteText.length > 200 ? quoteText.slice(0, 200) + "\u2026" : quoteText;
     form.querySelector("[data-flaw-note]").value = "";
+    form.querySelector("[data-flaw-severity]").value = "major";
     form.hidden = false;
     box.querySelector("[data-flaw-status]").textContent = "";
     form.querySelector("[data-flaw-severity]").focus();
