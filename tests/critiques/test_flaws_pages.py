@@ -151,3 +151,30 @@ async def test_admin_item_page_shows_planted_critiques_flaws_and_catches(client,
     assert "Paris is in France, not Italy." in html
     assert "critic-1" in html
     assert 'class="span-mark" data-critiques="' in html  # the planted span is highlighted
+
+
+async def test_revision_page_lists_the_flaws_sent_and_a_revision_replaces_them(app, client, session) -> None:
+    admin = await create_user(session, role=Role.admin)
+    rater = await create_user(session)
+    token = await create_token(session, rater)
+    project = await create_project(session, admin, members=(rater,), assistance="always")
+    await import_items(session, project, admin, critiqued_items(1))
+    lease = (await next_item(client, project, token)).json()
+    cand = next(c["id"] for c in lease["item"]["candidates"] if c["text"] == EMOJI_TEXT)
+    flaw = {"candidate_id": cand, "span": [26, 32], "severity": "critical", "note": "Not Italy <b>"}
+    judged = await client.post(
+        f"/api/v1/assignments/{lease['id']}/judgment", json={"choice": cand, "flaws": [flaw]}, headers=bearer(token)
+    )
+    assert judged.status_code == 201, judged.text
+    judgment_id = judged.json()["id"]
+    page = await PageRater(app).login(rater.email)
+    html = (await page.client.get(f"/judgments/{judgment_id}/revise")).text
+    assert html.count('name="fl"') == 1
+    assert '<q class="flaw-quote">Italy.</q>' in html
+    assert "Not Italy &lt;b&gt;" in html  # a note is text, never markup
+    # Sending the page again without the flaw (removed on the page) replaces the stored flaws.
+    revised = await page.post(f"/judgments/{judgment_id}/revise", verdict=f"c:{cand}:")
+    assert revised.status_code in (200, 303), revised.text
+    session.expire_all()
+    assert (await session.scalars(select(Flaw))).all() == []
+    await page.aclose()
