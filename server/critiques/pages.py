@@ -57,7 +57,6 @@ async def add_planted(request: Request, item_id: uuid.UUID, admin: AdminPagePrin
         if number < 1:
             raise Invalid(BAD_MESSAGE)
         message = number - 1
-    label = str(form.get("label") or "")[:8]
     await planted.add(
         session,
         item=item,
@@ -65,7 +64,6 @@ async def add_planted(request: Request, item_id: uuid.UUID, admin: AdminPagePrin
         span=[start, end],
         message=message,
         description=str(form.get("description") or ""),
-        label=label or "this",
         actor=admin.user,
     )
     return done(request, f"/admin/items/{item_id}#planted", "Flaw planted: raters will not see it.")

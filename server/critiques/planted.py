@@ -129,10 +129,9 @@ async def add(
     span: list[int],
     message: int | None,
     description: str,
-    label: str,
     actor: User,
 ) -> PlantedFlaw:
-    """Plant one flaw (the admin item page); `label` names the response in a refusal."""
+    """Plant one flaw (the admin item page)."""
     candidates = await _locked_candidates(session, item)
     candidate = candidates.get(candidate_id)
     if candidate is None:
@@ -147,7 +146,7 @@ async def add(
     start, end, index = _span(candidate, span, message, "The span")
     have = len(list(await session.scalars(select(PlantedFlaw.id).where(PlantedFlaw.candidate_id == candidate.id))))
     if have >= MAX_PLANTED_PER_CANDIDATE:
-        raise Invalid(TOO_MANY.format(label=label, limit=MAX_PLANTED_PER_CANDIDATE))
+        raise Invalid(TOO_MANY.format(label=f"#{candidate.position + 1}", limit=MAX_PLANTED_PER_CANDIDATE))
     row = _row(item, candidate, start, end, index, text, actor)
     await session.execute(insert(PlantedFlaw), [row])
     audit.record(

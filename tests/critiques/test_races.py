@@ -62,7 +62,6 @@ async def test_concurrent_plants_respect_the_per_response_limit(
                 span=[0, 3],
                 message=None,
                 description="one more",
-                label="#1",
                 actor=await second.get_one(User, s.admin.id),
             )
         )
