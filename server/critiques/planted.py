@@ -6,12 +6,14 @@ trace in the rater page or the assignment API.
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
+from server.critiques.flaws import ItemCatches, item_catches
 from server.critiques.schemas import (
     MAX_PLANTED_DESCRIPTION,
     MAX_PLANTED_PER_CANDIDATE,
@@ -19,8 +21,10 @@ from server.critiques.schemas import (
     PlantedRead,
 )
 from server.errors import Invalid, NotFound
-from server.labeling.spans import SpanError, parse_span
-from server.models import Candidate, Item, PlantedFlaw, User
+from server.labeling.pages import Highlighted, marked
+from server.labeling.schemas import CandidateView
+from server.labeling.spans import Span, SpanError, parse_span, quote, response_text
+from server.models import Candidate, Critique, Flaw, Item, PlantedFlaw, User
 
 NOT_A_CANDIDATE = "{field}.candidate_id {id} is not one of this item's candidates."
 LISTED_TWICE = "{field}.candidate_id {id} is listed again; give each candidate's planted flaws in one entry."
@@ -125,10 +129,9 @@ async def add(
     span: list[int],
     message: int | None,
     description: str,
-    label: str,
     actor: User,
 ) -> PlantedFlaw:
-    """Plant one flaw (the admin item page); `label` names the response in a refusal."""
+    """Plant one flaw (the admin item page)."""
     candidates = await _locked_candidates(session, item)
     candidate = candidates.get(candidate_id)
     if candidate is None:
@@ -143,7 +146,7 @@ async def add(
     start, end, index = _span(candidate, span, message, "The span")
     have = len(list(await session.scalars(select(PlantedFlaw.id).where(PlantedFlaw.candidate_id == candidate.id))))
     if have >= MAX_PLANTED_PER_CANDIDATE:
-        raise Invalid(TOO_MANY.format(label=label, limit=MAX_PLANTED_PER_CANDIDATE))
+        raise Invalid(TOO_MANY.format(label=f"#{candidate.position + 1}", limit=MAX_PLANTED_PER_CANDIDATE))
     row = _row(item, candidate, start, end, index, text, actor)
     await session.execute(insert(PlantedFlaw), [row])
     audit.record(
@@ -170,3 +173,66 @@ async def remove(session: AsyncSession, *, item: Item, planted_id: uuid.UUID, ac
         project_id=item.project_id, data={"planted_id": str(planted_id)},
     )  # fmt: skip
     await session.flush()
+
+
+# --- the admin item page -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Quoted:
+    """A span of one response as the admin item page lists it: the row and the text it covers."""
+
+    row: Any  # PlantedFlaw, Critique or Flaw
+    quote: str | None
+    where: str  # "response #2", "response #2, message 3"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemMarks:
+    """What the admin item page shows besides the verdicts: planted flaws (with how many raters
+    caught each), every critique of the item, the flaws each judgment marked."""
+
+    planted: list[Quoted]
+    critiques: list[Quoted]
+    flaws: dict[uuid.UUID, list[Quoted]]  # judgment → its flaws
+    catches: ItemCatches
+    highlights: dict[uuid.UUID, Highlighted]  # candidate → its response with planted flaws marked
+
+
+def _quoted(row: Any, candidate: Candidate | None) -> Quoted:
+    if candidate is None:
+        return Quoted(row=row, quote=None, where="")
+    where = f"response #{candidate.position + 1}"
+    if row.span_start is None:
+        return Quoted(row=row, quote=None, where=where)
+    span = Span(row.span_start, row.span_end, row.span_message)
+    if row.span_message is not None:
+        where += f", message {row.span_message + 1}"
+    try:
+        text = response_text(candidate.text, candidate.messages, span.message)
+    except (IndexError, AssertionError):
+        return Quoted(row=row, quote=None, where=where)
+    return Quoted(row=row, quote=quote(text, span), where=where)
+
+
+async def item_marks(session: AsyncSession, item_id: uuid.UUID, candidates: Sequence[Candidate]) -> ItemMarks:
+    by_id = {c.id: c for c in candidates}
+    planted = await of_item(session, item_id)
+    critiques = await session.scalars(select(Critique).where(Critique.item_id == item_id).order_by(Critique.seq))
+    flaws: dict[uuid.UUID, list[Quoted]] = {}
+    for flaw in await session.scalars(
+        select(Flaw).where(Flaw.item_id == item_id).order_by(Flaw.judgment_id, Flaw.position)
+    ):
+        flaws.setdefault(flaw.judgment_id, []).append(_quoted(flaw, by_id.get(flaw.candidate_id)))
+    highlights = {}
+    for c in candidates:
+        mine = [p for p in planted if p.candidate_id == c.id]
+        view = CandidateView(id=c.id, label=str(c.position + 1), text=c.text, messages=c.messages)
+        highlights[c.id] = marked(view, [(Span(p.span_start, p.span_end, p.span_message), str(p.id)) for p in mine])
+    return ItemMarks(
+        planted=[_quoted(p, by_id.get(p.candidate_id)) for p in planted],
+        critiques=[_quoted(k, by_id.get(k.candidate_id)) for k in critiques],
+        flaws=flaws,
+        catches=await item_catches(session, item_id),
+        highlights=highlights,
+    )

@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from server.critiques import planted
 from server.db import SessionDep
 from server.errors import Invalid
 from server.items import service
@@ -39,10 +40,12 @@ async def browse(request: Request, project_id: uuid.UUID, admin: AdminPagePrinci
 
 @router.get("/items/{item_id}")
 async def item(request: Request, item_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep) -> Response:
-    """One item: its candidates as raters saw them, every judgment and every skip."""
+    """One item: its candidates as raters saw them, every judgment (with the flaws it marked) and
+    every skip; the critiques of the item and the flaws planted in it."""
     detail = await service.get_item(session, item_id)
     project = await projects.get_accessible(session, admin, detail.item.project_id)
-    return render(request, "admin/items/detail.html", {"project": project, "d": detail})
+    marks = await planted.item_marks(session, item_id, detail.candidates)
+    return render(request, "admin/items/detail.html", {"project": project, "d": detail, "marks": marks})
 
 
 @router.get("/projects/{project_id}/raters/{user_id}")

@@ -11,13 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
-from server.critiques.schemas import MAX_CRITIQUE_CHARS, CritiqueView
+from server.critiques.schemas import MAX_CRITIQUE_CHARS, MAX_FLAW_NOTE, MAX_FLAWS, MAX_MESSAGE_INDEX, CritiqueView
 from server.errors import Invalid
 from server.labeling.schemas import MAX_SKIP_REASON, AssignmentRead, CandidateView, JudgmentCreate, SkipCreate
-from server.labeling.spans import Segment, Span, segments
-from server.models import Judgment, Project, RationaleRule, Scale, SkipReason
+from server.labeling.spans import MAX_OFFSET, Segment, Span, segments
+from server.models import Judgment, Project, RationaleRule, Scale, Severity, SkipReason
 
 # Words for each strength on a scale, strongest first: the buttons read "A much better" … "B much better".
 STRENGTH_WORDS = {
@@ -291,15 +292,19 @@ def highlighted(candidate: CandidateView, critiques: Sequence[CritiqueView]) -> 
     """The response with every span of its critiques marked (ids as marks); control characters
     keep their place in the text (labeling/spans.py), so offsets read on the page are the stored ones."""
     mine = [c for c in critiques if c.candidate_id == candidate.id and c.span is not None]
+    return marked(candidate, [(Span(c.span[0], c.span[1], c.message), str(c.id)) for c in mine if c.span])
 
-    def marks(message: int | None) -> list[tuple[Span, str]]:
-        return [(Span(c.span[0], c.span[1], c.message), str(c.id)) for c in mine if c.span and c.message == message]
 
+def marked(candidate: CandidateView, marks: Sequence[tuple[Span, str]]) -> Highlighted:
+    """The response cut at the spans in `marks` (each with its mark id): the text, or each message."""
     if candidate.text is not None:
-        return Highlighted(text=segments(candidate.text, marks(None)), messages=None)
+        return Highlighted(text=segments(candidate.text, [m for m in marks if m[0].message is None]), messages=None)
     return Highlighted(
         text=None,
-        messages=[(m, segments(m.get("content", ""), marks(k))) for k, m in enumerate(candidate.messages or [])],
+        messages=[
+            (m, segments(m.get("content", ""), [x for x in marks if x[0].message == k]))
+            for k, m in enumerate(candidate.messages or [])
+        ],
     )
 
 
@@ -349,3 +354,63 @@ def _span_field(value: Any) -> dict[str, Any]:
     if message:
         out["message"] = int(message)
     return out
+
+
+# --- flaws the rater marks (a hidden `fl` field per flaw, kept by static/flaws.js) ---------------
+
+FLAW_FIELD = "fl"
+TOO_MANY_FLAWS = "You marked more than {limit} flaws; remove some before submitting."
+BAD_FLAW_FIELD = "A marked flaw is not in the page's shape; remove it, mark it again and submit."
+FLAW_NOTE_TOO_LONG = "A flaw's note is longer than {limit:,} characters; please shorten it."
+NO_SEVERITY = "Give each marked flaw a severity: minor, major or critical."
+_FLAW_KEYS = frozenset({"candidate_id", "span", "message", "severity", "note"})
+
+
+def flaws_from_form(values: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """The page's marked flaws (each `fl` field: a JSON object as the API's `flaws[i]`), checked for
+    shape here so a refusal is a sentence; the judgment checks spans against the responses."""
+    if len(values) > MAX_FLAWS:
+        raise Invalid(TOO_MANY_FLAWS.format(limit=MAX_FLAWS))
+    out = []
+    for value in values:
+        if not isinstance(value, str) or len(value) > 4 * MAX_FLAW_NOTE + 500:
+            raise Invalid(BAD_FLAW_FIELD)
+        try:
+            flaw = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise Invalid(BAD_FLAW_FIELD) from None
+        if not isinstance(flaw, dict) or not _FLAW_KEYS.issuperset(flaw):
+            raise Invalid(BAD_FLAW_FIELD)
+        note = flaw.get("note")
+        if note is not None and not isinstance(note, str):
+            raise Invalid(BAD_FLAW_FIELD)
+        if note and len(note) > MAX_FLAW_NOTE:
+            raise Invalid(FLAW_NOTE_TOO_LONG.format(limit=MAX_FLAW_NOTE))
+        if flaw.get("severity") not in Severity.__members__:
+            raise Invalid(NO_SEVERITY)
+        try:
+            uuid.UUID(str(flaw.get("candidate_id")))
+        except ValueError:
+            raise Invalid(BAD_FLAW_FIELD) from None
+        span, message = flaw.get("span"), flaw.get("message")
+        if not (
+            isinstance(span, list) and len(span) == 2 and all(type(v) is int and 0 <= v < MAX_OFFSET for v in span)
+        ):
+            raise Invalid(BAD_FLAW_FIELD)
+        if message is not None and not (type(message) is int and 0 <= message <= MAX_MESSAGE_INDEX):
+            raise Invalid(BAD_FLAW_FIELD)
+        out.append(flaw)
+    return out or None
+
+
+def flaw_field(flaw: Any) -> str:
+    """A stored flaw as the page's `fl` field (the revision page lists the flaws sent)."""
+    value: dict[str, Any] = {
+        "candidate_id": str(flaw.candidate_id),
+        "span": [flaw.span_start, flaw.span_end],
+        "severity": flaw.severity or "major",
+        "note": flaw.note or "",
+    }
+    if flaw.span_message is not None:
+        value["message"] = flaw.span_message
+    return orjson.dumps(value).decode()

@@ -60,6 +60,9 @@ class Slot:
     # Assisted only: each candidate's response with its critiques' spans marked, by candidate id.
     highlights: dict[uuid.UUID, pages.Highlighted] = field(default_factory=dict)
     critique_box: bool = False  # the project takes raters' own critiques (assistance is not off)
+    flaw_marking: bool = False  # raters mark flaws in the responses (assistance is not off)
+    # The revision page: the flaws sent, as the page's `fl` fields with their quotes.
+    flaws: list[tuple[str, Any]] = field(default_factory=list)
     # The revision page: the stored ratings (critique id → verdict, "yes"/"no"/"") and critiques.
     ratings: dict[str, tuple[str, str]] = field(default_factory=dict)
     written: dict[str, critiques.WrittenOnPage] = field(default_factory=dict)
@@ -67,12 +70,15 @@ class Slot:
 
 def _item_slot(project: Project, view: AssignmentRead, *, revising: bool = False, **stored: Any) -> Slot:
     shown = view.assistance.critiques if view.assistance else []
+    marking = project.assistance != Assistance.never
     return Slot(
         kind="item",
         view=view,
         form=pages.verdict_form(project, view, revising=revising),
-        highlights={c.id: pages.highlighted(c, shown) for c in view.item.candidates} if shown else {},
-        critique_box=project.assistance != Assistance.never,
+        # Responses that show spans (critiques', or the flaws a rater marks) are cut into segments.
+        highlights={c.id: pages.highlighted(c, shown) for c in view.item.candidates} if shown or marking else {},
+        critique_box=marking,
+        flaw_marking=marking,
         **stored,
     )
 
@@ -213,7 +219,7 @@ class VerdictForm:
     async def parse(self) -> JudgmentCreate:
         """As the API's body; an invalid form raises the page's refusal (AssayError)."""
         form = await self.request.form()  # parsed once already: starlette keeps it
-        extras = pages.extras_from_form(form)
+        extras = pages.extras_from_form(form) | {"flaws": pages.flaws_from_form(form.getlist(pages.FLAW_FIELD))}
         return pages.verdict_from_form(**self.fields, extras=extras)
 
 
@@ -315,10 +321,11 @@ async def _revise_page(
     assignment = await session.get_one(Assignment, judgment.assignment_id)
     view = assignment_view(await service.load(session, assignment))
     ratings, written = await critiques.on_page(session, judgment)
+    flaws = [(pages.flaw_field(f), f) for f in await critiques.marked_flaws(session, judgment.id)]
     context = {
         "project": project,
         "judgment": judgment,
-        "slot": _item_slot(project, view, revising=True, ratings=ratings, written=written),
+        "slot": _item_slot(project, view, revising=True, ratings=ratings, written=written, flaws=flaws),
         "current": pages.form_values(judgment),
         "closes": revisions.window_closes(judgment, project),
         "open": revisions.revisable(judgment, project, datetime.now(UTC)),

@@ -63,5 +63,36 @@
     return [toCodePoints(text, start), toCodePoints(text, end)];
   }
 
-  window.AssaySpans = { toCodePoints: toCodePoints, toUtf16: toUtf16, selectionSpan: selectionSpan };
+  /* A DOM Range over [start, end) UTF-16 units of `root`'s text (null when out of bounds). */
+  function rangeAtUtf16(root, start, end) {
+    var walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    var total = 0;
+    var range = document.createRange();
+    var begun = false;
+    var current;
+    while ((current = walker.nextNode())) {
+      var length = current.nodeValue.length;
+      if (!begun && start <= total + length) {
+        range.setStart(current, start - total);
+        begun = true;
+      }
+      if (begun && end <= total + length) {
+        range.setEnd(current, end - total);
+        return range;
+      }
+      total += length;
+    }
+    return null;
+  }
+
+  /* A DOM Range over the code-point span [start, end) of `root`'s text. */
+  function rangeOf(root, start, end) {
+    var text = root.textContent;
+    return rangeAtUtf16(root, toUtf16(text, start), toUtf16(text, end));
+  }
+
+  window.AssaySpans = {
+    toCodePoints: toCodePoints, toUtf16: toUtf16, selectionSpan: selectionSpan,
+    rangeAtUtf16: rangeAtUtf16, rangeOf: rangeOf
+  };
 })();

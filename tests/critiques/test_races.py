@@ -1,5 +1,6 @@
-"""Two posts of critiques to one item at once: the item row serialises them, so together they
-cannot pass the per-item limit (two real connections; the second waits for the first)."""
+"""Two posts of critiques (or plants of flaws) to one item at once: the item row serialises them, so
+together they cannot pass the per-item (per-response) limit (two real connections; the second
+waits for the first)."""
 
 import asyncio
 
@@ -7,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from server.critiques import service
-from server.critiques.schemas import CritiqueCreate
+from server.critiques import planted, service
+from server.critiques.schemas import CritiqueCreate, PlantedCreate, PlantedForCandidate
 from server.errors import Invalid
-from server.models import Candidate, Critique, Item
+from server.models import Candidate, Critique, Item, PlantedFlaw, User
 from tests.labeling.race import lock_waits, until
 
 
@@ -36,3 +37,41 @@ async def test_concurrent_posts_respect_the_item_limit(
         assert refused.value.message.startswith(f"Item {item.id} has 51 critiques; with 50 more")
         await second.rollback()
     assert await session.scalar(select(func.count()).select_from(Critique)) == 51
+
+
+async def test_concurrent_plants_respect_the_per_response_limit(
+    make_setup, session: AsyncSession, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A page's plant waits for a PUT of the same item (the item row), then counts what the PUT left."""
+    s = await make_setup(n_items=1)
+    item = (await session.scalars(select(Item))).one()
+    candidate = (await session.scalars(select(Candidate).where(Candidate.position == 0))).one()
+    full = [PlantedForCandidate(candidate_id=candidate.id, planted=[PlantedCreate(span=[0, 3], description="d")] * 20)]
+
+    async def second_is_waiting() -> bool:
+        return await lock_waits(engine) > 0
+
+    async with sessionmaker() as first, sessionmaker() as second:
+        actor = await first.get_one(User, s.admin.id)
+        await planted.replace(first, item=await first.get_one(Item, item.id), data=full, actor=actor)
+        waiting = asyncio.create_task(
+            planted.add(
+                second,
+                item=await second.get_one(Item, item.id),
+                candidate_id=candidate.id,
+                span=[0, 3],
+                message=None,
+                description="one more",
+                actor=await second.get_one(User, s.admin.id),
+            )
+        )
+        await until(second_is_waiting, what="the plant waiting for the item row")
+        assert not waiting.done()
+        await first.commit()
+        with pytest.raises(Invalid) as refused:
+            await waiting
+        assert refused.value.message == (
+            "Response #1 already has 20 planted flaws, the most a response may have; remove one first."
+        )
+        await second.rollback()
+    assert await session.scalar(select(func.count()).select_from(PlantedFlaw)) == 20

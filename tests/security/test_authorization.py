@@ -30,7 +30,7 @@ from server.config import settings
 from server.exports import service as exports
 from server.labeling import service as labeling
 from server.labeling.schemas import JudgmentCreate
-from server.models import ApiToken, Export, RewardModel, Role, Scope, User, UserSession
+from server.models import ApiToken, Export, PlantedFlaw, RewardModel, Role, Scope, User, UserSession
 from server.projects import service as projects
 from server.projects.schemas import ProjectCreate
 from server.security import SESSION_TOKEN_PREFIX, csrf_token_for, generate_token, password_hash, token_digest
@@ -316,6 +316,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("POST", "/admin/items/{item_id}/gold"): Entry(admin_page(422), F, "no answer chosen"),
     ("POST", "/admin/items/{item_id}/gold/clear"): Entry(admin_page(303), F, "not gold: nothing to do"),
+    ("POST", "/admin/items/{item_id}/planted"): Entry(admin_page(422), F, "no response chosen"),
+    ("POST", "/admin/items/{item_id}/planted/{planted_id}/remove"): Entry(admin_page(303), F),
     ("GET", "/admin/projects/{project_id}/batches"): Entry(admin_page(200)),
     ("POST", "/admin/projects/{project_id}/batches"): Entry(admin_page(422), F),
     ("POST", "/admin/batches/{batch_id}"): Entry(admin_page(303), F),
@@ -420,7 +422,11 @@ async def build_world(session: AsyncSession) -> World:
         project_id=project.id, format="trl", encoding="jsonl", granularity="judgment", format_version=1,
         cursor_from=0, cursor_to=0, filters=exports.ExportRequest().filters(),
     )  # fmt: skip
-    session.add_all([model, export])
+    planted = PlantedFlaw(
+        project_id=project.id, item_id=leased.assignment.item_id, candidate_id=leased.assignment.shown_order[0],
+        span_start=0, span_end=3, description="planted",
+    )  # fmt: skip
+    session.add_all([model, export, planted])
     victim, _ = await auth.create_token(
         session, user=target, name="victim", scopes=[Scope.export_read], expires_in_days=30, actor=people[ADMIN]
     )
@@ -447,6 +453,7 @@ async def build_world(session: AsyncSession) -> World:
     await session.flush()
     await session.refresh(export)
     world.ids["export_id"] = str(export.id)
+    world.ids["planted_id"] = str(planted.id)
     await session.commit()
     await _expire(session, bearers[EXPIRED])
     for name, secret in bearers.items():
