@@ -232,7 +232,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{P}/projects/{{project_id}}/progress"): Entry(member(200)),
     ("GET", f"{P}/projects/{{project_id}}/members"): Entry(admin(200)),
     ("POST", f"{P}/projects/{{project_id}}/members"): Entry(admin(422), J),
-    ("PATCH", f"{P}/projects/{{project_id}}/members/{{user_id}}"): Entry(admin(422), J, "suspended is required"),
+    ("PATCH", f"{P}/projects/{{project_id}}/members/{{user_id}}"): Entry(
+        admin(422), J, "neither suspended nor group: nothing to change"
+    ),
     ("POST", f"{P}/projects/{{project_id}}/members/{{user_id}}/qualification"): Entry(
         admin(422), J, "action is required"
     ),
@@ -309,6 +311,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/admin/projects/{project_id}/members"): Entry(admin_page(422), F),
     ("POST", "/admin/projects/{project_id}/members/{user_id}/remove"): Entry(admin_page(303), F),
     ("POST", "/admin/projects/{project_id}/members/{user_id}/reinstate"): Entry(admin_page(303), F),
+    ("POST", "/admin/projects/{project_id}/members/{user_id}/group"): Entry(admin_page(303), F, "empty: clears it"),
     ("POST", "/admin/projects/{project_id}/members/{user_id}/qualification"): Entry(
         admin_page(422), F, "no action chosen"
     ),
