@@ -87,8 +87,10 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture(autouse=True)
 def _figures_in_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
     """Quality figures are computed in the request however long they take, so what a test reads
-    does not depend on the machine's speed; tests of the stale path lower SYNC_SECONDS themselves."""
+    does not depend on the machine's speed; tests of the stale path lower SYNC_SECONDS themselves,
+    tests of a page's first view FIRST_WAIT_SECONDS."""
     monkeypatch.setattr(cache, "SYNC_SECONDS", math.inf)
+    monkeypatch.setattr(cache, "FIRST_WAIT_SECONDS", None)
 
 
 @pytest.fixture(autouse=True)

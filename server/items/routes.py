@@ -12,6 +12,7 @@ from server.items.filters import STATUS_LABELS, VERDICT_LABELS, parse
 from server.models import Role
 from server.projects import service as projects
 from server.quality import reliability
+from server.quality.cache import Computing
 from server.users import service as users
 from server.web.deps import AdminPagePrincipal
 from server.web.templating import render
@@ -55,6 +56,16 @@ async def rater(
         raise Invalid("before must be the position of a judgment, as in the link to older judgments.")
     person = await users.get(session, user_id)
     page = await service.rater_judgments(session, project, person, before=int(before) if before else None)
-    quality = await reliability.rater_quality(session, project, person.id)
-    context = {"project": project, "rater": person, "page": page, "limit": service.COUNT_LIMIT, "quality": quality}
+    try:
+        quality, computing = await reliability.rater_quality(session, project, person.id), False
+    except Computing:
+        quality, computing = None, True
+    context = {
+        "project": project,
+        "rater": person,
+        "page": page,
+        "limit": service.COUNT_LIMIT,
+        "quality": quality,
+        "quality_computing": computing,
+    }
     return render(request, "admin/items/rater.html", context)

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from server.db import SessionDep
 from server.leaderboard import service
 from server.projects import service as projects
+from server.quality.cache import Computing
 from server.quality.leaderboard import CENTRE
 from server.web import charts
 from server.web.deps import AdminPagePrincipal
@@ -22,7 +23,10 @@ async def leaderboard(
 ) -> Response:
     """Ratings with their intervals drawn as bars, the head-to-head win rates as a heat table, battles."""
     project = await projects.get_accessible(session, admin, project_id)
-    board = await service.get(session, project)
+    try:
+        board = await service.get(session, project, page=True)
+    except Computing:
+        return render(request, "admin/leaderboard/detail.html", {"project": project, "board": None})
     await session.commit()  # keeps a freshly computed figure
     chart = charts.interval_chart(
         [(r["model"], r["rating"], r["ci_low"], r["ci_high"]) for r in board.ratings],

@@ -120,17 +120,24 @@ class ProjectLeaderboard:
     computed_at: datetime
 
 
-async def get(session: AsyncSession, project: Project, *, fresh: bool = False) -> ProjectLeaderboard:
-    """The project's leaderboard for its current data version (computed on the first request after a change)."""
+async def get(
+    session: AsyncSession, project: Project, *, fresh: bool = False, page: bool = False
+) -> ProjectLeaderboard:
+    """The project's leaderboard for its current data version (computed on the first request after a change).
+
+    `page`: a first computation runs in the background (cache.Computing when it is not ready soon)."""
+
+    project_id = project.id
 
     async def compute(session: AsyncSession) -> dict[str, Any]:
+        mine = await session.get_one(Project, project_id)  # the caller's objects are not for a background session
         # The bootstrap is a second of numpy at most: in a worker thread, so other requests go on meanwhile.
-        board = await asyncio.to_thread(leaderboard, await battles(session, project))
+        board = await asyncio.to_thread(leaderboard, await battles(session, mine))
         figure = asdict(board)
-        figure["empty_reason"] = None if board.ratings else await _why_empty(session, project)
+        figure["empty_reason"] = None if board.ratings else await _why_empty(session, mine)
         return figure
 
-    cached_figure = await cached(session, project.id, CACHE_NAME, compute, fresh=fresh)
+    cached_figure = await cached(session, project.id, CACHE_NAME, compute, fresh=fresh, page=page)
     figure, version = cached_figure.payload, cached_figure.version
     return ProjectLeaderboard(
         ratings=list(figure["ratings"]),

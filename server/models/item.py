@@ -46,6 +46,7 @@ class Item(IdMixin, Base):
         Index("ix_items_parent", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
         CheckConstraint("leased >= 0", name="leased"),
         CheckConstraint("judged >= 0", name="judged"),
+        CheckConstraint("open_subtasks >= 0", name="open_subtasks"),
         CheckConstraint("wanted >= 1 OR gold_seq IS NOT NULL", name="wanted"),
         # A gold item is served in its own order and never through the queue (wanted = 0).
         CheckConstraint("(gold IS NULL) = (gold_seq IS NULL)", name="gold_order"),
@@ -98,7 +99,17 @@ class Item(IdMixin, Base):
     leased: Mapped[int] = mapped_column(default=0, server_default="0")
     judged: Mapped[int] = mapped_column(default=0, server_default="0")
     paused: Mapped[bool] = mapped_column(default=False, server_default="false")
-    queue_open: Mapped[bool] = mapped_column(Computed("NOT paused AND leased + judged < wanted", persisted=True))
+    # Held back from human raters while something else must happen first (issue 12): model judges
+    # get the item first under a project's hand-off rule, or its subtasks are not complete yet
+    # (a task tree's parent under `subtasks_gate = required`). Model accounts pick from their own index.
+    awaiting_models: Mapped[bool] = mapped_column(default=False, server_default="false")
+    open_subtasks: Mapped[int] = mapped_column(default=0, server_default="0")
+    queue_open: Mapped[bool] = mapped_column(
+        Computed(
+            "NOT paused AND NOT awaiting_models AND open_subtasks = 0 AND leased + judged < wanted",
+            persisted=True,
+        )
+    )
 
     batch_priority: Mapped[int] = mapped_column(default=0, server_default="0")
     priority: Mapped[float] = mapped_column(default=0.0, server_default="0")

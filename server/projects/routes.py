@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from server.db import SessionDep
@@ -24,6 +25,7 @@ from server.projects.schemas import (
     QualificationUpdate,
 )
 from server.quality import reliability
+from server.quality.cache import Computing
 from server.users import service as users
 from server.web import charts
 from server.web.deps import AdminPagePrincipal
@@ -317,9 +319,17 @@ async def overview(
         "time_chart": charts.rater_time_chart(raters),
         "format_duration": charts.format_duration,
         "since": now - timedelta(hours=hours),
-        "agreement": await reliability.project_agreement(session, project),
+        "agreement": await _agreement(session, project),
     }
     return render(request, "admin/projects/overview.html", context)
+
+
+async def _agreement(session: AsyncSession, project: Project) -> dict[str, Any]:
+    """The overview's agreement card, or a placeholder while it is computed for the first time."""
+    try:
+        return await reliability.project_agreement(session, project)
+    except Computing:
+        return {"computing": True}
 
 
 async def _members_page(

@@ -13,9 +13,12 @@ While raters work, the version changes with every judgment. So a snapshot of an 
 answered at once when computing the figure took longer than `SYNC_SECONDS` last time, and a
 fresh one is computed in the background (one at a time per figure in each server process); the
 answer says which version it is and when it was computed (`Figure.current`, `computed_at`), and
-the pages say so. A cheap figure, a figure never computed, or a caller that asks for `fresh` is
-computed in the request. No lock is held while a figure is computed; two computations that race
-both store a figure that was right for the version it read, and the newer write wins.
+the pages say so. A cheap figure, or a caller that asks for `fresh`, is computed in the request.
+A figure never computed is computed in the request for the API and exports; a page asks for it
+with `page=True`: it waits up to `FIRST_WAIT_SECONDS` for a background computation and otherwise
+gets `Computing`, says so, and asks again (a first view at a million judgments takes seconds).
+No lock is held while a figure is computed; two computations that race both store a figure that
+was right for the version it read, and the newer write wins.
 """
 
 import asyncio
@@ -37,7 +40,12 @@ logger = logging.getLogger(__name__)
 
 # A figure whose last computation took longer than this is refreshed in the background.
 SYNC_SECONDS = 0.25
+# A page waits this long for a figure never computed before it says the figure is being computed
+# (None: as long as it takes; the tests set that, so that what they read does not depend on speed).
+FIRST_WAIT_SECONDS: float | None = 0.25
 
+# A figure's computation: it runs in the caller's session or in a background session of its own, so
+# it reads everything through the session it is given, never through ORM objects of the caller's.
 Compute = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
 
 _VERSION = text(
@@ -49,6 +57,14 @@ _VERSION = text(
 )
 
 _refreshing: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
+
+
+class Computing(Exception):
+    """A figure never computed before is being computed in the background (a page shows that it is)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"The figure {name} is being computed.")
+        self.name = name
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +101,10 @@ async def _compute_and_store(
     return Figure(payload=payload, version=version, current=True, computed_at=computed_at, seconds=seconds)
 
 
-def _refresh_later(engine: AsyncEngine, project_id: uuid.UUID, name: str, compute: Compute) -> None:
+def _refresh_later(engine: AsyncEngine, project_id: uuid.UUID, name: str, compute: Compute) -> asyncio.Task[None]:
     key = (project_id, name)
     if key in _refreshing:
-        return
+        return _refreshing[key]
 
     async def refresh() -> None:
         try:
@@ -101,7 +117,8 @@ def _refresh_later(engine: AsyncEngine, project_id: uuid.UUID, name: str, comput
         finally:
             _refreshing.pop(key, None)
 
-    _refreshing[key] = asyncio.get_running_loop().create_task(refresh())
+    task = _refreshing[key] = asyncio.get_running_loop().create_task(refresh())
+    return task
 
 
 async def refreshes_done() -> None:
@@ -110,19 +127,38 @@ async def refreshes_done() -> None:
         await asyncio.gather(*list(_refreshing.values()), return_exceptions=True)
 
 
+async def _snapshot(session: AsyncSession, project_id: uuid.UUID, name: str) -> QualitySnapshot | None:
+    return await session.scalar(
+        select(QualitySnapshot).where(QualitySnapshot.project_id == project_id, QualitySnapshot.name == name)
+    )
+
+
 async def cached(
-    session: AsyncSession, project_id: uuid.UUID, name: str, compute: Compute, *, fresh: bool = False
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    name: str,
+    compute: Compute,
+    *,
+    fresh: bool = False,
+    page: bool = False,
 ) -> Figure:
     """The figure `name` for the project's data, computed by `compute(session)` into a JSON-ready dict.
 
     The current version's snapshot if there is one; else an older one at once while the figure is
     refreshed in the background (when it is slow to compute and `fresh` is not asked); else it is
-    computed now, and the caller's transaction stores it (commit at the request boundary).
+    computed now, and the caller's transaction stores it (commit at the request boundary). For a
+    `page`, a figure never computed is computed in the background; the page gets it if it is ready
+    within `FIRST_WAIT_SECONDS`, and `Computing` if not.
     """
     version = await data_version(session, project_id)
-    snapshot = await session.scalar(
-        select(QualitySnapshot).where(QualitySnapshot.project_id == project_id, QualitySnapshot.name == name)
-    )
+    snapshot = await _snapshot(session, project_id, name)
+    engine = session.bind if isinstance(session.bind, AsyncEngine) else None
+    if snapshot is None and page and not fresh and engine is not None:
+        task = _refresh_later(engine, project_id, name, compute)
+        await asyncio.wait({task}, timeout=FIRST_WAIT_SECONDS)
+        if not task.done():
+            raise Computing(name)
+        snapshot = await _snapshot(session, project_id, name)  # stored by the background session
     if snapshot is not None:
         figure = Figure(
             payload=snapshot.payload,
@@ -133,7 +169,7 @@ async def cached(
         )
         if figure.current:
             return figure
-        if not fresh and snapshot.seconds > SYNC_SECONDS and isinstance(session.bind, AsyncEngine):
-            _refresh_later(session.bind, project_id, name, compute)
+        if not fresh and snapshot.seconds > SYNC_SECONDS and engine is not None:
+            _refresh_later(engine, project_id, name, compute)
             return figure
     return await _compute_and_store(session, project_id, name, version, compute)

@@ -227,7 +227,9 @@ async def _compute(session: AsyncSession, project: Project, fast_seconds: float)
     }
 
 
-async def reliability(session: AsyncSession, project: Project, *, fresh: bool = False) -> dict[str, Any]:
+async def reliability(
+    session: AsyncSession, project: Project, *, fresh: bool = False, page: bool = False
+) -> dict[str, Any]:
     """The project's agreement and each member's figures and flags.
 
     While raters work, the data version changes with every judgment; recomputing on each view
@@ -242,10 +244,13 @@ async def reliability(session: AsyncSession, project: Project, *, fresh: bool = 
     fast_seconds = project.fast_seconds
     name = f"{SNAPSHOT}:{fast_seconds:g}"
 
-    async def compute(own: AsyncSession) -> dict[str, Any]:
-        return {**await _compute(own, project, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
+    project_id = project.id
 
-    figure = await cached(session, project.id, name, compute, fresh=fresh)
+    async def compute(own: AsyncSession) -> dict[str, Any]:
+        mine = await own.get_one(Project, project_id)  # the caller's objects are not for a background session
+        return {**await _compute(own, mine, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
+
+    figure = await cached(session, project.id, name, compute, fresh=fresh, page=page)
     payload, version = figure.payload, figure.version
     members = list(await session.execute(_MEMBERS, {"project_id": project.id}))
     known: dict[str, dict[str, Any]] = payload["raters"]
@@ -335,9 +340,13 @@ _RATER_KEYS = (
 )
 
 
-async def project_quality(session: AsyncSession, project: Project, *, fresh: bool = False) -> dict[str, Any]:
-    """Agreement, and each member's gold figures (server/quality/service.py) with their reliability."""
-    figures = await reliability(session, project, fresh=fresh)
+async def project_quality(
+    session: AsyncSession, project: Project, *, fresh: bool = False, page: bool = False
+) -> dict[str, Any]:
+    """Agreement, and each member's gold figures (server/quality/service.py) with their reliability.
+
+    `page`: a first computation runs in the background (cache.Computing when it is not ready soon)."""
+    figures = await reliability(session, project, fresh=fresh, page=page)
     gold = {str(f.user_id): f for f in await gold_figures(session, project)}
     raters = []
     for r in figures["raters"]:
@@ -369,14 +378,14 @@ async def project_quality(session: AsyncSession, project: Project, *, fresh: boo
 
 
 async def rater_quality(session: AsyncSession, project: Project, user_id: uuid.UUID) -> dict[str, Any] | None:
-    """One member's figures with the project's for comparison; None for someone not a member."""
-    figures = await project_quality(session, project)
+    """One member's figures with the project's for comparison (for a page); None for someone not a member."""
+    figures = await project_quality(session, project, page=True)
     mine = next((r for r in figures["raters"] if r["user_id"] == str(user_id)), None)
     return None if mine is None else {**mine, "project": figures["agreement"]}
 
 
 async def project_agreement(session: AsyncSession, project: Project) -> dict[str, Any]:
-    """The project's agreement figures alone (the overview's card)."""
-    figures = await reliability(session, project)
+    """The project's agreement figures alone (the overview's card, a page)."""
+    figures = await reliability(session, project, page=True)
     keys = ("level", "fast_seconds", "data_version", "stale", "computed_at")
     return {**figures["agreement"], **{key: figures[key] for key in keys}}

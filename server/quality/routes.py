@@ -10,6 +10,7 @@ from server.db import SessionDep
 from server.errors import Invalid
 from server.projects import service as projects
 from server.quality import reliability
+from server.quality.cache import Computing
 from server.web.deps import AdminPagePrincipal
 from server.web.templating import render
 
@@ -62,7 +63,10 @@ async def quality(
 ) -> Response:
     """The project's agreement, and every member's reliability, biases and flags in a sortable table."""
     project = await projects.get_accessible(session, admin, project_id)
-    figures = await reliability.project_quality(session, project)
+    try:
+        figures = await reliability.project_quality(session, project, page=True)
+    except Computing:
+        return render(request, "admin/quality/table.html", {"project": project, "computing": True})
     raters = sort_raters(figures["raters"], sort)
     context = {
         "project": project,

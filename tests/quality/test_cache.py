@@ -77,3 +77,30 @@ async def test_a_slow_figure_is_answered_stale_and_refreshed_in_the_background(
     asked_fresh = await cached(session, project.id, "slow", compute, fresh=True)
     assert asked_fresh.current
     assert len(counted) == 3
+
+
+async def test_a_page_gets_a_first_figure_from_the_background_or_is_told_it_is_computing(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = await create_user(session, role=Role.admin)
+    project = await create_project(session, admin, overlap=1)
+    await import_items(session, project, admin, native_items(2))
+    await session.commit()
+
+    async def compute(own: AsyncSession) -> dict[str, Any]:
+        return {"version": await data_version(own, project.id)}
+
+    monkeypatch.setattr(cache, "FIRST_WAIT_SECONDS", 0.0)  # the background computation cannot be ready in time
+    with pytest.raises(cache.Computing):
+        await cached(session, project.id, "first", compute, page=True)
+    await refreshes_done()
+    stored = await cached(session, project.id, "first", compute, page=True)
+    assert stored.current
+    assert stored.payload == {"version": stored.version}
+
+    monkeypatch.setattr(cache, "FIRST_WAIT_SECONDS", 30.0)  # ready in time: the page gets it at once
+    waited = await cached(session, project.id, "other", compute, page=True)
+    assert waited.current
+    assert waited.payload == stored.payload
+    # The API and exports compute a first figure in the request, however long it takes.
+    assert (await cached(session, project.id, "api", compute)).payload == stored.payload

@@ -90,3 +90,27 @@ class TestQualityPagesInBrowser:
             "revisions, flags, with a leading - for descending order." in await page.locator("main").inner_text()
         )
         _assert_clean(browser_log)
+
+
+async def test_a_first_view_fills_in_by_itself(
+    page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A figure never computed: the page answers at once with a placeholder, and htmx swaps the
+    figures in when the background computation is done (server/quality/cache.py)."""
+    from server.quality import cache
+
+    admin = await create_user(session, role=Role.admin, email="admin@example.com")
+    project, raters = await accounts(session, 4, overlap=2)
+    await fill(session, project, raters, items=40, overlap=2)
+    await session.commit()
+    await login(page, admin.email, PASSWORD)
+    monkeypatch.setattr(cache, "FIRST_WAIT_SECONDS", 0.0)
+
+    await page.goto(f"/admin/projects/{project.id}/quality")
+    placeholder = page.locator("#quality-body.computing")
+    assert "Computing the quality figures for the first time" in await placeholder.inner_text()
+    await _shot(page, artifacts, "quality-computing-1280", full=False)
+    await page.locator("#rater-quality").wait_for(timeout=20_000)  # polled every 2 s, swapped in
+    assert await page.locator(".computing").count() == 0
+    assert await page.locator("#rater-quality tbody tr").count() == 5
+    _assert_clean(browser_log)
