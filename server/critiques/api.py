@@ -3,15 +3,18 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
-from server.auth.deps import scoped
+from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
-from server.critiques import service
-from server.critiques.schemas import CritiqueRead, CritiquesCreate
+from server.critiques import report, service
+from server.critiques.schemas import AssistanceReportRead, CritiqueRead, CritiquesCreate
 from server.db import SessionDep
 from server.models import Scope
 from server.projects import service as projects
+from server.projects.schemas import MAX_GROUP
+from server.quality.experiment import EFFECT
+from server.quality.schemas import Fresh
 
 router = APIRouter(tags=["critiques"])
 ItemsWriter = Annotated[Principal, Depends(scoped(Scope.items_write))]
@@ -30,3 +33,20 @@ async def add_critiques(
     await projects.get_accessible(session, principal, item.project_id)
     added = await service.add(session, item=item, data=body.critiques)
     return [service.read(c) for c in added]
+
+
+@router.get("/projects/{project_id}/assistance-report", response_model=AssistanceReportRead)
+async def assistance_report(
+    project_id: uuid.UUID,
+    admin: AdminPrincipal,
+    session: SessionDep,
+    effect: Annotated[
+        float, Query(gt=0, le=1, description="The difference to detect: points for rates (0.10 = 10 points).")
+    ] = EFFECT,
+    group: Annotated[str | None, Query(max_length=MAX_GROUP, description="Only raters of this group.")] = None,
+    batch: Annotated[uuid.UUID | None, Query(description="Only judgments of items of this batch.")] = None,
+    fresh: Fresh = False,
+) -> object:
+    """The assistance experiment: per arm, the differences with 95% intervals and p-values, judgments needed."""
+    project = await projects.get_accessible(session, admin, project_id)
+    return await report.assistance_report(session, project, effect=effect, group=group, batch_id=batch, fresh=fresh)

@@ -277,6 +277,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{P}/projects/{{project_id}}/leaderboard"): Entry(admin(200)),
     ("GET", f"{P}/projects/{{project_id}}/leaderboard/matrix"): Entry(admin(200)),
     # Critiques
+    ("GET", f"{P}/projects/{{project_id}}/assistance-report"): Entry(admin(200)),
     ("POST", f"{P}/items/{{item_id}}/critiques"): Entry(scoped(Scope.items_write, 422), J, "no critiques: refused"),
     # Pages: login
     ("GET", "/login"): Entry(login_page()),
