@@ -20,6 +20,7 @@ from server.batches.gate import is_upload_route, may_upload
 from server.batches.routes import router as batches_pages
 from server.config import DEV_SECRET, settings
 from server.critiques.api import router as critiques_router
+from server.critiques.routes import router as critiques_pages
 from server.db import make_engine, make_sessionmaker
 from server.errors import API_ERRORS, install_handlers, size_text
 from server.exports.api import router as exports_router
@@ -170,7 +171,15 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return render(request, "api/docs.html", {"openapi_url": OPENAPI_URL})
 
     pages_routers = (auth_pages, labeling_pages, projects_pages, batches_pages, items_pages, exports_pages)
-    for pages in (*pages_routers, users_pages, rewards_pages, leaderboard_pages, quality_pages, gold_pages):
+    for pages in (
+        *pages_routers,
+        users_pages,
+        rewards_pages,
+        leaderboard_pages,
+        quality_pages,
+        gold_pages,
+        critiques_pages,
+    ):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(PageSecurityHeaders)

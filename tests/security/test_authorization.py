@@ -333,6 +333,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/admin/projects/{project_id}/export"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/raters/{user_id}"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/quality"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/assistance"): Entry(admin_page(200)),
     ("GET", "/admin/users"): Entry(admin_page(200)),
     ("POST", "/admin/users"): Entry(admin_page(422), F),
     ("GET", "/admin/users/{user_id}"): Entry(admin_page(200)),
