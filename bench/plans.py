@@ -351,8 +351,8 @@ async def calls(url: str, plan: Fill) -> list[Call]:
             ),
             (
                 f"next: the expert after the queue changed ({plan.history:,} judgments, resume point void)",
-                "as above after a change that cannot name what it moved (a raised overlap, active learning "
-                "turned on): the pick starts from the front of the queue",
+                "as above after a change that cannot name what it moved (active learning turned on or off): "
+                "the pick starts from the front of the queue",
                 _then(void_resume_point, next_for(plan.expert)),
             ),
             (

@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("span_end", sa.Integer(), nullable=False),
         sa.Column("severity", sa.String(length=16), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("position", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.CheckConstraint(

@@ -65,6 +65,7 @@ def _staging_row(item: ParsedItem) -> tuple[Any, ...]:
     candidates = [
         {k: v for k, v in (("text", c.text), ("messages", c.messages), ("model", c.model)) if v is not None}
         | {"metadata": c.metadata}
+        | ({"planted": c.planted} if c.planted else {})
         for c in item.candidates
     ]
     return (
@@ -88,6 +89,7 @@ class _Chunks:
         self.rows = 0
         self.has_messages = False
         self.has_critiques = False
+        self.has_planted = False
         self.too_large = False
 
     def next_chunk(self) -> list[tuple[Any, ...]]:
@@ -105,6 +107,7 @@ class _Chunks:
                 size += len(row[2]) + len(row[3]) + len(row[5]) + (len(row[4]) if row[4] else 0)
                 size += len(row[6]) if row[6] else 0
                 self.has_critiques = self.has_critiques or bool(record.critiques)
+                self.has_planted = self.has_planted or any(c.planted for c in record.candidates)
                 if not self.has_messages:
                     self.has_messages = isinstance(record.prompt, list) or any(c.messages for c in record.candidates)
             self.rows += 1
@@ -221,6 +224,24 @@ _INSERT_CRITIQUES = text(
 )
 
 
+# Flaws planted in the responses (native `responses[i].planted`), for the items this import created.
+_INSERT_PLANTED = text(
+    """
+    INSERT INTO planted_flaws (id, project_id, item_id, candidate_id, span_message, span_start, span_end,
+                               description, created_by)
+    SELECT gen_random_uuid(), i.project_id, i.id, c.id, (p.value ->> 'message')::smallint,
+           (p.value ->> 'start')::int, (p.value ->> 'end')::int, p.value ->> 'description', :actor
+    FROM import_staging s
+    JOIN items i ON i.project_id = :project_id AND i.external_id = s.external_id AND i.batch_id = :batch_id
+    CROSS JOIN LATERAL jsonb_array_elements(s.candidates) WITH ORDINALITY AS r(value, ord)
+    CROSS JOIN LATERAL jsonb_array_elements(r.value -> 'planted') WITH ORDINALITY AS p(value, ord)
+    JOIN candidates c ON c.item_id = i.id AND c.position = r.ord - 1
+    WHERE r.value ? 'planted'
+    ORDER BY s.line, r.ord, p.ord
+    """
+)
+
+
 async def import_file(
     session: AsyncSession,
     *,
@@ -300,6 +321,8 @@ async def import_file(
     skipped = counts.total - counts.created
     if chunks.has_critiques:
         await session.execute(_INSERT_CRITIQUES, {"project_id": project.id, "batch_id": batch.id})
+    if chunks.has_planted:
+        await session.execute(_INSERT_PLANTED, {"project_id": project.id, "batch_id": batch.id, "actor": actor.id})
     await queue.rewind_to(session, project.id, "i.batch_id = :batch_id", {"batch_id": batch.id})
     if counts.created == 0:
         await session.delete(batch)

@@ -12,6 +12,10 @@ MAX_CRITIQUES_PER_ITEM = 100  # every critique of an item's candidates, from eve
 MAX_CRITIQUES_PER_POST = 50
 MAX_RATER_CRITIQUES = 16  # written by one rater with one judgment (a box per candidate)
 MAX_MESSAGE_INDEX = 1000  # the import's bound on messages in a response
+MAX_FLAWS = 50  # flaws one rater marks with one judgment
+MAX_FLAW_NOTE = 1000
+MAX_PLANTED_PER_CANDIDATE = 20  # planted flaws in one response (import and API)
+MAX_PLANTED_DESCRIPTION = 2000
 
 SPAN_DOC = "[start, end) in Unicode code points of the candidate's text, or of messages[message].content."
 
@@ -79,6 +83,54 @@ class CritiqueRatingRead(Schema):
     critique_id: uuid.UUID
     verdict: CritiqueVerdict
     helpful: bool | None
+
+
+class FlawCreate(Schema):
+    """A flaw a rater marks in a candidate, sent with their verdict."""
+
+    candidate_id: uuid.UUID = Field(description="The candidate the flaw is in.")
+    span: list[int] = Field(max_length=2, description=SPAN_DOC)
+    message: int | None = Field(
+        default=None, ge=0, le=MAX_MESSAGE_INDEX, description="For a chat candidate: the message the span is in."
+    )
+    severity: Severity = Field(description="minor, major or critical.")
+    note: str | None = Field(default=None, max_length=MAX_FLAW_NOTE, description="What is wrong, in a few words.")
+
+
+class FlawRead(Schema):
+    id: uuid.UUID
+    candidate_id: uuid.UUID
+    span: list[int]
+    message: int | None
+    severity: Severity | None
+    note: str | None
+
+
+class PlantedCreate(Schema):
+    """A flaw planted on purpose in a candidate (hidden from raters)."""
+
+    span: list[int] = Field(max_length=2, description=SPAN_DOC)
+    message: int | None = Field(default=None, ge=0, le=MAX_MESSAGE_INDEX)
+    description: str = Field(min_length=1, max_length=MAX_PLANTED_DESCRIPTION, description="What was planted.")
+
+
+class PlantedForCandidate(Schema):
+    candidate_id: uuid.UUID
+    planted: list[PlantedCreate] = Field(max_length=MAX_PLANTED_PER_CANDIDATE)
+
+
+class PlantedPut(Schema):
+    """Every planted flaw of an item, per candidate; replaces those it had (a candidate left out keeps none)."""
+
+    candidates: list[PlantedForCandidate] = Field(max_length=100)
+
+
+class PlantedRead(Schema):
+    id: uuid.UUID
+    candidate_id: uuid.UUID
+    span: list[int]
+    message: int | None
+    description: str
 
 
 class ArmRead(Schema):

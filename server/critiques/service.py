@@ -19,6 +19,7 @@ from server.critiques.schemas import (
     CritiqueCreate,
     CritiqueRatingCreate,
     CritiqueView,
+    FlawCreate,
     RaterCritiqueCreate,
 )
 from server.errors import Invalid, NotFound
@@ -29,6 +30,7 @@ from server.models import (
     Critique,
     CritiqueRating,
     CritiqueRatings,
+    Flaw,
     Item,
     Judgment,
     Project,
@@ -169,10 +171,12 @@ async def item_of(session: AsyncSession, item_id: uuid.UUID) -> Item:
 
 @dataclass(frozen=True, slots=True)
 class Extras:
-    """What a judgment brings besides its verdict, checked: ratings and rater-written critiques."""
+    """What a judgment brings besides its verdict, checked: ratings, rater-written critiques and
+    the flaws the rater marked."""
 
     ratings: list[dict[str, Any]] = field(default_factory=list)
     critiques: list[dict[str, Any]] = field(default_factory=list)
+    flaws: list[dict[str, Any]] = field(default_factory=list)
 
     def key(self) -> tuple[Any, ...]:
         """What makes two sends the same (to tell a retry from a different verdict)."""
@@ -181,7 +185,18 @@ class Extras:
             (str(c["candidate_id"]), c["text"], c["span_message"], c["span_start"], c["span_end"], c["severity"])
             for c in self.critiques
         )
-        return (ratings, critiques)
+        flaws = sorted(
+            (
+                str(f["candidate_id"]),
+                f["span_message"] if f["span_message"] is not None else -1,
+                f["span_start"],
+                f["span_end"],
+                f["severity"] or "",
+                f["note"] or "",
+            )
+            for f in self.flaws
+        )
+        return (ratings, critiques, flaws)
 
 
 def _check_ratings(
@@ -212,14 +227,17 @@ async def check(
     assignment: Assignment,
     ratings: Sequence[CritiqueRatingCreate] | None,
     critiques: Sequence[RaterCritiqueCreate] | None,
+    flaws: Sequence[FlawCreate] | None = None,
 ) -> Extras:
-    """Validate a judgment's ratings and critiques against what the assignment showed (422 otherwise)."""
+    """Validate a judgment's ratings, critiques and flaws against what the assignment showed (422 otherwise)."""
     checked = _check_ratings(project, assignment, ratings)
     rows = []
-    if critiques:
+    candidates: dict[uuid.UUID, Candidate] = {}
+    if critiques or flaws:
         candidates = {
             c.id: c for c in await session.scalars(select(Candidate).where(Candidate.item_id == assignment.item_id))
         }
+    if critiques:
         for index, critique in enumerate(critiques):
             where = f"critiques[{index}]"
             candidate = candidates.get(critique.candidate_id)
@@ -235,7 +253,25 @@ async def check(
                     severity=None if critique.severity is None else str(critique.severity),
                 )
             )
-    return Extras(ratings=checked, critiques=rows)
+    marked = []
+    for index, flaw in enumerate(flaws or ()):
+        where = f"flaws[{index}]"
+        candidate = candidates.get(flaw.candidate_id)
+        if candidate is None or candidate.id not in assignment.shown_order:
+            raise Invalid(NOT_A_CANDIDATE.format(field=where, id=flaw.candidate_id))
+        span = _span(candidate, flaw.span, flaw.message, where)
+        note = (flaw.note or "").strip() or None
+        marked.append(
+            _row(
+                candidate,
+                span,
+                project_id=assignment.project_id,
+                severity=str(flaw.severity),
+                note=note,
+                position=index,
+            )
+        )
+    return Extras(ratings=checked, critiques=rows, flaws=marked)
 
 
 async def stored(session: AsyncSession, judgment: Judgment) -> Extras:
@@ -255,7 +291,24 @@ async def stored(session: AsyncSession, judgment: Judgment) -> Extras:
         }
         for c in await session.scalars(select(Critique).where(Critique.judgment_id == judgment.id))
     ]
-    return Extras(ratings=ratings, critiques=critiques)
+    flaws = [
+        {
+            "candidate_id": f.candidate_id,
+            "span_message": f.span_message,
+            "span_start": f.span_start,
+            "span_end": f.span_end,
+            "severity": f.severity,
+            "note": f.note,
+            "position": f.position,
+        }
+        for f in await marked_flaws(session, judgment.id)
+    ]
+    return Extras(ratings=ratings, critiques=critiques, flaws=flaws)
+
+
+async def marked_flaws(session: AsyncSession, judgment_id: uuid.UUID) -> list[Flaw]:
+    """The flaws a judgment marks, in the order they were sent."""
+    return list(await session.scalars(select(Flaw).where(Flaw.judgment_id == judgment_id).order_by(Flaw.position)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,8 +344,13 @@ async def store(
     if replace:
         await session.execute(delete(CritiqueRating).where(CritiqueRating.judgment_id == judgment.id))
         await session.execute(delete(Critique).where(Critique.judgment_id == judgment.id))
+        await session.execute(delete(Flaw).where(Flaw.judgment_id == judgment.id))
     if extras.ratings:
         await session.execute(insert(CritiqueRating), [r | {"judgment_id": judgment.id} for r in extras.ratings])
     if extras.critiques:
         rows = [c | {"id": uuid.uuid4(), "judgment_id": judgment.id, "author_id": rater.id} for c in extras.critiques]
         await session.execute(insert(Critique), rows)
+    if extras.flaws:
+        await session.execute(
+            insert(Flaw), [f | {"id": uuid.uuid4(), "judgment_id": judgment.id} for f in extras.flaws]
+        )

@@ -67,7 +67,7 @@ _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]
 _S, _B, _I = pa.string(), pa.bool_(), pa.int64()
 # `raw` columns that hold nested, free-form values (prompts, candidates with metadata, votes):
 # Parquet keeps them as JSON text so one schema fits every project.
-RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs", "weighted", "gold"})
+RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs", "weighted", "gold", "flaws"})
 _RAW_JUDGMENT = pa.schema(
     [
         ("judgment_id", _S),
@@ -84,6 +84,7 @@ _RAW_JUDGMENT = pa.schema(
         ("surplus", _B),
         ("surplus_reason", _S),
         ("assistance_shown", _B),
+        ("flaws", _S),
         ("aggregate_revision", _I),
         ("leased_at", _S),
         ("created_at", _S),

@@ -18,9 +18,11 @@ reads. What each format can hold:
 - `hh`: HH-RLHF `chosen`/`rejected` transcripts with "\\n\\nHuman:"/"\\n\\nAssistant:" turns.
 - `raw`: every field of every judgment (or, per item, every vote), ties and flags included.
 - `critiques`: one row per critique in a judgment: each critique the rater was shown and rated
-  (`verdict` valid/invalid/unsure, `helpful`), and each critique the rater wrote (`kind: written`,
-  no rating): item, prompt, candidate and its response, critique, author, span with the quoted text,
-  severity, rater. Training data for critique models. Per judgment only (no `granularity=item`).
+  (`verdict` valid/invalid/unsure, `helpful`), each critique the rater wrote (`kind: written`,
+  no rating), and each flaw the rater marked (`kind: flaw`: `critique` holds the rater's note,
+  `critique_id` the flaw's id, the author is the rater): item, prompt, candidate and its response,
+  critique, author, span with the quoted text, severity, rater. Training data for critique models.
+  Per judgment only (no `granularity=item`). `raw` carries each judgment's flaws in `flaws`.
 
 A tie states no preference, so it yields no pair: ties appear only in `raw`. A ranking of
 n candidates yields every one of its n(n-1)/2 ordered pairs.
@@ -321,9 +323,21 @@ def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
         "surplus": row["surplus"],
         "surplus_reason": row["surplus_reason"],
         "assistance_shown": row["assistance_shown"],
+        "flaws": [_flaw(f) for f in row.get("flaw_rows") or []],
         "aggregate_revision": row["aggregate_revision"],
         "leased_at": row["leased_at"].isoformat(),
         "created_at": row["created_at"].isoformat(),
+    }
+
+
+def _flaw(flaw: Mapping[str, Any]) -> dict[str, Any]:
+    """A marked flaw in `raw`: its candidate, span (and chat message), severity and note."""
+    return {
+        "candidate_id": str(flaw["candidate_id"]),
+        "span": [flaw["start"], flaw["end"]],
+        "message": flaw.get("message"),
+        "severity": flaw.get("severity"),
+        "note": flaw.get("note"),
     }
 
 
@@ -344,8 +358,9 @@ def _quote(candidate: Mapping[str, Any] | None, critique: Mapping[str, Any]) -> 
 
 
 def critique_rows(row: Mapping[str, Any], pseudonym: Callable[[str], str]) -> list[dict[str, Any]]:
-    """One judgment's critique rows: those it rated and those its rater wrote (`pseudonym` turns a
-    user id into the project's rater pseudonym, for the judgment's rater and rater authors)."""
+    """One judgment's critique rows: those it rated, those its rater wrote, then the flaws its rater
+    marked (`pseudonym` turns a user id into the project's rater pseudonym, for the judgment's rater
+    and rater authors)."""
     by_id = {str(c["id"]): c for c in row["candidates"]}
     rater = pseudonym(str(row["rater_id"]))
     out = []
@@ -377,6 +392,33 @@ def critique_rows(row: Mapping[str, Any], pseudonym: Callable[[str], str]) -> li
                 "severity": critique.get("severity"),
                 "verdict": critique.get("verdict"),
                 "helpful": critique.get("helpful"),
+                "rater": rater,
+                "assistance_shown": row["assistance_shown"],
+                "created_at": row["created_at"].isoformat(),
+            }
+        )
+    for flaw in row.get("flaw_rows") or []:
+        candidate = by_id.get(str(flaw["candidate_id"]))
+        out.append(
+            {
+                "judgment_id": str(row["id"]),
+                "revision": row["revision"],
+                "kind": "flaw",  # marked by the rater: `critique` is their note
+                "item_id": str(row["item_id"]),
+                "external_id": row["external_id"],
+                "prompt": row["prompt"],
+                "candidate_id": str(flaw["candidate_id"]),
+                "response": None if candidate is None else _response(candidate),
+                "critique_id": str(flaw["id"]),
+                "critique": flaw.get("note"),
+                "author": rater,
+                "author_kind": "rater",
+                "span": [flaw["start"], flaw["end"]],
+                "message": flaw.get("message"),
+                "quote": _quote(candidate, flaw),
+                "severity": flaw.get("severity"),
+                "verdict": None,
+                "helpful": None,
                 "rater": rater,
                 "assistance_shown": row["assistance_shown"],
                 "created_at": row["created_at"].isoformat(),

@@ -204,8 +204,20 @@ _CRITIQUE_ROWS = """(SELECT jsonb_agg(x.row ORDER BY x.written, x.seq) FROM (
         FROM critiques k WHERE k.judgment_id = j.id) x) AS critique_rows"""
 
 
+# format=raw and format=critiques: the flaws a judgment marks, in the order the rater sent them.
+_FLAW_ROWS = """(SELECT jsonb_agg(jsonb_build_object('id', f.id, 'candidate_id', f.candidate_id,
+               'message', f.span_message, 'start', f.span_start, 'end', f.span_end, 'severity', f.severity,
+               'note', f.note)
+               ORDER BY f.position)
+        FROM flaws f WHERE f.judgment_id = j.id) AS flaw_rows"""
+
+
 def _columns(request: ExportRequest) -> str:
-    return _JUDGMENT_COLUMNS + (f", {_CRITIQUE_ROWS}" if request.format == ExportFormat.critiques else "")
+    if request.format == ExportFormat.critiques:
+        return f"{_JUDGMENT_COLUMNS}, {_CRITIQUE_ROWS}, {_FLAW_ROWS}"
+    if request.format == ExportFormat.raw:
+        return f"{_JUDGMENT_COLUMNS}, {_FLAW_ROWS}"
+    return _JUDGMENT_COLUMNS
 
 
 def _filters_sql(request: ExportRequest, time_column: str) -> str:

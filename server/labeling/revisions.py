@@ -133,7 +133,12 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
     judgment = locked
     verdict = validate_verdict(project, list(assignment.shown_order), data)
     extras = await critiques.check(
-        session, project=project, assignment=assignment, ratings=data.critique_ratings, critiques=data.critiques
+        session,
+        project=project,
+        assignment=assignment,
+        ratings=data.critique_ratings,
+        critiques=data.critiques,
+        flaws=data.flaws,
     )
     if same_verdict(judgment, data) and extras.key() == (await critiques.stored(session, judgment)).key():
         return Revised(judgment=judgment, project=project, created=False)

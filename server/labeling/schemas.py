@@ -4,9 +4,11 @@ from datetime import datetime
 from pydantic import Field
 
 from server.critiques.schemas import (
+    MAX_FLAWS,
     MAX_RATER_CRITIQUES,
     AssistanceView,
     CritiqueRatingCreate,
+    FlawCreate,
     RaterCritiqueCreate,
 )
 from server.models import Prompt, SkipReason
@@ -58,12 +60,15 @@ class JudgmentCreate(Schema):
     both_bad: bool = False
     rationale: str | None = Field(default=None, max_length=20_000)
     active_ms: int | None = Field(default=None, ge=0, le=86_400_000)
-    # Part of the judgment besides the verdict (a revision replaces them); `flaws` joins them later.
+    # Part of the judgment besides the verdict (a revision replaces them).
     critique_ratings: list[CritiqueRatingCreate] | None = Field(
         default=None, max_length=100, description="Your rating of each critique you were shown."
     )
     critiques: list[RaterCritiqueCreate] | None = Field(
         default=None, max_length=MAX_RATER_CRITIQUES, description="Critiques you write of the candidates."
+    )
+    flaws: list[FlawCreate] | None = Field(
+        default=None, max_length=MAX_FLAWS, description="Flaws you mark in the candidates: a span, severity, note."
     )
 
 

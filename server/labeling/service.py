@@ -512,7 +512,12 @@ async def _extras(
 ) -> critiques.Extras:
     """The judgment's critique ratings and rater critiques, checked against what the assignment showed."""
     return await critiques.check(
-        session, project=project, assignment=assignment, ratings=data.critique_ratings, critiques=data.critiques
+        session,
+        project=project,
+        assignment=assignment,
+        ratings=data.critique_ratings,
+        critiques=data.critiques,
+        flaws=data.flaws,
     )
 
 

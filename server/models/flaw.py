@@ -35,6 +35,7 @@ class Flaw(IdMixin, Base):
     span_end: Mapped[int]
     severity: Mapped[str | None] = mapped_column(String(16))  # Severity
     note: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")  # in the list as sent
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

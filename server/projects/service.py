@@ -199,18 +199,21 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:
         await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
-        if not raised and "active_learning" not in changes:
-            # A lowered overlap or a paused/restarted project moves nothing ahead; a raised
-            # overlap reopens items anywhere, and active learning reorders them all: from the start.
-            await queue.rewind_to(session, project.id, "false", {})
     for key, value in changes.items():
         setattr(project, key, value)
     if "instructions" in changes:
         project.instructions_html = await render_off_loop(project.instructions)
-    if "overlap" in changes:
-        await _apply_overlap(session, project.id, project.overlap)
+    lowest = await _apply_overlap(session, project.id, project.overlap) if "overlap" in changes else None
     if "active_learning" in changes:
         await rewards.apply_active_learning(session, project)
+    elif reorders:
+        # What moved ahead: a lowered overlap or a paused/restarted project, nothing; a raised one,
+        # the items it reopened: open now with at least `lowest` (the smallest overlap it raised)
+        # judgments and leases. Active learning reorders everything: raters walk from the start.
+        if raised and lowest is not None:
+            await queue.rewind_to(session, project.id, "i.judged + i.leased >= :reopened", {"reopened": lowest})
+        else:
+            await queue.rewind_to(session, project.id, "false", {})
     await session.flush()
     await session.refresh(project)
     audit.record(
@@ -233,10 +236,10 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
 _APPLY_OVERLAP = text(
     f"""
     WITH target AS (
-        SELECT id FROM items WHERE project_id = :project_id AND parent_id IS NULL AND gold_seq IS NULL
-          AND wanted <> :overlap
+        SELECT id, wanted AS before FROM items WHERE project_id = :project_id AND parent_id IS NULL
+          AND gold_seq IS NULL AND wanted <> :overlap
         ORDER BY id FOR NO KEY UPDATE
-    )
+    ), changed AS (
     UPDATE items i SET
         wanted = :overlap,
         completed_at = CASE WHEN i.judged >= :overlap THEN coalesce(i.completed_at, now()) END,
@@ -245,12 +248,17 @@ _APPLY_OVERLAP = text(
         aggregate_xid = CASE WHEN i.judged >= :overlap AND i.completed_at IS NULL THEN {CURRENT_XID}
                              ELSE i.aggregate_xid END
     FROM target WHERE i.id = target.id
+    RETURNING target.before
+    )
+    SELECT min(before) FILTER (WHERE before < :overlap) FROM changed
     """
 )
 
 
-async def _apply_overlap(session: AsyncSession, project_id: uuid.UUID, overlap: int) -> None:
-    await session.execute(_APPLY_OVERLAP, {"project_id": project_id, "overlap": overlap})
+async def _apply_overlap(session: AsyncSession, project_id: uuid.UUID, overlap: int) -> int | None:
+    """Set every item's overlap; returns the smallest overlap it raised (None: none was raised)."""
+    lowest = await session.scalar(_APPLY_OVERLAP, {"project_id": project_id, "overlap": overlap})
+    return None if lowest is None else int(lowest)
 
 
 async def add_member(session: AsyncSession, project: Project, user_id: uuid.UUID, *, actor: User) -> None:

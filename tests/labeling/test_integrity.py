@@ -26,6 +26,7 @@ from server.projects.schemas import ProjectUpdate
 from server.quality import service as quality
 from tests.factories import (
     bearer,
+    create_judgment,
     create_project,
     create_token,
     create_user,
@@ -549,7 +550,9 @@ class TestPickCostIsFlat:
         cost = [await _buffers_of_next(engine, session, project, rater) for rater in (prolific, new)]
         assert cost[0] <= 2 * cost[1], f"buffers of next: {cost[0]} at {history} judgments, {cost[1]} at 0"
 
-    @pytest.mark.parametrize("change", ["import appended", "batch resumed", "overlap lowered", "gold cleared"])
+    @pytest.mark.parametrize(
+        "change", ["import appended", "batch resumed", "overlap lowered", "overlap raised", "gold cleared"]
+    )
     async def test_and_after_a_change_of_the_serving_order(
         self, app, engine, session, history: int, change: str
     ) -> None:
@@ -573,6 +576,8 @@ class TestPickCostIsFlat:
             await batches.steer(session, batch, BatchUpdate(status="active"), actor=admin)
         elif change == "overlap lowered":
             await projects.update_project(session, project, ProjectUpdate(overlap=1), actor=admin)
+        elif change == "overlap raised":
+            await projects.update_project(session, project, ProjectUpdate(overlap=3), actor=admin)
         else:
             gold = await session.scalar(select(Item.id).where(Item.batch_id == later).order_by(Item.seq).limit(1))
             assert gold is not None
@@ -604,6 +609,24 @@ async def test_a_priority_import_is_served_first_after_the_rewind(session: Async
         await service.skip(session, assignment_id=leased.assignment.id, rater=rater, reason=None)
         await session.commit()
     assert served == ["urgent-0", "urgent-1", "urgent-2", "item-20", "item-21"]
+
+
+async def test_items_a_raised_overlap_reopens_behind_a_rater_are_served_to_them(session: AsyncSession) -> None:
+    """The rewind after a raised overlap goes back to the items it reopened, not past them."""
+    admin = await create_user(session, role=Role.admin)
+    early, late = await create_user(session), await create_user(session)
+    project = await create_project(session, admin, members=(early, late), overlap=1)
+    await import_items(session, project, admin, native_items(30))
+    for _ in range(5):  # items 0-4 complete (overlap 1)
+        await create_judgment(session, project, early)
+    await session.commit()
+    for _ in range(10):  # the late rater passes items 5-14 by
+        await _next_and_skip(session, project, late)
+    await projects.update_project(session, project, ProjectUpdate(overlap=2), actor=admin)
+    await session.commit()
+    leased = await service.next_assignment(session, project=project, rater=late)
+    assert leased is not None
+    assert leased.item.external_id == "item-0"  # reopened, behind the late rater's resume point
 
 
 async def _judged_in_bulk(session: AsyncSession, project: Project, rater: User, n: int) -> None:

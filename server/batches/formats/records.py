@@ -28,6 +28,8 @@ class ParsedCandidate:
     messages: list[dict[str, str]] | None
     model: str | None
     metadata: dict[str, Any]
+    # Native records only: flaws planted in this response on purpose (message/start/end, description).
+    planted: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,8 @@ MAX_JSON_DEPTH = 32  # metadata and gold; orjson, which stores them, stops at 25
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _MESSAGE_KEYS = frozenset({"role", "content"})
-_RESPONSE_KEYS = frozenset({"text", "messages", "model", "metadata"})
+_RESPONSE_KEYS = frozenset({"text", "messages", "model", "metadata", "planted"})
+_PLANTED_KEYS = frozenset({"span", "message", "description"})
 _NATIVE_KEYS = frozenset({"id", "prompt", "responses", "metadata", "gold", "critiques"})
 _CRITIQUE_KEYS = frozenset({"candidate", "text", "author", "span", "message", "severity"})
 _HH_KEYS = frozenset({"id", "chosen", "rejected", "metadata"})
@@ -108,6 +111,8 @@ _ORDER = (
     "span",
     "message",
     "severity",
+    "planted",
+    "description",
 )
 
 

@@ -9,6 +9,7 @@ from server.batches.formats.records import (
     _CRITIQUE_KEYS,
     _HH_KEYS,
     _NATIVE_KEYS,
+    _PLANTED_KEYS,
     _RESPONSE_KEYS,
     _TRL_KEYS,
     ImportFormat,
@@ -27,7 +28,13 @@ from server.batches.formats.records import (
     _TooLarge,
     _unknown_keys,
 )
-from server.critiques.schemas import MAX_AUTHOR_CHARS, MAX_CRITIQUE_CHARS, MAX_CRITIQUES_PER_ITEM
+from server.critiques.schemas import (
+    MAX_AUTHOR_CHARS,
+    MAX_CRITIQUE_CHARS,
+    MAX_CRITIQUES_PER_ITEM,
+    MAX_PLANTED_DESCRIPTION,
+    MAX_PLANTED_PER_CANDIDATE,
+)
 from server.labeling.spans import SpanError, parse_span
 from server.models.critique import Severity
 from server.quality.gold import GoldError, parse_gold
@@ -68,7 +75,40 @@ def _native_candidate(value: Any, field: str) -> ParsedCandidate:
     model = value.get("model")
     if model is not None and type(model) is not str:
         raise _Refusal(f"{field}.model", f"{field}.model must be a string, got {_kind(model)}.")
-    return ParsedCandidate(text, messages, model, _metadata(value.get("metadata"), f"{field}.metadata"))
+    candidate = ParsedCandidate(text, messages, model, _metadata(value.get("metadata"), f"{field}.metadata"))
+    planted = _planted(value.get("planted"), f"{field}.planted", candidate)
+    return replace(candidate, planted=planted) if planted else candidate
+
+
+def _planted(value: Any, field: str, candidate: ParsedCandidate) -> tuple[dict[str, Any], ...]:
+    """Flaws planted in one response on purpose: a span (labeling/spans.py) and a description."""
+    if value is None:
+        return ()
+    if type(value) is not list:
+        raise _Refusal(field, f"{field} must be a list of planted flaws, got {_kind(value)}.")
+    if len(value) > MAX_PLANTED_PER_CANDIDATE:
+        raise _Refusal(
+            field, f"{field} has {len(value):,} entries; a response may have at most {MAX_PLANTED_PER_CANDIDATE}."
+        )
+    out = []
+    for index, flaw in enumerate(value):
+        where = f"{field}[{index}]"
+        if type(flaw) is not dict:
+            raise _Refusal(where, f"{where} must be an object with span and description, got {_kind(flaw)}.")
+        if not _PLANTED_KEYS.issuperset(flaw):
+            _unknown_keys(flaw, _PLANTED_KEYS, where, f"{where}.")
+        if flaw.get("span") is None:
+            raise _Refusal(f"{where}.span", f"{where}.span is missing; say where the flaw is as [start, end].")
+        try:
+            span = parse_span(
+                flaw["span"], flaw.get("message"), text=candidate.text, messages=candidate.messages,
+                field=f"{where}.span",
+            )  # fmt: skip
+        except SpanError as exc:
+            raise _Refusal(f"{where}.span", exc.message) from None
+        description = _critique_text(flaw.get("description"), f"{where}.description", MAX_PLANTED_DESCRIPTION)
+        out.append({"message": span.message, "start": span.start, "end": span.end, "description": description})
+    return tuple(out)
 
 
 def _native(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedItem:
