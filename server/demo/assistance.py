@@ -8,8 +8,9 @@ experts and six novices, a group each) judge every item through the real lease a
 server randomises the arms as it does for people. A simulated rater prefers the flawed response
 unless they catch the flaw: with chance `CATCH["unassisted"]` alone, more when a right critique
 points at it, less when a wrong critique blames the other response; experts catch more. A rater
-who catches a flaw marks it half of the time. The demo rater is a member too, with items left
-for them (overlap is one more than the simulated raters), so the report fills in as they judge.
+who catches a flaw marks it half of the time (a span overlapping the planted one, sent with the
+verdict). The demo rater is a member too, with items left for them (overlap is one more than the
+simulated raters), so the report fills in as they judge.
 """
 
 import io
@@ -24,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.batches import service as batches
 from server.batches.formats import Encoding, ImportFormat
+from server.critiques.schemas import FlawCreate
 from server.labeling import service as labeling
 from server.labeling.schemas import JudgmentCreate
-from server.models import Assistance, Candidate, Flaw, Item, PlantedFlaw, Project, Role, Scale, User
+from server.models import Assistance, Candidate, PlantedFlaw, Project, Role, Scale, Severity, User
 from server.projects import service as projects
 from server.projects.schemas import MemberUpdate, ProjectCreate
 from server.users import service as users
@@ -74,7 +76,7 @@ def _span(text: str, quote: str) -> list[int]:
 
 
 def records(demo_file: Path) -> list[dict[str, Any]]:
-    """The experiment's items: demo records with their critiques (planted flaws are added after the import)."""
+    """The experiment's items: demo records with their planted flaws and critiques, as a native import."""
     out = []
     for line in demo_file.read_bytes().splitlines():
         record = orjson.loads(line)
@@ -82,6 +84,10 @@ def records(demo_file: Path) -> list[dict[str, Any]]:
             continue
         texts = [r["text"] for r in record["responses"]]
         record["id"] = f"critiques-{record['id']}"
+        for i, response in enumerate(record["responses"]):
+            plant = PLANTED.get(record["id"].removeprefix("critiques-"))
+            if plant is not None and plant[0] == i:
+                response["planted"] = [{"span": _span(response["text"], plant[1]), "description": plant[2]}]
         record["critiques"] = [
             {
                 "candidate": c,
@@ -96,33 +102,14 @@ def records(demo_file: Path) -> list[dict[str, Any]]:
     return out
 
 
-async def _plant(session: AsyncSession, project: Project, admin: User) -> dict[str, tuple[Candidate, list[int]]]:
-    """Planted flaws on the imported items; returns each planted item's flawed candidate and span."""
-    planted: dict[str, tuple[Candidate, list[int]]] = {}
+async def _planted(session: AsyncSession, project: Project) -> dict[str, tuple[Candidate, list[int]]]:
+    """Each planted item's flawed candidate and span, as the import stored them (item id as text)."""
     rows = await session.execute(
-        select(Item.external_id, Candidate)
-        .join(Candidate, Candidate.item_id == Item.id)
-        .where(Item.project_id == project.id)
+        select(PlantedFlaw, Candidate)
+        .join(Candidate, Candidate.id == PlantedFlaw.candidate_id)
+        .where(PlantedFlaw.project_id == project.id)
     )
-    for external_id, candidate in rows:
-        plant = PLANTED.get(external_id.removeprefix("critiques-"))
-        if plant is None or plant[0] != candidate.position:
-            continue
-        start, end = _span(candidate.text or "", plant[1])
-        session.add(
-            PlantedFlaw(
-                project_id=project.id,
-                item_id=candidate.item_id,
-                candidate_id=candidate.id,
-                span_start=start,
-                span_end=end,
-                description=plant[2],
-                created_by=admin.id,
-            )
-        )
-        planted[str(candidate.item_id)] = (candidate, [start, end])
-    await session.flush()
-    return planted
+    return {str(p.item_id): (c, [p.span_start, p.span_end]) for p, c in rows}
 
 
 def _catch_chance(*, shown: bool, critiques: list[tuple[int, str, str, str]], flawed: int, expert: bool) -> float:
@@ -159,27 +146,17 @@ async def _simulate(
             choice = by_position[1 - flawed.position] if caught else flawed
             mark = (flawed, span) if caught and rng.random() < 0.5 else None
         seconds = rng.uniform(20, 70) + (15 if shown else 0) - (5 if expert else 0)
-        submitted = await labeling.submit(
+        flaws = None
+        if mark is not None:  # an overlapping span, not the exact one
+            candidate, (start, end) = mark
+            span = [max(0, start - 2), end]
+            flaws = [FlawCreate(candidate_id=candidate.id, span=span, severity=Severity.major, note="Looks wrong.")]
+        await labeling.submit(
             session,
             assignment_id=leased.assignment.id,
             rater=rater,
-            data=JudgmentCreate(choice=choice.id, active_ms=int(seconds * 1000)),
+            data=JudgmentCreate(choice=choice.id, active_ms=int(seconds * 1000), flaws=flaws),
         )
-        if mark is not None:
-            candidate, (start, end) = mark
-            session.add(
-                Flaw(
-                    project_id=project.id,
-                    item_id=candidate.item_id,
-                    candidate_id=candidate.id,
-                    judgment_id=submitted.judgment.id,
-                    span_start=max(0, start - 2),
-                    span_end=end,
-                    severity="major",
-                    note="Simulated rater's mark.",
-                )
-            )
-            await session.flush()
 
 
 async def load_assistance_demo(session: AsyncSession, *, admin: User, rater: User, demo_file: Path) -> Project:
@@ -209,7 +186,7 @@ async def load_assistance_demo(session: AsyncSession, *, admin: User, rater: Use
         priority=0,
         actor=admin,
     )
-    planted = await _plant(session, project, admin)
+    planted = await _planted(session, project)
     rng = random.Random(SEED)
     for group, count in SIMULATED.items():
         for n in range(1, count + 1):

@@ -58,6 +58,7 @@ async def test_demo_experiment(session: AsyncSession) -> None:
     assert assisted["judgments"] >= 30  # balanced per rater by the server: 5 of 10 each, give or take one
     assert unassisted["judgments"] >= 30
     assert assisted["catch_rate"] is not None
+    assert assisted["flaws_per_item"] is not None  # simulated raters marked flaws with their verdicts
     assert figures["differences"]["catch_rate"]["sentence"].startswith("With critiques, raters caught")
     novices = await report.assistance_report(session, project, group="novice")
     assert novices["arms"]["assisted"]["raters"] == 6
