@@ -45,4 +45,16 @@ async def test_assistance_report_page(page, session: AsyncSession, artifacts: Pa
     await page.set_viewport_size(NARROW)
     assert await _fits_width(page)
     await _full_shot(page, artifacts, "assistance-report-390")
+
+    # The groups behind the split, on the Members page: set one from the keyboard-reachable form.
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await page.goto(f"/admin/projects/{project.id}/members")
+    field = page.get_by_label("Group of rater@example.com")
+    await field.fill("novice")
+    async with page.expect_navigation():
+        await field.press("Enter")
+    assert await page.get_by_label("Group of rater@example.com").input_value() == "novice"
+    assert await page.get_by_label("Group of expert-1@simulated.example.com").input_value() == "expert"
+    assert await _contrast_failures(page) == []
+    await _full_shot(page, artifacts, "assistance-members-groups-1280")
     browser_log.assert_clean()
