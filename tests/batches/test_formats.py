@@ -383,7 +383,7 @@ class TestNative:
         assert one(native(responses=[{"text": "a", "score": 1}, {"text": "b"}])) == RowError(
             1,
             "responses[0].score",
-            'responses[0] has unknown key "score"; allowed keys: text, messages, model, metadata.',
+            'responses[0] has unknown key "score"; allowed keys: text, messages, model, metadata, planted.',
         )
 
     def test_metadata_not_object(self) -> None:
