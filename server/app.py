@@ -21,6 +21,7 @@ from server.batches.routes import router as batches_pages
 from server.config import DEV_SECRET, settings
 from server.critiques.api import router as critiques_router
 from server.critiques.pages import router as planted_pages
+from server.critiques.routes import router as critiques_pages
 from server.db import make_engine, make_sessionmaker
 from server.errors import API_ERRORS, install_handlers, size_text
 from server.exports.api import router as exports_router
@@ -179,6 +180,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         quality_pages,
         gold_pages,
         planted_pages,
+        critiques_pages,
     ):
         app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -4,16 +4,25 @@ admin or trainer sets the flaws planted in them (hidden from raters)."""
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
-from server.auth.deps import scoped
+from server.auth.deps import AdminPrincipal, scoped
 from server.auth.service import Principal
-from server.critiques import planted, service
-from server.critiques.schemas import CritiqueRead, CritiquesCreate, PlantedPut, PlantedRead
+from server.critiques import planted, report, service
+from server.critiques.schemas import (
+    AssistanceReportRead,
+    CritiqueRead,
+    CritiquesCreate,
+    PlantedPut,
+    PlantedRead,
+)
 from server.db import SessionDep
 from server.errors import NotFound
 from server.models import Item, Scope
 from server.projects import service as projects
+from server.projects.schemas import MAX_GROUP
+from server.quality.experiment import EFFECT
+from server.quality.schemas import Fresh
 
 router = APIRouter(tags=["critiques"])
 ItemsWriter = Annotated[Principal, Depends(scoped(Scope.items_write))]
@@ -63,3 +72,20 @@ async def put_planted(item_id: uuid.UUID, body: PlantedPut, principal: ItemsWrit
     result = await planted.replace(session, item=item, data=body.candidates, actor=principal.user)
     await session.commit()
     return [planted.read(p) for p in result]
+
+
+@router.get("/projects/{project_id}/assistance-report", response_model=AssistanceReportRead)
+async def assistance_report(
+    project_id: uuid.UUID,
+    admin: AdminPrincipal,
+    session: SessionDep,
+    effect: Annotated[
+        float, Query(gt=0, le=1, description="The difference to detect: points for rates (0.10 = 10 points).")
+    ] = EFFECT,
+    group: Annotated[str | None, Query(max_length=MAX_GROUP, description="Only raters of this group.")] = None,
+    batch: Annotated[uuid.UUID | None, Query(description="Only judgments of items of this batch.")] = None,
+    fresh: Fresh = False,
+) -> object:
+    """The assistance experiment: per arm, the differences with 95% intervals and p-values, judgments needed."""
+    project = await projects.get_accessible(session, admin, project_id)
+    return await report.assistance_report(session, project, effect=effect, group=group, batch_id=batch, fresh=fresh)

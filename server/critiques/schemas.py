@@ -131,3 +131,63 @@ class PlantedRead(Schema):
     span: list[int]
     message: int | None
     description: str
+
+
+class ArmRead(Schema):
+    """One arm of an assistance experiment: judgments, raters and each figure (null: not measured)."""
+
+    judgments: int
+    raters: int
+    gold_accuracy: float | None = Field(description="Mean gold score of the arm's judgments on gold items.")
+    catch_rate: float | None = Field(description="Planted flaws caught / planted flaws present.")
+    agreement: float | None = Field(description="Share of pairs matching the others' aggregated label.")
+    median_seconds: float | None = Field(description="Median active time per judgment.")
+    flaws_per_item: float | None = Field(description="Flaws marked per judgment.")
+
+
+class ArmsRead(Schema):
+    assisted: ArmRead
+    unassisted: ArmRead
+
+
+class NeededRead(Schema):
+    effect: float
+    effect_units: str = Field(description="points (proportions) or share of the unassisted value.")
+    judgments_total: int = Field(description="Judgments, both arms, to detect the effect at 80% power, alpha 0.05.")
+    judgments_more: int = Field(description="Of which not yet made.")
+
+
+class DifferenceRead(Schema):
+    """Assisted minus unassisted for one figure."""
+
+    estimate: float | None
+    ci: tuple[float, float] | None = Field(description="95% interval, cluster bootstrap over raters.")
+    p: float | None = Field(description="Two-sided permutation p-value (arms relabelled within each rater).")
+    significant: bool | None
+    judgments: int
+    raters: int
+    design_effect: float | None
+    needed: NeededRead | None
+    note: str | None = Field(description="Why there is no interval, when there is none.")
+    sentence: str = Field(description="The result in words, as the report page shows it.")
+
+
+class AssistanceReportRead(Schema):
+    arms: ArmsRead
+    differences: dict[str, DifferenceRead] = Field(
+        description="gold_accuracy, catch_rate, agreement, median_seconds, flaws_per_item."
+    )
+    statement: str | None = Field(description="Why nothing can be compared, when nothing can.")
+    assistance: str = Field(description="The project's assistance setting: never, always or experiment.")
+    experiment: bool = Field(description="Whether the project runs an experiment now.")
+    effect: float
+    group: str | None
+    batch_id: uuid.UUID | None
+    outside: int = Field(description="Judgments left out: made outside the experiment, or by model accounts.")
+    bootstrap: int
+    permutations: int
+    seed: int
+    level: float
+    data_version: str
+    stale: bool = Field(description="true: the figures of an older data version, while fresh ones are computed.")
+    computed_at: datetime

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.batches import service as batches
 from server.batches.formats import Encoding, ImportFormat
+from server.demo.assistance import load_assistance_demo
 from server.models import Role, Scale
 from server.projects import service as projects
 from server.projects.schemas import ProjectCreate
@@ -24,7 +25,8 @@ Pick the response that is **more helpful, honest and harmless** for the person a
 
 
 async def load_demo(session: AsyncSession, *, admin_email: str, admin_password: str, rater_password: str) -> None:
-    """Create an admin, a rater (each with their own password) and a demo project holding the shipped items."""
+    """Create an admin, a rater (each with their own password), a demo project holding the shipped items, and
+    an assistance experiment built from them (server/demo/assistance.py)."""
     admin = await users.create(
         session,
         UserCreate(email=admin_email, password=admin_password, role=Role.admin, name="Admin"),
@@ -60,3 +62,6 @@ async def load_demo(session: AsyncSession, *, admin_email: str, admin_password: 
             priority=0,
             actor=admin,
         )
+    # Each import stages its rows in a temporary table dropped at commit: one import per transaction.
+    await session.commit()
+    await load_assistance_demo(session, admin=admin, rater=rater, demo_file=DEMO_FILE)

@@ -94,9 +94,9 @@ async def remove_member(project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminP
 async def update_member(
     project_id: uuid.UUID, user_id: uuid.UUID, body: MemberUpdate, admin: AdminPrincipal, session: SessionDep
 ) -> object:
-    """Suspend a member in this project (their leases end at once) or reinstate them."""
+    """Suspend a member in this project (their leases end at once) or reinstate them; set or clear their group."""
     project = await service.get_accessible(session, admin, project_id)
-    await service.set_suspension(session, project, user_id, body, actor=admin.user)
+    await service.update_member(session, project, user_id, body, actor=admin.user)
     return next(m for m in await service.list_members(session, project) if m.user_id == user_id)
 
 

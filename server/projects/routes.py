@@ -384,6 +384,21 @@ async def reinstate_member(
     return done(request, f"/admin/projects/{project.id}/members", "Reinstated: they get items again.")
 
 
+@router.post("/projects/{project_id}/members/{user_id}/group")
+async def member_group(
+    request: Request, project_id: uuid.UUID, user_id: uuid.UUID, admin: AdminPagePrincipal, session: SessionDep
+) -> Response:
+    """Set a member's rater group (such as expert), or clear it with an empty field."""
+    project = await service.get_accessible(session, admin, project_id)
+    group = str((await read_form(request)).get("group") or "").strip()
+    data, errors = validate(MemberUpdate, {"group": group or None}, {"group": "Group"})
+    if data is None:
+        raise Invalid(errors["group"])
+    await service.set_group(session, project, user_id, data.group, actor=admin.user)
+    message = f"Group set to {data.group}." if data.group else "Group cleared."
+    return done(request, f"/admin/projects/{project.id}/members", message)
+
+
 QUALIFICATION_DONE = {
     QualificationAction.admit: "Admitted: they get items without (passing) the qualification round.",
     QualificationAction.retry: "They get a new qualification round, of gold items they have not seen.",

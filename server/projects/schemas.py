@@ -1,8 +1,10 @@
 import enum
+import re
 import uuid
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from server.markdown import MAX_INSTRUCTIONS
 from server.models import Assistance, CritiqueRatings, RationaleRule, Scale
@@ -134,11 +136,42 @@ class MemberRead(Schema):
     qualified_at: datetime | None = None
     qualification_failed_at: datetime | None = None
     qualification_result: str | None = Field(default=None, description="The last qualification round, in words.")
+    group: str | None = Field(default=None, description="The member's rater group (such as expert), or null.")
+
+
+MAX_GROUP = 64  # characters (the column's bound)
+GROUP_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+GROUP_DOC = (
+    "A tag for splitting reports by kind of rater, such as expert: 1 to 64 lowercase letters, digits, - or _; "
+    "null clears it."
+)
+GROUP_RULE = "must be 1 to 64 lowercase letters, digits, - or _ (such as expert)"
+
+
+def check_group(value: str | None) -> str | None:
+    """A rater group tag as given, or PydanticCustomError saying in words why it is not one."""
+    if value is None or GROUP_PATTERN.fullmatch(value):
+        return value
+    if value == "":
+        raise PydanticCustomError("group", f"{GROUP_RULE}; send null to clear a member's group")
+    if GROUP_PATTERN.fullmatch(value.lower()):
+        raise PydanticCustomError("group", f"{GROUP_RULE}; write it in lowercase: {value.lower()}")
+    raise PydanticCustomError("group", GROUP_RULE)
 
 
 class MemberUpdate(Schema):
-    suspended: bool = Field(description="true suspends the member in this project (their leases end now).")
+    """Either part may be sent alone; at least one must be."""
+
+    suspended: bool | None = Field(
+        default=None, description="true suspends the member in this project (their leases end now); false reinstates."
+    )
     reason: str | None = Field(default=None, max_length=500, description="Shown to the rater and the admins.")
+    group: str | None = Field(default=None, max_length=MAX_GROUP, description=GROUP_DOC)
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        return check_group(value)
 
 
 class QualificationAction(enum.StrEnum):

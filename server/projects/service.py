@@ -295,10 +295,7 @@ async def remove_member(session: AsyncSession, project: Project, user_id: uuid.U
     )
 
 
-async def set_suspension(
-    session: AsyncSession, project: Project, user_id: uuid.UUID, data: MemberUpdate, *, actor: User | None
-) -> ProjectMember:
-    """Suspend a member in this project (their leases end now) or reinstate them."""
+async def _member_for_update(session: AsyncSession, project: Project, user_id: uuid.UUID) -> ProjectMember:
     member = await session.scalar(
         select(ProjectMember)
         .where(ProjectMember.project_id == project.id, ProjectMember.user_id == user_id)
@@ -306,6 +303,51 @@ async def set_suspension(
     )
     if member is None:
         raise NotFound(f"User {user_id} is not a member of this project.")
+    return member
+
+
+async def update_member(
+    session: AsyncSession, project: Project, user_id: uuid.UUID, data: MemberUpdate, *, actor: User | None
+) -> None:
+    """Suspend or reinstate a member, and/or set or clear their rater group (`group` sent as null clears it)."""
+    given = data.model_fields_set
+    if "suspended" not in given and "group" not in given:
+        raise Invalid("Send suspended, group, or both: there is nothing to change.")
+    if data.suspended is not None:
+        await set_suspension(session, project, user_id, data, actor=actor)
+    elif "suspended" in given:
+        raise Invalid("suspended must be true or false; leave it out to change only the group.")
+    if "group" in given:
+        await set_group(session, project, user_id, data.group, actor=actor)
+
+
+async def set_group(
+    session: AsyncSession, project: Project, user_id: uuid.UUID, group: str | None, *, actor: User | None
+) -> ProjectMember:
+    """Tag a member with a rater group (reports split by it), or clear the tag with None."""
+    member = await _member_for_update(session, project, user_id)
+    if member.group == group:
+        return member
+    before, member.group = member.group, group
+    await session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="member.group",
+        target_type="user",
+        target_id=user_id,
+        project_id=project.id,
+        data={"group": group, "before": before},
+    )
+    log.info("member.group", project_id=str(project.id), user_id=str(user_id), group=group)
+    return member
+
+
+async def set_suspension(
+    session: AsyncSession, project: Project, user_id: uuid.UUID, data: MemberUpdate, *, actor: User | None
+) -> ProjectMember:
+    """Suspend a member in this project (their leases end now) or reinstate them."""
+    member = await _member_for_update(session, project, user_id)
     if data.suspended and member.suspended_at is None:
         member.suspended_at = func.now()
         member.suspended_reason = data.reason
@@ -380,6 +422,7 @@ async def list_members(session: AsyncSession, project: Project) -> list[MemberRe
             qualified_at=m.qualified_at,
             qualification_failed_at=m.qualification_failed_at,
             qualification_result=m.qualification_result,
+            group=m.group,
         )
         for user_id, email, role, m in rows
     ]

@@ -124,7 +124,7 @@ _SKIPS = text(
 )
 _MEMBERS = text(
     """
-    SELECT u.id, u.email, u.kind = 'human' AS human, m.suspended_at IS NOT NULL AS suspended
+    SELECT u.id, u.email, u.kind = 'human' AS human, m.suspended_at IS NOT NULL AS suspended, m.group
     FROM project_members m JOIN users u ON u.id = m.user_id
     WHERE m.project_id = :project_id
     ORDER BY u.email
@@ -261,6 +261,7 @@ async def reliability(
             "user_id": str(m.id),
             "email": m.email,
             "suspended": bool(m.suspended),
+            "group": m.group,
             **(known.get(str(m.id)) or blank[str(m.id)]),
         }
         for m in members
@@ -324,6 +325,7 @@ _RATER_KEYS = (
     "user_id",
     "email",
     "suspended",
+    "group",
     "human",
     "judgments",
     "median_seconds",

@@ -46,7 +46,7 @@ ADMIN_NOT_ENOUGH_GOLD = (
 # revisions replaced, so revision 1 is there when the judgment was revised, else the row itself.
 # Candidates are turned into their upload positions, the indices a gold answer uses.
 GOLD_VERDICTS = """
-    SELECT j.rater_id, i.gold, j.created_at,
+    SELECT j.id AS judgment_id, j.rater_id, i.gold, j.created_at,
            cc.position AS choice,
            CASE WHEN r.judgment_id IS NULL THEN j.tie ELSE r.tie END AS tie,
            CASE WHEN r.judgment_id IS NULL THEN j.both_bad ELSE r.both_bad END AS both_bad,

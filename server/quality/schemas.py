@@ -99,6 +99,7 @@ class RaterQuality(RaterReliability):
     user_id: uuid.UUID
     email: str
     suspended: bool
+    group: str | None = Field(default=None, description="The member's rater group (such as expert), or null.")
     gold_judged: int = Field(description="Gold judgments stored.")
     gold_scored: int = Field(description="Gold judgments that could be scored (both-bad is missing).")
     gold_accuracy: float | None = Field(description="Mean score on gold; a ranking scores its share of pairs.")

@@ -59,6 +59,7 @@ def message_for(error: ErrorDetails, label: str) -> str:
         "enum": f"{label} must be one of {_expected(ctx)}.",
         "literal_error": f"{label} must be one of {_expected(ctx)}.",
         "bool_parsing": f"{label} must be yes or no.",
+        "group": f"{label} {error['msg']}.",
         "too_short": f"Choose at least {ctx.get('min_length')} {label.lower()}.",
     }
     return sentences.get(kind, f"{label}: {error['msg']}.")

@@ -232,7 +232,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{P}/projects/{{project_id}}/progress"): Entry(member(200)),
     ("GET", f"{P}/projects/{{project_id}}/members"): Entry(admin(200)),
     ("POST", f"{P}/projects/{{project_id}}/members"): Entry(admin(422), J),
-    ("PATCH", f"{P}/projects/{{project_id}}/members/{{user_id}}"): Entry(admin(422), J, "suspended is required"),
+    ("PATCH", f"{P}/projects/{{project_id}}/members/{{user_id}}"): Entry(
+        admin(422), J, "neither suspended nor group: nothing to change"
+    ),
     ("POST", f"{P}/projects/{{project_id}}/members/{{user_id}}/qualification"): Entry(
         admin(422), J, "action is required"
     ),
@@ -275,6 +277,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{P}/projects/{{project_id}}/leaderboard"): Entry(admin(200)),
     ("GET", f"{P}/projects/{{project_id}}/leaderboard/matrix"): Entry(admin(200)),
     # Critiques
+    ("GET", f"{P}/projects/{{project_id}}/assistance-report"): Entry(admin(200)),
     ("POST", f"{P}/items/{{item_id}}/critiques"): Entry(scoped(Scope.items_write, 422), J, "no critiques: refused"),
     ("GET", f"{P}/items/{{item_id}}/planted"): Entry(scoped(Scope.items_write, 200)),
     ("PUT", f"{P}/items/{{item_id}}/planted"): Entry(scoped(Scope.items_write, 422), J, "no candidates: refused"),
@@ -311,6 +314,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", "/admin/projects/{project_id}/members"): Entry(admin_page(422), F),
     ("POST", "/admin/projects/{project_id}/members/{user_id}/remove"): Entry(admin_page(303), F),
     ("POST", "/admin/projects/{project_id}/members/{user_id}/reinstate"): Entry(admin_page(303), F),
+    ("POST", "/admin/projects/{project_id}/members/{user_id}/group"): Entry(admin_page(303), F, "empty: clears it"),
     ("POST", "/admin/projects/{project_id}/members/{user_id}/qualification"): Entry(
         admin_page(422), F, "no action chosen"
     ),
@@ -333,6 +337,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/admin/projects/{project_id}/export"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/raters/{user_id}"): Entry(admin_page(200)),
     ("GET", "/admin/projects/{project_id}/quality"): Entry(admin_page(200)),
+    ("GET", "/admin/projects/{project_id}/assistance"): Entry(admin_page(200)),
     ("GET", "/admin/users"): Entry(admin_page(200)),
     ("POST", "/admin/users"): Entry(admin_page(422), F),
     ("GET", "/admin/users/{user_id}"): Entry(admin_page(200)),
