@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.auth.service import Principal
 from server.errors import Conflict, Invalid, NotFound
+from server.items import subtasks
 from server.labeling import queue
 from server.labeling import service as labeling
 from server.logs import get_logger
@@ -195,11 +196,12 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     longer = changes.get("qualification_items", 0) > project.qualification_items  # turned on, or a longer round
     if longer and (problem := await qualification_problem(session, project, changes["qualification_items"])):
         raise Conflict(problem)
-    reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
+    reorders = changes.keys() & {"overlap", "active_learning", "is_active", "subtasks_gate"}
     raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:
         await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
-        if not raised and "active_learning" not in changes:
+        opens = changes.get("subtasks_gate", project.subtasks_gate) != project.subtasks_gate  # parents open or close
+        if not raised and "active_learning" not in changes and not opens:
             # A lowered overlap or a paused/restarted project moves nothing ahead; a raised
             # overlap reopens items anywhere, and active learning reorders them all: from the start.
             await queue.rewind_to(session, project.id, "false", {})
@@ -211,6 +213,8 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
         await _apply_overlap(session, project.id, project.overlap)
     if "active_learning" in changes:
         await rewards.apply_active_learning(session, project)
+    if "subtasks_gate" in changes:
+        await subtasks.apply_gate(session, project, project.subtasks_gate)
     await session.flush()
     await session.refresh(project)
     audit.record(
