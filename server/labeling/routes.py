@@ -43,6 +43,8 @@ MESSAGES = {
     "load_server": pages.LOAD_SERVER_FAILED,
     # On a touch screen (rater.js picks these): the same sentences without keys.
     "verdict_touch": pages.NO_VERDICT_TOUCH,
+    "answer": pages.NO_ANSWER,
+    "answer_touch": pages.NO_ANSWER_TOUCH,
     "ranking_touch": pages.NO_RANKING_TOUCH,
     "network_touch": pages.NETWORK_FAILED_TOUCH,
     "server_touch": pages.SERVER_FAILED_TOUCH,
@@ -60,6 +62,10 @@ class Slot:
     # Assisted only: each candidate's response with its critiques' spans marked, by candidate id.
     highlights: dict[uuid.UUID, pages.Highlighted] = field(default_factory=dict)
     critique_box: bool = False  # the project takes raters' own critiques (assistance is not off)
+    # A subtask: the response it asks about, with its span marked; and, on a parent whose assistance is
+    # shown, its subtasks' results by the candidate they concern (None: the item as a whole).
+    target: pages.Highlighted | None = None
+    labels: dict[uuid.UUID, str] = field(default_factory=dict)
     # The revision page: the stored ratings (critique id → verdict, "yes"/"no"/"") and critiques.
     ratings: dict[str, tuple[str, str]] = field(default_factory=dict)
     written: dict[str, critiques.WrittenOnPage] = field(default_factory=dict)
@@ -72,7 +78,9 @@ def _item_slot(project: Project, view: AssignmentRead, *, revising: bool = False
         view=view,
         form=pages.verdict_form(project, view, revising=revising),
         highlights={c.id: pages.highlighted(c, shown) for c in view.item.candidates} if shown else {},
-        critique_box=project.assistance != Assistance.never,
+        critique_box=project.assistance != Assistance.never and view.item.kind == "comparison",
+        target=pages.target_highlight(view),
+        labels={c.id: c.label for c in view.item.candidates},
         **stored,
     )
 
@@ -200,6 +208,8 @@ class VerdictForm:
         strength: Annotated[str | None, Form()] = None,
         rationale: Annotated[str | None, Form()] = None,
         active_ms: Annotated[str | None, Form()] = None,
+        answer: Annotated[str | None, Form(max_length=20_000)] = None,
+        answer_number: Annotated[str | None, Form(max_length=64)] = None,
     ) -> None:
         self.fields = {
             "verdict": verdict,
@@ -207,6 +217,8 @@ class VerdictForm:
             "strength": strength,
             "rationale": rationale,
             "active_ms": active_ms,
+            "answer": answer,
+            "answer_number": answer_number,
         }
         self.request = request
 

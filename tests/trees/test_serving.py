@@ -134,14 +134,16 @@ class TestPools:
         assert expert["item"]["external_id"] == "t1/0"  # the pool first
 
     async def test_the_shared_pick_never_walks_a_pool(self, make_setup, session: AsyncSession) -> None:
-        """Flat cost: 300 pooled open items ahead in the order add no buffers to an outsider's pick."""
+        """Flat cost: 300 pooled open items ahead in the serving order are not walked by an outsider's pick."""
         records = [tree_record(f"p{i}", group="expert") for i in range(100)]
-        for r in records:  # only the pooled check: everything else out of the way
+        for r in records:  # three pooled checks each; the parents wait for them (gate required)
             r["subtasks"] = r["subtasks"][:1] * 3
-        s: Setup = await make_setup(records + [tree_record("z")], subtasks_gate="optional")
+        s: Setup = await make_setup([*records, tree_record("z")])
         plan = await _pick_plan(session, s, pool=None)
         assert "ix_items_queue" in plan
         assert "Rows Removed by Filter" not in plan  # the pooled items are not in the index it walks
+        scan = next(line for line in plan.split("\n") if "Index Scan using ix_items_queue" in line)
+        assert "rows=1 loops=1" in scan  # the first entry it reads is the one given (not the 300 pooled ones)
         plan = await _pick_plan(session, s, pool="expert")
         assert "ix_items_pool" in plan
 
