@@ -127,7 +127,12 @@ class VerdictForm:
             legend.append(("Enter", "save the revision"))
         else:
             legend += [("Enter", "submit"), ("s", "skip"), ("i", "instructions")]
-        if not self.answer:
+        if self.answer:
+            legend += [
+                ("\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll the source"),
+                ("Shift+\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll the response"),
+            ]
+        else:
             legend += [
                 ("\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll A"),
                 ("Shift+\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll B"),
