@@ -67,7 +67,7 @@ _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]
 _S, _B, _I = pa.string(), pa.bool_(), pa.int64()
 # `raw` columns that hold nested, free-form values (prompts, candidates with metadata, votes):
 # Parquet keeps them as JSON text so one schema fits every project.
-RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs", "weighted", "gold"})
+RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs", "weighted", "gold", "answer"})
 _RAW_JUDGMENT = pa.schema(
     [
         ("judgment_id", _S),
@@ -85,6 +85,10 @@ _RAW_JUDGMENT = pa.schema(
         ("surplus_reason", _S),
         ("assistance_shown", _B),
         ("aggregate_revision", _I),
+        ("kind", _S),
+        ("question", _S),
+        ("parent_id", _S),
+        ("answer", _S),
         ("leased_at", _S),
         ("created_at", _S),
     ]

@@ -324,7 +324,8 @@ def aggregate(kind: str, answers: Sequence[Any], scale: tuple[float | None, floa
     if not answers:
         return Result(None, None, 0)
     if kind == "rating":
-        median = statistics.median(float(a) for a in answers)
+        median: float | int = statistics.median(float(a) for a in answers)
+        median = int(median) if float(median).is_integer() else median
         low, high = scale
         width = (high - low) / 10 if low is not None and high is not None else 0.0
         close = sum(1 for a in answers if abs(float(a) - median) <= width)

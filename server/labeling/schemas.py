@@ -52,7 +52,7 @@ class SubtaskResultView(Schema):
     item_id: uuid.UUID
     kind: str
     question: str | None
-    answer: str | float | None = Field(description="The aggregated answer (a rating: the median).")
+    answer: str | int | float | None = Field(description="The aggregated answer (a rating: the median).")
     agreement: float | None = Field(description="Share of the counted answers agreeing with it.")
     answers: int = Field(description="How many counted answers it aggregates.")
     rationales: list[str]
@@ -123,7 +123,7 @@ class JudgmentRead(Schema):
     both_bad: bool
     rationale: str | None
     active_ms: int | None
-    answer: str | float | None = None
+    answer: str | int | float | None = None
     surplus: bool = Field(description="Stored but not counted toward the item's overlap.")
     surplus_reason: str | None = Field(
         description="Why it is not counted: filled (the item already had its judgments), removed, suspended."

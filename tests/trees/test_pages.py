@@ -66,7 +66,7 @@ class TestApi:
         assert check["rationales"] == ["Source: spring", "Source: spring"]
         assert check["span"] == [4, 26]
         assert check["candidate_id"] in {c["id"] for c in assisted["item"]["candidates"]}
-        assert results[2]["answer"] == 4.0
+        assert results[2]["answer"] == 4
         assert set(check) >= {"item_id", "kind", "question", "answer", "agreement", "rationales"}
         # The unassisted arm: no key, no trace.
         assert unassisted["assistance_shown"] is False
