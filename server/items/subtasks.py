@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.batches.formats import subtasks as parse
-from server.batches.formats.records import _Refusal
+from server.batches.formats.records import _Refusal, _text_size
 from server.batches.formats.validation import _native_candidate
 from server.errors import Conflict, Invalid
 from server.labeling import queue
@@ -140,6 +140,8 @@ async def add(session: AsyncSession, *, item: Item, data: Sequence[dict[str, Any
 
     Locks: the project row (new items enter the queue, as an import does), then the item.
     """
+    from server.batches.service import import_limits  # the import's bounds; batches imports this module
+
     if not data:
         raise Invalid("subtasks is empty; send at least one subtask.")
     wanted = await queue.lock_for_reorder(session, item.project_id)
@@ -181,6 +183,14 @@ async def add(session: AsyncSession, *, item: Item, data: Sequence[dict[str, Any
             parse_candidate=_native_candidate,
             first_index=have,
         )
+        limits = import_limits()
+        for row in flat:
+            for i, response in enumerate(row.get("responses", ())):
+                _text_size(
+                    response.get("text", response.get("messages")),
+                    f"subtask {row['external_id']} responses[{i}]",
+                    limits,
+                )
     except _Refusal as exc:
         raise Invalid(exc.message, field=exc.field) from None
     params = {

@@ -276,6 +276,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", f"{P}/projects/{{project_id}}/leaderboard/matrix"): Entry(admin(200)),
     # Critiques
     ("POST", f"{P}/items/{{item_id}}/critiques"): Entry(scoped(Scope.items_write, 422), J, "no critiques: refused"),
+    # Task trees
+    ("POST", f"{P}/items/{{item_id}}/subtasks"): Entry(scoped(Scope.items_write, 422), J, "no subtasks: refused"),
     # Pages: login
     ("GET", "/login"): Entry(login_page()),
     ("POST", "/login"): Entry(anyone(403), F, "no login nonce: the form's own CSRF guard refuses it"),
