@@ -117,3 +117,25 @@ class TestPage:
         judgment = (await session.scalars(select(Judgment))).one()
         assert judgment.answer == "unsure"
         await rater.aclose()
+
+
+class TestRevision:
+    async def test_a_subtask_answer_is_revised_over_the_api_and_on_the_page(self, app, client, make_setup) -> None:
+        s: Setup = await make_setup([tree_record()], n_raters=1)
+        a = await lease(client, s)
+        assert a is not None
+        sent = await answer(client, s.tokens[0], a, answer="yes")
+        judgment = sent.json()["id"]
+        url = f"/api/v1/judgments/{judgment}"
+        refused = await client.patch(url, json={"answer": "perhaps"}, headers=_bearer(s, 0))
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == "answer must be yes, no or unsure for a check, got 'perhaps'."
+        revised = await client.patch(url, json={"answer": "no"}, headers=_bearer(s, 0))
+        assert revised.status_code == 200, revised.text
+        assert (revised.json()["answer"], revised.json()["revision"]) == ("no", 2)
+        rater = await PageRater(app).login(s.raters[0].email)
+        page = await rater.client.get(f"/judgments/{judgment}/revise")
+        assert page.status_code == 200
+        assert 'data-current-verdict="a:no"' in page.text
+        assert 'value="a:yes" data-keys="y"' in page.text
+        await rater.aclose()
