@@ -139,3 +139,20 @@ class TestRevision:
         assert 'data-current-verdict="a:no"' in page.text
         assert 'value="a:yes" data-keys="y"' in page.text
         await rater.aclose()
+
+
+class TestAdminPages:
+    async def test_the_data_browser_and_a_subtask_page_open(self, app, client, make_setup, session) -> None:
+        s: Setup = await make_setup([tree_record()], n_raters=1)
+        a = await lease(client, s)
+        assert a is not None
+        assert (await answer(client, s.tokens[0], a, answer="yes", rationale="fine")).status_code == 201
+        admin = await PageRater(app).login(s.admin.email)
+        listing = await admin.client.get(f"/admin/projects/{s.project.id}/items")
+        assert listing.status_code == 200
+        assert "t1/0" in listing.text
+        page = await admin.client.get(f"/admin/items/{a['item']['id']}")
+        assert page.status_code == 200, page.text[:500]
+        assert "Answered: yes" in page.text
+        assert "Both bad" not in page.text
+        await admin.aclose()
