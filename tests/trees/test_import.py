@@ -114,6 +114,15 @@ class TestImport:
              "at most 4 levels are allowed."),
             ("nope", "subtasks must be a list of subtasks, got string."),
         ]  # fmt: skip
+        gold = {"gold": {"preferred": 0}}
+        response = await client.post(
+            f"/api/v1/projects/{s.project.id}/batches",
+            json={"items": [base | gold | {"subtasks": [{"kind": "check", "question": "q"}]}]},
+            headers=bearer(s.admin_token),
+        )
+        assert response.json()["errors"][0]["message"] == (
+            "A gold item has no subtasks (it measures raters): drop gold or subtasks."
+        )
         for subtasks, message in cases:
             response = await client.post(
                 f"/api/v1/projects/{s.project.id}/batches",

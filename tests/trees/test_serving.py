@@ -205,3 +205,15 @@ class TestRace:
 
 async def _waiting(engine: AsyncEngine, n: int, tasks: list[asyncio.Task[Any]]) -> bool:
     return await lock_waits(engine) >= n or all(t.done() for t in tasks)
+
+
+class TestGoldStaysOutOfTrees:
+    async def test_a_tree_item_cannot_be_made_gold(self, client, make_setup, session) -> None:
+        s: Setup = await make_setup([tree_record()])
+        for external_id in ("t1", "t1/0"):
+            target = await item(session, external_id)
+            response = await client.put(
+                f"/api/v1/items/{target.id}/gold", json={"preferred": 0}, headers=bearer(s.admin_token)
+            )
+            assert response.status_code == 409, response.text
+            assert response.json()["detail"].startswith("This item is part of a task tree")

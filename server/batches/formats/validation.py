@@ -97,6 +97,8 @@ def _native(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedIt
     if critiques:
         item = replace(item, critiques=critiques)
     if record.get("subtasks") is not None:
+        if item.gold is not None:
+            raise _Refusal("subtasks", "A gold item has no subtasks (it measures raters): drop gold or subtasks.")
         rows = subtasks.flatten(
             record["subtasks"],
             parent=item.external_id,
