@@ -134,7 +134,8 @@ class TestPools:
         assert expert["item"]["external_id"] == "t1/0"  # the pool first
 
     async def test_the_shared_pick_never_walks_a_pool(self, make_setup, session: AsyncSession) -> None:
-        """Flat cost: 300 pooled open items ahead in the serving order are not walked by an outsider's pick."""
+        """Flat cost: 300 pooled open items and 100 gated parents ahead in the serving order are not walked
+        by an outsider's pick (gated parents are not in the index: queue_open needs open_subtasks = 0)."""
         records = [tree_record(f"p{i}", group="expert") for i in range(100)]
         for r in records:  # three pooled checks each; the parents wait for them (gate required)
             r["subtasks"] = r["subtasks"][:1] * 3
