@@ -104,6 +104,9 @@ async def _bootstrap_demo(session: AsyncSession) -> None:
     # The rater gets a password of its own: knowing the rater's must never give the admin's.
     rater_password = secrets.token_urlsafe(12)
     await load_demo(session, admin_email=email, admin_password=password, rater_password=rater_password)
+    from server.demo.trees import load_trees_demo
+
+    await load_trees_demo(session, admin_email=email, rater_email=DEMO_RATER)
     console.print(
         f"[bold]Admin account[/bold] (shown once): {email} / {password}\n"
         f"A demo project is ready; its [bold]rater[/bold] (shown once): {DEMO_RATER} / {rater_password}"

@@ -32,6 +32,7 @@ from server.batches.preview import Preview, file_start, not_jsonl_summary, previ
 from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult, UploadOptions
 from server.config import Settings, settings
 from server.errors import Invalid, NotFound
+from server.items import subtasks
 from server.labeling import queue
 from server.models import Assignment, AssignmentStatus, Batch, Item, Judgment, Project, User
 from server.models.xid import CURRENT_XID
@@ -40,7 +41,7 @@ from server.projects import lifecycle
 MAX_LISTED_ERRORS = 50
 CHUNK_ROWS = 5000
 CHUNK_BYTES = 16 << 20  # rows of long texts: two chunks in flight stay small
-STAGING_COLUMNS = ("line", "external_id", "prompt", "metadata", "gold", "candidates", "critiques")
+STAGING_COLUMNS = ("line", "external_id", "prompt", "metadata", "gold", "candidates", "critiques", "subtasks")
 
 
 class ImportRefused(Invalid):
@@ -76,6 +77,7 @@ def _staging_row(item: ParsedItem) -> tuple[Any, ...]:
         None if item.gold is None else orjson.dumps(item.gold).decode(),
         orjson.dumps(candidates).decode(),
         orjson.dumps(item.critiques).decode() if item.critiques else None,
+        orjson.dumps(item.subtasks).decode() if item.subtasks else None,
     )
 
 
@@ -90,6 +92,7 @@ class _Chunks:
         self.has_messages = False
         self.has_critiques = False
         self.has_planted = False
+        self.has_subtasks = False
         self.too_large = False
 
     def next_chunk(self) -> list[tuple[Any, ...]]:
@@ -105,9 +108,10 @@ class _Chunks:
                 row = _staging_row(record)
                 chunk.append(row)
                 size += len(row[2]) + len(row[3]) + len(row[5]) + (len(row[4]) if row[4] else 0)
-                size += len(row[6]) if row[6] else 0
+                size += (len(row[6]) if row[6] else 0) + (len(row[7]) if row[7] else 0)
                 self.has_critiques = self.has_critiques or bool(record.critiques)
                 self.has_planted = self.has_planted or any(c.planted for c in record.candidates)
+                self.has_subtasks = self.has_subtasks or bool(record.subtasks)
                 if not self.has_messages:
                     self.has_messages = isinstance(record.prompt, list) or any(c.messages for c in record.candidates)
             self.rows += 1
@@ -133,7 +137,7 @@ async def _copy_to_staging(session: AsyncSession, chunks: _Chunks) -> None:
     await session.execute(
         text(
             "CREATE TEMP TABLE import_staging (line int, external_id text, prompt jsonb, metadata jsonb,"
-            " gold jsonb, candidates jsonb, critiques jsonb) ON COMMIT DROP"
+            " gold jsonb, candidates jsonb, critiques jsonb, subtasks jsonb) ON COMMIT DROP"
         )
     )
     connection = await session.connection()
@@ -323,6 +327,8 @@ async def import_file(
         await session.execute(_INSERT_CRITIQUES, {"project_id": project.id, "batch_id": batch.id})
     if chunks.has_planted:
         await session.execute(_INSERT_PLANTED, {"project_id": project.id, "batch_id": batch.id, "actor": actor.id})
+    if chunks.has_subtasks:  # the new items' trees; a parent of an item skipped as existing gets none
+        await subtasks.insert_staged(session, project=project, batch=batch, wanted=wanted)
     await queue.rewind_to(session, project.id, "i.batch_id = :batch_id", {"batch_id": batch.id})
     if counts.created == 0:
         await session.delete(batch)

@@ -67,7 +67,9 @@ _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]
 _S, _B, _I = pa.string(), pa.bool_(), pa.int64()
 # `raw` columns that hold nested, free-form values (prompts, candidates with metadata, votes):
 # Parquet keeps them as JSON text so one schema fits every project.
-RAW_JSON_COLUMNS = frozenset({"prompt", "candidates", "shown_order", "ranking", "pairs", "weighted", "gold", "flaws"})
+RAW_JSON_COLUMNS = frozenset(
+    {"prompt", "candidates", "shown_order", "ranking", "pairs", "weighted", "gold", "flaws", "answer"}
+)
 _RAW_JUDGMENT = pa.schema(
     [
         ("judgment_id", _S),
@@ -86,6 +88,10 @@ _RAW_JUDGMENT = pa.schema(
         ("assistance_shown", _B),
         ("flaws", _S),
         ("aggregate_revision", _I),
+        ("kind", _S),
+        ("question", _S),
+        ("parent_id", _S),
+        ("answer", _S),
         ("leased_at", _S),
         ("created_at", _S),
     ]

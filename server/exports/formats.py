@@ -24,6 +24,13 @@ reads. What each format can hold:
   critique, author, span with the quoted text, severity, rater. Training data for critique models.
   Per judgment only (no `granularity=item`). `raw` carries each judgment's flaws in `flaws`.
 
+- `tree`: one row per completed item that has subtasks (task trees): its prompt, candidates and
+  counted judgments, and its subtasks nested as they were given, each with its counted answers and
+  their aggregate (server/items/subtasks.py), and its own subtasks. JSONL only.
+
+Subtasks that are checks, ratings or answers carry no preference: they appear in `raw` (with
+`kind`, `question`, `parent_id` and the `answer`) and in `tree`, never in the pair formats.
+
 A tie states no preference, so it yields no pair: ties appear only in `raw`. A ranking of
 n candidates yields every one of its n(n-1)/2 ordered pairs.
 
@@ -54,6 +61,7 @@ class ExportFormat(enum.StrEnum):
     hh = "hh"
     raw = "raw"
     critiques = "critiques"
+    tree = "tree"
 
 
 class Granularity(enum.StrEnum):
@@ -325,6 +333,11 @@ def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
         "assistance_shown": row["assistance_shown"],
         "flaws": [_flaw(f) for f in row.get("flaw_rows") or []],
         "aggregate_revision": row["aggregate_revision"],
+        # Task trees: the item's kind and question, its parent, and a subtask's answer.
+        "kind": row["kind"],
+        "question": row["question"],
+        "parent_id": None if row["parent_id"] is None else str(row["parent_id"]),
+        "answer": row["answer"],
         "leased_at": row["leased_at"].isoformat(),
         "created_at": row["created_at"].isoformat(),
     }
@@ -472,3 +485,63 @@ def with_ids(rows: list[dict[str, Any]], row: Mapping[str, Any], granularity: Gr
     if not rows:
         return [ids | {"deleted": True}] if revised else []
     return [out | ids | {"deleted": False} for out in rows]
+
+
+def tree_row(
+    row: Mapping[str, Any],
+    pseudonym: Callable[[str], str],
+    aggregate: Callable[[str, Sequence[Any], tuple[float | None, float | None]], Any],
+) -> dict[str, Any]:
+    """One completed parent with its subtasks nested (`row["subtree"]`: every descendant, flat, in
+    import order, each with its counted answers); `aggregate` is items/subtasks.py's."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    for node in row["subtree"] or []:
+        answers = node["answers"] or []
+        values = [a["answer"] if node["kind"] != "comparison" else a["choice_id"] for a in answers]
+        result = aggregate(node["kind"], [v for v in values if v is not None], (node["scale_min"], node["scale_max"]))
+        entry = {
+            "item_id": str(node["item_id"]),
+            "external_id": node["external_id"],
+            "kind": node["kind"],
+            "question": node["question"],
+            "candidate_id": node["candidate_id"],
+            "span": None if node["span_start"] is None else [node["span_start"], node["span_end"]],
+            "scale": None if node["scale_min"] is None else [node["scale_min"], node["scale_max"]],
+            "answers": [
+                {
+                    "answer": a["answer"],
+                    "choice": a["choice_id"],
+                    "rationale": a["rationale"],
+                    "rater": pseudonym(str(a["rater_id"])),
+                }
+                for a in answers
+            ],
+            "aggregate": {"answer": result.answer, "agreement": result.agreement, "answers": result.count},
+            "subtasks": [],
+        }
+        children.setdefault(str(node["parent_id"]), []).append(entry)
+    for entries in children.values():
+        for entry in entries:
+            entry["subtasks"] = children.get(entry["item_id"], [])
+    return {
+        "item_id": str(row["item_id"]),
+        "aggregate_revision": row["aggregate_revision"],
+        "external_id": row["external_id"],
+        "batch_id": str(row["batch_id"]),
+        "prompt": row["prompt"],
+        "candidates": row["candidates"],
+        "judgments": [
+            {
+                "choice": j["choice_id"],
+                "ranking": j["ranking"],
+                "strength": j["strength"],
+                "tie": j["tie"],
+                "both_bad": j["both_bad"],
+                "rationale": j.get("rationale"),
+                "rater": pseudonym(str(j["rater_id"])),
+            }
+            for j in row["judgments"] or []
+        ],
+        "subtasks": children.get(str(row["item_id"]), []),
+        "completed_at": row["completed_at"].isoformat(),
+    }

@@ -30,6 +30,7 @@ FORMAT_LABELS = {
     ExportFormat.hh: "HH-RLHF (chosen, rejected transcripts)",
     ExportFormat.raw: "Raw judgments (every field)",
     ExportFormat.critiques: "Critique ratings (critique, span, verdict, helpful)",
+    ExportFormat.tree: "Task trees (each completed item with its subtasks' answers, nested)",
 }
 MANIFESTS_SHOWN = 5
 

@@ -53,10 +53,12 @@ from server.exports.formats import (
     judgment_pairs,
     raw_item_row,
     raw_row,
+    tree_row,
     with_ids,
 )
 from server.exports.limits import pool_busy, take_slot
 from server.exports.weighted import LabelledPair, gold_pairs, weighted_pairs
+from server.items import subtasks
 from server.models import Export, Item, Project, Scale, User
 from server.projects.service import accessible_project_ids
 from server.quality.aggregate import Fit
@@ -86,7 +88,7 @@ class ExportRequest:
 
     @property
     def by_completed_item(self) -> bool:
-        return self.completed or self.granularity == Granularity.item
+        return self.completed or self.granularity == Granularity.item or self.format == ExportFormat.tree
 
     def filters(self) -> dict[str, Any]:
         """The filters that choose rows or their labels (not their shape), as stored in the manifest.
@@ -107,6 +109,8 @@ class ExportRequest:
             filters["raters"] = self.raters.value
         if self.gold != GoldItems.exclude:
             filters["gold"] = self.gold.value
+        if self.format == ExportFormat.tree:  # other rows: completed items with subtasks
+            filters["tree"] = True
         return filters
 
     def selection_key(self) -> str:
@@ -142,6 +146,17 @@ class ExportRequest:
                 "gold=include adds gold items to item-granularity exports (per-judgment exports already carry "
                 "gold judgments): add granularity=item or drop gold."
             )
+        if self.format == ExportFormat.tree and self.encoding != Encoding.jsonl:
+            raise Invalid("format=tree nests each item's subtasks in its row; use encoding=jsonl.")
+        if self.format == ExportFormat.tree and (
+            self.granularity == Granularity.item
+            or self.aggregation != Aggregation.majority
+            or self.gold != GoldItems.exclude
+        ):
+            raise Invalid(
+                "format=tree has one row per completed item with its subtasks, judgments and answers: "
+                "drop granularity, aggregation and gold."
+            )
         if self.format == ExportFormat.critiques and self.granularity == Granularity.item:
             raise Invalid(
                 "format=critiques has a row per critique in each judgment; drop granularity=item "
@@ -163,7 +178,8 @@ _CANDIDATES = """(SELECT jsonb_agg(jsonb_build_object('id', c.id, 'text', c.text
 
 _TRUSTED = rater_is_trusted_sql("j.project_id", "j.rater_id")
 _JUDGMENT_COLUMNS = f"""j.id, j.item_id, j.revision, j.choice_id, j.ranking, j.strength, j.tie, j.both_bad, j.rationale,
-       j.active_ms, j.surplus, j.surplus_reason, j.assistance_shown, j.created_at, j.rater_id,
+       j.active_ms, j.surplus, j.surplus_reason, j.assistance_shown, j.created_at, j.rater_id, j.answer,
+       i.kind, i.question, i.parent_id,
        {_TRUSTED} AS rater_trusted,
        i.external_id, i.prompt, i.batch_id, a.shown_order, a.leased_at, {_CANDIDATES}"""
 
@@ -236,7 +252,45 @@ def _trusted(request: ExportRequest) -> str:
     return f" AND {_TRUSTED}" if request.raters == Raters.trusted else ""
 
 
+# format=tree: every descendant of the item (flat, in import order; formats.tree_row nests them),
+# each with its counted answers.
+_SUBTREE = """(WITH RECURSIVE tree AS (
+            SELECT c.id, 1 AS depth FROM items c WHERE c.parent_id = i.id
+            UNION ALL
+            SELECT c.id, tree.depth + 1 FROM items c JOIN tree ON c.parent_id = tree.id WHERE tree.depth < 8)
+        SELECT jsonb_agg(jsonb_build_object(
+                   'item_id', s.id, 'parent_id', s.parent_id, 'external_id', s.external_id, 'kind', s.kind,
+                   'question', s.question, 'scale_min', s.scale_min, 'scale_max', s.scale_max,
+                   'candidate_id', s.subtask_candidate_id, 'span_start', s.span_start, 'span_end', s.span_end,
+                   'answers', (SELECT jsonb_agg(jsonb_build_object('answer', j.answer, 'choice_id', j.choice_id,
+                                                'rationale', j.rationale, 'rater_id', j.rater_id) ORDER BY j.seq)
+                               FROM judgments j WHERE j.item_id = s.id AND NOT j.surplus{trusted}))
+               ORDER BY s.seq)
+        FROM tree JOIN items s ON s.id = tree.id) AS subtree"""
+
+
+def _kinds(request: ExportRequest) -> str:
+    """Checks, ratings and answers hold no preference: only `raw` (per judgment) and `tree` read them."""
+    per_judgment_raw = request.format == ExportFormat.raw and request.granularity == Granularity.judgment
+    return "" if per_judgment_raw else " AND i.kind = 'comparison'"
+
+
 def rows_sql(request: ExportRequest) -> str:
+    if request.format == ExportFormat.tree:
+        return f"""{_finalised(request)}
+        SELECT i.id AS item_id, i.external_id, i.prompt, i.batch_id, i.completed_at, i.aggregate_revision,
+               {_CANDIDATES},
+               (SELECT jsonb_agg(jsonb_build_object('choice_id', j.choice_id, 'ranking', j.ranking,
+                                                    'strength', j.strength, 'tie', j.tie, 'both_bad', j.both_bad,
+                                                    'rationale', j.rationale, 'rater_id', j.rater_id)
+                                 ORDER BY j.seq)
+                  FROM judgments j WHERE j.item_id = i.id AND NOT j.surplus{_trusted(request)}) AS judgments,
+               {_SUBTREE.format(trusted=_trusted(request))}
+        FROM final
+        JOIN items i ON i.id = final.item_id
+        WHERE i.parent_id IS NULL AND EXISTS (SELECT 1 FROM items c WHERE c.parent_id = i.id)
+              {_filters_sql(request, "i.completed_at")}
+        ORDER BY final.last_xid, i.seq"""
     if not request.by_completed_item:
         return f"""
             SELECT {_columns(request)}, NULL::int AS aggregate_revision
@@ -244,7 +298,7 @@ def rows_sql(request: ExportRequest) -> str:
             JOIN items i ON i.id = j.item_id
             JOIN assignments a ON a.id = j.assignment_id
             WHERE j.project_id = :project_id AND j.xid >= :low AND j.xid < :high{_trusted(request)}
-                  {_filters_sql(request, "j.created_at")}
+                  {_kinds(request)}{_filters_sql(request, "j.created_at")}
             ORDER BY j.xid, j.seq"""
     if request.granularity == Granularity.judgment:
         return f"""{_finalised(request)}
@@ -253,7 +307,7 @@ def rows_sql(request: ExportRequest) -> str:
             JOIN items i ON i.id = final.item_id
             JOIN judgments j ON j.item_id = final.item_id AND NOT j.surplus{_trusted(request)}
             JOIN assignments a ON a.id = j.assignment_id
-            WHERE true{_filters_sql(request, "i.completed_at")}
+            WHERE true{_kinds(request)}{_filters_sql(request, "i.completed_at")}
             ORDER BY final.last_xid, i.seq, j.seq"""
     return f"""{_finalised(request)}
         SELECT i.id AS item_id, i.external_id, i.prompt, i.batch_id, i.completed_at, i.aggregate_revision, i.gold,
@@ -265,7 +319,7 @@ def rows_sql(request: ExportRequest) -> str:
                   FROM judgments j WHERE j.item_id = i.id AND NOT j.surplus{_trusted(request)}) AS judgments
         FROM final
         JOIN items i ON i.id = final.item_id
-        WHERE true{_filters_sql(request, "i.completed_at")}
+        WHERE true{_kinds(request)}{_filters_sql(request, "i.completed_at")}
         ORDER BY final.last_xid, i.seq"""
 
 
@@ -414,10 +468,16 @@ class ExportStream:
 
     def _rows(self, renderer: Renderer, row: Mapping[Any, Any]) -> list[dict[str, Any]]:
         rows = self._render(renderer, row)
-        return with_ids(rows, row, self.request.granularity) if self.request.ids else rows
+        by_item = self.request.format == ExportFormat.tree  # a tree row is an item's (its aggregate revision)
+        granularity = Granularity.item if by_item else self.request.granularity
+        return with_ids(rows, row, granularity) if self.request.ids else rows
 
     def _render(self, renderer: Renderer, row: Mapping[Any, Any]) -> list[dict[str, Any]]:
         request = self.request
+        if request.format == ExportFormat.tree:
+            return [
+                tree_row(row, lambda user_id: rater_pseudonym(self.project_id, uuid.UUID(user_id)), subtasks.aggregate)
+            ]
         if request.granularity == Granularity.item:
             aggregate = aggregate_item(row["candidates"], row["judgments"] or [])
             labelled = self._labelled(row)

@@ -247,6 +247,7 @@ def _shown(
         ranking=[positions[c] for c in judgment.ranking or () if c in positions] or None,
         tie=judgment.tie,
         both_bad=judgment.both_bad,
+        answer=judgment.answer,
     )
 
 

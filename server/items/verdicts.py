@@ -5,6 +5,7 @@ their place in the file (#1, #2…) and say which letter each had for that rater
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -18,6 +19,7 @@ class Shown:
     ranking: list[int] | None = None
     tie: bool = False
     both_bad: bool = False
+    answer: Any = None  # a subtask's (check, rating, answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ def describe(v: Shown) -> Described:
     """ "#2 preferred (shown as A)", "Tie", "Both bad", "#2 > #1 > #3 (shown B > A > C)"."""
     letter = {pos: LETTERS[i] for i, pos in enumerate(v.order[: len(LETTERS)])}
     shown = ", ".join(f"{letter[p]} = #{p}" for p in v.order if p in letter)
+    if v.answer is not None:
+        return Described(verdict=f"Answered: {v.answer}", shown=shown)
     if v.ranking:
         words = " > ".join(f"#{p}" for p in v.ranking)
         verdict = f"{words} (as shown: {' > '.join(letter.get(p, '?') for p in v.ranking)})"

@@ -8,11 +8,12 @@ from fastapi.responses import JSONResponse
 from server.auth.deps import RaterPrincipal
 from server.critiques import service as critiques
 from server.critiques.assistance import is_shown
-from server.critiques.schemas import AssistanceView
 from server.db import SessionDep
 from server.errors import error_responses
+from server.items import subtasks
 from server.labeling import flows, revisions, service
 from server.labeling.schemas import (
+    AssignmentAssistance,
     AssignmentRead,
     CandidateView,
     GoldFeedbackRead,
@@ -22,6 +23,8 @@ from server.labeling.schemas import (
     JudgmentRefusal,
     LeaseRead,
     SkipCreate,
+    SubtaskResultView,
+    SubtaskTarget,
 )
 from server.projects import service as projects
 
@@ -48,9 +51,42 @@ def assignment_view(leased: service.Leased) -> AssignmentRead:
                 CandidateView(id=c.id, label=LABELS[i % 26], text=c.text, messages=c.messages)
                 for i, c in enumerate(leased.candidates)
             ],
+            kind=item.kind,
+            question=item.question,
+            scale=[item.scale_min, item.scale_max]
+            if item.scale_min is not None and item.scale_max is not None
+            else None,
+            candidate=_target(leased),
         ),
         assistance_shown=shown,
-        assistance=AssistanceView(critiques=[critiques.view(c) for c in leased.critiques]) if shown else None,
+        assistance=AssignmentAssistance(
+            critiques=[critiques.view(c) for c in leased.critiques],
+            subtasks=[subtask_view(r) for r in leased.subtasks],
+        )
+        if shown
+        else None,
+    )
+
+
+def _target(leased: service.Leased) -> SubtaskTarget | None:
+    target, item = leased.target, leased.item
+    if target is None:
+        return None
+    span = [item.span_start, item.span_end] if item.span_start is not None and item.span_end is not None else None
+    return SubtaskTarget(id=target.id, text=target.text, messages=target.messages, span=span, message=item.span_message)
+
+
+def subtask_view(r: subtasks.SubtaskResult) -> SubtaskResultView:
+    return SubtaskResultView(
+        item_id=r.item.id,
+        kind=r.item.kind,
+        question=r.item.question,
+        answer=r.result.answer,
+        agreement=r.result.agreement,
+        answers=r.result.count,
+        rationales=r.rationales,
+        candidate_id=r.candidate_id,
+        span=r.span,
     )
 
 

@@ -69,6 +69,11 @@ BAD_SKIP_REASON = (
 SKIP_REASON_TOO_LONG = f"Your reason for skipping is longer than {MAX_SKIP_REASON:,} characters; please shorten it."
 SKIP_REASON_NUL = "Your reason for skipping holds a NUL character, which cannot be saved; please remove it."
 BAD_VERDICT = "That verdict is not one of this item's options; reload the page and choose again."
+NO_ANSWER = "Answer the question before submitting (the keys are listed below the form)."
+NO_ANSWER_TOUCH = "Answer the question before submitting."
+ANSWER_TOO_LONG = "Your answer is longer than 2,000 characters; please shorten it."
+CHECK_WORDS = (("yes", "Yes", "y"), ("no", "No", "n"), ("unsure", "Unsure", "u"))
+MAX_RATING_BUTTONS = 9  # a rating of whole numbers with at most this many steps gets buttons (keys 1 to 9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +98,24 @@ class VerdictForm:
     undo: bool = False  # the project lets raters revise: Backspace takes the last verdict back
     # The revision page: no skip, no instructions panel, and Backspace goes back instead of undoing.
     revising: bool = False
+    # A subtask (check, rating, answer): how it is answered instead of a choice between responses.
+    answer: str = ""  # "" (a comparison) | "buttons" (a check, a short whole-number rating) | "number" | "text"
+    scale: tuple[float, float] | None = None  # a rating's, for the number box
+
+    @property
+    def mode(self) -> str:
+        return "answer" if self.answer else ("ranking" if self.ranking else "choice")
 
     @property
     def keys(self) -> list[tuple[str, str]]:
         """The key legend: (keys, what they do)."""
         legend: list[tuple[str, str]] = []
-        if self.ranking:
+        if self.answer == "buttons":
+            keys = [o.keys[0] for o in self.options]
+            legend.append((" / ".join(keys), " / ".join(o.label.lower() for o in self.options)))
+        elif self.answer:
+            legend.append(("a", "write the answer"))
+        elif self.ranking:
             legend.append(("A, B, C…", "rank in order, best first (Esc starts over)"))
             if self.strengths:
                 legend.append((f"1\N{EN DASH}{len(self.strengths)}", "how much better the first is"))
@@ -111,10 +128,16 @@ class VerdictForm:
             legend.append(("Enter", "save the revision"))
         else:
             legend += [("Enter", "submit"), ("s", "skip"), ("i", "instructions")]
-        legend += [
-            ("\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll A"),
-            ("Shift+\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll B"),
-        ]
+        if self.answer:
+            legend += [
+                ("\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll the source"),
+                ("Shift+\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll the response"),
+            ]
+        else:
+            legend += [
+                ("\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll A"),
+                ("Shift+\N{DOWNWARDS ARROW} \N{UPWARDS ARROW}", "scroll B"),
+            ]
         if self.revising:
             legend.append(("Backspace", "back, keeping the stored verdict"))
         elif self.undo:
@@ -139,8 +162,33 @@ def _choice_options(scale: Scale, ids: Sequence[uuid.UUID]) -> list[Option]:
     return options
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _answer_form(project: Project, view: AssignmentRead, revising: bool) -> VerdictForm:
+    """A subtask's form: yes/no/unsure buttons (y, n, u) for a check; a rating's buttons (1 to 9) when
+    it is a short scale of whole numbers, else a number box; a text box for an answer."""
+    item = view.item
+    base = {"ranking": False, "strengths": [], "flags": [], "rationale": project.rationale, "revising": revising,
+            "undo": bool(project.revision_window_minutes)}  # fmt: skip
+    if item.kind == "check":
+        options = [Option(f"a:{value}", words, (key,)) for value, words, key in CHECK_WORDS]
+        return VerdictForm(options=options, answer="buttons", **base)  # type: ignore[arg-type]
+    if item.kind == "rating" and item.scale:
+        low, high = item.scale
+        steps = high - low + 1
+        if low.is_integer() and high.is_integer() and steps <= MAX_RATING_BUTTONS:
+            options = [Option(f"a:{_number(low + i)}", _number(low + i), (str(i + 1),)) for i in range(int(steps))]
+            return VerdictForm(options=options, answer="buttons", scale=(low, high), **base)  # type: ignore[arg-type]
+        return VerdictForm(options=[], answer="number", scale=(low, high), **base)  # type: ignore[arg-type]
+    return VerdictForm(options=[], answer="text", **base)  # type: ignore[arg-type]
+
+
 def verdict_form(project: Project, view: AssignmentRead, *, revising: bool = False) -> VerdictForm:
     """The buttons, keys and rationale box for this item (on the rater page, or the revision page)."""
+    if view.item.kind != "comparison":
+        return _answer_form(project, view, revising)
     scale = Scale(project.scale)
     ids = [c.id for c in view.item.candidates]
     ranking = len(ids) > 2
@@ -193,6 +241,8 @@ def _judgment(**fields: Any) -> JudgmentCreate:
         return JudgmentCreate(**fields)
     except ValidationError as exc:
         rationale = [e["type"] for e in exc.errors() if e["loc"] == ("rationale",)]
+        if any(e["loc"][:1] == ("answer",) for e in exc.errors()):
+            raise Invalid(ANSWER_TOO_LONG) from None
         if rationale:
             raise Invalid(RATIONALE_NUL if "no_nul" in rationale else RATIONALE_TOO_LONG) from None
         raise Invalid(BAD_VERDICT) from None
@@ -206,11 +256,21 @@ def verdict_from_form(
     rationale: str | None,
     active_ms: str | None,
     extras: Mapping[str, Any] | None = None,
+    answer: str | None = None,
+    answer_number: str | None = None,
 ) -> JudgmentCreate:
     """The posted verdict as the API's `JudgmentCreate`; Invalid (in plain words) when nothing was picked.
     `extras`: the critique ratings and critiques read by `extras_from_form`."""
     active = _int_or_none(active_ms, at_most=MAX_ACTIVE_MS, clamp=True)
     base: dict[str, Any] = {"rationale": rationale or None, "active_ms": active, **(extras or {})}
+    if verdict and verdict.startswith("a:"):  # a check's or a short rating's button
+        return _judgment(answer=_answer_value(verdict[2:]), **base)
+    if answer_number is not None and answer_number.strip():
+        return _judgment(answer=_answer_value(answer_number.strip(), numbers_only=True), **base)
+    if answer is not None:
+        if not answer.strip():
+            raise Invalid(NO_ANSWER)
+        return _judgment(answer=answer, **base)
     if verdict == "tie":
         return _judgment(tie=True, **base)
     if verdict == "both_bad":
@@ -228,9 +288,29 @@ def verdict_from_form(
     raise Invalid(NO_VERDICT)
 
 
+def _answer_value(value: str, *, numbers_only: bool = False) -> str | int | float:
+    """A posted answer: yes/no/unsure, or a number (a rating); anything else is not the page's."""
+    if not numbers_only and value in ("yes", "no", "unsure"):
+        return value
+    if len(value) > 32:
+        raise Invalid(BAD_VERDICT)
+    try:
+        number = float(value)
+    except ValueError:
+        raise Invalid(BAD_VERDICT) from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise Invalid(BAD_VERDICT)
+    return int(number) if number.is_integer() else number
+
+
 def form_values(judgment: Judgment) -> dict[str, str]:
     """A stored verdict as the page's form values, to show it selected on the revision page."""
     values = {"verdict": "", "ranking": "", "strength": "", "rationale": judgment.rationale or ""}
+    if judgment.answer is not None:
+        answer = judgment.answer
+        values["verdict"] = f"a:{_number(answer) if isinstance(answer, int | float) else answer}"
+        values["answer"] = str(answer)
+        return values
     if judgment.tie:
         values["verdict"] = "tie"
     elif judgment.ranking:
@@ -246,6 +326,8 @@ def form_values(judgment: Judgment) -> dict[str, str]:
 def describe(judgment: Judgment, shown_order: Sequence[uuid.UUID]) -> str:
     """A stored verdict in the words of the page, with candidates named by the letters the rater saw."""
     letter = {c: chr(ord("A") + i) for i, c in enumerate(shown_order)}
+    if judgment.answer is not None:
+        return f"Answered: {judgment.answer}"
     if judgment.tie:
         return "Tie"
     if judgment.ranking:
@@ -304,6 +386,23 @@ def marked(candidate: CandidateView, marks: Sequence[tuple[Span, str]]) -> Highl
         messages=[
             (m, segments(m.get("content", ""), [x for x in marks if x[0].message == k]))
             for k, m in enumerate(candidate.messages or [])
+        ],
+    )
+
+
+def target_highlight(view: AssignmentRead) -> Highlighted | None:
+    """A subtask's target response with the span it asks about marked (mark id "q")."""
+    target = view.item.candidate
+    if target is None:
+        return None
+    marks = [(Span(target.span[0], target.span[1], target.message), "q")] if target.span else []
+    if target.text is not None:
+        return Highlighted(text=segments(target.text, marks), messages=None)
+    return Highlighted(
+        text=None,
+        messages=[
+            (m, segments(m.get("content", ""), [x for x in marks if x[0].message == k]))
+            for k, m in enumerate(target.messages or [])
         ],
     )
 

@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.service import Principal
 from server.critiques import service as critiques
 from server.errors import Conflict, Forbidden, NotFound
-from server.labeling.rules import validate_verdict
+from server.items import subtasks as trees
+from server.labeling.rules import validate_answer, validate_verdict
 from server.labeling.schemas import JudgmentCreate
 from server.labeling.service import _lock_membership, same_verdict
 from server.models import Assignment, Item, Judgment, JudgmentRevision, Project, User
@@ -125,13 +126,21 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
         select(Assignment).where(Assignment.id == judgment.assignment_id).with_for_update()
     )
     assert assignment is not None  # a judgment's assignment is deleted only with it
-    await session.execute(select(Item.id).where(Item.id == judgment.item_id).with_for_update(key_share=True))
+    item = await session.scalar(
+        select(Item).where(Item.id == judgment.item_id).with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )  # fmt: skip
+    assert item is not None
     locked = await session.scalar(
         select(Judgment).where(Judgment.id == judgment.id).with_for_update().execution_options(populate_existing=True)
     )
     assert locked is not None
     judgment = locked
-    verdict = validate_verdict(project, list(assignment.shown_order), data)
+    if item.kind == "comparison":
+        verdict = validate_verdict(project, list(assignment.shown_order), data)
+        answer = trees.check_answer(item, data.answer)
+    else:  # a subtask's answer (items/subtasks.py)
+        verdict, answer = validate_answer(project, item, data)
     extras = await critiques.check(
         session,
         project=project,
@@ -153,6 +162,7 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
             both_bad=judgment.both_bad,
             rationale=judgment.rationale,
             active_ms=judgment.active_ms,
+            answer=judgment.answer,
             sent_at=judgment.revised_at or judgment.created_at,
         )
     )
@@ -167,6 +177,7 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
             both_bad=data.both_bad,
             rationale=verdict.rationale,
             active_ms=data.active_ms,
+            answer=answer,
             revision=Judgment.revision + 1,
             revised_at=func.now(),
             xid=text(CURRENT_XID),

@@ -43,6 +43,8 @@ MESSAGES = {
     "load_server": pages.LOAD_SERVER_FAILED,
     # On a touch screen (rater.js picks these): the same sentences without keys.
     "verdict_touch": pages.NO_VERDICT_TOUCH,
+    "answer": pages.NO_ANSWER,
+    "answer_touch": pages.NO_ANSWER_TOUCH,
     "ranking_touch": pages.NO_RANKING_TOUCH,
     "network_touch": pages.NETWORK_FAILED_TOUCH,
     "server_touch": pages.SERVER_FAILED_TOUCH,
@@ -63,6 +65,10 @@ class Slot:
     flaw_marking: bool = False  # raters mark flaws in the responses (assistance is not off)
     # The revision page: the flaws sent, as the page's `fl` fields with their quotes.
     flaws: list[tuple[str, Any]] = field(default_factory=list)
+    # A subtask: the response it asks about, with its span marked; and, on a parent whose assistance is
+    # shown, its subtasks' results by the candidate they concern (None: the item as a whole).
+    target: pages.Highlighted | None = None
+    labels: dict[uuid.UUID, str] = field(default_factory=dict)
     # The revision page: the stored ratings (critique id → verdict, "yes"/"no"/"") and critiques.
     ratings: dict[str, tuple[str, str]] = field(default_factory=dict)
     written: dict[str, critiques.WrittenOnPage] = field(default_factory=dict)
@@ -70,7 +76,8 @@ class Slot:
 
 def _item_slot(project: Project, view: AssignmentRead, *, revising: bool = False, **stored: Any) -> Slot:
     shown = view.assistance.critiques if view.assistance else []
-    marking = project.assistance != Assistance.never
+    # Raters' critiques and flaws concern a comparison's responses (a subtask's are its parent's).
+    marking = project.assistance != Assistance.never and view.item.kind == "comparison"
     return Slot(
         kind="item",
         view=view,
@@ -79,6 +86,8 @@ def _item_slot(project: Project, view: AssignmentRead, *, revising: bool = False
         highlights={c.id: pages.highlighted(c, shown) for c in view.item.candidates} if shown or marking else {},
         critique_box=marking,
         flaw_marking=marking,
+        target=pages.target_highlight(view),
+        labels={c.id: c.label for c in view.item.candidates},
         **stored,
     )
 
@@ -206,6 +215,8 @@ class VerdictForm:
         strength: Annotated[str | None, Form()] = None,
         rationale: Annotated[str | None, Form()] = None,
         active_ms: Annotated[str | None, Form()] = None,
+        answer: Annotated[str | None, Form(max_length=20_000)] = None,
+        answer_number: Annotated[str | None, Form(max_length=64)] = None,
     ) -> None:
         self.fields = {
             "verdict": verdict,
@@ -213,6 +224,8 @@ class VerdictForm:
             "strength": strength,
             "rationale": rationale,
             "active_ms": active_ms,
+            "answer": answer,
+            "answer_number": answer_number,
         }
         self.request = request
 

@@ -2,10 +2,12 @@
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from server.errors import Invalid
+from server.items import subtasks
 from server.labeling.schemas import JudgmentCreate
-from server.models import Project, RationaleRule, Scale
+from server.models import Item, Project, RationaleRule, Scale
 
 RATIONALE_REQUIRED = "This project requires a rationale: say in a sentence why you chose."
 
@@ -81,3 +83,14 @@ def validate_verdict(project: Project, candidate_ids: list[uuid.UUID], data: Jud
         strength=_check_strength(Scale(project.scale), choice, data.strength),
         rationale=_check_rationale(RationaleRule(project.rationale), data.rationale),
     )
+
+
+def validate_answer(project: Project, item: Item, data: JudgmentCreate) -> tuple[Verdict, Any]:
+    """A subtask's verdict (a check, a rating, an answer): its answer, and the rationale under the project's rule."""
+    if data.choice is not None or data.ranking is not None or data.tie or data.both_bad or data.strength is not None:
+        raise Invalid(
+            f"This item is a {item.kind} subtask: send answer, not a choice, ranking, strength, tie or both_bad."
+        )
+    answer = subtasks.check_answer(item, data.answer)
+    rationale = _check_rationale(RationaleRule(project.rationale), data.rationale)
+    return Verdict(choice=None, ranking=None, strength=None, rationale=rationale), answer

@@ -1,7 +1,8 @@
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt, StringConstraints
 
 from server.critiques.schemas import (
     MAX_FLAWS,
@@ -26,11 +27,43 @@ class CandidateView(Schema):
     messages: list[dict[str, str]] | None = None
 
 
+class SubtaskTarget(Schema):
+    """The candidate of its tree a subtask asks about (and the span of it, when it names one)."""
+
+    id: uuid.UUID
+    text: str | None = None
+    messages: list[dict[str, str]] | None = None
+    span: list[int] | None = Field(default=None, description="[start, end) in code points of the response.")
+    message: int | None = Field(default=None, description="The chat message the span is in.")
+
+
 class ItemView(Schema):
     id: uuid.UUID
     external_id: str
     prompt: Prompt
     candidates: list[CandidateView]
+    kind: str = Field(default="comparison", description="comparison, check, rating or answer (a subtask).")
+    question: str | None = Field(default=None, description="A subtask's question.")
+    scale: list[float] | None = Field(default=None, description="A rating's [min, max].")
+    candidate: SubtaskTarget | None = Field(default=None, description="The response a subtask asks about.")
+
+
+class SubtaskResultView(Schema):
+    """A subtask's results, shown to the rater of its parent as assistance."""
+
+    item_id: uuid.UUID
+    kind: str
+    question: str | None
+    answer: str | int | float | None = Field(description="The aggregated answer (a rating: the median).")
+    agreement: float | None = Field(description="Share of the counted answers agreeing with it.")
+    answers: int = Field(description="How many counted answers it aggregates.")
+    rationales: list[str]
+    candidate_id: uuid.UUID | None = Field(description="The parent's candidate it concerns.")
+    span: list[int] | None
+
+
+class AssignmentAssistance(AssistanceView):
+    subtasks: list[SubtaskResultView] = Field(default_factory=list, description="The item's subtasks' results.")
 
 
 class AssignmentRead(Schema):
@@ -41,9 +74,9 @@ class AssignmentRead(Schema):
     expires_at: datetime
     item: ItemView
     assistance_shown: bool = Field(default=False, description="Whether this assignment shows assistance.")
-    assistance: AssistanceView | None = Field(
+    assistance: AssignmentAssistance | None = Field(
         default=None,
-        description="The critiques shown; the key is present only when assistance_shown is true.",
+        description="The critiques and subtask results shown; the key is present only when assistance_shown is true.",
         exclude_if=lambda value: value is None,
     )
 
@@ -60,6 +93,10 @@ class JudgmentCreate(Schema):
     both_bad: bool = False
     rationale: str | None = Field(default=None, max_length=20_000)
     active_ms: int | None = Field(default=None, ge=0, le=86_400_000)
+    answer: StrictInt | StrictFloat | Annotated[str, StringConstraints(strict=True, max_length=2_000)] | None = Field(
+        default=None,
+        description="A subtask's answer: yes, no or unsure (a check), a number on its scale (a rating), a text.",
+    )
     # Part of the judgment besides the verdict (a revision replaces them).
     critique_ratings: list[CritiqueRatingCreate] | None = Field(
         default=None, max_length=100, description="Your rating of each critique you were shown."
@@ -91,6 +128,7 @@ class JudgmentRead(Schema):
     both_bad: bool
     rationale: str | None
     active_ms: int | None
+    answer: str | int | float | None = None
     surplus: bool = Field(description="Stored but not counted toward the item's overlap.")
     surplus_reason: str | None = Field(
         description="Why it is not counted: filled (the item already had its judgments), removed, suspended."

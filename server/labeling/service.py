@@ -28,8 +28,9 @@ from server.config import settings
 from server.critiques import assistance
 from server.critiques import service as critiques
 from server.errors import Conflict, Forbidden, NotFound
+from server.items import subtasks as trees
 from server.labeling import queue
-from server.labeling.rules import Verdict, validate_verdict
+from server.labeling.rules import Verdict, validate_answer, validate_verdict
 from server.labeling.schemas import JudgmentCreate
 from server.models import (
     Assignment,
@@ -67,6 +68,8 @@ class Leased:
     item: Item
     candidates: list[Candidate]  # in the order shown to the rater
     critiques: list[Critique] = field(default_factory=list)  # assistance shown (none when unassisted)
+    target: Candidate | None = None  # a subtask's: the candidate of its tree it asks about
+    subtasks: list[trees.SubtaskResult] = field(default_factory=list)  # assistance shown: its subtasks' results
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +89,12 @@ class Submitted:
 # Pick the first open item in serving order that the rater has never been given, take a slot on
 # it, remember where it was (the rater's resume point), and lease it. `{after}` restricts the
 # walk to items after the resume point; `{lock}` is SKIP LOCKED, or nothing for the waiting pick.
+# `{pool}` is `i.pool IS NULL` (the items every rater may take: the pick's index holds only those),
+# or `i.pool = :pool` for a rater group's own items (their own index, see _pool_pick).
 _PICK_AND_LEASE = """
     WITH picked AS (
         SELECT i.id FROM items i
-        WHERE i.project_id = :project_id AND i.queue_open{after}
+        WHERE i.project_id = :project_id AND i.queue_open AND {pool}{after}
           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
         ORDER BY -i.batch_priority, -i.priority, i.seq
         LIMIT 1
@@ -97,10 +102,7 @@ _PICK_AND_LEASE = """
     ), bumped AS (
         UPDATE items SET leased = items.leased + 1 FROM picked WHERE items.id = picked.id
         RETURNING items.id, -items.batch_priority AS kb, -items.priority AS kp, items.seq
-    ), resumed AS (
-        UPDATE project_members m SET resume_kb = b.kb, resume_kp = b.kp, resume_seq = b.seq, resume_epoch = :epoch
-        FROM bumped b WHERE m.project_id = :project_id AND m.user_id = :rater_id
-    )
+    ){resumed}
     INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at)
     SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
            ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
@@ -109,12 +111,20 @@ _PICK_AND_LEASE = """
     RETURNING {returning}
     """
 _AFTER_RESUME_POINT = "\n          AND (-i.batch_priority, -i.priority, i.seq) > (:kb, :kp, :ks)"
+_RESUMED = """, resumed AS (
+        UPDATE project_members m SET resume_kb = b.kb, resume_kp = b.kp, resume_seq = b.seq, resume_epoch = :epoch
+        FROM bumped b WHERE m.project_id = :project_id AND m.user_id = :rater_id
+    )"""
+_ANY_RATER = "i.pool IS NULL"
 
 
-def _pick(*, after: str, wait: bool):  # type: ignore[no-untyped-def]
+def _pick(*, after: str, wait: bool, pool: str = _ANY_RATER):  # type: ignore[no-untyped-def]
     columns = list(Assignment.__table__.columns)
     sql = _PICK_AND_LEASE.format(
         after=after,
+        pool=pool,
+        # The resume point is a place in the shared order; a pool's walk keeps none (see _PICK_POOL).
+        resumed=_RESUMED if pool == _ANY_RATER else "",
         lock="" if wait else " SKIP LOCKED",
         returning=", ".join(c.name for c in columns),  # matched by position below
     )
@@ -124,6 +134,11 @@ def _pick(*, after: str, wait: bool):  # type: ignore[no-untyped-def]
 
 _PICK_RESUMING = _pick(after=_AFTER_RESUME_POINT, wait=False)
 _PICK_FROM_START = _pick(after="", wait=False)
+# A rater with a membership group is given their group's own items first (subtasks with that
+# `group`): from the pool's own partial index (ix_items_pool), walked from its start. Its cost is
+# the pool's open items this rater was already given (those still wanting other raters), not the
+# project's: raters outside the pool never walk it, and the shared pick never sees pooled items.
+_PICK_POOL = _pick(after="", wait=False, pool="i.pool = :pool")
 # Waiting is done for one row at a time: a locking scan that waits may lock rows which then fail
 # its recheck (someone filled them meanwhile), and PostgreSQL keeps those locks; waiting for the
 # next row while holding them would be waiting out of id order. So the first candidate is found
@@ -131,13 +146,23 @@ _PICK_FROM_START = _pick(after="", wait=False)
 _FIRST_CANDIDATE = text(
     """
     SELECT i.id FROM items i
-    WHERE i.project_id = :project_id AND i.queue_open
+    WHERE i.project_id = :project_id AND i.queue_open AND i.pool IS NULL
       AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
     ORDER BY -i.batch_priority, -i.priority, i.seq
     LIMIT 1
     """
 )
 _PICK_THIS_WAITING = _pick(after="\n          AND i.id = :item_id", wait=True)
+_FIRST_POOL_CANDIDATE = text(
+    """
+    SELECT i.id FROM items i
+    WHERE i.project_id = :project_id AND i.queue_open AND i.pool = :pool
+      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
+    ORDER BY -i.batch_priority, -i.priority, i.seq
+    LIMIT 1
+    """
+)
+_PICK_THIS_POOL_WAITING = _pick(after="\n          AND i.id = :item_id", wait=True, pool="i.pool = :pool")
 
 
 # Lease the rater's next gold item: the first in gold order after the last one they were given.
@@ -221,7 +246,7 @@ _TAKE_SLOT = text(
         aggregate_revision = i.aggregate_revision + CASE WHEN cur.takes AND cur.completes THEN 1 ELSE 0 END,
         aggregate_xid = CASE WHEN cur.takes AND cur.completes THEN {CURRENT_XID} ELSE i.aggregate_xid END
     FROM cur WHERE i.id = cur.id
-    RETURNING cur.takes
+    RETURNING cur.takes, cur.takes AND cur.completes AS completed
     """
 )
 
@@ -327,15 +352,24 @@ async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
     """The assignment's item and its candidates, in one round trip."""
     rows = (
         await session.execute(
-            select(Item, Candidate).join(Candidate, Candidate.item_id == Item.id).where(Item.id == assignment.item_id)
+            select(Item, Candidate)
+            .outerjoin(Candidate, Candidate.item_id == Item.id)  # a check, rating or answer has none
+            .where(Item.id == assignment.item_id)
         )
     ).all()
-    by_id = {candidate.id: candidate for _, candidate in rows}
+    by_id = {candidate.id: candidate for _, candidate in rows if candidate is not None}
+    item = rows[0][0]
+    target = None
+    if item.subtask_candidate_id is not None:
+        target = await session.get(Candidate, item.subtask_candidate_id)
+    shown = assistance.is_shown(assignment)
     return Leased(
         assignment=assignment,
-        item=rows[0][0],
+        item=item,
         candidates=[by_id[c] for c in assignment.shown_order],
         critiques=await critiques.shown(session, assignment),
+        target=target,
+        subtasks=await trees.results(session, item.id) if shown else [],
     )
 
 
@@ -460,6 +494,10 @@ async def next_assignment(
         leased = await session.scalar(_PICK_GOLD_STMT, params | after)
         if leased is not None:
             return await _new_lease(session, project, member, leased)
+    if member.group:
+        leased = await session.scalar(_PICK_POOL, params | {"pool": member.group})
+        if leased is not None:
+            return await _new_lease(session, project, member, leased)
     resume = await _resume_point(session, project, member)
     if resume is not None:
         leased = await session.scalar(_PICK_RESUMING, params | {"kb": resume.kb, "kp": resume.kp, "ks": resume.seq})
@@ -484,6 +522,12 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
             await _check_gold_left(session, project, member)
             return Moved()
         return await _load(session, leased)
+    if member.group:  # the rater's group's own items first, as in next_assignment
+        pooled = params | {"pool": member.group}
+        candidate = await session.scalar(_FIRST_POOL_CANDIDATE, pooled)
+        if candidate is not None:
+            leased = await session.scalar(_PICK_THIS_POOL_WAITING, pooled | {"item_id": candidate})
+            return Moved() if leased is None else await _new_lease(session, project, member, leased)
     candidate = await session.scalar(_FIRST_CANDIDATE, params)
     if candidate is None:
         return None
@@ -504,6 +548,7 @@ def same_verdict(judgment: Judgment, data: JudgmentCreate) -> bool:
         and data.tie == judgment.tie
         and data.both_bad == judgment.both_bad
         and ((data.rationale or "").strip() or None) == judgment.rationale
+        and (data.answer.strip() if isinstance(data.answer, str) else data.answer) == judgment.answer
     )
 
 
@@ -660,21 +705,34 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         return await _stored(session, assignment, project, data)
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("You skipped this item, so it cannot be judged any more.")
-    verdict = validate_verdict(project, list(assignment.shown_order), data)
+    item = await session.get_one(Item, assignment.item_id)
+    if item.kind == "comparison":
+        verdict = validate_verdict(project, list(assignment.shown_order), data)
+        answer = trees.check_answer(item, data.answer)
+    else:
+        verdict, answer = validate_answer(project, item, data)
     extras = await _extras(session, project, assignment, data)
     feedback, decision = None, rules.Decision()
     if assignment.gold and member is not None and assignment.status != AssignmentStatus.ended:
         feedback, decision = await _gold_rules(
             session, project=project, member=member, rater=rater, assignment=assignment, verdict=verdict, data=data
         )
+    # A subtask's verdict may complete it and so open its parent: the two rows are locked together,
+    # in id order, before the slot is taken (the parent's id may come first).
+    parent = [item.parent_id] if item.parent_id is not None and assignment.status != AssignmentStatus.ended else []
     if decision.ends_leases:  # the lock order: leases (id order), then every item involved (id order)
         held = await session.scalars(_LOCK_LEASES, {"project_id": project.id, "rater_id": rater.id})
-        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *held]})
+        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent, *held]})
+    elif parent:
+        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent]})
     if assignment.status == AssignmentStatus.ended:
         counted, reason = False, assignment.ended_reason
     else:
         held_lease = assignment.status == AssignmentStatus.leased
-        counted = bool(await session.scalar(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held_lease}))
+        slot = (await session.execute(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held_lease})).one()
+        counted = bool(slot.takes)
+        if slot.completed and parent:
+            await trees.subtask_completed(session, parent[0])
         # A gold item wants nothing (its judgments measure the rater), so this is not surplus.
         reason = None if counted or assignment.gold else SurplusReason.filled
     judgment = Judgment(
@@ -689,6 +747,7 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         both_bad=data.both_bad,
         rationale=verdict.rationale,
         active_ms=data.active_ms,
+        answer=answer,
         surplus=reason is not None,
         surplus_reason=reason,
         gold=assignment.gold,

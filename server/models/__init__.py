@@ -11,7 +11,16 @@ from server.models.item import Candidate, Item, Prompt
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
 from server.models.meta import AssayMeta
-from server.models.project import Assistance, CritiqueRatings, Project, ProjectMember, QueueMove, RationaleRule, Scale
+from server.models.project import (
+    Assistance,
+    CritiqueRatings,
+    Project,
+    ProjectMember,
+    QueueMove,
+    RationaleRule,
+    Scale,
+    SubtasksGate,
+)
 from server.models.quality import QualitySnapshot
 from server.models.reward_model import ItemScore, RewardModel
 from server.models.user import Role, User, UserKind, UserSession
@@ -49,6 +58,7 @@ __all__ = [
     "Scope",
     "Severity",
     "SkipReason",
+    "SubtasksGate",
     "SurplusReason",
     "User",
     "UserKind",

@@ -47,6 +47,12 @@ class Item(IdMixin, Base):
         CheckConstraint("leased >= 0", name="leased"),
         CheckConstraint("judged >= 0", name="judged"),
         CheckConstraint("open_subtasks >= 0", name="open_subtasks"),
+        CheckConstraint("kind IN ('comparison', 'check', 'rating', 'answer')", name="kind"),
+        CheckConstraint(
+            "(kind = 'rating') = (scale_min IS NOT NULL AND scale_max IS NOT NULL AND scale_min < scale_max)",
+            name="scale",
+        ),
+        CheckConstraint("kind = 'comparison' OR parent_id IS NOT NULL", name="subtask_parent"),
         CheckConstraint("wanted >= 1 OR gold_seq IS NOT NULL", name="wanted"),
         # A gold item is served in its own order and never through the queue (wanted = 0).
         CheckConstraint("(gold IS NULL) = (gold_seq IS NULL)", name="gold_order"),
@@ -60,7 +66,17 @@ class Item(IdMixin, Base):
             text("(-batch_priority)"),
             text("(-priority)"),
             "seq",
-            postgresql_where=text("queue_open"),
+            postgresql_where=text("queue_open AND pool IS NULL"),
+        ),
+        # Items only one rater group may be given (a subtask's pool): raters outside it never walk them.
+        Index(
+            "ix_items_pool",
+            "project_id",
+            "pool",
+            text("(-batch_priority)"),
+            text("(-priority)"),
+            "seq",
+            postgresql_where=text("queue_open AND pool IS NOT NULL"),
         ),
         # Completed-item exports page by the transaction that last changed an item's aggregate.
         Index(
@@ -85,6 +101,18 @@ class Item(IdMixin, Base):
     # Evaluation assistance (later issue): subtasks are items with a parent and another kind.
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32), default="comparison", server_default="comparison")
+    # A subtask (server/items/subtasks.py): its question, a rating's scale, the candidate of its tree
+    # it concerns (optionally a span of it), and the rater group (membership `group`) it is for.
+    question: Mapped[str | None] = mapped_column(Text)
+    scale_min: Mapped[float | None]
+    scale_max: Mapped[float | None]
+    # No foreign key (it would make items and candidates depend on each other): the candidate is
+    # its tree's, and a tree's items and candidates are only ever deleted together.
+    subtask_candidate_id: Mapped[uuid.UUID | None]
+    span_message: Mapped[int | None] = mapped_column(SmallInteger)
+    span_start: Mapped[int | None]
+    span_end: Mapped[int | None]
+    pool: Mapped[str | None] = mapped_column(String(64))
     external_id: Mapped[str] = mapped_column(String(200))
     seq: Mapped[int] = mapped_column(BigInteger, Identity())  # import order
     prompt: Mapped[Prompt] = mapped_column(JSONB)

@@ -1,6 +1,7 @@
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, IdMixin
@@ -47,7 +49,9 @@ class Judgment(IdMixin, Base):
         CheckConstraint("strength IS NULL OR strength BETWEEN 1 AND 4", name="strength"),
         CheckConstraint("active_ms IS NULL OR active_ms >= 0", name="active_ms"),
         CheckConstraint("NOT (tie AND choice_id IS NOT NULL)", name="tie_has_no_choice"),
-        CheckConstraint("choice_id IS NOT NULL OR ranking IS NOT NULL OR tie OR both_bad", name="has_verdict"),
+        CheckConstraint(
+            "choice_id IS NOT NULL OR ranking IS NOT NULL OR tie OR both_bad OR answer IS NOT NULL", name="has_verdict"
+        ),
         CheckConstraint("surplus = (surplus_reason IS NOT NULL)", name="surplus_reason"),
         # Exports page by commit order: `xid` is the writing transaction's id, see exports/service.py.
         Index("ix_judgments_export", "project_id", "xid", "seq"),
@@ -84,6 +88,9 @@ class Judgment(IdMixin, Base):
     both_bad: Mapped[bool] = mapped_column(default=False)
     rationale: Mapped[str | None] = mapped_column(Text)
     active_ms: Mapped[int | None]
+    # A subtask's answer (server/items/subtasks.py): "yes"/"no"/"unsure" for a check, a number for
+    # a rating, text for an answer; None for a comparison.
+    answer: Mapped[Any | None] = mapped_column(JSONB)
     # Stored but not counted toward the item's `wanted`; `surplus_reason` says why (SurplusReason).
     surplus: Mapped[bool] = mapped_column(default=False)
     surplus_reason: Mapped[str | None] = mapped_column(String(16))
@@ -112,5 +119,6 @@ class JudgmentRevision(Base):
     both_bad: Mapped[bool]
     rationale: Mapped[str | None] = mapped_column(Text)
     active_ms: Mapped[int | None]
+    answer: Mapped[Any | None] = mapped_column(JSONB)
     sent_at: Mapped[datetime]  # when this verdict was sent
     replaced_at: Mapped[datetime] = mapped_column(server_default=func.now())

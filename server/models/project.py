@@ -34,6 +34,11 @@ class Assistance(enum.StrEnum):
     experiment = "experiment"  # decided per assignment at lease time, balanced per rater
 
 
+class SubtasksGate(enum.StrEnum):
+    required = "required"  # a parent is served only when each of its subtasks has its counted judgments
+    optional = "optional"  # parents and subtasks are served independently
+
+
 class CritiqueRatings(enum.StrEnum):
     optional = "optional"
     required = "required"  # every critique shown must be rated with the verdict
@@ -54,6 +59,7 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("qualification_threshold BETWEEN 0 AND 1", name="qualification_threshold"),
         CheckConstraint("suspension_window BETWEEN 0 AND 200", name="suspension_window"),
         CheckConstraint("suspension_threshold BETWEEN 0 AND 1", name="suspension_threshold"),
+        CheckConstraint("subtasks_gate IN ('required', 'optional')", name="subtasks_gate"),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -85,6 +91,8 @@ class Project(IdMixin, TimestampMixin, Base):
     suspension_window: Mapped[int] = mapped_column(default=0, server_default="0")
     suspension_threshold: Mapped[float] = mapped_column(default=0.7, server_default="0.7")
     assistance_policy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    # Task trees (server/items/subtasks.py): whether a parent waits for its subtasks' judgments.
+    subtasks_gate: Mapped[str] = mapped_column(String(16), default=SubtasksGate.required, server_default="required")
     # Counts up whenever items may have moved ahead in the serving order (an import, a batch
     # resumed or reprioritised, a new overlap, active learning): raters' resume points from an
     # older epoch are not trusted (see labeling/service.py).

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from server.markdown import MAX_INSTRUCTIONS
-from server.models import Assistance, CritiqueRatings, RationaleRule, Scale
+from server.models import Assistance, CritiqueRatings, RationaleRule, Scale, SubtasksGate
 from server.schemas import Schema
 
 MAX_REVISION_WINDOW = 1440  # a day, in minutes (the database checks the same bound)
@@ -17,6 +17,10 @@ MIN_ASSISTANCE_RATIO, MAX_ASSISTANCE_RATIO = 0.05, 0.95
 ASSISTANCE_DOC = (
     "Critiques shown to raters: never (the default), always, or experiment (the server decides per "
     "assignment, at lease time, balanced per rater)."
+)
+GATE_DOC = (
+    "Task trees: required serves an item only when each of its subtasks has its counted judgments; "
+    "optional serves items and subtasks independently."
 )
 RATIO_DOC = "In an experiment, the share of each rater's assignments shown assistance (0.05 to 0.95)."
 RATINGS_DOC = "Whether raters must rate every critique they are shown (optional or required)."
@@ -74,6 +78,7 @@ class ProjectBase(Schema):
         default=0.5, ge=MIN_ASSISTANCE_RATIO, le=MAX_ASSISTANCE_RATIO, description=RATIO_DOC
     )
     critique_ratings: CritiqueRatings = Field(default=CritiqueRatings.optional, description=RATINGS_DOC)
+    subtasks_gate: SubtasksGate = Field(default=SubtasksGate.required, description=GATE_DOC)
 
 
 class ProjectCreate(ProjectBase):
@@ -110,6 +115,7 @@ class ProjectUpdate(Schema):
         default=None, ge=MIN_ASSISTANCE_RATIO, le=MAX_ASSISTANCE_RATIO, description=RATIO_DOC
     )
     critique_ratings: CritiqueRatings | None = Field(default=None, description=RATINGS_DOC)
+    subtasks_gate: SubtasksGate | None = Field(default=None, description=GATE_DOC)
 
 
 class ProjectRead(ProjectBase):

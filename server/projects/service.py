@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.auth.service import Principal
 from server.errors import Conflict, Invalid, NotFound
+from server.items import subtasks
 from server.labeling import queue
 from server.labeling import service as labeling
 from server.logs import get_logger
@@ -195,10 +196,11 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     longer = changes.get("qualification_items", 0) > project.qualification_items  # turned on, or a longer round
     if longer and (problem := await qualification_problem(session, project, changes["qualification_items"])):
         raise Conflict(problem)
-    reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
+    reorders = changes.keys() & {"overlap", "active_learning", "is_active", "subtasks_gate"}
     raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:
         await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
+    opens = changes.get("subtasks_gate", project.subtasks_gate) != project.subtasks_gate  # parents open or close
     for key, value in changes.items():
         setattr(project, key, value)
     if "instructions" in changes:
@@ -206,10 +208,13 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     lowest = await _apply_overlap(session, project.id, project.overlap) if "overlap" in changes else None
     if "active_learning" in changes:
         await rewards.apply_active_learning(session, project)
-    elif reorders:
+    if "subtasks_gate" in changes:
+        await subtasks.apply_gate(session, project, project.subtasks_gate)
+    if reorders and "active_learning" not in changes and not opens:
         # What moved ahead: a lowered overlap or a paused/restarted project, nothing; a raised one,
         # the items it reopened: open now with at least `lowest` (the smallest overlap it raised)
-        # judgments and leases. Active learning reorders everything: raters walk from the start.
+        # judgments and leases. Active learning, or a gate that opens or closes parents anywhere,
+        # reorders everything: raters walk from the start.
         if raised and lowest is not None:
             await queue.rewind_to(session, project.id, "i.judged + i.leased >= :reopened", {"reopened": lowest})
         else:

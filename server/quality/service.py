@@ -39,6 +39,12 @@ async def _item_for_update(session: AsyncSession, project: Project, item_id: uui
 async def set_gold(session: AsyncSession, project: Project, item_id: uuid.UUID, value: dict[str, Any]) -> Item:
     """Make an item gold (or change its answer): it leaves the queue and is served as gold."""
     item, candidates = await _item_for_update(session, project, item_id)
+    has_subtasks = await session.scalar(select(Item.id).where(Item.parent_id == item.id).limit(1))
+    if item.parent_id is not None or has_subtasks is not None:
+        raise Conflict(
+            "This item is part of a task tree (a subtask, or an item with subtasks); gold items stand alone, "
+            "so make another item gold."
+        )
     try:
         answer = parse_gold(value, candidates)
     except GoldError as exc:

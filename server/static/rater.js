@@ -83,7 +83,11 @@
   /* What is missing before a verdict can be sent; the words come from the server (data-msg-*). */
   function problem(form) {
     var picked = form.querySelector("input[name=verdict]:checked");
-    if (form.dataset.mode === "ranking") {
+    if (form.dataset.mode === "answer") {
+      /* A subtask: a button (check, short rating) or its box (number, text) answers it. */
+      var box = form.querySelector("[data-answer-box]");
+      if (!picked && !(box && box.value.trim())) return msg(form, "Answer");
+    } else if (form.dataset.mode === "ranking") {
       if (!picked) {
         if (!form.querySelector("input[name=ranking]").value) return msg(form, "Ranking");
         var strengths = form.querySelectorAll("input[name=strength]");
@@ -376,6 +380,11 @@
     if (form.dataset.mode === "ranking") {
       if (key === "Escape") { form._ranked = 0; renderRanking(form); e.preventDefault(); return; }
       if (/^[a-z]$/.test(key) && key !== "t" && key !== "x" && rankByKey(form, key)) { e.preventDefault(); return; }
+    }
+    if (key === "a" && form.dataset.mode === "answer" && form.querySelector("[data-answer-box]")) {
+      e.preventDefault();
+      form.querySelector("[data-answer-box]").focus();
+      return;
     }
     if (key === "r" && form.querySelector("textarea[name=rationale]")) {
       e.preventDefault();

@@ -39,4 +39,6 @@
   }
   var rationale = form.querySelector("textarea[name=rationale]");
   if (rationale) rationale.value = d.currentRationale || "";
+  var answerBox = form.querySelector("[data-answer-box]"); // a subtask answered in a box (text, number)
+  if (answerBox) answerBox.value = d.currentAnswer || "";
 })();

@@ -393,7 +393,8 @@ class TestNative:
         assert one(native(source="web")) == RowError(
             1,
             "source",
-            'A native record has unknown key "source"; allowed keys: id, prompt, responses, metadata, gold, critiques.',
+            'A native record has unknown key "source"; allowed keys: id, prompt, responses, metadata, gold, '
+            "critiques, subtasks.",
         )
 
     def test_unknown_keys_all_named(self) -> None:
@@ -401,7 +402,7 @@ class TestNative:
             1,
             "source",
             'A native record has unknown keys "source", "tags"; '
-            "allowed keys: id, prompt, responses, metadata, gold, critiques.",
+            "allowed keys: id, prompt, responses, metadata, gold, critiques, subtasks.",
         )
 
     def test_id_empty(self) -> None:
@@ -436,7 +437,7 @@ class TestNative:
             1,
             "chosen",
             'A native record has unknown keys "chosen", "rejected"; '
-            "allowed keys: id, prompt, responses, metadata, gold, critiques.",
+            "allowed keys: id, prompt, responses, metadata, gold, critiques, subtasks.",
         )
 
 
@@ -944,7 +945,8 @@ class TestParquet:
         assert run(parquet_bytes(table))[0] == RowError(
             1,
             "split",
-            'A native record has unknown key "split"; allowed keys: id, prompt, responses, metadata, gold, critiques.',
+            'A native record has unknown key "split"; allowed keys: id, prompt, responses, metadata, gold, '
+            "critiques, subtasks.",
         )
 
     def test_dates_in_metadata_become_strings(self) -> None:

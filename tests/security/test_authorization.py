@@ -281,6 +281,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("POST", f"{P}/items/{{item_id}}/critiques"): Entry(scoped(Scope.items_write, 422), J, "no critiques: refused"),
     ("GET", f"{P}/items/{{item_id}}/planted"): Entry(scoped(Scope.items_write, 200)),
     ("PUT", f"{P}/items/{{item_id}}/planted"): Entry(scoped(Scope.items_write, 422), J, "no candidates: refused"),
+    # Task trees
+    ("POST", f"{P}/items/{{item_id}}/subtasks"): Entry(scoped(Scope.items_write, 422), J, "no subtasks: refused"),
     # Pages: login
     ("GET", "/login"): Entry(login_page()),
     ("POST", "/login"): Entry(anyone(403), F, "no login nonce: the form's own CSRF guard refuses it"),

@@ -45,6 +45,8 @@ class ParsedItem:
     # Native records only: critiques of the candidates, checked (candidate index, text, author,
     # span as message/start/end, severity), in the shape the import stores them.
     critiques: tuple[dict[str, Any], ...] = ()
+    # Native records only: subtasks, flattened depth first (server/batches/formats/subtasks.py).
+    subtasks: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _MESSAGE_KEYS = frozenset({"role", "content"})
 _RESPONSE_KEYS = frozenset({"text", "messages", "model", "metadata", "planted"})
 _PLANTED_KEYS = frozenset({"span", "message", "description"})
-_NATIVE_KEYS = frozenset({"id", "prompt", "responses", "metadata", "gold", "critiques"})
+_NATIVE_KEYS = frozenset({"id", "prompt", "responses", "metadata", "gold", "critiques", "subtasks"})
 _CRITIQUE_KEYS = frozenset({"candidate", "text", "author", "span", "message", "severity"})
 _HH_KEYS = frozenset({"id", "chosen", "rejected", "metadata"})
 _TRL_KEYS = frozenset({"id", "prompt", "chosen", "rejected", "metadata"})
@@ -106,6 +108,7 @@ _ORDER = (
     "metadata",
     "gold",
     "critiques",
+    "subtasks",
     "candidate",
     "author",
     "span",

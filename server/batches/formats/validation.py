@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from server.batches.formats import subtasks
 from server.batches.formats.records import (
     _CRITIQUE_KEYS,
     _HH_KEYS,
@@ -25,6 +26,7 @@ from server.batches.formats.records import (
     _prompt,
     _Refusal,
     _reply,
+    _text_size,
     _TooLarge,
     _unknown_keys,
 )
@@ -132,7 +134,27 @@ def _native(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedIt
     candidates = [_native_candidate(r, f"responses[{i}]") for i, r in enumerate(responses)]
     item = _item(line, record, prompt, candidates, _gold(record.get("gold"), len(candidates)))
     critiques = _critiques(record.get("critiques"), candidates)
-    return replace(item, critiques=critiques) if critiques else item
+    if critiques:
+        item = replace(item, critiques=critiques)
+    if record.get("subtasks") is not None:
+        if item.gold is not None:
+            raise _Refusal("subtasks", "A gold item has no subtasks (it measures raters): drop gold or subtasks.")
+        rows = subtasks.flatten(
+            record["subtasks"],
+            parent=item.external_id,
+            depth=1,
+            owner=item.external_id,
+            candidates=candidates,
+            field="subtasks",
+            budget=subtasks.Budget(subtasks.MAX_SUBTASKS),
+            parse_candidate=_native_candidate,
+        )
+        for row in rows:
+            for i, response in enumerate(row.get("responses", ())):
+                reply = response.get("text", response.get("messages"))
+                _text_size(reply, f"subtask {row['external_id']} responses[{i}]", limits)
+        item = replace(item, subtasks=tuple(rows))
+    return item
 
 
 def _critique_text(value: Any, field: str, limit: int) -> str:
