@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.auth.service import Principal
 from server.errors import Conflict, Invalid, NotFound
-from server.labeling import queue
+from server.labeling import handoff, queue
 from server.labeling import service as labeling
 from server.logs import get_logger
 from server.markdown import render_off_loop
@@ -187,6 +187,10 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     """Change settings; a new overlap re-opens or completes items, active learning (un)prioritises them, at once."""
     # Every setting is required, so null leaves it as it is (it cannot be stored).
     changes = {key: value for key, value in data.model_dump(exclude_unset=True).items() if value is not None}
+    if "handoff" in data.model_fields_set:  # null turns the hand-off off (the one setting that can be null)
+        changes["handoff"] = changes.get("handoff")
+        if changes["handoff"] == project.handoff:
+            del changes["handoff"]
     archived = changes.pop("archived", None)
     if archived is not None:
         await lifecycle.set_project_archived(session, project, archived, actor=actor)
@@ -195,7 +199,7 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     longer = changes.get("qualification_items", 0) > project.qualification_items  # turned on, or a longer round
     if longer and (problem := await qualification_problem(session, project, changes["qualification_items"])):
         raise Conflict(problem)
-    reorders = changes.keys() & {"overlap", "active_learning", "is_active"}
+    reorders = changes.keys() & {"overlap", "active_learning", "is_active", "handoff"}
     raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:
         await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
@@ -211,6 +215,8 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
         await _apply_overlap(session, project.id, project.overlap)
     if "active_learning" in changes:
         await rewards.apply_active_learning(session, project)
+    if "handoff" in changes:
+        await handoff.apply_rule(session, project)
     await session.flush()
     await session.refresh(project)
     audit.record(
@@ -234,7 +240,7 @@ _APPLY_OVERLAP = text(
     f"""
     WITH target AS (
         SELECT id FROM items WHERE project_id = :project_id AND parent_id IS NULL AND gold_seq IS NULL
-          AND wanted <> :overlap
+          AND wanted <> :overlap AND label_source IS NULL
         ORDER BY id FOR NO KEY UPDATE
     )
     UPDATE items i SET
