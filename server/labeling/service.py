@@ -9,7 +9,8 @@ and a statement that could wait out of that order uses SKIP LOCKED instead:
   slot counters (`leased`, `judged`) change in the same statement;
 - run-out leases are returned to the queue with SKIP LOCKED on both the lease and its item, so
   reclaiming never waits;
-- a submit, skip or heartbeat locks membership, then its assignment, then the item.
+- a submit, skip or heartbeat locks membership, then its assignment, then the item; a model
+  judge's verdict routes its item under that same item lock (labeling/handoff.py).
 These functions flush and never commit. Where a request must not hold one transaction's locks
 while waiting for another's (a verdict, then the next lease), labeling/flows.py splits it.
 """

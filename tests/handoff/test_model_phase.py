@@ -120,6 +120,14 @@ class TestConfidence:
         response = await judge(client, project, await create_token(session, human), confidence=0.9)
         assert (response.status_code, response.json()["detail"]) == (422, HUMAN_CONFIDENCE)
 
+    async def test_a_human_revising_with_one_is_refused(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        _, human, _, project = await setup(session, None)
+        token = await create_token(session, human)
+        judged = (await judge(client, project, token, confidence=None)).json()
+        body = {"choice": str(judged["choice"]), "confidence": 0.7}
+        response = await client.patch(f"/api/v1/judgments/{judged['id']}", json=body, headers=bearer(token))
+        assert (response.status_code, response.json()["detail"]) == (422, HUMAN_CONFIDENCE)
+
     async def test_out_of_range_is_refused(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         _, _, (model,), project = await setup(session)
         response = await judge(client, project, await create_token(session, model), confidence=1.5)
