@@ -211,6 +211,30 @@ class TestRouting:
         await import_items(session, project, admin, [{**record, "gold": {"preferred": 0}}])
         assert not (await the_item(session, project)).awaiting_models
 
+    async def test_a_model_gets_gold_items_at_the_gold_rate(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        admin, _, (model,), project = await setup(session, items=0)
+        record = native_items(1, prefix="g")[0]
+        await import_items(session, project, admin, [{**record, "gold": {"preferred": 0}}])
+        await import_items(session, project, admin, native_items(1))
+        await projects.update_project(session, project, ProjectUpdate(gold_rate=1.0), actor=admin)
+        await session.commit()
+        token = await create_token(session, model)
+        leased = (await next_item(client, project, token)).json()
+        assert leased["item"]["external_id"] == "g-0"  # gold first, as for any rater
+        first = min(leased["item"]["candidates"], key=lambda c: c["text"])["id"]  # upload position 0
+        body = {"choice": first, "confidence": 0.9}
+        answer = await client.post(f"/api/v1/assignments/{leased['id']}/judgment", json=body, headers=bearer(token))
+        assert answer.status_code == 201
+        stored = await session.scalar(select(Judgment).where(Judgment.rater_id == model.id))
+        assert stored is not None
+        assert (stored.gold, stored.surplus, stored.rater_kind) == (True, False, "model")
+        query = select(Item).where(Item.external_id == "item-0").execution_options(populate_existing=True)
+        item = await session.scalar(query)  # the ordinary item is still waiting for the model
+        assert item is not None
+        assert (item.awaiting_models, item.model_judged) == (True, 0)
+
     async def test_a_models_verdict_cannot_be_revised(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         _, _, (model,), project = await setup(session)
         token = await create_token(session, model)
