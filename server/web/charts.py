@@ -347,7 +347,7 @@ class ReliabilityChart(Frame):
 
 
 def reliability_chart(
-    bins: Sequence[dict[str, Any]], *, id: str = "calibration", width: int = 420, height: int = 300
+    bins: Sequence[dict[str, Any]], *, id: str = "calibration", width: int = 720, height: int = 340
 ) -> ReliabilityChart:
     """A reliability diagram from the hand-off report's bins (those with judgments), both axes 0.5 to 1."""
     left, right, top, bottom = 56.0, width - 16.0, 12.0, height - 44.0
