@@ -125,3 +125,62 @@ class TestHumanPickRacesTheOpening:
         response = await next_item(client, project, token)
         assert response.status_code == 200
         assert response.json()["item"]["id"] == str(leased.item.id)
+
+
+class TestTurningTheRuleOffRacesAVerdict:
+    """The settings change takes project → items (id order); a model's verdict membership → assignment → item."""
+
+    async def _setup(self, session: AsyncSession) -> tuple[Project, User, service.Leased]:
+        project, (judge,), _ = await project_with_models(session, {**RULE, "min_judges": 1}, 1)
+        leased = await service.next_assignment(session, project=project, rater=judge)
+        assert leased is not None
+        await session.commit()
+        return project, judge, leased
+
+    async def _turn_off(self, sessionmaker: async_sessionmaker[AsyncSession], project: Project) -> None:
+        from server.projects import service as projects
+        from server.projects.schemas import ProjectUpdate
+
+        async with sessionmaker() as own:
+            mine = await own.get_one(Project, project.id)
+            admin = await own.get_one(User, mine.created_by_id)
+            await projects.update_project(own, mine, ProjectUpdate.model_validate({"handoff": None}), actor=admin)
+            await own.commit()
+
+    async def test_the_verdict_first_resolves_and_the_change_leaves_it(
+        self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+    ) -> None:
+        project, judge, leased = await self._setup(session)
+        async with sessionmaker() as verdict:
+            data = JudgmentCreate(choice=leased.candidates[0].id, confidence=0.99)
+            await service.submit(verdict, assignment_id=leased.assignment.id, rater=judge, data=data)
+            change = asyncio.create_task(self._turn_off(sessionmaker, project))
+            await until(lambda: _waiting(engine, 1), what="the settings change waiting for the item")
+            await verdict.commit()
+        await asyncio.wait_for(change, timeout=30)
+        item = await fresh_item(session, project)
+        assert (item.label_source, item.awaiting_models, item.handoff_reason) == ("model", True, None)
+
+    async def test_the_change_first_opens_it_and_the_verdict_is_surplus(
+        self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+    ) -> None:
+        project, judge, leased = await self._setup(session)
+        holder = Holder(engine)  # the settings change, stopped after it locked the items
+        await holder.hold("SELECT 1 FROM projects WHERE id = :id FOR NO KEY UPDATE", id=project.id)
+        change = asyncio.create_task(self._turn_off(sessionmaker, project))
+        await until(lambda: _waiting(engine, 1), what="the change waiting for the project")
+        await holder.release()
+        await asyncio.wait_for(change, timeout=30)
+
+        async def submit() -> None:
+            async with sessionmaker() as own:
+                data = JudgmentCreate(choice=leased.candidates[0].id, confidence=0.99)
+                await service.submit(own, assignment_id=leased.assignment.id, rater=judge, data=data)
+                await own.commit()
+
+        await asyncio.wait_for(submit(), timeout=30)
+        item = await fresh_item(session, project)
+        assert (item.label_source, item.awaiting_models, item.model_judged, item.leased) == (None, False, 0, 0)
+        stored = await session.scalar(select(Judgment).where(Judgment.item_id == item.id))
+        assert stored is not None
+        assert stored.surplus_reason == "filled"
