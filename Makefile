@@ -8,7 +8,7 @@ VENDOR := server/static/vendor
 # htmx for the pages, Swagger UI for /api/docs. Never from a CDN.
 ASSETS := $(VENDOR)/.installed-stamp
 
-.PHONY: setup run test lint bench bench-rewardmodel bench-quality bench-assistance clean
+.PHONY: setup run test lint bench bench-rewardmodel bench-quality bench-assistance bench-handoff clean
 
 setup: $(STAMP) $(ASSETS)
 
@@ -59,6 +59,10 @@ bench-quality: setup
 bench-assistance: setup
 	$(BIN)/python -m bench.assistance
 	$(BIN)/python -m bench.assistance --stretch-check
+
+# The hand-off to model judges by simulation: threshold vs human share vs accuracy (docs/BENCHMARKS.md).
+bench-handoff: setup
+	$(BIN)/python -m bench.handoff
 
 clean:
 	rm -rf $(VENV) node_modules server/static/vendor

@@ -28,6 +28,7 @@ from server.exports.api import router as exports_router
 from server.exports.identity import settle
 from server.exports.limits import make_export_engine
 from server.exports.routes import router as exports_pages
+from server.handoff.api import router as handoff_router
 from server.items.api import router as items_router
 from server.items.routes import router as items_pages
 from server.labeling.api import router as labeling_router
@@ -157,6 +158,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         exports_router,
         rewards_router,
         quality_router,
+        handoff_router,
         leaderboard_router,
         critiques_router,
         items_router,

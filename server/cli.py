@@ -231,6 +231,17 @@ def worker(
             "(per completed item, votes weighted by rater reliability)."
         ),
     ] = "judgments",
+    judge: Annotated[
+        bool,
+        typer.Option(
+            help="Also judge the items a hand-off rule offers to model judges, with the current model "
+            "(its probability as confidence), under the model account of --judge-token."
+        ),
+    ] = False,
+    judge_token: Annotated[
+        str,
+        typer.Option(help="A model account's token (judgments:write), for --judge.", envvar="ASSAY_JUDGE_TOKEN"),
+    ] = "",
 ) -> None:
     """Train a reward model from the project's judgments and send uncertain items to raters first."""
     import logging
@@ -249,6 +260,12 @@ def worker(
             "or ASSAY_WORKER_TOKEN and ASSAY_PROJECT.[/red]"
         )
         raise typer.Exit(2)
+    if judge and not judge_token.strip():
+        console.print(
+            "[red]--judge needs --judge-token: a token of a model account (kind model) that is a member of the "
+            "project; the trainer token cannot judge.[/red]"
+        )
+        raise typer.Exit(2)
     if labels not in ("judgments", "majority", "weighted"):
         console.print(f"[red]--labels must be judgments, majority or weighted, not {labels!r}.[/red]")
         raise typer.Exit(2)
@@ -262,9 +279,19 @@ def worker(
     store = Store(data_dir or Path(".assay") / "worker" / project)
 
     async def main(progress: Progress | None) -> None:
-        async with AssayClient(url, token, retries=retries) as client:
+        async with (
+            AssayClient(url, token, retries=retries) as client,
+            AssayClient(url, judge_token or token, retries=retries) as judge_client,
+        ):
             work = Worker(
-                client, store, server=url, project_id=project, featurizer=featurizer, progress=progress, labels=labels
+                client,
+                store,
+                server=url,
+                project_id=project,
+                featurizer=featurizer,
+                progress=progress,
+                labels=labels,
+                judge=judge_client if judge else None,
             )
             if once:
                 await work.cycle()

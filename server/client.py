@@ -119,6 +119,29 @@ class OpenItem:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """An item leased to judge: candidates in the order shown (`label` A, B, …)."""
+
+    id: uuid.UUID
+    item_id: uuid.UUID
+    prompt: str | list[dict[str, str]]
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Assignment":
+        item = data["item"]
+        return cls(
+            id=uuid.UUID(data["id"]),
+            item_id=uuid.UUID(item["id"]),
+            prompt=item["prompt"],
+            candidates=[
+                Candidate(id=uuid.UUID(c["id"]), text=c.get("text"), messages=c.get("messages"))
+                for c in item["candidates"]
+            ],
+        )
+
+
+@dataclass(frozen=True)
 class Score:
     item_id: uuid.UUID
     p: float
@@ -148,7 +171,7 @@ def _detail(response: httpx.Response) -> str:
 
 
 class AssayClient:
-    """Trainer endpoints of one Assay server, authenticated with an API token."""
+    """Trainer and judge endpoints of one Assay server, authenticated with an API token."""
 
     def __init__(
         self,
@@ -294,3 +317,26 @@ class AssayClient:
             prioritised=data["prioritised"],
             active_learning=data["active_learning"],
         )
+
+    async def next_assignment(self, project_id: uuid.UUID | str) -> Assignment | None:
+        """Lease the next item to judge (a model judge: the next item of the model phase); None: nothing now."""
+        response = await self._call(lambda: self._http.post(f"/api/v1/projects/{project_id}/assignments/next"))
+        return None if response.status_code == 204 else Assignment.from_json(response.json())
+
+    async def submit_judgment(
+        self,
+        assignment_id: uuid.UUID | str,
+        *,
+        choice: uuid.UUID | str,
+        confidence: float | None = None,
+        rationale: str | None = None,
+    ) -> dict[str, Any]:
+        """Send a verdict (a model judge adds its confidence, 0 to 1); a retry returns the stored one."""
+        body: dict[str, Any] = {"choice": str(choice)}
+        if confidence is not None:
+            body["confidence"] = confidence
+        if rationale is not None:
+            body["rationale"] = rationale
+        response = await self._call(lambda: self._http.post(f"/api/v1/assignments/{assignment_id}/judgment", json=body))
+        result: dict[str, Any] = response.json()
+        return result

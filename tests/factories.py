@@ -15,7 +15,7 @@ from server.batches import service as batches
 from server.batches.formats import Encoding, ImportFormat
 from server.labeling import service as labeling
 from server.labeling.schemas import JudgmentCreate
-from server.models import Judgment, Project, Role, Scope, User
+from server.models import Judgment, Project, Role, Scope, User, UserKind
 from server.projects import service as projects
 from server.projects.schemas import ProjectCreate
 from server.users import service as users
@@ -27,6 +27,15 @@ PASSWORD = "correct horse battery"
 async def create_user(session: AsyncSession, *, role: Role = Role.rater, email: str | None = None) -> User:
     email = email or f"{role}-{uuid.uuid4().hex[:8]}@example.com"
     user = await users.create(session, UserCreate(email=email, password=PASSWORD, role=role), actor=None)
+    await session.commit()
+    return user
+
+
+async def create_model(session: AsyncSession, *, email: str | None = None) -> User:
+    """A model judge's account (role rater, kind model, no password)."""
+    email = email or f"model-{uuid.uuid4().hex[:8]}@example.com"
+    data = UserCreate(email=email, role=Role.rater, kind=UserKind.model)
+    user = await users.create(session, data, actor=None)
     await session.commit()
     return user
 

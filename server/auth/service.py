@@ -12,7 +12,7 @@ from server import audit
 from server.auth import throttle
 from server.config import settings
 from server.errors import Forbidden, Invalid, NotFound, Unauthorized
-from server.models import ApiToken, Role, Scope, User, UserSession
+from server.models import ApiToken, Role, Scope, User, UserKind, UserSession
 from server.security import (
     API_TOKEN_PREFIX,
     SESSION_TOKEN_PREFIX,
@@ -29,6 +29,9 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.trainer: frozenset({Scope.export_read, Scope.reward_models_write, Scope.items_write}),
 }
 WRONG_PASSWORD = "Wrong email or password."
+MODEL_LOGIN = (
+    "This is a model judge's account: it has no password and cannot log in; it judges through the API with a token."
+)
 DEACTIVATED = "This account is deactivated; ask an admin to reactivate it."
 logger = logging.getLogger("assay.auth")
 # A browser session may do what its role may, except that a trainer's cannot import items: only
@@ -71,6 +74,10 @@ async def login(session: AsyncSession, *, email: str, password: str, address: st
     """
     await throttle.check(session, email=email, address=address)
     user = await users.get_by_email(session, email)
+    if user is not None and user.kind == UserKind.model:
+        await verify_password(password, None)  # the same time as a wrong password
+        _record_refusal(session, user, email=email, address=address, reason="model account")
+        raise Unauthorized(MODEL_LOGIN)
     if not await verify_password(password, user.password_hash if user else None) or user is None:
         await throttle.record_failure(session, email=email, address=address)
         _record_refusal(session, user, email=email, address=address, reason="wrong email or password")

@@ -184,10 +184,12 @@ _INSERT_ITEMS = text(
     f"""
     WITH new AS (
         INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, gold_seq, wanted,
-                           batch_priority, paused, search, aggregate_revision, aggregate_xid)
+                           batch_priority, paused, awaiting_models, search, aggregate_revision, aggregate_xid)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
                CASE WHEN s.gold IS NULL THEN NULL ELSE nextval('items_gold_seq') END,
                CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority, :paused,
+               -- the hand-off: model judges get every new item first (gold measures raters: never)
+               s.gold IS NULL AND CAST(:handoff AS boolean),
                to_tsvector('english', assay_search_text(s.prompt, s.candidates)),
                -- a gold item's answer is its first aggregate revision (gold=include exports deliver it)
                CASE WHEN s.gold IS NULL THEN 0 ELSE 1 END,
@@ -298,7 +300,9 @@ async def import_file(
     # the overlap read under the lock is the one in force even if a settings change just landed.
     wanted = await queue.lock_for_reorder(session, project.id)
     # In an archived project new items are out of the queue too (projects/lifecycle.py: one rule for `paused`).
-    archived = await session.scalar(select(Project.archived_at).where(Project.id == project.id))
+    archived, handoff = (
+        await session.execute(select(Project.archived_at, Project.handoff).where(Project.id == project.id))
+    ).one()
     batch = Batch(
         project_id=project.id,
         name=name or (filename or "upload").replace("\x00", "")[:MAX_BATCH_NAME],
@@ -319,6 +323,7 @@ async def import_file(
                 "wanted": wanted,
                 "batch_priority": priority,
                 "paused": archived is not None,
+                "handoff": handoff is not None,
             },
         )
     ).one()

@@ -12,7 +12,7 @@ from server.db import SessionDep
 from server.errors import error_responses
 from server.exports import service
 from server.exports.encoders import Encoding, encoding_from_accept, gzipped
-from server.exports.formats import Aggregation, ExportFormat, GoldItems, Granularity, Raters
+from server.exports.formats import Aggregation, ExportFormat, GoldItems, Granularity, Judges, Raters
 from server.exports.limits import ExportResponse, principal_key
 from server.exports.schemas import ManifestRead
 from server.models import Export
@@ -99,6 +99,11 @@ async def export(
         default=GoldItems.exclude,
         description="granularity=item: include gold items, labelled by their gold answer.",
     ),
+    judges: Judges = Query(
+        default=Judges.human,
+        description="Whose labels: human (the default: judgments of humans, items humans labelled), model "
+        "(model judges' judgments, items they resolved under the hand-off), or all.",
+    ),
     after: str | None = Query(default=None, description="The Assay-Next-Cursor of your previous pull."),
     accept: str | None = Header(default=None),
     accept_encoding: str | None = Header(default=None),
@@ -128,6 +133,7 @@ async def export(
         aggregation=aggregation,
         raters=raters,
         gold=gold,
+        judges=judges,
     )
     ask.check(project)
     # The rater model is fitted once per data version (cached), before the snapshot is taken.

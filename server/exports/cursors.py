@@ -26,7 +26,7 @@ LEGACY_PREFIX = "j2"  # unsigned cursors issued before version 3: accepted only 
 NOT_A_CURSOR = "after is not a cursor from this server; pass the Assay-Next-Cursor value of your last export."
 OTHER_FILTERS = (
     "This cursor belongs to an export with other filters (granularity, batch_id, completed, since, until, "
-    "min_agreement, aggregation, raters, gold): repeat that export's filters, or start again without after."
+    "min_agreement, aggregation, raters, gold, judges): repeat that export's filters, or start again without after."
 )
 TAMPERED = (
     "This cursor's signature does not match: it was altered, or the server's secret key changed since it was "

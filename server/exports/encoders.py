@@ -76,6 +76,8 @@ _RAW_JUDGMENT = pa.schema(
         ("revision", _I),
         *[(name, _S) for name in ("item_id", "external_id", "batch_id", "rater")],
         ("rater_trusted", _B),
+        ("rater_kind", _S),
+        ("confidence", pa.float64()),
         ("prompt", _S),
         *[(name, _S) for name in ("candidates", "shown_order", "choice", "ranking")],
         ("strength", _I),
@@ -100,7 +102,7 @@ _RAW_ITEM = pa.schema(
     [
         ("item_id", _S),
         ("aggregate_revision", _I),
-        *[(name, _S) for name in ("external_id", "batch_id", "prompt", "candidates")],
+        *[(name, _S) for name in ("external_id", "batch_id", "prompt", "candidates", "label_source")],
         *[(name, _I) for name in ("judgments", "ties", "both_bad")],
         ("pairs", _S),
         ("completed_at", _S),

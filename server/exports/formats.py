@@ -83,6 +83,17 @@ class Raters(enum.StrEnum):
     trusted = "trusted"
 
 
+class Judges(enum.StrEnum):
+    """Whose labels an export reads: humans' (the default), model judges', or both (issue 12).
+
+    Per judgment: the judgments of that kind. Per completed item: the items labelled by that kind
+    (`label_source`), each aggregated from the judgments of its label source."""
+
+    human = "human"
+    model = "model"
+    all = "all"
+
+
 class GoldItems(enum.StrEnum):
     """Whether `granularity=item` exports deliver gold items (labelled by their gold answer)."""
 
@@ -318,6 +329,8 @@ def raw_row(row: Mapping[str, Any], rater: str) -> dict[str, Any]:
         "batch_id": str(row["batch_id"]),
         "rater": rater,
         "rater_trusted": row["rater_trusted"],  # quality/trust.py, evaluated when the export was pulled
+        "rater_kind": row["rater_kind"],  # human, or model for a model judge's verdict
+        "confidence": row["confidence"],  # a model judge's confidence (null for humans)
         "prompt": row["prompt"],
         "candidates": row["candidates"],
         "shown_order": [str(c) for c in row["shown_order"]],
@@ -449,6 +462,7 @@ def raw_item_row(row: Mapping[str, Any], aggregate: ItemAggregate) -> dict[str, 
         "batch_id": str(row["batch_id"]),
         "prompt": row["prompt"],
         "candidates": row["candidates"],
+        "label_source": row["label_source"] or "human",  # model: resolved by model judges (the hand-off)
         "judgments": aggregate.judgments,
         "ties": aggregate.ties,
         "both_bad": aggregate.both_bad,

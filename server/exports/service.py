@@ -44,6 +44,7 @@ from server.exports.formats import (
     ExportFormat,
     GoldItems,
     Granularity,
+    Judges,
     Pair,
     Raters,
     Renderer,
@@ -85,6 +86,7 @@ class ExportRequest:
     aggregation: Aggregation = Aggregation.majority  # granularity=item: how votes become the label
     raters: Raters = Raters.all  # trusted: only judgments of raters trusted at pull time (quality/trust.py)
     gold: GoldItems = GoldItems.exclude  # granularity=item: include gold items, labelled by their answer
+    judges: Judges = Judges.human  # whose labels: humans' (default), model judges', or both
 
     @property
     def by_completed_item(self) -> bool:
@@ -93,7 +95,7 @@ class ExportRequest:
     def filters(self) -> dict[str, Any]:
         """The filters that choose rows or their labels (not their shape), as stored in the manifest.
 
-        The parameters added later (aggregation, raters, gold) appear only when not at their
+        The parameters added later (aggregation, raters, gold, judges) appear only when not at their
         default, so a cursor issued before they existed keeps its selection key."""
         filters: dict[str, Any] = {
             "granularity": self.granularity.value,
@@ -111,6 +113,8 @@ class ExportRequest:
             filters["gold"] = self.gold.value
         if self.format == ExportFormat.tree:  # other rows: completed items with subtasks
             filters["tree"] = True
+        if self.judges != Judges.human:
+            filters["judges"] = self.judges.value
         return filters
 
     def selection_key(self) -> str:
@@ -179,7 +183,7 @@ _CANDIDATES = """(SELECT jsonb_agg(jsonb_build_object('id', c.id, 'text', c.text
 _TRUSTED = rater_is_trusted_sql("j.project_id", "j.rater_id")
 _JUDGMENT_COLUMNS = f"""j.id, j.item_id, j.revision, j.choice_id, j.ranking, j.strength, j.tie, j.both_bad, j.rationale,
        j.active_ms, j.surplus, j.surplus_reason, j.assistance_shown, j.created_at, j.rater_id, j.answer,
-       i.kind, i.question, i.parent_id,
+       j.rater_kind, j.confidence, i.kind, i.question, i.parent_id,
        {_TRUSTED} AS rater_trusted,
        i.external_id, i.prompt, i.batch_id, a.shown_order, a.leased_at, {_CANDIDATES}"""
 
@@ -202,7 +206,7 @@ def _finalised(request: ExportRequest) -> str:
         SELECT i.id AS item_id, i.aggregate_xid AS last_xid
         FROM items i
         WHERE i.project_id = :project_id AND i.aggregate_xid >= :low AND i.aggregate_xid < :high
-          AND {which}
+          AND {which}{_ITEM_SOURCE[request.judges]}
     )"""
 
 
@@ -248,8 +252,25 @@ def _filters_sql(request: ExportRequest, time_column: str) -> str:
 
 
 def _trusted(request: ExportRequest) -> str:
-    """The condition on judgments `j` that `raters=trusted` adds."""
-    return f" AND {_TRUSTED}" if request.raters == Raters.trusted else ""
+    """The condition on judgments `j` that `raters=trusted` and `judges` add."""
+    trusted = f" AND {_TRUSTED}" if request.raters == Raters.trusted else ""
+    judges = "" if request.judges == Judges.all else f" AND j.rater_kind = '{request.judges.value}'"
+    return trusted + judges
+
+
+# Per completed item, `judges` chooses the items by who labelled them, and each item's label comes
+# from the judgments of its label source (a handed-off item's model verdicts never enter it).
+_ITEM_SOURCE = {
+    Judges.human: " AND i.label_source IS NULL",
+    Judges.model: " AND i.label_source = 'model'",
+    Judges.all: "",
+}
+_OWN_SOURCE = " AND j.rater_kind = coalesce(i.label_source, 'human')"
+
+
+def _item_trusted(request: ExportRequest) -> str:
+    """The condition on an item's judgments `j` in item exports: trusted raters, its label source."""
+    return (f" AND {_TRUSTED}" if request.raters == Raters.trusted else "") + _OWN_SOURCE
 
 
 # format=tree: every descendant of the item (flat, in import order; formats.tree_row nests them),
@@ -311,12 +332,12 @@ def rows_sql(request: ExportRequest) -> str:
             ORDER BY final.last_xid, i.seq, j.seq"""
     return f"""{_finalised(request)}
         SELECT i.id AS item_id, i.external_id, i.prompt, i.batch_id, i.completed_at, i.aggregate_revision, i.gold,
-               {_CANDIDATES},
+               i.label_source, {_CANDIDATES},
                (SELECT jsonb_agg(jsonb_build_object('choice_id', j.choice_id, 'ranking', j.ranking,
                                                     'strength', j.strength, 'tie', j.tie, 'both_bad', j.both_bad,
                                                     'rater_id', j.rater_id)
                                  ORDER BY j.seq)
-                  FROM judgments j WHERE j.item_id = i.id AND NOT j.surplus{_trusted(request)}) AS judgments
+                  FROM judgments j WHERE j.item_id = i.id AND NOT j.surplus{_item_trusted(request)}) AS judgments
         FROM final
         JOIN items i ON i.id = final.item_id
         WHERE true{_kinds(request)}{_filters_sql(request, "i.completed_at")}
@@ -662,6 +683,7 @@ def _request_of(filters: Mapping[str, Any]) -> ExportRequest:
         aggregation=Aggregation(filters.get("aggregation", Aggregation.majority.value)),
         raters=Raters(filters.get("raters", Raters.all.value)),
         gold=GoldItems(filters.get("gold", GoldItems.exclude.value)),
+        judges=Judges(filters.get("judges", Judges.human.value)),
     )
 
 

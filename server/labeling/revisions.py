@@ -23,12 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.service import Principal
 from server.critiques import service as critiques
-from server.errors import Conflict, Forbidden, NotFound
+from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.items import subtasks as trees
 from server.labeling.rules import validate_answer, validate_verdict
 from server.labeling.schemas import JudgmentCreate
-from server.labeling.service import _lock_membership, same_verdict
-from server.models import Assignment, Item, Judgment, JudgmentRevision, Project, User
+from server.labeling.service import HUMAN_CONFIDENCE, _lock_membership, same_verdict
+from server.models import Assignment, Item, Judgment, JudgmentRevision, Project, User, UserKind
 from server.models.xid import CURRENT_XID
 from server.projects.service import accessible_project_ids
 
@@ -37,6 +37,7 @@ RECENT_LIMIT = 50  # judgments on the "my recent judgments" page
 ACCOUNT_SUSPENDED = "Your rating access is suspended; contact the project admin."
 NOT_YOURS = "This judgment is another rater's: only the rater who sent a verdict can revise it."
 FEEDBACK_SHOWN = "You were shown the known answer to this item after sending your verdict, so it cannot be revised."
+MODEL_NOT_REVISABLE = "A model judge's verdict cannot be revised: the item's hand-off was decided on it."
 REVISION_OFF = "Revision is turned off in project '{name}': a verdict, once sent, is final."
 WINDOW_CLOSED = (
     "The time to revise this judgment ran out at {closed} UTC: project '{name}' allows revisions for "
@@ -116,9 +117,13 @@ async def revise(session: AsyncSession, *, judgment_id: uuid.UUID, rater: User, 
     project or its window has closed; 422 when the verdict breaks the project's rules. Sending the
     stored verdict again changes nothing (a retried request).
     """
+    if data.confidence is not None and rater.kind != UserKind.model:
+        raise Invalid(HUMAN_CONFIDENCE)
     judgment, project = await own_judgment(session, judgment_id=judgment_id, rater=rater)
     if rater.suspended_at is not None:
         raise Forbidden(ACCOUNT_SUSPENDED)
+    if judgment.rater_kind == UserKind.model:
+        raise Conflict(MODEL_NOT_REVISABLE)
     _check_window(judgment, project, datetime.now(UTC))
     # The lock order: membership → assignment → item → the judgment row.
     await _lock_membership(session, project, rater)

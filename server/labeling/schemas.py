@@ -97,6 +97,13 @@ class JudgmentCreate(Schema):
         default=None,
         description="A subtask's answer: yes, no or unsure (a check), a number on its scale (a rating), a text.",
     )
+    confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="A model judge's probability that its verdict is right (0 to 1); model accounts only.",
+    )
     # Part of the judgment besides the verdict (a revision replaces them).
     critique_ratings: list[CritiqueRatingCreate] | None = Field(
         default=None, max_length=100, description="Your rating of each critique you were shown."
@@ -133,6 +140,8 @@ class JudgmentRead(Schema):
     surplus_reason: str | None = Field(
         description="Why it is not counted: filled (the item already had its judgments), removed, suspended."
     )
+    rater_kind: str = Field(default="human", description="human, or model for a model judge's verdict.")
+    confidence: float | None = Field(default=None, description="A model judge's confidence (null for humans).")
     created_at: datetime
     revision: int = Field(description="1 for the verdict first sent; each revision by its rater counts up.")
     revised_at: datetime | None = Field(description="When the current revision was sent (null: never revised).")

@@ -9,7 +9,8 @@ and a statement that could wait out of that order uses SKIP LOCKED instead:
   slot counters (`leased`, `judged`) change in the same statement;
 - run-out leases are returned to the queue with SKIP LOCKED on both the lease and its item, so
   reclaiming never waits;
-- a submit, skip or heartbeat locks membership, then its assignment, then the item.
+- a submit, skip or heartbeat locks membership, then its assignment, then the item; a model
+  judge's verdict routes its item under that same item lock (labeling/handoff.py).
 These functions flush and never commit. Where a request must not hold one transaction's locks
 while waiting for another's (a verdict, then the next lease), labeling/flows.py splits it.
 """
@@ -27,9 +28,9 @@ from server import audit
 from server.config import settings
 from server.critiques import assistance
 from server.critiques import service as critiques
-from server.errors import Conflict, Forbidden, NotFound
+from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.items import subtasks as trees
-from server.labeling import queue
+from server.labeling import handoff, queue
 from server.labeling.rules import Verdict, validate_answer, validate_verdict
 from server.labeling.schemas import JudgmentCreate
 from server.models import (
@@ -60,6 +61,7 @@ ENDED: dict[str, str] = {
     SurplusReason.not_admitted: "You did not pass this project's qualification round while you held this item",
 }
 _ENDED_UNKNOWN = "Your lease on this item was ended by an admin"
+HUMAN_CONFIDENCE = "Only model judges send a confidence; leave `confidence` out of a human rater's verdict."
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +496,9 @@ async def next_assignment(
         leased = await session.scalar(_PICK_GOLD_STMT, params | after)
         if leased is not None:
             return await _new_lease(session, project, member, leased)
+    if handoff.is_model(rater):  # model judges pick from the model phase only, never the human queue
+        leased = await handoff.pick(session, project=project, member=member, rater=rater)
+        return None if leased is None else await _load(session, leased)
     if member.group:
         leased = await session.scalar(_PICK_POOL, params | {"pool": member.group})
         if leased is not None:
@@ -514,6 +519,8 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
     order. `Moved` means that row was filled while we waited: look again in a new transaction.
     """
     _check_can_label(project, rater)
+    if handoff.is_model(rater):  # model judges poll; they never wait for a locked row
+        return None
     member = await _lock_membership(session, project, rater)
     params = _pick_params(project, rater)
     if await _qualifying(session, project, member, rater):  # gold is never waited for: look again
@@ -687,8 +694,11 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     A verdict on a lease an admin ended (removal, suspension) is stored too, uncounted and marked
     with why; `Submitted.refusal` then says so. Nothing a rater sent is silently dropped. A gold
     verdict is scored first (quality/rules.py): feedback, the qualification round and the
-    suspension rule are decided in this transaction, under the membership lock taken first.
+    suspension rule are decided in this transaction, under the membership lock taken first. A
+    model judge's verdict counts toward its item's model phase instead (labeling/handoff.py).
     """
+    if data.confidence is not None and not handoff.is_model(rater):
+        raise Invalid(HUMAN_CONFIDENCE)
     member = await _lock_membership_of(session, assignment_id, rater)
     row = (
         await session.execute(
@@ -725,8 +735,17 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent, *held]})
     elif parent:
         await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent]})
+    decides = False
     if assignment.status == AssignmentStatus.ended:
         counted, reason = False, assignment.ended_reason
+    elif handoff.is_model(rater) and not assignment.gold:
+        held_lease = assignment.status == AssignmentStatus.leased
+        counted, model_judged = await handoff.take_slot(
+            session, project=project, item_id=assignment.item_id, held=held_lease
+        )
+        reason = None if counted else SurplusReason.filled
+        rule = handoff.rule_of(project)
+        decides = counted and rule is not None and model_judged >= rule.min_judges
     else:
         held_lease = assignment.status == AssignmentStatus.leased
         slot = (await session.execute(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held_lease})).one()
@@ -753,6 +772,8 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         gold=assignment.gold,
         feedback_shown=feedback is not None,
         assistance_shown=assistance.is_shown(assignment),
+        rater_kind=rater.kind,
+        confidence=data.confidence,
     )
     session.add(judgment)
     assignment.status = AssignmentStatus.submitted
@@ -761,6 +782,8 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     if member is not None and (decision.qualified is not None or decision.suspended_reason is not None):
         await _apply(session, project=project, member=member, rater=rater, decision=decision)
     await critiques.store(session, judgment=judgment, rater=rater, extras=extras)
+    if decides:  # this verdict completed the model phase: route the item (its lock is held)
+        await handoff.decide(session, project=project, item_id=assignment.item_id)
     refusal = _ended_refusal(reason) if reason in ENDED else None
     return Submitted(judgment=judgment, created=True, project=project, refusal=refusal, feedback=feedback)
 

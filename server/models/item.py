@@ -53,6 +53,21 @@ class Item(IdMixin, Base):
             name="scale",
         ),
         CheckConstraint("kind = 'comparison' OR parent_id IS NOT NULL", name="subtask_parent"),
+        CheckConstraint("model_judged >= 0", name="model_judged"),
+        CheckConstraint("label_source IN ('model')", name="label_source"),
+        # The model judges' pick (labeling/handoff.py): items still in the model phase, in import order.
+        Index(
+            "ix_items_models",
+            "project_id",
+            "seq",
+            postgresql_where=text("awaiting_models AND NOT paused AND label_source IS NULL"),
+        ),
+        # The hand-off report: items the models resolved or handed to humans.
+        Index(
+            "ix_items_handoff",
+            "project_id",
+            postgresql_where=text("label_source IS NOT NULL OR handoff_reason IS NOT NULL"),
+        ),
         CheckConstraint("wanted >= 1 OR gold_seq IS NOT NULL", name="wanted"),
         # A gold item is served in its own order and never through the queue (wanted = 0).
         CheckConstraint("(gold IS NULL) = (gold_seq IS NULL)", name="gold_order"),
@@ -132,6 +147,14 @@ class Item(IdMixin, Base):
     # (a task tree's parent under `subtasks_gate = required`). Model accounts pick from their own index.
     awaiting_models: Mapped[bool] = mapped_column(default=False, server_default="false")
     open_subtasks: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The hand-off (labeling/handoff.py): model judgments counted against the rule's `min_judges`;
+    # 'model' when the models resolved the item (it then keeps `awaiting_models`, so it is never
+    # served to humans); why it went to humans instead ("models disagree", "p=0.54 < 0.8"), and
+    # whether it was a spot check (resolved by the models, sent to humans anyway).
+    model_judged: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    label_source: Mapped[str | None] = mapped_column(String(16))
+    handoff_reason: Mapped[str | None] = mapped_column(Text)
+    spot_check: Mapped[bool] = mapped_column(default=False, server_default="false")
     queue_open: Mapped[bool] = mapped_column(
         Computed(
             "NOT paused AND NOT awaiting_models AND open_subtasks = 0 AND leased + judged < wanted",

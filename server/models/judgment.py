@@ -60,6 +60,8 @@ class Judgment(IdMixin, Base):
         # Exports count the revised judgments of a pull (the Assay-Revisions header): few rows.
         Index("ix_judgments_revised", "project_id", "xid", postgresql_where=text("revision > 1")),
         CheckConstraint("revision >= 1", name="revision"),
+        CheckConstraint("confidence BETWEEN 0 AND 1", name="confidence"),
+        CheckConstraint("rater_kind IN ('human', 'model')", name="rater_kind"),
         # A rater's gold judgments, newest last: gold accuracy overall and over the last N.
         Index("ix_judgments_gold", "project_id", "rater_id", "seq", postgresql_where=text("gold")),
         Index(
@@ -99,6 +101,10 @@ class Judgment(IdMixin, Base):
     # The rater was shown the gold answer after this verdict: it can no longer be revised.
     feedback_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
     assistance_shown: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # A model judge's verdict (its account's kind, copied so exports filter without a join) and the
+    # model's confidence in it (0 to 1; only models send one).
+    rater_kind: Mapped[str] = mapped_column(String(16), default="human", server_default="human")
+    confidence: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # 1 for the verdict first sent; each revision by its rater counts up (`revised_at` is its time).
     revision: Mapped[int] = mapped_column(default=1, server_default="1")

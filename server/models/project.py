@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, IdMixin, TimestampMixin
@@ -93,6 +94,9 @@ class Project(IdMixin, TimestampMixin, Base):
     assistance_policy: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     # Task trees (server/items/subtasks.py): whether a parent waits for its subtasks' judgments.
     subtasks_gate: Mapped[str] = mapped_column(String(16), default=SubtasksGate.required, server_default="required")
+    # The hand-off rule (labeling/handoff.py): {"min_confidence", "min_judges", "spot_check_rate"};
+    # null: every item goes to humans.
+    handoff: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Counts up whenever items may have moved ahead in the serving order (an import, a batch
     # resumed or reprioritised, a new overlap, active learning): raters' resume points from an
     # older epoch are not trusted (see labeling/service.py).

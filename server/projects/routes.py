@@ -17,6 +17,7 @@ from server.markdown import MAX_INSTRUCTIONS, render_off_loop
 from server.models import Project, Role
 from server.projects import guards, lifecycle, service
 from server.projects.schemas import (
+    HandoffRule,
     MemberUpdate,
     ProjectBase,
     ProjectCreate,
@@ -117,6 +118,40 @@ def _settings_data(form: FormData) -> dict[str, Any]:
     return data
 
 
+HANDOFF_LABELS = {
+    "min_confidence": "Hand-off threshold",
+    "min_judges": "Model judges",
+    "spot_check_rate": "Spot-check rate",
+}
+HANDOFF_FIELDS = tuple(f"handoff_{name}" for name in HANDOFF_LABELS)
+
+
+def _handoff_values(rule: dict[str, Any] | None) -> dict[str, Any]:
+    """The hand-off fields of the form, from the stored rule (or the defaults when there is none)."""
+    shown = HandoffRule.model_validate(rule or {}).model_dump()
+    return {"handoff_on": rule is not None, **{f"handoff_{k}": v for k, v in shown.items()}}
+
+
+def _with_handoff(form: FormData, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's hand-off rule into `values` (for the schema), and its fields' errors (keyed as the form's)."""
+    raw = text_fields(form, HANDOFF_FIELDS)
+    if not checkbox(form, "handoff"):
+        return values | {"handoff": None}, {}
+    rule, errors = validate(HandoffRule, {k.removeprefix("handoff_"): v for k, v in raw.items()}, HANDOFF_LABELS)
+    if rule is None:
+        return values, {f"handoff_{k}": v for k, v in errors.items()}
+    return values | {"handoff": rule.model_dump()}, {}
+
+
+def _handoff_form(form: FormData) -> dict[str, Any]:
+    """The hand-off fields as typed, to show the form again."""
+    return {"handoff_on": checkbox(form, "handoff"), **text_fields(form, HANDOFF_FIELDS)}
+
+
+def _schema_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "handoff_on" and k not in HANDOFF_FIELDS}
+
+
 async def _preview(text: str) -> dict[str, str]:
     """The instructions as raters will see them, or why there is no preview (rendering is bounded by length)."""
     if len(text) > MAX_INSTRUCTIONS:
@@ -160,16 +195,21 @@ async def list_projects(request: Request, admin: AdminPagePrincipal, session: Se
 async def new_project(request: Request, admin: AdminPagePrincipal) -> Response:
     """The form for a new project, with the API's defaults filled in."""
     defaults = {name: field.default for name, field in ProjectBase.model_fields.items()}
-    return _form_page(request, project=None, values=defaults | {"name": ""}, errors={}, preview=await _preview(""))
+    values = defaults | {"name": ""} | _handoff_values(None) | {"handoff_on": False}
+    return _form_page(request, project=None, values=values, errors={}, preview=await _preview(""))
 
 
 @router.post("/projects")
 async def create_project(request: Request, admin: AdminPagePrincipal, session: SessionDep) -> Response:
     """Create a project; invalid fields come back on the form with what to fix."""
-    values = _settings_data(await read_form(request))
-    data, errors = validate(ProjectCreate, values, LABELS, MESSAGES)
+    form = await read_form(request)
+    values, rule_errors = _with_handoff(form, _settings_data(form))
+    data, errors = validate(ProjectCreate, _schema_values(values), LABELS, MESSAGES)
     if data is not None and (problem := await service.qualification_problem(session, None, data.qualification_items)):
         data, errors = None, {"qualification_items": problem}
+    if rule_errors:
+        data, errors = None, errors | rule_errors
+    values |= _handoff_form(form)
     if data is None:
         preview = await _preview(str(values.get("instructions") or ""))
         return _form_page(request, project=None, values=values, errors=errors, preview=preview, status_code=422)
@@ -184,6 +224,7 @@ async def edit_project(
     """The settings form of a project."""
     project = await service.get_accessible(session, admin, project_id)
     values = {k: getattr(project, k) for k in (*LABELS, "allow_tie", "allow_both_bad", "is_active")}
+    values |= _handoff_values(project.handoff)
     preview = {"preview_html": project.instructions_html, "preview_error": ""}
     warning = guards.overlap_warning(project.overlap, await service.rater_count(session, project))
     return _form_page(request, project=project, values=values, errors={}, preview=preview, warning=warning)
@@ -197,14 +238,17 @@ async def update_project(
     touches work already done is shown with its numbers first, and saved when confirmed."""
     project = await service.get_accessible(session, admin, project_id)
     form = await read_form(request)
-    values = _settings_data(form)
-    data, errors = validate(ProjectUpdate, values, LABELS, MESSAGES)
+    values, rule_errors = _with_handoff(form, _settings_data(form))
+    data, errors = validate(ProjectUpdate, _schema_values(values), LABELS, MESSAGES)
     if (
         data is not None
         and (data.qualification_items or 0) > project.qualification_items
         and (problem := await service.qualification_problem(session, project, data.qualification_items))
     ):
         data, errors = None, {"qualification_items": problem}
+    if rule_errors:
+        data, errors = None, errors | rule_errors
+    values |= _handoff_form(form)
     if data is None:
         preview = await _preview(str(values.get("instructions") or ""))
         return _form_page(request, project=project, values=values, errors=errors, preview=preview, status_code=422)

@@ -26,6 +26,28 @@ RATIO_DOC = "In an experiment, the share of each rater's assignments shown assis
 RATINGS_DOC = "Whether raters must rate every critique they are shown (optional or required)."
 
 
+HANDOFF_DOC = (
+    "Offer each new item to model judges first: {min_confidence, min_judges, spot_check_rate}. "
+    "Absent or null: every item goes to humans (null in an update turns it off and opens held items to humans)."
+)
+
+
+class HandoffRule(Schema):
+    """The hand-off rule (server/handoff/rules.py)."""
+
+    min_confidence: float = Field(
+        default=0.8, ge=0.0, le=1.0, allow_inf_nan=False, description="Every model must be at least this sure."
+    )
+    min_judges: int = Field(default=1, ge=1, le=10, description="Model judgments wanted before an item is routed.")
+    spot_check_rate: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Share of model-resolved items sent to humans anyway, to measure the models.",
+    )
+
+
 class ProjectBase(Schema):
     instructions: str = Field(
         default="", max_length=MAX_INSTRUCTIONS, description="Markdown shown to raters (rendered when saved)."
@@ -79,6 +101,7 @@ class ProjectBase(Schema):
     )
     critique_ratings: CritiqueRatings = Field(default=CritiqueRatings.optional, description=RATINGS_DOC)
     subtasks_gate: SubtasksGate = Field(default=SubtasksGate.required, description=GATE_DOC)
+    handoff: HandoffRule | None = Field(default=None, description=HANDOFF_DOC)
 
 
 class ProjectCreate(ProjectBase):
@@ -116,6 +139,7 @@ class ProjectUpdate(Schema):
     )
     critique_ratings: CritiqueRatings | None = Field(default=None, description=RATINGS_DOC)
     subtasks_gate: SubtasksGate | None = Field(default=None, description=GATE_DOC)
+    handoff: HandoffRule | None = Field(default=None, description=HANDOFF_DOC)
 
 
 class ProjectRead(ProjectBase):

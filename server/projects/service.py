@@ -12,7 +12,7 @@ from server import audit
 from server.auth.service import Principal
 from server.errors import Conflict, Invalid, NotFound
 from server.items import subtasks
-from server.labeling import queue
+from server.labeling import handoff, queue
 from server.labeling import service as labeling
 from server.logs import get_logger
 from server.markdown import render_off_loop
@@ -188,6 +188,10 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     """Change settings; a new overlap re-opens or completes items, active learning (un)prioritises them, at once."""
     # Every setting is required, so null leaves it as it is (it cannot be stored).
     changes = {key: value for key, value in data.model_dump(exclude_unset=True).items() if value is not None}
+    if "handoff" in data.model_fields_set:  # null turns the hand-off off (the one setting that can be null)
+        changes["handoff"] = changes.get("handoff")
+        if changes["handoff"] == project.handoff:
+            del changes["handoff"]
     archived = changes.pop("archived", None)
     if archived is not None:
         await lifecycle.set_project_archived(session, project, archived, actor=actor)
@@ -196,11 +200,12 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     longer = changes.get("qualification_items", 0) > project.qualification_items  # turned on, or a longer round
     if longer and (problem := await qualification_problem(session, project, changes["qualification_items"])):
         raise Conflict(problem)
-    reorders = changes.keys() & {"overlap", "active_learning", "is_active", "subtasks_gate"}
+    reorders = changes.keys() & {"overlap", "active_learning", "is_active", "subtasks_gate", "handoff"}
     raised = changes.get("overlap", project.overlap) > project.overlap
     if reorders:
         await queue.lock_for_reorder(session, project.id)  # the project row first: the lock order
-    opens = changes.get("subtasks_gate", project.subtasks_gate) != project.subtasks_gate  # parents open or close
+    # A new gate opens or closes parents anywhere; a new hand-off rule holds or releases items anywhere.
+    opens = changes.get("subtasks_gate", project.subtasks_gate) != project.subtasks_gate or "handoff" in changes
     for key, value in changes.items():
         setattr(project, key, value)
     if "instructions" in changes:
@@ -208,13 +213,15 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     lowest = await _apply_overlap(session, project.id, project.overlap) if "overlap" in changes else None
     if "active_learning" in changes:
         await rewards.apply_active_learning(session, project)
+    if "handoff" in changes:
+        await handoff.apply_rule(session, project)
     if "subtasks_gate" in changes:
         await subtasks.apply_gate(session, project, project.subtasks_gate)
     if reorders and "active_learning" not in changes and not opens:
         # What moved ahead: a lowered overlap or a paused/restarted project, nothing; a raised one,
         # the items it reopened: open now with at least `lowest` (the smallest overlap it raised)
-        # judgments and leases. Active learning, or a gate that opens or closes parents anywhere,
-        # reorders everything: raters walk from the start.
+        # judgments and leases. Active learning, a new gate or a new hand-off rule can move items
+        # anywhere: raters walk from the start.
         if raised and lowest is not None:
             await queue.rewind_to(session, project.id, "i.judged + i.leased >= :reopened", {"reopened": lowest})
         else:
@@ -242,7 +249,7 @@ _APPLY_OVERLAP = text(
     f"""
     WITH target AS (
         SELECT id, wanted AS before FROM items WHERE project_id = :project_id AND parent_id IS NULL
-          AND gold_seq IS NULL AND wanted <> :overlap
+          AND gold_seq IS NULL AND wanted <> :overlap AND label_source IS NULL
         ORDER BY id FOR NO KEY UPDATE
     ), changed AS (
     UPDATE items i SET

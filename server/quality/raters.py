@@ -57,6 +57,7 @@ class Judged:
     revised: bool
     at: float  # time order (epoch seconds, or a sequence number)
     gold_score: float | None = None  # scored gold judgment: 0..1
+    human: bool = True  # a human's judgment; a model judge's is compared with the humans, never counted in
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +117,9 @@ Scores = tuple[float, float, int]  # (sum of unit scores, sum of their squares, 
 
 
 def _majority_agreement(judged: Sequence[Judged]) -> list[Scores]:
-    """Per judgment: its unit scores against the others' majority direction.
+    """Per judgment: its unit scores against the other human judgments' majority direction.
 
+    Model judges' verdicts are scored against the humans' and never count in anyone's majority.
     A unit scores 1 when the judgment takes the direction most other judgments took, 0 when it
     does not, and 1/k when k directions are level at the top among the others, its own one of
     them; units with no other judgment do not count.
@@ -125,7 +127,7 @@ def _majority_agreement(judged: Sequence[Judged]) -> list[Scores]:
     signs: dict[Unit, list[int]] = defaultdict(lambda: [0, 0, 0])  # counts of -, 0, +
     for j in judged:
         for unit, value in j.values.items():
-            signs[unit][(value > 0) - (value < 0) + 1] += 1
+            signs[unit][(value > 0) - (value < 0) + 1] += j.human
     result = []
     for j in judged:
         total = squares = 0.0
@@ -133,7 +135,7 @@ def _majority_agreement(judged: Sequence[Judged]) -> list[Scores]:
         for unit, value in j.values.items():
             own = (value > 0) - (value < 0) + 1
             others = list(signs[unit])
-            others[own] -= 1
+            others[own] -= j.human
             top = max(others)
             if top == 0:
                 continue

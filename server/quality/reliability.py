@@ -42,7 +42,7 @@ _VALUES = """
     FROM judgments j
     JOIN candidates c1 ON c1.item_id = j.item_id
     JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
-    WHERE j.project_id = :project_id AND NOT j.both_bad
+    WHERE j.project_id = :project_id AND NOT j.both_bad AND j.rater_kind = 'human'
 """
 _PATTERNS = text(
     f"""
@@ -62,6 +62,7 @@ _TALLIES = text(
     """
     WITH v AS (
         SELECT j.rater_id, j.created_at, j.seq, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
+               j.rater_kind = 'human' AS by_human,
                j.item_id, c1.position AS pa, c2.position AS pb, c1.position = 0 AND c2.position = 1 AS first,
                cardinality(a.shown_order) = 2 AND j.choice_id IS NOT NULL AND NOT j.tie AND NOT j.both_bad AS two_way,
                j.choice_id = a.shown_order[1] AS chose_first,
@@ -77,11 +78,14 @@ _TALLIES = text(
         JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
         WHERE j.project_id = :project_id
     ),
-    counted AS (  -- the other judgments' directions on the same unit
+    counted AS (  -- the other human judgments' directions on the same unit (a model is compared with humans)
         SELECT v.*,
-               count(*) FILTER (WHERE value < 0) OVER u - coalesce((value < 0)::int, 0) AS neg,
-               count(*) FILTER (WHERE value = 0) OVER u - coalesce((value = 0)::int, 0) AS zero,
-               count(*) FILTER (WHERE value > 0) OVER u - coalesce((value > 0)::int, 0) AS pos
+               count(*) FILTER (WHERE value < 0 AND by_human) OVER u
+                   - coalesce((value < 0 AND by_human)::int, 0) AS neg,
+               count(*) FILTER (WHERE value = 0 AND by_human) OVER u
+                   - coalesce((value = 0 AND by_human)::int, 0) AS zero,
+               count(*) FILTER (WHERE value > 0 AND by_human) OVER u
+                   - coalesce((value > 0 AND by_human)::int, 0) AS pos
         FROM v WINDOW u AS (PARTITION BY item_id, pa, pb)
     ),
     scored AS (
@@ -271,7 +275,7 @@ async def reliability(
 
 _JUDGMENTS = text(
     """
-    SELECT j.rater_id, j.item_id, j.strength, j.tie, j.both_bad, j.active_ms, j.revision,
+    SELECT j.rater_id, j.item_id, j.strength, j.tie, j.both_bad, j.active_ms, j.revision, j.rater_kind,
            extract(epoch FROM j.created_at)::float8 AS at, j.gold, i.gold AS gold_answer,
            cardinality(a.shown_order) AS candidates, cc.position AS choice,
            j.choice_id IS NOT NULL AND j.choice_id = a.shown_order[1] AS chose_first,
@@ -312,6 +316,7 @@ def _judged(row: Any) -> Judged:
         both_bad=row.both_bad,
         revised=row.revision > 1,
         at=row.at,
+        human=row.rater_kind == "human",
         gold_score=gold_score,
     )
 

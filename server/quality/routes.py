@@ -8,9 +8,11 @@ from fastapi.responses import Response
 
 from server.db import SessionDep
 from server.errors import Invalid
+from server.handoff import service as handoff
 from server.projects import service as projects
 from server.quality import reliability
 from server.quality.cache import Computing
+from server.web import charts
 from server.web.deps import AdminPagePrincipal
 from server.web.templating import render
 
@@ -75,4 +77,7 @@ async def quality(
         "sort": sort,
         "columns": {key: (label, next_sort(key, sort)) for key, (label, _) in COLUMNS.items()},
     }
+    if project.handoff is not None:  # the hand-off's report and its reliability diagram
+        report = await handoff.handoff_report(session, project)
+        context |= {"handoff": report, "calibration": charts.reliability_chart(report["bins"])}
     return render(request, "admin/quality/table.html", context)

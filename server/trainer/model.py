@@ -276,6 +276,28 @@ def score_features(weights: NDArray[np.float64], features: Matrix, sizes: Sequen
     return [(float(pf), float(u)) for pf, u in zip(p_first, best, strict=True)]
 
 
+def judge_items(
+    weights: NDArray[np.float64], featurizer: Featurizer, items: Sequence[Sequence[str]]
+) -> list[tuple[int, float]]:
+    """For each item's candidate texts: (index of the candidate the model prefers, its probability).
+
+    The probability is the softmax of the candidates' rewards (Bradley-Terry over all of them); for
+    two candidates it is P(preferred over the other), the same figure `score_items` gives. This is
+    what the worker sends as a model judge's confidence (`assay worker --judge`)."""
+    if not items:
+        return []
+    features = featurizer.transform([t for candidates in items for t in candidates])
+    rewards = np.asarray(features @ weights, dtype=np.float64).ravel()
+    out, start = [], 0
+    for candidates in items:
+        r = rewards[start : start + len(candidates)]
+        start += len(candidates)
+        e = np.exp(r - r.max())
+        best = int(np.argmax(r))
+        out.append((best, float(e[best] / e.sum())))
+    return out
+
+
 def save(trained: Trained, directory: Path) -> tuple[Path, str]:
     """Write the weights and their description as one .npz named by its sha256; returns (path, sha256)."""
     buffer = io.BytesIO()

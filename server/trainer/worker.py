@@ -18,11 +18,22 @@ from numpy.typing import NDArray
 from rich.progress import Progress, TaskID
 
 from server.client import AssayClient, ModelReport, OpenItem, Score, Unreachable
-from server.trainer.model import Featurizer, NotEnoughData, aggregate, load, render, save, score_items, train
+from server.trainer.model import (
+    Featurizer,
+    NotEnoughData,
+    aggregate,
+    judge_items,
+    load,
+    render,
+    save,
+    score_items,
+    train,
+)
 from server.trainer.store import Segment, State, Store, TrainedRun
 
 log = logging.getLogger("assay.worker")
 SCORE_PAGE = 1000
+JUDGE_LIMIT = 1000  # items judged per cycle (`--judge`), so a cycle ends and the model is retrained
 
 # `--labels`: what the worker trains on, and the export parameters that pull it.
 # - judgments: every judgment's rows (votes on one pair of replies are counted together, majority wins);
@@ -44,6 +55,7 @@ class CycleResult:
     version: int | None = None
     scored: int = 0
     prioritised: int = 0
+    judged: int = 0
 
 
 class Worker:
@@ -57,6 +69,7 @@ class Worker:
         featurizer: Featurizer,
         progress: Progress | None = None,
         labels: str = "judgments",
+        judge: AssayClient | None = None,
     ) -> None:
         if labels not in LABELS:
             raise ValueError(f"labels must be one of {', '.join(LABELS)}, not {labels!r}.")
@@ -67,6 +80,8 @@ class Worker:
         self.project_id = project_id
         self.featurizer = featurizer
         self.progress = progress
+        # `--judge`: a client holding a model account's token (never the trainer's, which cannot judge).
+        self.judge = judge
 
     def _task(self, description: str, total: float | None = None) -> TaskID | None:
         return self.progress.add_task(description, total=total) if self.progress else None
@@ -92,6 +107,8 @@ class Worker:
         if state.trained is not None:
             result.version = state.trained.version
         result.scored, result.prioritised = await self._score(state)
+        if self.judge is not None:
+            result.judged = await self._judge(state, self.judge)
         return result
 
     async def _pull(self, state: State) -> tuple[int, int]:
@@ -222,6 +239,22 @@ class Worker:
         self.store.save(state)
         log.info("scored %d open items with model v%d; %d priorities changed", scored, run.version, prioritised)
         return scored, prioritised
+
+    async def _judge(self, state: State, judge: AssayClient) -> int:
+        """Judge the items of the model phase with the current model, its probability as confidence."""
+        run = state.trained
+        if run is None or run.features != self.featurizer.name:
+            log.info("no model to judge with yet; not judging")
+            return 0
+        weights = load(Path(run.artefact)).weights
+        judged = 0
+        while judged < JUDGE_LIMIT and (leased := await judge.next_assignment(self.project_id)) is not None:
+            texts = [render(c.text if c.text is not None else (c.messages or [])) for c in leased.candidates]
+            (best, p), *_ = await asyncio.to_thread(judge_items, weights, self.featurizer, [texts])
+            await judge.submit_judgment(leased.id, choice=leased.candidates[best].id, confidence=round(p, 6))
+            judged += 1
+        log.info("judged %d items of the model phase with model v%s", judged, run.version or "unreported")
+        return judged
 
 
 async def run_forever(worker: Worker, *, interval: float) -> None:

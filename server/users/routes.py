@@ -22,7 +22,7 @@ from server.web.templating import is_htmx, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-USER_LABELS = {"email": "Email", "password": "Password", "role": "Role", "name": "Name"}
+USER_LABELS = {"email": "Email", "password": "Password", "role": "Role", "name": "Name", "kind": "Kind"}
 TOKEN_LABELS = {"name": "Name", "scopes": "Scopes", "expires_in_days": "Expiry in days"}
 USER_MESSAGES = {("email", "string_pattern_mismatch"): "Email must be an address like ana@example.com."}
 TOKEN_MESSAGES = {("scopes", "too_short"): "Choose at least one scope."}
@@ -69,13 +69,17 @@ async def users(request: Request, admin: AdminPagePrincipal, session: SessionDep
 @router.post("/users")
 async def create_user(request: Request, admin: AdminPagePrincipal, session: SessionDep) -> Response:
     """Create an admin, rater or trainer; problems come back beside their fields."""
-    values = text_fields(await read_form(request), ("email", "name", "role", "password"))
+    values = text_fields(await read_form(request), ("email", "name", "role", "password", "kind"))
+    if not values.get("password"):
+        values.pop("password", None)  # an empty field: no password (refused below unless a model)
     data, errors = validate(UserCreate, values, USER_LABELS, USER_MESSAGES)
     if data is not None:
         try:
             user = await service.create(session, data, actor=admin.user)
         except Conflict as exc:
             errors = {"email": exc.message}
+        except Invalid as exc:  # the kind's rules (a model: rater, no password; a human: a password)
+            errors = {"kind" if exc.message == service.MODEL_ROLE else "password": exc.message}
         else:
             return done(request, f"/admin/users/{user.id}", f"Account {user.email} created ({user.role}).")
     values.pop("password", None)  # never echo a password back into the page

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
 from server.errors import Conflict, Invalid, NotFound
-from server.models import User, UserSession
+from server.models import Role, User, UserKind, UserSession
 from server.security import hash_password
 from server.users.schemas import UserCreate, UserUpdate
 
@@ -28,12 +28,28 @@ async def list_users(session: AsyncSession) -> list[User]:
     return list(await session.scalars(select(User).order_by(User.created_at, User.email)))
 
 
+MODEL_ROLE = "A model account is a rater: it judges items; create it with role rater."
+MODEL_PASSWORD = "A model account has no password: it cannot log in to pages and judges through the API with a token."
+PASSWORD_NEEDED = "A password is needed (at least 8 characters); only model accounts have none."
+
+
+def _check_kind(data: UserCreate) -> None:
+    if data.kind == UserKind.model and data.role != Role.rater:
+        raise Invalid(MODEL_ROLE)
+    if data.kind == UserKind.model and data.password is not None:
+        raise Invalid(MODEL_PASSWORD)
+    if data.kind == UserKind.human and data.password is None:
+        raise Invalid(PASSWORD_NEEDED)
+
+
 async def create(session: AsyncSession, data: UserCreate, *, actor: User | None) -> User:
-    """Create an account; the email must not be taken (case-insensitively)."""
+    """Create an account; the email must not be taken (case-insensitively). A model account has no password."""
+    _check_kind(data)
     email = data.email.strip()
     if await get_by_email(session, email) is not None:
         raise Conflict(f"A user with email {email} already exists.")
-    user = User(email=email, name=data.name, role=data.role, password_hash=await hash_password(data.password))
+    password_hash = await hash_password(data.password) if data.password is not None else None
+    user = User(email=email, name=data.name, role=data.role, kind=data.kind, password_hash=password_hash)
     session.add(user)
     await session.flush()
     audit.record(
@@ -42,7 +58,7 @@ async def create(session: AsyncSession, data: UserCreate, *, actor: User | None)
         action="user.create",
         target_type="user",
         target_id=user.id,
-        data={"email": email, "role": data.role},
+        data={"email": email, "role": data.role, "kind": data.kind},
     )
     return user
 
@@ -53,6 +69,10 @@ async def update(session: AsyncSession, user: User, data: UserUpdate, *, actor: 
         raise Invalid("You cannot deactivate your own account; another admin can.")
     if user.id == actor.id and data.role is not None and data.role != user.role:
         raise Invalid("You cannot change your own role; another admin can.")
+    if user.kind == UserKind.model and data.password is not None:
+        raise Invalid(MODEL_PASSWORD)
+    if user.kind == UserKind.model and data.role is not None and data.role != Role.rater:
+        raise Invalid(MODEL_ROLE)
     changed = data.model_dump(exclude_none=True, exclude={"password"})  # null: unchanged
     for key, value in changed.items():
         setattr(user, key, value)

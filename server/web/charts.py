@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from server.projects.schemas import HourlyCount, RaterStats
 
@@ -322,3 +323,73 @@ def heat_style(share: float | None) -> str:
     hue = 212 if share >= 0.5 else 28
     lightness = 97 - 35 * distance  # never darker than 62%: dark text stays readable
     return f"background-color: hsl({hue} 75% {lightness:.0f}%); color: #111;"
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationPoint:
+    """One confidence bin of a reliability diagram: observed agreement (a dot) with its interval (a whisker)."""
+
+    x: float  # drawn at the middle of the bin
+    y: float
+    low_y: float
+    high_y: float
+    label: str  # the bin, e.g. "0.8 to 0.9"
+    value_text: str  # in words, for the tooltip and the description
+
+
+@dataclass(frozen=True, slots=True)
+class ReliabilityChart(Frame):
+    """Observed agreement against stated confidence; the diagonal is perfect calibration."""
+
+    points: tuple[CalibrationPoint, ...]
+    diagonal: tuple[float, float, float, float]  # x1, y1, x2, y2: confidence = agreement
+    empty: bool
+
+
+def reliability_chart(
+    bins: Sequence[dict[str, Any]], *, id: str = "calibration", width: int = 720, height: int = 340
+) -> ReliabilityChart:
+    """A reliability diagram from the hand-off report's bins (those with judgments), both axes 0.5 to 1."""
+    left, right, top, bottom = 56.0, width - 16.0, 12.0, height - 44.0
+    low = 0.5
+
+    def x(value: float) -> float:
+        return left + (right - left) * (max(value, low) - low) / (1 - low)
+
+    def y(value: float) -> float:
+        return bottom - (bottom - top) * (max(value, low) - low) / (1 - low)
+
+    points = []
+    for b in bins:
+        if not b["judgments"] or b["agreement"] is None:
+            continue
+        middle = (b["confidence_low"] + b["confidence_high"]) / 2
+        label = f"{b['confidence_low']:.1f} to {b['confidence_high']:.1f}"
+        ci_low, ci_high = b["ci"]
+        text = (
+            f"{b['agreement']:.0%} agreement (95% interval {ci_low:.0%} to {ci_high:.0%}) "
+            f"over {b['judgments']} model verdicts"
+        )
+        points.append(
+            CalibrationPoint(
+                x=x(middle), y=y(b["agreement"]), low_y=y(ci_low), high_y=y(ci_high), label=label, value_text=text
+            )
+        )
+    ticks = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    desc = "; ".join(f"confidence {p.label}: {p.value_text}" for p in points)
+    return ReliabilityChart(
+        id=id,
+        title="Model judges' agreement with humans by confidence",
+        desc=desc or "No model verdict has been checked by humans yet.",
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        right=right,
+        bottom=bottom,
+        value_ticks=tuple(Tick(position=y(v), label=f"{v:.0%}") for v in ticks),
+        label_ticks=tuple(Tick(position=x(v), label=f"{v:.1f}") for v in ticks),
+        points=tuple(points),
+        diagonal=(x(low), y(low), x(1.0), y(1.0)),
+        empty=not points,
+    )

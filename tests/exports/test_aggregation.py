@@ -173,7 +173,8 @@ class TestRefusals:
     async def test_a_cursor_is_bound_to_the_new_parameters(self, client, crowd: Crowd) -> None:
         assert cursors.OTHER_FILTERS == (
             "This cursor belongs to an export with other filters (granularity, batch_id, completed, since, until, "
-            "min_agreement, aggregation, raters, gold): repeat that export's filters, or start again without after."
+            "min_agreement, aggregation, raters, gold, judges): repeat that export's filters, or start again "
+            "without after."
         )
         item = {"granularity": "item"}
         for changed in ({"aggregation": "weighted"}, {"raters": "trusted"}, {"gold": "include"}):

@@ -304,7 +304,8 @@ class TestExportOptions:
         assert response.status_code == 422
         assert response.json()["detail"] == (
             "This cursor belongs to an export with other filters (granularity, batch_id, completed, since, until, "
-            "min_agreement, aggregation, raters, gold): repeat that export's filters, or start again without after."
+            "min_agreement, aggregation, raters, gold, judges): repeat that export's filters, or start again "
+            "without after."
         )
         # The shape (format, encoding) may change between pulls: the rows chosen are the same.
         assert (await export_response(client, project, trainer, format="hh", after=cursor)).status_code == 200

@@ -177,6 +177,39 @@ class TestEditProject:
         await session.refresh(project)
         assert project.name == "Keep me"
 
+    async def test_the_handoff_rule_is_set_shown_and_turned_off(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        admin, csrf = await login_as(client, session)
+        project = await create_project(session, admin)
+        rule = {"handoff_min_confidence": "0.9", "handoff_min_judges": "2", "handoff_spot_check_rate": "0.2"}
+        data = {**VALID, "handoff": "on", **rule, "csrf_token": csrf}
+        assert (await client.post(f"/admin/projects/{project.id}/settings", data=data)).status_code == 303
+        await session.refresh(project)
+        assert project.handoff == {"min_confidence": 0.9, "min_judges": 2, "spot_check_rate": 0.2}
+        page = parse((await client.get(f"/admin/projects/{project.id}/settings")).text)
+        assert page.find("input", name="handoff").get("checked") is not None
+        assert page.find("input", name="handoff_min_judges")["value"] == "2"
+        data = {**VALID, **rule, "csrf_token": csrf}  # unticked
+        assert (await client.post(f"/admin/projects/{project.id}/settings", data=data)).status_code == 303
+        await session.refresh(project)
+        assert project.handoff is None
+
+    async def test_a_bad_handoff_rule_is_refused_beside_its_field(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        admin, csrf = await login_as(client, session)
+        project = await create_project(session, admin)
+        rule = {"handoff_min_confidence": "1.5", "handoff_min_judges": "1", "handoff_spot_check_rate": "0.1"}
+        data = {**VALID, "handoff": "on", **rule, "csrf_token": csrf}
+        response = await client.post(f"/admin/projects/{project.id}/settings", data=data)
+        assert response.status_code == 422
+        page = parse(response.text)
+        assert page.by_id("f-handoff_min_confidence-error").text == "Hand-off threshold must be at most 1.0."
+        assert page.find("input", name="handoff_min_confidence")["value"] == "1.5"
+        await session.refresh(project)
+        assert project.handoff is None
+
     async def test_unknown_project_is_404(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         await login_as(client, session)
         response = await client.get("/admin/projects/00000000-0000-0000-0000-000000000000/settings")

@@ -242,7 +242,10 @@ class TestQualification:
         await page.aclose()
 
     async def test_model_accounts_need_no_round(self, client, session) -> None:
-        project, _, _, raters, tokens = await setup(session, gold=2, gold_rate=0.0, qualification_items=2)
+        handoff = {"min_confidence": 0.8, "min_judges": 1, "spot_check_rate": 0.0}  # model judges judge its items
+        project, _, _, raters, tokens = await setup(
+            session, gold=2, gold_rate=0.0, qualification_items=2, handoff=handoff
+        )
         await session.execute(update(User).where(User.id == raters[0].id).values(kind=UserKind.model))
         await session.commit()
         assert (await next_item(client, project, tokens[0])).json()["item"]["external_id"] == "item-0"

@@ -274,6 +274,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("PUT", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 422), J, "an empty answer is refused"),
     ("DELETE", f"{P}/items/{{item_id}}/gold"): Entry(scoped(Scope.items_write, 204), why="not gold: nothing to do"),
     ("GET", f"{P}/projects/{{project_id}}/quality"): Entry(admin(200)),
+    ("GET", f"{P}/projects/{{project_id}}/handoff-report"): Entry(admin(200)),
     ("GET", f"{P}/projects/{{project_id}}/leaderboard"): Entry(admin(200)),
     ("GET", f"{P}/projects/{{project_id}}/leaderboard/matrix"): Entry(admin(200)),
     # Critiques

@@ -14,6 +14,8 @@ from tests.web.conftest import page_login
 from tests.web.html import parse
 
 ADMINS_ONLY = "This page is for admins. Your account can label the projects shared with it."
+from server.users.service import MODEL_PASSWORD, MODEL_ROLE, PASSWORD_NEEDED  # noqa: E402
+
 NEW_USER = {"email": "cy@example.com", "name": "Cy", "role": "trainer", "password": "long enough pw"}
 
 
@@ -71,6 +73,33 @@ class TestCreateUser:
         page = parse(response.text)
         assert page.by_id(f"f-{field}-error").text == message
         assert page.by_id("f-password")["value"] == ""  # a typed password is never sent back
+
+    async def test_a_model_judge_without_a_password(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
+        _, csrf = await login_as(client, session)
+        body = {"email": "judge@example.com", "role": "rater", "kind": "model", "password": "", "csrf_token": csrf}
+        response = await client.post("/admin/users", data=body)
+        assert response.status_code == 303
+        user = await session.scalar(select(User).where(User.email == "judge@example.com"))
+        assert user is not None
+        assert (user.kind, user.password_hash) == ("model", None)
+        listed = parse((await client.get("/admin/users")).text)
+        assert "model" in [b.text for b in listed.find_all("span", class_="badge")]
+
+    @pytest.mark.parametrize(
+        ("body", "field", "message"),
+        [
+            ({"kind": "model", "role": "rater"}, "password", MODEL_PASSWORD),
+            ({"kind": "model", "role": "trainer", "password": ""}, "kind", MODEL_ROLE),
+            ({"password": ""}, "password", PASSWORD_NEEDED),
+        ],
+    )
+    async def test_the_kinds_rules_beside_their_field(
+        self, client: httpx.AsyncClient, session: AsyncSession, body: dict[str, str], field: str, message: str
+    ) -> None:
+        _, csrf = await login_as(client, session)
+        response = await client.post("/admin/users", data={**NEW_USER, **body, "csrf_token": csrf})
+        assert response.status_code == 422
+        assert parse(response.text).by_id(f"f-{field}-error").text == message
 
     async def test_taken_email(self, client: httpx.AsyncClient, session: AsyncSession) -> None:
         _, csrf = await login_as(client, session)
