@@ -6,7 +6,7 @@ from server.models.audit import AuditEvent
 from server.models.batch import Batch
 from server.models.critique import Critique, CritiqueRating, CritiqueVerdict, Severity
 from server.models.export import Export
-from server.models.item import Candidate, Item, Prompt
+from server.models.item import Candidate, Item, ItemSearch, Prompt, SearchPending
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
 from server.models.meta import AssayMeta
@@ -31,6 +31,7 @@ __all__ = [
     "Export",
     "Item",
     "ItemScore",
+    "ItemSearch",
     "Judgment",
     "JudgmentRevision",
     "LoginFailure",
@@ -44,6 +45,7 @@ __all__ = [
     "Role",
     "Scale",
     "Scope",
+    "SearchPending",
     "Severity",
     "SkipReason",
     "SurplusReason",
