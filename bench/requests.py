@@ -12,6 +12,7 @@ bench/before_after.sh does), so two commits can be compared statement by stateme
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -59,6 +60,18 @@ class Recorder:
                 recorder.commit_s += time.perf_counter() - started
 
         AsyncSession.commit = timed_commit  # type: ignore[method-assign]
+        self.gc_s = 0.0
+        self.gc_runs: dict[int, int] = defaultdict(int)
+        gc_started = [0.0]
+
+        def collected(phase: str, info: dict[str, int]) -> None:  # the garbage collector's pauses
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                recorder.gc_s += time.perf_counter() - gc_started[0]
+                recorder.gc_runs[info["generation"]] += 1
+
+        gc.callbacks.append(collected)
 
     def _before(self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
         conn.info["bench_started"] = time.perf_counter()
@@ -75,7 +88,7 @@ class Recorder:
             self.begins += 1
 
     async def request(self, label: str, call: Any) -> httpx.Response:
-        self.label, self.current, self.begins, self.commit_s = label, [], 0, 0.0
+        self.label, self.current, self.begins, self.commit_s, self.gc_s = label, [], 0, 0.0, 0.0
         started, cpu = time.perf_counter(), time.process_time()
         response: httpx.Response = await call
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -86,6 +99,7 @@ class Recorder:
                 "wall_ms": wall * 1000,
                 "cpu_ms": cpu * 1000,
                 "commit_ms": self.commit_s * 1000,
+                "gc_ms": self.gc_s * 1000,
                 "status": response.status_code,
             }
         )
@@ -94,7 +108,7 @@ class Recorder:
 
 
 def summary(recorder: Recorder, skip: int) -> str:
-    columns = ("statements", "BEGINs", "db ms", "wall ms", "cpu ms", "commit ms")
+    columns = ("statements", "BEGINs", "db ms", "wall ms", "cpu ms", "commit ms", "gc ms mean")
     lines = [f"{'request':<10} {'n':>4} " + " ".join(f"{c:>10}" for c in columns) + "   (medians)"]
     for label, runs in recorder.requests.items():
         runs = runs[skip:] or runs
@@ -105,9 +119,12 @@ def summary(recorder: Recorder, skip: int) -> str:
             statistics.median(r["wall_ms"] for r in runs),
             statistics.median(r["cpu_ms"] for r in runs),
             statistics.median(r["commit_ms"] for r in runs),
+            statistics.mean(r["gc_ms"] for r in runs),
         ]
         lines.append(f"{label:<10} {len(runs):>4} " + " ".join(f"{v:>10.2f}" for v in values))
     lines.append(f"between requests: {len(recorder.background)} statements")
+    objects = len(gc.get_objects())
+    lines.append(f"garbage collections by generation: {dict(recorder.gc_runs)}; objects tracked now: {objects:,}")
     return "\n".join(lines)
 
 
