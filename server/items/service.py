@@ -2,7 +2,7 @@
 
 Every list is keyset-paginated (`after` = the last row's `seq`), so a page costs the same on
 the first page and the thousandth. The word search is PostgreSQL full-text search over
-`items.search` (prompt turns and responses) with its GIN index, written just after the import
+`item_search.search` (prompt turns and responses) with its GIN index, written just after the import
 commits; items not indexed yet are matched on the fly (items/search.py). The
 judgment filters have partial indexes (`ix_judgments_tie`, `_both_bad`, `_rationale`,
 `ix_assignments_skipped`, `ix_judgments_rater`). `bench/browse.py` times these queries at 1M items.
