@@ -154,7 +154,7 @@ async def labeling_phases(run: Run) -> None:
             small = await create_project(client, accounts.admin, "bench small queue", [accounts.probe])
         run.log(f"importing {config.items:,} items in one POST")
         run.results["import"] = await phases.measure_import(
-            servers[0], accounts.admin, big, config.items, run.workdir, run.server.postmaster_pid
+            servers[0], accounts.admin, big, config.items, run.workdir, run.server.postmaster_pid, run.url
         )
         run.log(f"imported at {run.results['import']['items_per_s']:,.0f} items/s")
         if "raters" in config.phases:

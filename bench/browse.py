@@ -5,8 +5,8 @@ then time the browser's own queries (server/items/service.py) page by page, per 
 
 The fill, in SQL only (about a minute per million items on a quiet machine):
 - items with a prompt of ~30 and two responses of ~40 words from a 60-word vocabulary, plus
-  `sourdough` in 1 item of 10,000 (a rare word) and `kombucha` in 1 of 100; `search` holds what
-  the import writes (`assay_search_text` of a text prompt and two text responses is the three
+  `sourdough` in 1 item of 10,000 (a rare word) and `kombucha` in 1 of 100; `item_search` holds what
+  the indexer writes after an import (`assay_search_text` of a text prompt and two text responses is the three
   texts joined by spaces, so the fill joins them directly: the function costs a third of the fill);
 - rater 1 judged every even item (2% ties, 1% both bad, 5% with a rationale), rater 2 one item
   in ten, rater 3 skipped one item in 200.
@@ -53,12 +53,17 @@ SELECT g,
 FROM generate_series(1, {n}) g, (SELECT '{words}'::text[] AS w, {count} AS n) v
 """
 _ITEMS = """
-INSERT INTO items (id, project_id, batch_id, external_id, prompt, wanted, judged, completed_at, search)
+INSERT INTO items (id, project_id, batch_id, external_id, prompt, wanted, judged, completed_at)
 SELECT gen_random_uuid(), :project, :batch, 'item-' || g, to_jsonb(prompt), 1,
        CASE WHEN g % 2 = 0 OR g % 10 = 1 THEN 1 ELSE 0 END,
-       CASE WHEN g % 2 = 0 OR g % 10 = 1 THEN now() END,
-       to_tsvector('english', concat_ws(' ', prompt, r1, r2))
+       CASE WHEN g % 2 = 0 OR g % 10 = 1 THEN now() END
 FROM gen ORDER BY g
+"""
+_SEARCH = """
+INSERT INTO item_search (item_id, project_id, search)
+SELECT i.id, i.project_id, to_tsvector('english', concat_ws(' ', gen.prompt, gen.r1, gen.r2))
+FROM items i JOIN gen ON i.external_id = 'item-' || gen.g
+WHERE i.project_id = :project
 """
 _CANDIDATES = """
 INSERT INTO candidates (id, item_id, position, text, model)
@@ -112,7 +117,8 @@ async def fill(session: AsyncSession, project: Project, people: list[User], item
         ("statistics", "ANALYZE gen", {}),
         ("items", _ITEMS, {"project": project.id, "batch": batch}),
         ("candidates", _CANDIDATES, {"project": project.id}),
-        ("statistics", "ANALYZE items, candidates", {}),
+        ("search", _SEARCH, {"project": project.id}),
+        ("statistics", "ANALYZE items, candidates, item_search", {}),
     ]
     for name, sql, params in steps:
         step = time.monotonic()

@@ -59,6 +59,7 @@ def _probe(size: str, kind: str) -> Callable[[dict[str, Any]], float | None]:
 
 FIGURES: list[Figure] = [
     Figure("import, items/s", _dig("import", "items_per_s"), True),
+    Figure("import until searchable, items/s", _dig("import", "searchable_items_per_s"), True),
     Figure("1 rater, 1k queue: next p50 (ms)", _probe("1k", "next_ms"), False),
     Figure("1 rater, 1k queue: submit p50 (ms)", _probe("1k", "submit_ms"), False),
     Figure("1 rater, 100k queue: next p50 (ms)", _probe("100k", "next_ms"), False),

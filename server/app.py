@@ -29,6 +29,7 @@ from server.exports.identity import settle
 from server.exports.limits import make_export_engine
 from server.exports.routes import router as exports_pages
 from server.handoff.api import router as handoff_router
+from server.items import search
 from server.items.api import router as items_router
 from server.items.routes import router as items_pages
 from server.labeling.api import router as labeling_router
@@ -133,8 +134,10 @@ def create_app(database_url: str | None = None) -> FastAPI:
         # bounded pool, never the one raters use (exports/limits.py).
         app.state.export_engine = make_export_engine(url)
         await settle(app.state.engine)
+        search.schedule(app.state.engine)  # search vectors an earlier process left unwritten
         yield
         await refreshes_done()  # quality figures being computed in the background
+        await search.indexing_done()  # search vectors being written after an import
         await app.state.export_engine.dispose()
         await app.state.engine.dispose()
 

@@ -24,11 +24,13 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     # Faults (docs/ARCHITECTURE.md "Faults"): a request that cannot get a connection within these
-    # seconds is answered 503 with Retry-After instead of waiting; pooled connections are checked
-    # before use (pre-ping), so the pool recovers by itself after the database restarts.
+    # seconds is answered 503 with Retry-After instead of waiting; a pooled connection that sat
+    # idle for more than `db_pool_ping_idle_seconds` is checked before use (a ping: one round trip;
+    # 0 checks every checkout), so the pool recovers by itself after the database restarts.
     db_connect_timeout: float = Field(default=3, gt=0, le=60)
     db_pool_timeout: float = Field(default=10, gt=0, le=300)
     db_pool_pre_ping: bool = True
+    db_pool_ping_idle_seconds: float = Field(default=1.0, ge=0, le=3600)
 
     # Browser sessions: refused after `session_days` in all, or after `session_idle_hours` without
     # a request (a rater page's heartbeat is a request). Cookies are Secure in production unless

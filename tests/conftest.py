@@ -19,6 +19,7 @@ os.environ.setdefault("ASSAY_ENVIRONMENT", "test")
 
 from server.app import create_app
 from server.db import Base, make_engine, make_sessionmaker
+from server.items.search import indexing_done
 from server.migrate import upgrade
 from server.quality import cache
 from server.quality.cache import refreshes_done
@@ -97,6 +98,7 @@ def _figures_in_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
 async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
     await refreshes_done()  # quality figures computed in the background (server/quality/cache.py)
+    await indexing_done()  # search vectors written after an import (server/items/search.py)
     if "database_url" not in request.fixturenames:
         return
     engine: AsyncEngine = request.getfixturevalue("engine")

@@ -32,7 +32,7 @@ from server.batches.preview import Preview, file_start, not_jsonl_summary, previ
 from server.batches.schemas import MAX_BATCH_NAME, BatchProgress, BatchUpdate, ImportResult, UploadOptions
 from server.config import Settings, settings
 from server.errors import Invalid, NotFound
-from server.items import subtasks
+from server.items import search, subtasks
 from server.labeling import queue
 from server.models import Assignment, AssignmentStatus, Batch, Item, Judgment, Project, User
 from server.models.xid import CURRENT_XID
@@ -184,13 +184,12 @@ _INSERT_ITEMS = text(
     f"""
     WITH new AS (
         INSERT INTO items (id, project_id, batch_id, external_id, prompt, metadata, gold, gold_seq, wanted,
-                           batch_priority, paused, awaiting_models, search, aggregate_revision, aggregate_xid)
+                           batch_priority, paused, awaiting_models, aggregate_revision, aggregate_xid)
         SELECT gen_random_uuid(), :project_id, :batch_id, s.external_id, s.prompt, s.metadata, s.gold,
                CASE WHEN s.gold IS NULL THEN NULL ELSE nextval('items_gold_seq') END,
                CASE WHEN s.gold IS NULL THEN :wanted ELSE 0 END, :batch_priority, :paused,
                -- the hand-off: model judges get every new item first (gold measures raters: never)
                s.gold IS NULL AND CAST(:handoff AS boolean),
-               to_tsvector('english', assay_search_text(s.prompt, s.candidates)),
                -- a gold item's answer is its first aggregate revision (gold=include exports deliver it)
                CASE WHEN s.gold IS NULL THEN 0 ELSE 1 END,
                CASE WHEN s.gold IS NULL THEN NULL ELSE {CURRENT_XID} END
@@ -328,6 +327,8 @@ async def import_file(
         )
     ).one()
     skipped = counts.total - counts.created
+    if counts.created:  # the items' search vectors are written once this commits (items/search.py)
+        await search.mark_pending(session, batch_id=batch.id, project_id=project.id)
     if chunks.has_critiques:
         await session.execute(_INSERT_CRITIQUES, {"project_id": project.id, "batch_id": batch.id})
     if chunks.has_planted:

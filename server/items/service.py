@@ -2,7 +2,8 @@
 
 Every list is keyset-paginated (`after` = the last row's `seq`), so a page costs the same on
 the first page and the thousandth. The word search is PostgreSQL full-text search over
-`items.search` (prompt turns and responses, written by the import) with its GIN index; the
+`item_search.search` (prompt turns and responses) with its GIN index, written just after the import
+commits; items not indexed yet are matched on the fly (items/search.py). The
 judgment filters have partial indexes (`ix_judgments_tie`, `_both_bad`, `_rationale`,
 `ix_assignments_skipped`, `ix_judgments_rater`). `bench/browse.py` times these queries at 1M items.
 """
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from server.errors import NotFound
+from server.items import search
 from server.items.filters import PAGE_SIZE, ItemFilters, Status, Verdict
 from server.items.verdicts import Shown, describe
 from server.models import (
@@ -39,7 +41,6 @@ EXCERPT: ColumnElement[str] = literal_column(
     "ELSE items.prompt -> -1 ->> 'content' END, 160)"
 )
 SAMPLE = 5_000  # items in import order whose matches decide how a filtered page is read
-TS_CONFIG: ColumnElement[Any] = literal_column("'english'::regconfig")  # as the import indexes
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +101,11 @@ def _skip_filter(items: Any, project_id: uuid.UUID, f: ItemFilters) -> ColumnEle
     return items.id.in_(select(Assignment.item_id).where(*conditions))  # type: ignore[no-any-return]
 
 
-def _conditions(items: Any, project_id: uuid.UUID, f: ItemFilters) -> list[ColumnElement[bool]]:
-    """The filters on `items` (the table, or a sample of it), keyset excluded."""
+def _conditions(
+    items: Any, project_id: uuid.UUID, f: ItemFilters, pending: Sequence[uuid.UUID] = ()
+) -> list[ColumnElement[bool]]:
+    """The filters on `items` (the table, or a sample of it), keyset excluded; `pending`: the batches
+    whose search vectors are still being written (items/search.py)."""
     conditions: list[ColumnElement[bool]] = []
     if f.batch_id is not None:
         conditions.append(items.batch_id == f.batch_id)
@@ -112,11 +116,11 @@ def _conditions(items: Any, project_id: uuid.UUID, f: ItemFilters) -> list[Colum
     if f.skipped:
         conditions.append(_skip_filter(items, project_id, f))
     if f.q:
-        conditions.append(items.search.bool_op("@@")(func.websearch_to_tsquery(TS_CONFIG, f.q)))
+        conditions.append(search.matches(items, f.q, pending))
     return conditions
 
 
-def density_probe(project_id: uuid.UUID, f: ItemFilters) -> Select[Any] | None:
+def density_probe(project_id: uuid.UUID, f: ItemFilters, pending: Sequence[uuid.UUID] = ()) -> Select[Any] | None:
     """How many of the next SAMPLE items in import order match (None: no filter, nothing to probe)."""
     if not f.query(after=None):
         return None
@@ -124,10 +128,17 @@ def density_probe(project_id: uuid.UUID, f: ItemFilters) -> Select[Any] | None:
     if f.after is not None:
         sample = sample.where(Item.seq > f.after)
     rows = aliased(Item, sample.order_by(Item.seq).limit(SAMPLE).subquery("sample"))
-    return select(func.count()).where(*_conditions(rows, project_id, f)).select_from(rows)
+    return select(func.count()).where(*_conditions(rows, project_id, f, pending)).select_from(rows)
 
 
-def browse_query(project_id: uuid.UUID, f: ItemFilters, *, limit: int = PAGE_SIZE, sparse: bool = False) -> Select[Any]:
+def browse_query(
+    project_id: uuid.UUID,
+    f: ItemFilters,
+    *,
+    limit: int = PAGE_SIZE,
+    sparse: bool = False,
+    pending: Sequence[uuid.UUID] = (),
+) -> Select[Any]:
     """The statement behind one page of the browser (the bench times this very statement).
 
     Items are read in import order (`ix_items_project_seq`) and filtered, which stops as soon as a
@@ -162,7 +173,7 @@ def browse_query(project_id: uuid.UUID, f: ItemFilters, *, limit: int = PAGE_SIZ
             Item.completed_at,
         )
         .join(Batch, Batch.id == Item.batch_id)
-        .where(Item.project_id == project_id, *_conditions(Item, project_id, f))
+        .where(Item.project_id == project_id, *_conditions(Item, project_id, f, pending))
     )
     order = Item.seq + 0 if sparse else Item.seq
     if f.after is not None:
@@ -177,9 +188,10 @@ async def browse(session: AsyncSession, project: Project, filters: ItemFilters) 
     # gets the plan made for a rare one: all matches from the GIN index, then a sort (seconds at
     # 1M items) instead of walking the import order until a page is full (under a millisecond).
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    probe = density_probe(project.id, filters)
+    pending = await search.pending_batches(session, project.id) if filters.q else []
+    probe = density_probe(project.id, filters, pending)
     sparse = probe is not None and (await session.scalar(probe) or 0) <= PAGE_SIZE
-    query = browse_query(project.id, filters, sparse=sparse)
+    query = browse_query(project.id, filters, sparse=sparse, pending=pending)
     rows = [ItemRow(**r._asdict()) for r in await session.execute(query)]
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]

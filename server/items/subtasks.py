@@ -46,13 +46,13 @@ _INSERT_LEVEL = """
     WITH src AS ({source}), new AS (
         INSERT INTO items (id, project_id, batch_id, parent_id, kind, question, scale_min, scale_max,
                            subtask_candidate_id, span_message, span_start, span_end, pool, external_id,
-                           prompt, metadata, wanted, batch_priority, priority, paused, search)
+                           prompt, metadata, wanted, batch_priority, priority, paused)
         SELECT gen_random_uuid(), p.project_id, p.batch_id, p.id, src.value ->> 'kind', src.value ->> 'question',
                (src.value ->> 'scale_min')::float8, (src.value ->> 'scale_max')::float8, c.id,
                (src.value ->> 'span_message')::smallint, (src.value ->> 'span_start')::int,
                (src.value ->> 'span_end')::int, src.value ->> 'pool', src.value ->> 'external_id',
                p.prompt, '{{}}'::jsonb, coalesce((src.value ->> 'overlap')::smallint, :wanted), p.batch_priority,
-               p.priority, p.paused, to_tsvector('english', coalesce(src.value ->> 'question', ''))
+               p.priority, p.paused
         FROM src
         JOIN items p ON p.project_id = :project_id AND p.external_id = src.value ->> 'parent' AND {parents}
         LEFT JOIN items o ON o.project_id = :project_id AND o.external_id = src.value ->> 'owner'

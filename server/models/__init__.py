@@ -7,7 +7,7 @@ from server.models.batch import Batch
 from server.models.critique import Critique, CritiqueRating, CritiqueVerdict, Severity
 from server.models.export import Export
 from server.models.flaw import Flaw, PlantedFlaw
-from server.models.item import Candidate, Item, Prompt
+from server.models.item import Candidate, Item, ItemSearch, Prompt, SearchPending
 from server.models.judgment import Judgment, JudgmentRevision, SurplusReason
 from server.models.login_failure import LoginFailure
 from server.models.meta import AssayMeta
@@ -42,6 +42,7 @@ __all__ = [
     "Flaw",
     "Item",
     "ItemScore",
+    "ItemSearch",
     "Judgment",
     "JudgmentRevision",
     "LoginFailure",
@@ -56,6 +57,7 @@ __all__ = [
     "Role",
     "Scale",
     "Scope",
+    "SearchPending",
     "Severity",
     "SkipReason",
     "SubtasksGate",

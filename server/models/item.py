@@ -100,9 +100,8 @@ class Item(IdMixin, Base):
             "aggregate_xid",
             postgresql_where=text("aggregate_xid IS NOT NULL"),
         ),
-        # The data browser pages a project in import order and searches its words (full text, GIN).
+        # The data browser pages a project in import order (its words: ItemSearch below).
         Index("ix_items_project_seq", "project_id", "seq"),
-        Index("ix_items_search", "search", postgresql_using="gin"),
         Index(
             "ix_items_completed",
             "project_id",
@@ -173,9 +172,6 @@ class Item(IdMixin, Base):
     # time the item completes (again), and `aggregate_xid` is the transaction that did it.
     aggregate_revision: Mapped[int] = mapped_column(default=0, server_default="0")
     aggregate_xid: Mapped[int | None] = mapped_column(BigInteger)
-    # The words of the prompt and every response, for the data browser's search: written by the import
-    # with the SQL function assay_search_text (migration 2026-11-30-2300), which bounds the text.
-    search: Mapped[str | None] = mapped_column(TSVECTOR, deferred=True)
 
     candidates: Mapped[list["Candidate"]] = relationship(
         lazy="raise", order_by="Candidate.position", back_populates="item"
@@ -197,3 +193,31 @@ class Candidate(IdMixin, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict, server_default="{}")
 
     item: Mapped[Item] = relationship(lazy="raise", back_populates="candidates")
+
+
+class ItemSearch(Base):
+    """An item's words (prompt turns and every response) for the data browser's full-text search.
+
+    Written just after the import commits (items/search.py), in a table of its own so that writing
+    it locks no item. No foreign keys, so that the indexer waits for nothing: deletions remove an
+    item's row themselves (projects/lifecycle.py).
+    """
+
+    __tablename__ = "item_search"
+    __table_args__ = (Index("ix_item_search_words", "search", postgresql_using="gin"),)
+
+    item_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[uuid.UUID]
+    # to_tsvector('english', assay_search_text(prompt, candidates)): the function (migration
+    # 2026-11-30-2300) bounds the text.
+    search: Mapped[str] = mapped_column(TSVECTOR)
+
+
+class SearchPending(Base):
+    """A batch whose items' search vectors are still to be written, and how far the indexer got."""
+
+    __tablename__ = "search_pending"
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[uuid.UUID]
+    after_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

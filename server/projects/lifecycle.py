@@ -206,7 +206,20 @@ async def _set_archived(
     return ended
 
 
+# Search vectors (items/search.py, no foreign keys): the pending mark first, which waits for the
+# indexer's chunk under way to commit and then keeps it away from this batch or project.
+_DELETE_SEARCH = {
+    kind: (
+        text(f"DELETE FROM search_pending WHERE {column} = :target"),
+        text(f"DELETE FROM item_search s USING items i WHERE s.item_id = i.id AND {where}"),
+    )
+    for (kind, where), column in zip(_SCOPE.items(), ("batch_id", "project_id"), strict=True)
+}
+
+
 async def _delete_work(session: AsyncSession, kind: str, target: uuid.UUID) -> None:
+    for statement in _DELETE_SEARCH[kind]:
+        await session.execute(statement, {"target": target})
     await session.execute(_DELETE[(kind, "assignments")], {"target": target})
     await session.execute(_DELETE[(kind, "items")], {"target": target})
 

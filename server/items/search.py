@@ -1,0 +1,186 @@
+"""The data browser's word index (`item_search`), written after the import commits.
+
+Computing an item's full-text vector is PostgreSQL's text parser over the prompt and every
+response: about 0.1 ms per item of 800 characters, which was 70% of an import's database time
+when the import wrote it in its own statement (docs/BENCHMARKS.md, "Before and after, a third
+time"). So the import only records its batch in `search_pending` and, once its transaction has
+committed, kicks this process's indexer, which writes the batch's vectors into `item_search` in
+short transactions of `CHUNK` items, in import order, keeping its place in `search_pending.after_seq`.
+The total work is the same; it no longer holds up the upload's answer.
+
+Items not indexed yet are found all the same: for a project with pending batches the browser's
+word filter also computes the same vector on the fly for those batches' items (`matches`). A
+server that stops halfway leaves the batch pending, and the next start (the lifespan) or import
+picks it up where it stopped.
+
+Locks: the vectors live in their own table, so writing them locks no item (raters' picks never
+skip or wait for an item being indexed). The indexer holds one lock, its batch's
+`search_pending` row (taken with SKIP LOCKED, so processes share the batches), and waits for
+nothing. `item_search` has no foreign keys for that reason: a batch or project deletion removes
+its items' vectors itself (projects/lifecycle.py), and a vector written for an item deleted at the
+same moment is an orphan that no query reaches (the browser joins from `items`).
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import ColumnElement, event, exists, func, literal_column, or_, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from server.models import Candidate, ItemSearch, SearchPending
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500  # items per transaction: about 50 ms of PostgreSQL time at 800 characters an item
+TS_CONFIG: ColumnElement[Any] = literal_column("'english'::regconfig")
+
+# An item's words as the import staged them: the prompt and each candidate's text and messages
+# (assay_search_text, migration 2026-11-30-2300). jsonb_strip_nulls: a text candidate has no messages.
+_CANDIDATES_SQL = """(SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object('text', c.text, 'messages', c.messages))
+                         ORDER BY c.position) FROM candidates c WHERE c.item_id = i.id)"""
+VECTOR_SQL = f"to_tsvector('english', assay_search_text(i.prompt, {_CANDIDATES_SQL}))"
+
+_NEXT_BATCH = text(
+    "SELECT batch_id, project_id, after_seq FROM search_pending ORDER BY batch_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
+# The batch's next chunk in import order (ix_items_project_seq: a batch's items are contiguous in seq).
+_WRITE_CHUNK = text(
+    f"""
+    WITH chunk AS (
+        SELECT i.id, i.project_id, i.seq, i.prompt FROM items i
+        WHERE i.project_id = :project_id AND i.seq > :after_seq AND i.batch_id = :batch_id
+        ORDER BY i.seq LIMIT :chunk
+    ), written AS (
+        INSERT INTO item_search (item_id, project_id, search)
+        SELECT i.id, i.project_id, {VECTOR_SQL} FROM chunk i
+        ON CONFLICT (item_id) DO NOTHING
+    )
+    SELECT count(*) AS items, max(seq) AS last_seq FROM chunk
+    """
+)
+
+
+def vector(items: Any) -> ColumnElement[Any]:
+    """The search vector of `items` (the table or an alias of it), computed now: as `item_search` holds it."""
+    candidates = (
+        select(
+            func.jsonb_agg(
+                aggregate_order_by(
+                    func.jsonb_strip_nulls(
+                        func.jsonb_build_object(
+                            literal_column("'text'"), Candidate.text, literal_column("'messages'"), Candidate.messages
+                        )
+                    ),
+                    Candidate.position,
+                )
+            )
+        )
+        .where(Candidate.item_id == items.id)
+        .scalar_subquery()
+    )
+    return func.to_tsvector(TS_CONFIG, func.assay_search_text(items.prompt, candidates))
+
+
+def matches(items: Any, q: str, pending: Collection[uuid.UUID] = ()) -> ColumnElement[bool]:
+    """`items` whose words match the web-search query `q`; items of the `pending` batches are
+    matched by computing their vector now, indexed or not yet."""
+    query = func.websearch_to_tsquery(TS_CONFIG, q)
+    indexed = exists().where(ItemSearch.item_id == items.id, ItemSearch.search.bool_op("@@")(query))
+    if not pending:
+        return indexed
+    return or_(indexed, items.batch_id.in_(list(pending)) & vector(items).bool_op("@@")(query))
+
+
+async def pending_batches(session: AsyncSession, project_id: uuid.UUID) -> list[uuid.UUID]:
+    """The project's batches whose search vectors are still being written."""
+    return list(await session.scalars(select(SearchPending.batch_id).where(SearchPending.project_id == project_id)))
+
+
+async def mark_pending(session: AsyncSession, *, batch_id: uuid.UUID, project_id: uuid.UUID) -> None:
+    """In the import's transaction: this batch's vectors are to be written once it commits."""
+    await session.execute(insert(SearchPending).values(batch_id=batch_id, project_id=project_id, after_seq=0))
+    _after_commit(session)
+
+
+async def fill(engine: AsyncEngine, *, chunk: int = CHUNK) -> int:
+    """Write the vectors of every pending batch, a chunk per transaction; how many items were indexed."""
+    written = 0
+    while True:
+        async with AsyncSession(engine) as session, session.begin():
+            batch = (await session.execute(_NEXT_BATCH)).one_or_none()
+            if batch is None:
+                return written
+            done = (
+                await session.execute(
+                    _WRITE_CHUNK,
+                    {
+                        "project_id": batch.project_id,
+                        "batch_id": batch.batch_id,
+                        "after_seq": batch.after_seq,
+                        "chunk": chunk,
+                    },
+                )
+            ).one()
+            written += done.items
+            if done.items < chunk:
+                await session.execute(
+                    text("DELETE FROM search_pending WHERE batch_id = :batch_id"), {"batch_id": batch.batch_id}
+                )
+            else:
+                await session.execute(
+                    text("UPDATE search_pending SET after_seq = :seq WHERE batch_id = :batch_id"),
+                    {"seq": done.last_seq, "batch_id": batch.batch_id},
+                )
+
+
+_running: dict[AsyncEngine, asyncio.Task[None]] = {}
+_again: set[AsyncEngine] = set()
+
+
+def schedule(engine: AsyncEngine) -> None:
+    """Write the pending vectors in the background (once more if a fill is already under way)."""
+    if engine in _running:
+        _again.add(engine)
+        return
+
+    async def run() -> None:
+        try:
+            while True:
+                _again.discard(engine)
+                written = await fill(engine)
+                if written:
+                    logger.info("search.indexed", extra={"items": written})
+                if engine not in _again:
+                    return
+        except Exception:  # the items stay findable through `matches`; the next import or start retries
+            logger.exception("search.index_failed")
+        finally:
+            _running.pop(engine, None)
+
+    _running[engine] = asyncio.get_running_loop().create_task(run())
+
+
+def _after_commit(session: AsyncSession) -> None:
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):
+        return
+    info = session.sync_session.info
+    if info.get("search_fill_scheduled"):
+        return
+    info["search_fill_scheduled"] = True
+
+    def committed(_: Any) -> None:  # after a rollback it waits for the session's next commit: harmless
+        info.pop("search_fill_scheduled", None)
+        schedule(engine)
+
+    event.listen(session.sync_session, "after_commit", committed, once=True)
+
+
+async def indexing_done() -> None:
+    """Wait for the background fills under way (tests; the app's shutdown)."""
+    while _running:
+        await asyncio.gather(*list(_running.values()), return_exceptions=True)

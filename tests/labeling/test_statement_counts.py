@@ -1,0 +1,113 @@
+"""What one rater request sends to PostgreSQL, counted (never timed): the budgets below are the
+counts measured when issue 7's "nothing more than 10% slower" was checked (docs/BENCHMARKS.md,
+"Before and after, a third time"). A change that adds a statement or a transaction to the rater
+loop fails here and must raise the budget on purpose. `python -m bench.requests --show next submit
+swap` lists the statements on any commit."""
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from server.items.search import indexing_done
+from server.models import Role
+from tests.factories import PASSWORD, bearer, create_project, create_token, create_user, import_items, native_items
+from tests.labeling.test_routes import SLOT, Rater
+from tests.web.conftest import page_login
+
+# (statements, transactions) per request
+NEXT = (7, 1)  # auth, project, membership, live lease, reclaim, pick, load
+SUBMIT = (7, 1)  # auth, membership, assignment, item (its kind), item counters, assignment status, judgment
+SWAP = (11, 2)  # session; the verdict as SUBMIT less auth; commit; membership, live leases, reclaim, pick, load
+
+
+@dataclass
+class Sent:
+    statements: list[str] = field(default_factory=list)
+    transactions: int = 0
+
+    def within(self, budget: tuple[int, int]) -> None:
+        shown = "\n".join(s[:160] for s in self.statements)
+        assert len(self.statements) <= budget[0], f"{len(self.statements)} statements:\n{shown}"
+        assert self.transactions <= budget[1], f"{self.transactions} transactions:\n{shown}"
+
+
+@contextmanager
+def recording(engine: AsyncEngine) -> Iterator[Sent]:
+    sent = Sent()
+
+    def statement(conn: Any, cursor: Any, text: str, params: Any, context: Any, many: bool) -> None:
+        sent.statements.append(" ".join(text.split()))
+
+    def begin(conn: Any) -> None:
+        sent.transactions += 1
+
+    sync = engine.sync_engine
+    event.listen(sync, "before_cursor_execute", statement)
+    event.listen(sync, "begin", begin)
+    try:
+        yield sent
+    finally:
+        event.remove(sync, "before_cursor_execute", statement)
+        event.remove(sync, "begin", begin)
+
+
+async def test_the_api_loop(client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine) -> None:
+    admin = await create_user(session, role=Role.admin)
+    rater = await create_user(session)
+    project = await create_project(session, admin, members=(rater,))
+    await import_items(session, project, admin, native_items(6))
+    token = await create_token(session, rater)
+    await indexing_done()  # the search indexer shares the engine: let it finish first
+    for _ in range(3):  # the first rounds prepare statements and write last_used_at
+        with recording(engine) as next_sent:
+            leased = await client.post(f"/api/v1/projects/{project.id}/assignments/next", headers=bearer(token))
+        assert leased.status_code == 200, leased.text
+        body = leased.json()
+        with recording(engine) as submit_sent:
+            submitted = await client.post(
+                f"/api/v1/assignments/{body['id']}/judgment",
+                json={"choice": body["item"]["candidates"][0]["id"]},
+                headers=bearer(token),
+            )
+        assert submitted.status_code == 201, submitted.text
+    next_sent.within(NEXT)
+    submit_sent.within(SUBMIT)
+    assert len(next_sent.statements) >= 5  # the recorder saw them
+    assert len(submit_sent.statements) >= 4
+
+
+def _verdict(html: str, assignment: str) -> str:
+    """The first candidate's verdict value in the item section of this assignment."""
+    section = html.split(f'id="a-{assignment}"', 1)[1]
+    found = re.search(r'name="verdict" value="(c:[0-9a-f-]+:)"', section)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_the_page_swap(client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine) -> None:
+    admin = await create_user(session, role=Role.admin)
+    user = await create_user(session)
+    project = await create_project(session, admin, members=(user,))
+    await import_items(session, project, admin, native_items(8))
+    await indexing_done()
+    await page_login(client, user.email, PASSWORD)
+    rater = Rater(client, user)
+    html = (await rater.open(project)).text
+    queue = [m.group(1) for m in SLOT.finditer(html)]
+    for _ in range(3):
+        current, ahead = queue[0], queue[1:]
+        with recording(engine) as sent:
+            swapped = await rater.post(
+                f"/assignments/{current}/judge", verdict=_verdict(html, current), ahead=",".join(ahead)
+            )
+        assert swapped.status_code == 200, swapped.text[:500]
+        html += swapped.text
+        queue = ahead + [m.group(1) for m in SLOT.finditer(swapped.text)]
+    sent.within(SWAP)
+    assert len(sent.statements) >= 8
