@@ -700,22 +700,24 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     if data.confidence is not None and not handoff.is_model(rater):
         raise Invalid(HUMAN_CONFIDENCE)
     member = await _lock_membership_of(session, assignment_id, rater)
+    # The item comes along (its kind: a comparison or a subtask), read without a lock: its row is
+    # locked later, in the lock order, when its slot is taken.
     row = (
         await session.execute(
-            select(Assignment, Project)
+            select(Assignment, Project, Item)
             .join(Project, Project.id == Assignment.project_id)
+            .join(Item, Item.id == Assignment.item_id)
             .where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
             .with_for_update(of=Assignment)
         )
     ).one_or_none()
     if row is None:
         raise NotFound(f"No assignment {assignment_id} of yours.")
-    assignment, project = row
+    assignment, project, item = row
     if assignment.status == AssignmentStatus.submitted:
         return await _stored(session, assignment, project, data)
     if assignment.status == AssignmentStatus.skipped:
         raise Conflict("You skipped this item, so it cannot be judged any more.")
-    item = await session.get_one(Item, assignment.item_id)
     if item.kind == "comparison":
         verdict = validate_verdict(project, list(assignment.shown_order), data)
         answer = trees.check_answer(item, data.answer)
