@@ -134,6 +134,8 @@ async def _copy_to_staging(session: AsyncSession, chunks: _Chunks) -> None:
     # should stay in memory.
     await session.execute(text("SET LOCAL jit = off"))
     await session.execute(text("SET LOCAL work_mem = '64MB'"))
+    # A second import in the same transaction (the demo's projects) finds the first one's table.
+    await session.execute(text("DROP TABLE IF EXISTS pg_temp.import_staging"))
     await session.execute(
         text(
             "CREATE TEMP TABLE import_staging (line int, external_id text, prompt jsonb, metadata jsonb,"
