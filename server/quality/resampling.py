@@ -17,9 +17,13 @@ CHUNK = 2_000_000  # matrix cells per block, so memory stays bounded on large pr
 EPS = 1e-12
 MAX_KINDS = 16  # distinct values per rater up to which relabelings are drawn by value, not by judgment
 # A median's resamples work on counts per distinct value instead of per judgment; past this many
-# distinct values, the values are rounded to this many log-spaced bins (relative width about 0.5%
-# over a range of 0.1 s to 10 hours), so the cost stays flat however many judgments there are.
+# distinct values, the values are grouped into this many bins of equal counts, so the cost stays
+# flat however many judgments there are.
 MAX_BINS = 2048
+# The permutation test's statistic is the median difference over at most this many bins: any
+# function of the data is a valid statistic when the observed and the permuted values use the same
+# one, and drawing the relabelings costs permutations x bins x raters.
+TEST_BINS = 256
 
 Floats = NDArray[np.float64]
 
@@ -72,23 +76,21 @@ class Binned:
         return out
 
 
-def binned(d: Data) -> Binned:
-    """The distinct values of `d.num` (exact), or MAX_BINS log-spaced bins of them when there are more.
+def binned(d: Data, limit: int = MAX_BINS) -> Binned:
+    """The distinct values of `d.num` (exact), or `limit` bins of equal counts when there are more.
 
-    A bin stands for the geometric middle of its edges; values at or below zero keep a bin of
-    their own at their least value. The median of binned values is within half a bin width of the
-    median of the values themselves.
+    Equal-count bins (edges at quantiles) are finest where the judgments are dense, around the
+    median: with 2,048 of them a bin near the median of log-normal times spans well under 1%. A
+    bin stands for the mean of its values, so the bins stay in order.
     """
     values, index = np.unique(d.num, return_inverse=True)
-    if len(values) <= MAX_BINS:
+    if len(values) <= limit:
         return Binned(values, index.ravel())
-    positive = d.num[d.num > 0]
-    low, high = float(positive.min()), float(positive.max())
-    edges = np.geomspace(low, high, MAX_BINS)  # MAX_BINS - 1 bins, and one below for values <= 0
-    bin_of = np.where(d.num > 0, np.clip(np.searchsorted(edges, d.num, side="right"), 1, MAX_BINS - 1), 0)
-    middles = np.sqrt(edges[:-1] * edges[1:])
-    floor = float(d.num.min())
-    return Binned(np.concatenate([[min(floor, low)], middles]), bin_of.astype(np.intp))
+    edges = np.unique(np.quantile(d.num, np.linspace(0.0, 1.0, limit + 1)))
+    bin_of = np.clip(np.searchsorted(edges, d.num, side="right") - 1, 0, len(edges) - 2)
+    used, index = np.unique(bin_of, return_inverse=True)  # bins that hold a value, in order
+    sums = np.bincount(index, weights=d.num, minlength=len(used))
+    return Binned(sums / np.bincount(index, minlength=len(used)), index.ravel().astype(np.intp))
 
 
 def _median_difference(values: Floats, assisted: Floats, unassisted: Floats) -> Floats:
@@ -120,6 +122,14 @@ def bootstrap(d: Data, metric: str, resamples: int, seed: int) -> Floats:
     """The difference in each cluster-bootstrap resample of the raters (NaN where an arm is empty)."""
     rng = np.random.default_rng(seed)
     raters = d.raters
+    if metric == "median_seconds":  # counts per value, binned once for every resample
+        b = binned(d)
+        arms = b.counts(d, d.assisted), b.counts(d, ~d.assisted)
+        out = []
+        for rows in _rows(resamples, len(b.values)):
+            drawn = rng.multinomial(raters, np.full(raters, 1 / raters), size=rows).astype(np.float64)
+            out.append(_median_difference(b.values, drawn @ arms[0], drawn @ arms[1]))
+        return np.concatenate(out) if out else np.empty(0)
     out = [
         resampled(d, metric, rng.multinomial(raters, np.full(raters, 1 / raters), size=rows))
         for rows in _rows(resamples, d.rater.size)
@@ -212,9 +222,9 @@ def _drawn_sums(d: Data, count: int, rng: np.random.Generator) -> Floats | None:
 
 def _drawn_medians(d: Data, count: int, rng: np.random.Generator) -> tuple[Floats, float]:
     """The median difference of `count` random within-rater relabelings, and the observed one,
-    both over the binned values: each rater's assisted judgments are a multivariate hypergeometric
-    draw over their counts per value (count x values numbers, not count x judgments)."""
-    b = binned(d)
+    both over the values binned to TEST_BINS: each rater's assisted judgments are a multivariate
+    hypergeometric draw over their counts per value (count x values numbers, not count x judgments)."""
+    b = binned(d, TEST_BINS)
     assisted = np.zeros((count, len(b.values)))
     for s, e in _rater_blocks(d):
         kinds, inverse = np.unique(b.index[s:e], return_inverse=True)

@@ -360,7 +360,7 @@ class TestMedianByCounts:
         )
         assert np.allclose(resampling.resampled(d, "median_seconds", counts), by_judgment, equal_nan=True)
 
-    def test_many_distinct_values_are_binned_within_half_a_bin(self) -> None:
+    def test_many_distinct_values_are_binned_close_to_the_exact_median(self) -> None:
         d = self._data(20_000, 10, seed=3, rounded=False)
         b = resampling.binned(d)
         assert len(b.values) == resampling.MAX_BINS
@@ -387,3 +387,13 @@ class TestMedianByCounts:
             total += len(block)
         slow = (1 + extreme) / (1 + total)
         assert abs(fast - slow) < 4 * math.sqrt(slow * (1 - slow) / 20_000) * math.sqrt(2) + 1e-4
+
+
+def test_a_small_p_with_an_interval_over_zero_says_which_decides() -> None:
+    diff = Difference("median_seconds", estimate=21.0, ci=(-1.0, 34.0), p=0.0005, significant=False)
+    diff.judgments, diff.raters = 80, 8
+    assert sentence("median_seconds", 66.0, 45.0, diff, "critiques") == (
+        "With critiques, the median judgment took 66 s vs 45 s without (difference 21 s, 95% CI -1 to 34, "
+        "p < 0.001; 80 judgments by 8 raters). Not significant: the 95% interval includes 0 (the permutation "
+        "test alone would call it, but it does not allow for which raters took part)."
+    )
