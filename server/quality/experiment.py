@@ -305,5 +305,12 @@ def sentence(metric: str, assisted: float, unassisted: float, diff: Difference, 
     if diff.ci is None:
         return f"{text} {diff.note or 'No interval.'}"
     if not diff.significant:
-        return text + f" Not significant: the {round(100 * LEVEL)}% interval includes 0."
+        text += f" Not significant: the {round(100 * LEVEL)}% interval includes 0"
+        if diff.p is not None and diff.p < 1 - LEVEL:
+            # The permutation test holds each rater's arms fixed and so does not carry the
+            # uncertainty of which raters took part; the interval does, and decides.
+            return (
+                text + " (the permutation test alone would call it, but it does not allow for which raters took part)."
+            )
+        return text + "."
     return text

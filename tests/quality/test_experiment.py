@@ -336,3 +336,64 @@ def test_grid_of_small_inputs_never_raises() -> None:
         ]
         report = compare(records, bootstrap=50, permutations=50)
         assert all(d.sentence for d in report.differences.values())
+
+
+class TestMedianByCounts:
+    """The median's resamples work on counts per distinct value (or per bin), not per judgment."""
+
+    @staticmethod
+    def _data(n: int, raters: int, seed: int, *, rounded: bool) -> resampling.Data:
+        rng = np.random.default_rng(seed)
+        seconds = rng.lognormal(2.5, 0.8, n)
+        records = [
+            J(f"r{i % raters}", bool(rng.random() < 0.5), seconds=float(round(s, 1) if rounded else s))
+            for i, s in enumerate(seconds)
+        ]
+        return experiment._select(records, "median_seconds")
+
+    def test_a_resample_by_counts_equals_one_by_judgments(self) -> None:
+        d = self._data(3_000, 12, seed=1, rounded=True)  # at most a few hundred distinct values: exact
+        assert len(np.unique(d.num)) <= resampling.MAX_BINS
+        counts = np.random.default_rng(2).multinomial(12, np.full(12, 1 / 12), size=50)
+        by_judgment = resampling.difference(
+            d, "median_seconds", d.assisted.astype(np.float64)[None, :], counts[:, d.rater].astype(np.float64)
+        )
+        assert np.allclose(resampling.resampled(d, "median_seconds", counts), by_judgment, equal_nan=True)
+
+    def test_many_distinct_values_are_binned_close_to_the_exact_median(self) -> None:
+        d = self._data(20_000, 10, seed=3, rounded=False)
+        b = resampling.binned(d)
+        assert len(b.values) == resampling.MAX_BINS
+        exact = np.median(d.num)
+        assert abs(
+            float(resampling.weighted_median(b.values, np.bincount(b.index)[None, :].astype(float))[0]) - exact
+        ) < (0.005 * exact)
+
+    def test_the_permutation_p_by_counts_matches_relabeling_by_judgment(self) -> None:
+        d = self._data(180, 6, seed=7, rounded=False)
+        observed = float(
+            resampling.difference(
+                d, "median_seconds", d.assisted.astype(np.float64)[None, :], np.ones((1, d.rater.size))
+            )[0]
+        )
+        fast = resampling.permutation_p(d, "median_seconds", observed, 20_000, seed=4)
+        # The judgment-by-judgment relabelings, as before counts: the same p within sampling error.
+        blocks, exact = resampling.relabelings(d, 20_000, seed=4)
+        assert not exact
+        extreme = total = 0
+        for block in blocks:
+            diffs = resampling.difference(d, "median_seconds", block.astype(np.float64), np.ones(block.shape))
+            extreme += int((np.abs(diffs) >= abs(observed) - 1e-9).sum())
+            total += len(block)
+        slow = (1 + extreme) / (1 + total)
+        assert abs(fast - slow) < 4 * math.sqrt(slow * (1 - slow) / 20_000) * math.sqrt(2) + 1e-4
+
+
+def test_a_small_p_with_an_interval_over_zero_says_which_decides() -> None:
+    diff = Difference("median_seconds", estimate=21.0, ci=(-1.0, 34.0), p=0.0005, significant=False)
+    diff.judgments, diff.raters = 80, 8
+    assert sentence("median_seconds", 66.0, 45.0, diff, "critiques") == (
+        "With critiques, the median judgment took 66 s vs 45 s without (difference 21 s, 95% CI -1 to 34, "
+        "p < 0.001; 80 judgments by 8 raters). Not significant: the 95% interval includes 0 (the permutation "
+        "test alone would call it, but it does not allow for which raters took part)."
+    )
