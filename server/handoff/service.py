@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.handoff import report
 from server.handoff.rules import verdict_key
 from server.models import Project
+from server.quality.cache import cached
+
+CACHE_NAME = "handoff"
 
 # Both read the partial index ix_items_handoff (items the hand-off resolved or handed to humans).
 _RESOLVED = text(
@@ -32,13 +35,27 @@ _CHECKED = text(
 )
 
 
-async def handoff_report(session: AsyncSession, project: Project) -> dict[str, Any]:
-    """Model-resolved and human-checked items, the spot checks' agreement and its calibration by confidence."""
-    resolved = (await session.execute(_RESOLVED, {"project_id": project.id})).one()
+async def handoff_report(session: AsyncSession, project: Project, *, page: bool = False) -> dict[str, Any]:
+    """Model-resolved and human-checked items, the spot checks' agreement and its calibration by confidence.
+
+    Cached per data version (quality/cache.py; every routing decision comes with a judgment or a
+    new queue epoch) and always for the current version: computed again only after a change. A
+    `page` gets a first computation in the background (cache.Computing when it is not ready soon).
+    """
+    project_id = project.id
+
+    async def compute(own: AsyncSession) -> dict[str, Any]:
+        return await _compute(own, project_id)
+
+    return (await cached(session, project_id, CACHE_NAME, compute, fresh=True, page=page)).payload
+
+
+async def _compute(session: AsyncSession, project_id: uuid.UUID) -> dict[str, Any]:
+    resolved = (await session.execute(_RESOLVED, {"project_id": project_id})).one()
     models: dict[uuid.UUID, list[tuple[tuple[Any, ...], float | None]]] = defaultdict(list)
     humans: dict[uuid.UUID, list[tuple[Any, ...]]] = defaultdict(list)
     spot: dict[uuid.UUID, bool] = {}
-    for row in await session.execute(_CHECKED, {"project_id": project.id}):
+    for row in await session.execute(_CHECKED, {"project_id": project_id}):
         key = verdict_key(choice=row.choice_id, ranking=row.ranking, tie=row.tie, both_bad=row.both_bad)
         spot[row.item_id] = row.spot_check
         if row.rater_kind == "model":

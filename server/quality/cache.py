@@ -147,13 +147,13 @@ async def cached(
     The current version's snapshot if there is one; else an older one at once while the figure is
     refreshed in the background (when it is slow to compute and `fresh` is not asked); else it is
     computed now, and the caller's transaction stores it (commit at the request boundary). For a
-    `page`, a figure never computed is computed in the background; the page gets it if it is ready
-    within `FIRST_WAIT_SECONDS`, and `Computing` if not.
+    `page`, a figure never computed is computed in the background, `fresh` or not; the page gets it
+    if it is ready within `FIRST_WAIT_SECONDS`, and `Computing` if not.
     """
     version = await data_version(session, project_id)
     snapshot = await _snapshot(session, project_id, name)
     engine = session.bind if isinstance(session.bind, AsyncEngine) else None
-    if snapshot is None and page and not fresh and engine is not None:
+    if snapshot is None and page and engine is not None:
         task = _refresh_later(engine, project_id, name, compute)
         await asyncio.wait({task}, timeout=FIRST_WAIT_SECONDS)
         if not task.done():

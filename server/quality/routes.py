@@ -78,6 +78,9 @@ async def quality(
         "columns": {key: (label, next_sort(key, sort)) for key, (label, _) in COLUMNS.items()},
     }
     if project.handoff is not None:  # the hand-off's report and its reliability diagram
-        report = await handoff.handoff_report(session, project)
-        context |= {"handoff": report, "calibration": charts.reliability_chart(report["bins"])}
+        try:
+            report = await handoff.handoff_report(session, project, page=True)
+            context |= {"handoff": report, "calibration": charts.reliability_chart(report["bins"])}
+        except Computing:
+            context["handoff_computing"] = True
     return render(request, "admin/quality/table.html", context)

@@ -5,10 +5,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.handoff import service
 from server.handoff.report import Checked, agreement, build
-from server.models import Role
+from server.models import ProjectMember, QualitySnapshot, Role
+from server.quality import cache
+from server.quality.cache import data_version, refreshes_done
 from server.quality.gold import wilson
 from server.web.charts import reliability_chart
 from tests.factories import (
@@ -149,3 +153,57 @@ class TestReportComplete:
         assert "6 labelled by humans after the models, 6 of them spot checks" in words
         (desc,) = section.find_all("desc")
         assert "0.9 to 1.0: 100% agreement" in desc.text
+
+
+class TestReportCache:
+    async def test_cached_per_data_version_and_current_after_a_judgment(
+        self, client: httpx.AsyncClient, session: AsyncSession, reported: dict[str, Any]
+    ) -> None:
+        project = reported["project"]
+        token = await create_token(session, reported["admin"])
+        url = f"/api/v1/projects/{project.id}/handoff-report"
+        stored = await session.scalar(
+            select(QualitySnapshot.data_version).where(
+                QualitySnapshot.project_id == project.id, QualitySnapshot.name == service.CACHE_NAME
+            )
+        )
+        assert stored == await data_version(session, project.id)  # the fixture's request stored it
+        # A human judgment of a handed-over item changes the data: the next answer counts it.
+        before = (await client.get(url, headers=bearer(token))).json()
+        await judge_all(client, project, await create_token(session, await _member(session, project)), pick=0)
+        after = (await client.get(url, headers=bearer(token))).json()
+        assert after["human_resolved"] > before["human_resolved"] == 0
+
+    async def test_the_quality_page_does_not_wait_for_a_first_report(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        reported: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        project = reported["project"]
+        await session.execute(delete(QualitySnapshot).where(QualitySnapshot.project_id == project.id))
+        await session.commit()
+        await page_login(client, reported["admin"].email, PASSWORD)
+        await client.get(f"/admin/projects/{project.id}/quality")  # the reliability figures, waited for
+        await refreshes_done()
+        monkeypatch.setattr(cache, "FIRST_WAIT_SECONDS", 0.0)
+        await session.execute(
+            delete(QualitySnapshot).where(
+                QualitySnapshot.project_id == project.id, QualitySnapshot.name == service.CACHE_NAME
+            )
+        )
+        await session.commit()
+        page = parse((await client.get(f"/admin/projects/{project.id}/quality")).text)
+        assert "Computing the hand-off report for the first time" in " ".join(page.by_id("handoff").text.split())
+        await refreshes_done()
+        page = parse((await client.get(f"/admin/projects/{project.id}/quality")).text)
+        assert "items resolved by model judges" in " ".join(page.by_id("handoff").text.split())
+
+
+async def _member(session: AsyncSession, project: Any) -> Any:
+    """A second human member, so that handed-over items (overlap 2) complete."""
+    rater = await create_user(session)
+    session.add(ProjectMember(project_id=project.id, user_id=rater.id))
+    await session.commit()
+    return rater
