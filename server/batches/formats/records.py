@@ -149,6 +149,19 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _bounded_text(value: Any, field: str, limit: int) -> str:
+    """A non-empty string of at most `limit` characters that PostgreSQL can store (no NUL)."""
+    if type(value) is not str:
+        raise _Refusal(field, f"{field} must be a string, got {_kind(value)}.")
+    if not value.strip():
+        raise _Refusal(field, f"{field} is empty.")
+    if len(value) > limit:
+        raise _Refusal(field, f"{field} is {len(value):,} characters long; at most {limit:,} are allowed.")
+    if "\x00" in value:
+        raise _Refusal(field, f"{field} contains a NUL character (\\u0000), which cannot be stored; remove it.")
+    return value
+
+
 def _unknown_keys(record: dict[str, Any], allowed: frozenset[str], where: str, field_prefix: str) -> None:
     """Refuse keys outside `allowed` (null-valued ones count as absent)."""
     unknown = [k for k in record if k not in allowed and record[k] is not None]

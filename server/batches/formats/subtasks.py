@@ -18,6 +18,7 @@ from typing import Any
 from server.batches.formats.records import (
     MAX_ID_LENGTH,
     ParsedCandidate,
+    _bounded_text,
     _kind,
     _Refusal,
 )
@@ -46,15 +47,7 @@ def _question(value: Any, field: str, kind: str) -> str | None:
         if kind == "comparison":
             return None
         raise _Refusal(field, f"{field} is missing; a {kind} subtask asks a question.")
-    if type(value) is not str:
-        raise _Refusal(field, f"{field} must be a string, got {_kind(value)}.")
-    if not value.strip():
-        raise _Refusal(field, f"{field} is empty.")
-    if len(value) > MAX_QUESTION_CHARS:
-        raise _Refusal(field, f"{field} is {len(value):,} characters long; at most {MAX_QUESTION_CHARS:,} are allowed.")
-    if "\x00" in value:
-        raise _Refusal(field, f"{field} contains a NUL character (\\u0000), which cannot be stored; remove it.")
-    return value
+    return _bounded_text(value, field, MAX_QUESTION_CHARS)
 
 
 def _scale(value: Any, field: str, kind: str) -> tuple[float, float] | None:

@@ -18,6 +18,7 @@ from server.batches.formats.records import (
     ParsedCandidate,
     ParsedItem,
     RowError,
+    _bounded_text,
     _check_bounds,
     _item,
     _kind,
@@ -108,7 +109,7 @@ def _planted(value: Any, field: str, candidate: ParsedCandidate) -> tuple[dict[s
             )  # fmt: skip
         except SpanError as exc:
             raise _Refusal(f"{where}.span", exc.message) from None
-        description = _critique_text(flaw.get("description"), f"{where}.description", MAX_PLANTED_DESCRIPTION)
+        description = _bounded_text(flaw.get("description"), f"{where}.description", MAX_PLANTED_DESCRIPTION)
         out.append({"message": span.message, "start": span.start, "end": span.end, "description": description})
     return tuple(out)
 
@@ -157,18 +158,6 @@ def _native(record: dict[str, Any], line: int, limits: ImportLimits) -> ParsedIt
     return item
 
 
-def _critique_text(value: Any, field: str, limit: int) -> str:
-    if type(value) is not str:
-        raise _Refusal(field, f"{field} must be a string, got {_kind(value)}.")
-    if not value.strip():
-        raise _Refusal(field, f"{field} is empty.")
-    if len(value) > limit:
-        raise _Refusal(field, f"{field} is {len(value):,} characters long; at most {limit:,} are allowed.")
-    if "\x00" in value:
-        raise _Refusal(field, f"{field} contains a NUL character (\\u0000), which cannot be stored; remove it.")
-    return value
-
-
 def _critique(value: Any, field: str, candidates: list[ParsedCandidate]) -> dict[str, Any]:
     if type(value) is not dict:
         raise _Refusal(field, f"{field} must be an object with candidate, text and author, got {_kind(value)}.")
@@ -180,8 +169,8 @@ def _critique(value: Any, field: str, candidates: list[ParsedCandidate]) -> dict
             f"{field}.candidate",
             f"{field}.candidate must be the index of one of the responses, 0 to {len(candidates) - 1}.",
         )
-    text = _critique_text(value.get("text"), f"{field}.text", MAX_CRITIQUE_CHARS)
-    author = _critique_text(value.get("author"), f"{field}.author", MAX_AUTHOR_CHARS)
+    text = _bounded_text(value.get("text"), f"{field}.text", MAX_CRITIQUE_CHARS)
+    author = _bounded_text(value.get("author"), f"{field}.author", MAX_AUTHOR_CHARS)
     severity = value.get("severity")
     if severity is not None and severity not in Severity.__members__:
         raise _Refusal(f"{field}.severity", f"{field}.severity must be one of minor, major, critical.")
