@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 os.environ.setdefault("ASSAY_ENVIRONMENT", "test")
@@ -104,7 +105,31 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     engine: AsyncEngine = request.getfixturevalue("engine")
     # assay_meta is the database's identity and xid offset (exports/identity.py), kept like a migration's data.
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "assay_meta")
+    try:
+        await _truncate(engine, tables)
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) != "55P03":
+            raise
+        # A connection of this test still holds a transaction open (e.g. a task the test left
+        # running): end it rather than wait forever, and fail the test with what it was doing.
+        async with engine.begin() as connection:
+            leaked = (await connection.execute(_LEAKED)).all()
+        await _truncate(engine, tables)
+        pytest.fail(f"the test left a transaction open after it ended: {[row.query for row in leaked]}")
+
+
+# Connections of this database left idle in a transaction, ended (pg_terminate_backend).
+_LEAKED = text(
+    """
+    SELECT left(query, 200) AS query, pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'
+    """
+)
+
+
+async def _truncate(engine: AsyncEngine, tables: str) -> None:
     async with engine.begin() as connection:
+        await connection.execute(text("SET LOCAL lock_timeout = '20s'"))
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 

@@ -186,12 +186,15 @@ async def test_kill_9_one_of_two_processes_mid_load(launch, session: AsyncSessio
             await asyncio.sleep(1)
         load.complete.set()
 
-    await asyncio.gather(
-        kill_then_watch(),
-        *(api_rater(load, homes[i % 2], t) for i, t in enumerate(tokens)),
+    # A task group, not gather: when one rater fails, the others (and the watcher, which uses the
+    # test's session) are cancelled instead of running on into the fixtures' teardown.
+    async with asyncio.TaskGroup() as group:
+        group.create_task(kill_then_watch())
+        for i, t in enumerate(tokens):
+            group.create_task(api_rater(load, homes[i % 2], t))
         # On the victim: page raters 0 and 2 leave with it, 4 resends to the survivor.
-        *(page_rater(load, homes[i % 2], r.email, leaves=i in (0, 2)) for i, r in enumerate(page_raters)),
-    )
+        for i, r in enumerate(page_raters):
+            group.create_task(page_rater(load, homes[i % 2], r.email, leaves=i in (0, 2)))
 
     assert load.errors == []
     assert load.cut > 0  # the kill did cut requests off
