@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, event, exists, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, event, exists, func, literal, literal_column, or_, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -42,7 +42,10 @@ TS_CONFIG: ColumnElement[Any] = literal_column("'english'::regconfig")
 # (assay_search_text, migration 2026-11-30-2300). jsonb_strip_nulls: a text candidate has no messages.
 _CANDIDATES_SQL = """(SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object('text', c.text, 'messages', c.messages))
                          ORDER BY c.position) FROM candidates c WHERE c.item_id = i.id)"""
-VECTOR_SQL = f"to_tsvector('english', assay_search_text(i.prompt, {_CANDIDATES_SQL}))"
+# A subtask's question is searchable too (it copies its parent's prompt and candidates).
+VECTOR_SQL = (
+    f"to_tsvector('english', assay_search_text(i.prompt, {_CANDIDATES_SQL}) || coalesce(' ' || i.question, ''))"
+)
 
 _NEXT_BATCH = text(
     "SELECT batch_id, project_id, after_seq FROM search_pending ORDER BY batch_id LIMIT 1 FOR UPDATE SKIP LOCKED"
@@ -51,7 +54,7 @@ _NEXT_BATCH = text(
 _WRITE_CHUNK = text(
     f"""
     WITH chunk AS (
-        SELECT i.id, i.project_id, i.seq, i.prompt FROM items i
+        SELECT i.id, i.project_id, i.seq, i.prompt, i.question FROM items i
         WHERE i.project_id = :project_id AND i.seq > :after_seq AND i.batch_id = :batch_id
         ORDER BY i.seq LIMIT :chunk
     ), written AS (
@@ -62,6 +65,22 @@ _WRITE_CHUNK = text(
     SELECT count(*) AS items, max(seq) AS last_seq FROM chunk
     """
 )
+
+
+_WRITE_ITEMS = text(
+    f"""
+    INSERT INTO item_search (item_id, project_id, search)
+    SELECT i.id, i.project_id, {VECTOR_SQL} FROM items i WHERE i.id = ANY(:ids)
+    ON CONFLICT (item_id) DO NOTHING
+    """
+)
+
+
+async def index_now(session: AsyncSession, item_ids: Collection[uuid.UUID]) -> None:
+    """In the caller's transaction: write the vectors of a few new items at once (subtasks posted
+    under an item: at most parse.MAX_SUBTASKS, too few to be worth the background path)."""
+    if item_ids:
+        await session.execute(_WRITE_ITEMS, {"ids": list(item_ids)})
 
 
 def vector(items: Any) -> ColumnElement[Any]:
@@ -82,7 +101,10 @@ def vector(items: Any) -> ColumnElement[Any]:
         .where(Candidate.item_id == items.id)
         .scalar_subquery()
     )
-    return func.to_tsvector(TS_CONFIG, func.assay_search_text(items.prompt, candidates))
+    words = func.assay_search_text(items.prompt, candidates).op("||")(
+        func.coalesce(literal(" ").op("||")(items.question), "")
+    )
+    return func.to_tsvector(TS_CONFIG, words)
 
 
 def matches(items: Any, q: str, pending: Collection[uuid.UUID] = ()) -> ColumnElement[bool]:

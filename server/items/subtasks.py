@@ -30,6 +30,7 @@ from server.batches.formats import subtasks as parse
 from server.batches.formats.records import _Refusal, _text_size
 from server.batches.formats.validation import _native_candidate
 from server.errors import Conflict, Invalid
+from server.items import search
 from server.labeling import queue
 from server.models import Batch, Item, Judgment, Project, SubtasksGate
 
@@ -203,6 +204,7 @@ async def add(session: AsyncSession, *, item: Item, data: Sequence[dict[str, Any
     project = await session.get_one(Project, item.project_id)
     created = await _insert_levels(session, _INSERT_POSTED, params, project.subtasks_gate == SubtasksGate.required)
     await queue.rewind_to(session, item.project_id, "i.id = ANY(:ids)", {"ids": created})
+    await search.index_now(session, created)
     return list(await session.scalars(select(Item).where(Item.id.in_(created)).order_by(Item.seq)))
 
 

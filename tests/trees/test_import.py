@@ -4,9 +4,10 @@
 import contextlib
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from server.models import Candidate, Item
+from server.items import search
+from server.models import Candidate, Item, ItemSearch
 from tests.factories import bearer, import_items
 from tests.trees.conftest import SOURCE, Setup, tree_record
 
@@ -43,6 +44,16 @@ class TestImport:
         assert not check_b.queue_open
         assert check_a.queue_open
         assert all(i.wanted == s.project.overlap for i in items.values())
+
+    async def test_questions_are_found_by_the_word_search(self, make_setup, session) -> None:
+        await make_setup([tree_record()])
+        await search.indexing_done()
+        batch_id = (await items_by_external(session))["t1"].batch_id
+        for pending in ((), (batch_id,)):  # indexed by the background writer; computed while pending
+            found = await session.scalars(
+                select(Item.external_id).where(search.matches(Item, "season", pending)).order_by(Item.external_id)
+            )
+            assert list(found) == ["t1/0", "t1/1", "t1/1/0"], pending
 
     async def test_reupload_adds_nothing(self, make_setup, session) -> None:
         s: Setup = await make_setup([tree_record()])
@@ -161,6 +172,14 @@ class TestPost:
         )
         assert [b["external_id"] for b in response.json()] == ["t9/1"]
         assert (await items_by_external(session))["t9"].open_subtasks == 2
+        # Found by the data browser's word search at once (the import's batch was indexed before).
+        found = await session.scalars(
+            select(Item.external_id)
+            .join(ItemSearch, ItemSearch.item_id == Item.id)
+            .where(ItemSearch.search.bool_op("@@")(func.websearch_to_tsquery("english", "polite")))
+            .order_by(Item.external_id)
+        )
+        assert list(found) == ["t9/0", "t9/1"]
 
     async def test_refusals(self, client, make_setup, session) -> None:
         s: Setup = await make_setup([tree_record()])
