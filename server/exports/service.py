@@ -59,7 +59,7 @@ from server.exports.formats import (
 )
 from server.exports.limits import pool_busy, take_slot
 from server.exports.weighted import LabelledPair, gold_pairs, weighted_pairs
-from server.items import subtasks
+from server.items import search, subtasks
 from server.models import Export, Item, Project, Scale, User
 from server.projects.service import accessible_project_ids
 from server.quality.aggregate import Fit
@@ -361,7 +361,8 @@ def revised_sql(request: ExportRequest) -> str:
 
 
 # The watermark: the oldest transaction id that was still running when the snapshot was taken,
-# leaving out the ones that run in *another* database (they can never write our judgments).
+# leaving out the ones that run in *another* database (they can never write our judgments) and the
+# search indexer's (items/search.py: it writes only the word index, which no export reads).
 # Transaction ids are cluster-wide, so without that, any long transaction on the same
 # PostgreSQL server would stall every export. A running id whose database cannot be read
 # (it ended meanwhile, or the role may not see other users' sessions) counts as ours: the
@@ -378,7 +379,8 @@ _WATERMARK = text(
         (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s) AS x
          WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                            WHERE a.backend_xid::text::bigint = x::text::bigint % 4294967296
-                             AND a.datname IS DISTINCT FROM current_database()))
+                             AND (a.datname IS DISTINCT FROM current_database()
+                                  OR a.application_name = :indexer)))
     ) + meta.xid_offset AS watermark,
     pg_snapshot_xmax(s)::text::bigint + meta.xid_offset AS horizon,
     meta.database_id
@@ -582,7 +584,7 @@ async def open_export(
     request.check(project)
     connection = await _snapshot(export_engine, principal)
     try:
-        mark = (await connection.execute(_WATERMARK)).one()
+        mark = (await connection.execute(_WATERMARK, {"indexer": search.INDEXER_NAME})).one()
         cursor = cursors.decode_cursor(
             after, selection=request.selection_key(), project_id=project.id, database_id=mark.database_id
         )

@@ -47,6 +47,11 @@ VECTOR_SQL = (
     f"to_tsvector('english', assay_search_text(i.prompt, {_CANDIDATES_SQL}) || coalesce(' ' || i.question, ''))"
 )
 
+# The indexer's transactions say who they are, so that an export's watermark does not wait for them
+# (exports/service.py: they write only `item_search` and `search_pending`, which no export reads).
+INDEXER_NAME = "assay search index"
+_AS_INDEXER = text(f"SET LOCAL application_name = '{INDEXER_NAME}'")
+
 _NEXT_BATCH = text(
     "SELECT batch_id, project_id, after_seq FROM search_pending ORDER BY batch_id LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
@@ -133,6 +138,7 @@ async def fill(engine: AsyncEngine, *, chunk: int = CHUNK) -> int:
     written = 0
     while True:
         async with AsyncSession(engine) as session, session.begin():
+            await session.execute(_AS_INDEXER)
             batch = (await session.execute(_NEXT_BATCH)).one_or_none()
             if batch is None:
                 return written

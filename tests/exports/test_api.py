@@ -11,6 +11,7 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from server.items import search
 from server.models import Role, Scope
 from tests.factories import (
     bearer,
@@ -127,6 +128,21 @@ class TestExport:
         )
         assert len(response.content.splitlines()) == 1
         assert response.headers["Assay-Held-Back"] == "0"
+
+    async def test_the_search_indexer_does_not_hold_rows_back(self, client, session, engine) -> None:
+        """The word index is written after an import, in transactions no export needs to wait for."""
+        project, rater, trainer = await self.setup(session, n=1)
+        async with engine.connect() as indexer:
+            await indexer.begin()
+            await indexer.execute(search._AS_INDEXER)  # as search.fill starts each transaction
+            await indexer.exec_driver_sql("SELECT pg_current_xact_id()")
+            await rate_all(client, project, rater)
+            response = await client.get(
+                f"/api/v1/projects/{project.id}/export", params={"format": "raw"}, headers=bearer(trainer)
+            )
+            assert len(response.content.splitlines()) == 1
+            assert response.headers["Assay-Held-Back"] == "0"
+            await indexer.rollback()
 
     async def test_an_open_transaction_in_another_database_does_not_hold_rows_back(
         self, client, session, database_url
