@@ -9,11 +9,16 @@ from server.schemas import Schema
 
 
 class GoldBody(Schema):
-    """A gold answer; indices are positions in the responses as imported (0 = the first)."""
+    """A gold answer; indices are positions in the responses as imported (0 = the first). A check
+    subtask takes `answer`, a rating subtask `value` (right within a tenth of its scale's width)."""
 
     preferred: int | None = Field(default=None, ge=0, le=999, description="The better response of a pair.")
     ranking: list[int] | None = Field(default=None, max_length=1000, description="Every index, best first.")
     tie: bool | None = Field(default=None, description="True: the responses are equally good.")
+    answer: str | None = Field(default=None, max_length=16, description="A check subtask's known answer: yes or no.")
+    value: float | None = Field(
+        default=None, ge=-1e6, le=1e6, description="A rating subtask's known value, on its scale."
+    )
     explanation: str | None = Field(default=None, max_length=2000, description="Feedback shown after answering.")
 
 
