@@ -12,7 +12,7 @@ from server.quality.gold import GoldAnswer, score
 from tests.factories import bearer, create_project, create_token, create_user, import_items, next_item
 from tests.labeling.race import PageRater
 from tests.quality.test_gold import _normalised, orjson_dumps
-from tests.trees.conftest import SOURCE, SUMMARY_A, SUMMARY_B, Setup, answer, lease
+from tests.trees.conftest import SOURCE, SUMMARY_A, SUMMARY_B, Setup, answer, lease, tree_record
 
 
 def gold_tree(ident: str = "t1", **gold_extra: Any) -> dict[str, Any]:
@@ -114,25 +114,39 @@ class TestImportAndGate:
         assert response.status_code == 204
         assert ((await item(session, "t2")).open_subtasks, (await item(session, "t2/0")).wanted) == (2, 2)
 
-    @pytest.mark.parametrize(
-        ("target", "body", "status", "message"),
-        [
-            ("t3/0", {"answer": "unsure"}, 422, 'gold.answer must be yes or no; "unsure" is not a known answer.'),
-            ("t3/0", {"preferred": 0}, 422, "gold.preferred does not fit a check: its gold is answer (yes or no)."),
-            ("t3/0", {}, 422, 'gold.answer is missing: a check\'s gold is {"answer": "yes"} or {"answer": "no"}.'),
-            ("t3/2", {"value": 6}, 422, "gold.value 6 is outside the scale: a number from 1 to 5."),
-        ],
-    )
-    async def test_put_refusals(self, client, make_setup, session, target, body, status, message) -> None:
-        from tests.trees.conftest import tree_record
+    async def test_posted_subtasks_take_gold_too(self, client, make_setup, session) -> None:
+        s: Setup = await make_setup([{"id": "t4", "prompt": SOURCE, "responses": [{"text": "a"}, {"text": "b"}]}])
+        root = await item(session, "t4")
+        posted = [
+            {"kind": "check", "question": "Known?", "candidate": 0, "gold": {"answer": "no"}},
+            {"kind": "check", "question": "Unknown?", "candidate": 1},
+        ]
+        response = await client.post(
+            f"/api/v1/items/{root.id}/subtasks", json={"subtasks": posted}, headers=bearer(s.admin_token)
+        )
+        assert response.status_code == 201, response.text
+        gold = await item(session, "t4/0")
+        assert (gold.gold, gold.wanted, gold.gold_seq is not None) == ({"answer": "no"}, 0, True)
+        assert (await item(session, "t4")).open_subtasks == 1
 
+    async def test_put_refusals(self, client, make_setup, session) -> None:
         s: Setup = await make_setup([tree_record("t3")])
-        found = await item(session, target)
-        response = await client.put(f"/api/v1/items/{found.id}/gold", json=body, headers=bearer(s.admin_token))
-        assert response.status_code == status, response.text
-        body = response.json()
-        text = body.get("detail") or body["errors"][0]["message"]
-        assert text.startswith(message), text
+        cases = [
+            ("t3/0", {"answer": "unsure"}, 'gold.answer must be yes or no; "unsure" is not a known answer.'),
+            ("t3/0", {"preferred": 0}, "gold.preferred does not fit a check: its gold is answer (yes or no)."),
+            ("t3/0", {}, 'gold.answer is missing: a check\'s gold is {"answer": "yes"} or {"answer": "no"}.'),
+            ("t3/2", {"value": 6}, "gold.value 6 is outside the scale: a number from 1 to 5."),
+            ("t3/2", {"value": 4, "answer": "yes"}, "gold.answer does not fit a rating: its gold is value"),
+            ("t3/0", {"answer": "y" * 17}, "Invalid request: answer: String should have at most 16 characters"),
+        ]
+        for target, body, message in cases:
+            found = await item(session, target)
+            response = await client.put(f"/api/v1/items/{found.id}/gold", json=body, headers=bearer(s.admin_token))
+            assert response.status_code == 422, response.text
+            answered = response.json()
+            text = answered.get("detail") or answered["errors"][0]["message"]
+            assert text.startswith(message), text
+        assert (await item(session, "t3/0")).gold is None
 
 
 QUESTIONS = {  # the gold trees' checks and rating, what the rater answers, and whether it is right
