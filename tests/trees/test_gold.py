@@ -280,7 +280,7 @@ class TestItemPage:
         record = gold_tree("p1")
         record["subtasks"][0].pop("gold")
         record["subtasks"].append({"kind": "rating", "question": "How complete is A?", "candidate": 0, "scale": [1, 5]})
-        s: Setup = await make_setup([record], overlap=1)
+        s: Setup = await make_setup([record], overlap=2)
         check, other, rating = [await item(session, f"p1/{i}") for i in range(3)]
         page = await PageRater(app).login(s.admin.email)
         form = (await page.client.get(f"/admin/items/{check.id}")).text
@@ -309,6 +309,12 @@ class TestItemPage:
         )
         assert refused.status_code == 422
         assert "An unsure answer is no known answer, so it cannot be a gold answer." in refused.text
+        b = await lease(client, s, 1)
+        assert b is not None
+        assert b["item"]["external_id"] == "p1/1"
+        assert (await answer(client, s.tokens[1], b, answer="no")).status_code == 201
+        judged_page = (await page.client.get(f"/admin/items/{other.id}")).text
+        assert judged_page.count("Use as gold<span") == 1  # the no, not the unsure
         shown = (await page.client.get(f"/admin/items/{check.id}")).text
         assert "the answer “yes”" in shown
         assert (

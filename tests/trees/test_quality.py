@@ -6,7 +6,6 @@ import pytest
 
 from server.quality.agreement import agreement
 from tests.factories import bearer
-from tests.labeling.race import PageRater
 from tests.trees.conftest import SOURCE, SUMMARY_A, SUMMARY_B, Setup, answer, lease
 
 
@@ -47,7 +46,7 @@ async def answered_trees(client: Any, make_setup: Any) -> Setup:
 
 
 class TestSubtaskAgreement:
-    async def test_figures_per_kind_per_rater_and_on_the_page(self, app, client, make_setup) -> None:
+    async def test_figures_per_kind_and_per_rater(self, client, make_setup) -> None:
         s = await answered_trees(client, make_setup)
         response = await client.get(f"/api/v1/projects/{s.project.id}/quality", headers=bearer(s.admin_token))
         assert response.status_code == 200, response.text
@@ -80,21 +79,9 @@ class TestSubtaskAgreement:
         # Ratings within a tenth: rater 1 agrees with 0 on t1, t2 and with both on t3: 4 of 6.
         assert per_rater[str(s.raters[1].id)]["rating"] == {"agreement": pytest.approx(4 / 6), "compared": 6}
 
-        page = await PageRater(app).login(s.admin.email)
-        html = (await page.client.get(f"/admin/projects/{s.project.id}/quality")).text
-        await page.aclose()
-        assert 'id="subtask-agreement-check"' in html
-        assert 'id="subtask-agreement-rating"' in html
-        assert "Checks (yes / no, nominal)" in html
-        assert "71%" in html  # 5 of 7
-        assert "56%" in html  # 5 of 9
-        assert "checks 80%" in html
+        # The page's lines per kind: tests/web/test_subtask_quality_browser.py.
 
-    async def test_a_project_without_subtasks_has_no_subtask_figures(self, app, client, make_setup) -> None:
+    async def test_a_project_without_subtasks_has_no_subtask_figures(self, client, make_setup) -> None:
         s: Setup = await make_setup([{"id": "p", "prompt": "p", "responses": [{"text": "a"}, {"text": "b"}]}])
         response = await client.get(f"/api/v1/projects/{s.project.id}/quality", headers=bearer(s.admin_token))
         assert response.json()["agreement"]["subtasks"] == {}
-        page = await PageRater(app).login(s.admin.email)
-        html = (await page.client.get(f"/admin/projects/{s.project.id}/quality")).text
-        await page.aclose()
-        assert "Agreement on subtasks" not in html

@@ -11,7 +11,14 @@ from tests.web.test_admin_browser import NARROW, _assert_clean, _fits_width, _fu
 
 
 class TestSubtaskAgreementInBrowser:
-    async def test_a_line_per_kind(self, page, client, make_setup, browser_log: BrowserLog, artifacts: Path) -> None:  # noqa: F811
+    async def test_a_line_per_kind(
+        self,
+        page,
+        client,
+        make_setup,  # noqa: F811  (the fixture imported above)
+        browser_log: BrowserLog,
+        artifacts: Path,
+    ) -> None:
         s = await answered_trees(client, make_setup)
         await login(page, s.admin.email, PASSWORD)
         await page.goto(f"/admin/projects/{s.project.id}/quality")
@@ -25,7 +32,6 @@ class TestSubtaskAgreementInBrowser:
         assert await cell.all_inner_texts() == ["checks 80%", "ratings 67%"]
         await _full_shot(page, artifacts, "quality-subtasks-1280")
         await page.set_viewport_size(NARROW)
-        await page.reload()
         assert await _fits_width(page)
         await page.screenshot(path=str(artifacts / "quality-subtasks-390.png"))
         _assert_clean(browser_log)
