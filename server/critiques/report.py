@@ -46,8 +46,7 @@ from server.errors import Invalid, NotFound
 from server.models import Assistance, Project
 from server.quality import aggregate, experiment
 from server.quality.cache import cached
-from server.quality.gold import GoldAnswer, score
-from server.quality.rules import GOLD_VERDICTS
+from server.quality.rules import GOLD_VERDICTS, score_row
 from server.quality.weighted import rater_fit
 
 CACHE_NAME = "assistance-report"
@@ -173,13 +172,7 @@ async def gold_scores(session: AsyncSession, project_id: uuid.UUID) -> dict[uuid
     """Each gold judgment's score as first sent (None: it cannot be scored, as a both-bad verdict)."""
     out: dict[uuid.UUID, float | None] = {}
     for row in await session.execute(_GOLD, {"project_id": project_id}):
-        out[row.judgment_id] = score(
-            GoldAnswer.model_validate(row.gold),
-            choice=row.choice,
-            ranking=list(row.ranking) if row.ranking else None,
-            tie=row.tie,
-            both_bad=row.both_bad,
-        )
+        out[row.judgment_id] = score_row(row)
     return out
 
 

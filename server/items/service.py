@@ -213,7 +213,8 @@ class JudgmentView:
     active_ms: int | None
     rationale: str | None
     surplus_reason: str | None
-    names_a_winner: bool = False  # a tie, a choice or a ranking: it can be used as the gold answer
+    # a tie, a choice or a ranking (a subtask: a yes/no or a rating): it can be used as the gold answer
+    names_a_winner: bool = False
     revision: int = 1
     revised_at: datetime | None = None
     # The verdicts later revisions replaced, oldest first (labeling/revisions.py keeps them).
@@ -283,7 +284,7 @@ def _judgment_view(
         strength=judgment.strength, shown=view.shown, created_at=judgment.created_at,
         active_ms=judgment.active_ms, rationale=judgment.rationale, surplus_reason=judgment.surplus_reason,
         revision=judgment.revision, revised_at=judgment.revised_at, earlier=replaced,
-        names_a_winner=judgment.tie or judgment.choice_id is not None,
+        names_a_winner=judgment.tie or judgment.choice_id is not None or judgment.answer not in (None, "unsure"),
     )  # fmt: skip
 
 

@@ -13,6 +13,11 @@ costs the pick nothing. The submit that completes a subtask decrements its paren
 transaction; both item rows are locked together, in id order, before the slot is taken
 (docs/ARCHITECTURE.md "Locks"), so two raters completing the last two subtasks at once open the
 parent exactly once. Changing the setting recomputes the counts under the project lock.
+
+A gold subtask (a check or a rating with a known answer) is a gold item: `wanted` 0, served at the
+project's gold_rate to each rater at most once (to its pool's members only), never completed. It
+is no part of its parent's gate: the counts above leave gold subtasks out, and making a subtask
+gold (or ordinary again) moves its parent's count by one (`gold_changed`).
 """
 
 import statistics
@@ -33,6 +38,7 @@ from server.errors import Conflict, Invalid
 from server.items import search
 from server.labeling import queue
 from server.models import Batch, Item, Judgment, Project, SubtasksGate
+from server.models.xid import CURRENT_XID
 
 ANSWERS = ("yes", "no", "unsure")
 MAX_ANSWER_CHARS = 2_000
@@ -47,13 +53,19 @@ _INSERT_LEVEL = """
     WITH src AS ({source}), new AS (
         INSERT INTO items (id, project_id, batch_id, parent_id, kind, question, scale_min, scale_max,
                            subtask_candidate_id, span_message, span_start, span_end, pool, external_id,
-                           prompt, metadata, wanted, batch_priority, priority, paused)
+                           prompt, metadata, wanted, batch_priority, priority, paused, gold, gold_seq,
+                           aggregate_revision, aggregate_xid)
         SELECT gen_random_uuid(), p.project_id, p.batch_id, p.id, src.value ->> 'kind', src.value ->> 'question',
                (src.value ->> 'scale_min')::float8, (src.value ->> 'scale_max')::float8, c.id,
                (src.value ->> 'span_message')::smallint, (src.value ->> 'span_start')::int,
                (src.value ->> 'span_end')::int, src.value ->> 'pool', src.value ->> 'external_id',
-               p.prompt, '{{}}'::jsonb, coalesce((src.value ->> 'overlap')::smallint, :wanted), p.batch_priority,
-               p.priority, p.paused
+               p.prompt, '{{}}'::jsonb,
+               CASE WHEN src.value ? 'gold' THEN 0 ELSE coalesce((src.value ->> 'overlap')::smallint, :wanted) END,
+               p.batch_priority, p.priority, p.paused,
+               -- a gold check or rating: served as gold (wanted 0), its answer its first aggregate revision
+               src.value -> 'gold', CASE WHEN src.value ? 'gold' THEN nextval('items_gold_seq') END,
+               CASE WHEN src.value ? 'gold' THEN 1 ELSE 0 END,
+               CASE WHEN src.value ? 'gold' THEN {xid} END
         FROM src
         JOIN items p ON p.project_id = :project_id AND p.external_id = src.value ->> 'parent' AND {parents}
         LEFT JOIN items o ON o.project_id = :project_id AND o.external_id = src.value ->> 'owner'
@@ -81,14 +93,18 @@ _POSTED = (
     "SELECT 0 AS line, st.value, st.ord"
     " FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS st(value, ord)"
 )
-_INSERT_STAGED = text(_INSERT_LEVEL.format(source=_STAGED, parents="p.batch_id = :batch_id"))
-_INSERT_POSTED = text(_INSERT_LEVEL.format(source=_POSTED, parents="(p.id = :root OR p.batch_id = :batch_id)"))
+_INSERT_STAGED = text(_INSERT_LEVEL.format(source=_STAGED, parents="p.batch_id = :batch_id", xid=CURRENT_XID))
+_INSERT_POSTED = text(
+    _INSERT_LEVEL.format(source=_POSTED, parents="(p.id = :root OR p.batch_id = :batch_id)", xid=CURRENT_XID)
+)
 
-# A gated parent waits for its new direct subtasks (rows created in this transaction, or locked).
+# A gated parent waits for its new direct subtasks (rows created in this transaction, or locked);
+# a gold subtask is never completed (it wants nothing: its judgments measure raters), so it is no gate.
 _GATE_NEW = text(
     """
     UPDATE items p SET open_subtasks = p.open_subtasks + n.count
-    FROM (SELECT parent_id, count(*) AS count FROM items WHERE id = ANY(:ids) GROUP BY parent_id) n
+    FROM (SELECT parent_id, count(*) AS count FROM items WHERE id = ANY(:ids) AND gold_seq IS NULL
+          GROUP BY parent_id) n
     WHERE p.id = n.parent_id
     """
 )
@@ -249,7 +265,8 @@ _LOCK_PARENTS = text(
 _RECOUNT = text(
     """
     UPDATE items p SET open_subtasks = CASE WHEN :required THEN
-        (SELECT count(*) FROM items c WHERE c.parent_id = p.id AND c.completed_at IS NULL) ELSE 0 END
+        (SELECT count(*) FROM items c WHERE c.parent_id = p.id AND c.completed_at IS NULL AND c.gold_seq IS NULL)
+        ELSE 0 END
     WHERE p.id = ANY(:ids)
     """
 )
@@ -273,6 +290,19 @@ _PARENT_DONE = text(
 async def subtask_completed(session: AsyncSession, parent_id: uuid.UUID) -> None:
     """A subtask completed in this transaction; its parent's row is already locked (id order)."""
     await session.execute(_PARENT_DONE, {"id": parent_id})
+
+
+async def gold_changed(session: AsyncSession, project: Project, subtask: Item, *, gold: bool) -> None:
+    """A subtask not complete became gold (its parent waits for it no more) or ordinary again (its
+    parent waits for it, as the gate's recount would say). Both rows are locked by the caller, in id order."""
+    if subtask.parent_id is None or subtask.completed_at is not None:
+        return
+    if gold:
+        await session.execute(_PARENT_DONE, {"id": subtask.parent_id})
+    elif project.subtasks_gate == SubtasksGate.required:
+        await session.execute(
+            text("UPDATE items SET open_subtasks = open_subtasks + 1 WHERE id = :id"), {"id": subtask.parent_id}
+        )
 
 
 # --- answers -------------------------------------------------------------------------------------

@@ -170,12 +170,14 @@ _PICK_THIS_POOL_WAITING = _pick(after="\n          AND i.id = :item_id", wait=Tr
 # Lease the rater's next gold item: the first in gold order after the last one they were given.
 # Gold items are outside the queue (wanted = 0): the slot counter only tracks live leases, so a
 # lease here never fills anything. A gold item locked by another rater's pick at this instant is
-# passed over for this rater (gold is a sample; nobody waits for one).
+# passed over for this rater (gold is a sample; nobody waits for one). A gold subtask with a `group`
+# (its pool) goes only to members of that group, like its ordinary siblings; the others pass it.
 _PICK_GOLD = text(
     """
     WITH picked AS (
         SELECT i.id FROM items i
         WHERE i.project_id = :project_id AND i.gold_seq > :after AND NOT i.paused
+          AND (i.pool IS NULL OR i.pool = CAST(:pool AS varchar))
           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
         ORDER BY i.gold_seq
         LIMIT 1
@@ -456,6 +458,11 @@ async def _resume_point(session: AsyncSession, project: Project, member: Project
     )
 
 
+def _gold_after(member: ProjectMember) -> dict[str, object]:
+    """The gold pick's own parameters: after the rater's last gold item, within their pool."""
+    return {"after": member.gold_resume or 0, "pool": member.group}
+
+
 def _pick_params(project: Project, rater: User) -> dict[str, object]:
     return {
         "project_id": project.id,
@@ -487,13 +494,12 @@ async def next_assignment(
     params = _pick_params(project, rater)
     leased = None
     if await _qualifying(session, project, member, rater):  # the round's items are all gold
-        leased = await session.scalar(_PICK_GOLD_STMT, params | {"after": member.gold_resume or 0})
+        leased = await session.scalar(_PICK_GOLD_STMT, params | _gold_after(member))
         if leased is None:
             await _check_gold_left(session, project, member)
         return None if leased is None else await _load(session, leased)
     if project.gold_rate > 0 and random.random() < project.gold_rate:
-        after = {"after": member.gold_resume or 0}
-        leased = await session.scalar(_PICK_GOLD_STMT, params | after)
+        leased = await session.scalar(_PICK_GOLD_STMT, params | _gold_after(member))
         if leased is not None:
             return await _new_lease(session, project, member, leased)
     if handoff.is_model(rater):  # model judges pick from the model phase only, never the human queue
@@ -524,7 +530,7 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
     member = await _lock_membership(session, project, rater)
     params = _pick_params(project, rater)
     if await _qualifying(session, project, member, rater):  # gold is never waited for: look again
-        leased = await session.scalar(_PICK_GOLD_STMT, params | {"after": member.gold_resume or 0})
+        leased = await session.scalar(_PICK_GOLD_STMT, params | _gold_after(member))
         if leased is None:
             await _check_gold_left(session, project, member)
             return Moved()
@@ -590,6 +596,12 @@ async def _gold_answer(session: AsyncSession, assignment: Assignment) -> GoldAns
     return None if gold is None else GoldAnswer.model_validate(gold)
 
 
+async def _scale(session: AsyncSession, assignment: Assignment) -> tuple[float | None, float | None]:
+    """The scale of the assignment's item (a rating subtask's; (None, None) for other kinds)."""
+    row = (await session.execute(select(Item.scale_min, Item.scale_max).where(Item.id == assignment.item_id))).one()
+    return row.scale_min, row.scale_max
+
+
 def _feedback(project: Project, answer: GoldAnswer, value: float | None) -> rules.Feedback | None:
     return rules.Feedback.of(answer, value) if project.gold_feedback else None
 
@@ -615,6 +627,8 @@ async def _stored(session: AsyncSession, assignment: Assignment, project: Projec
             ranking=existing.ranking,
             tie=existing.tie,
             both_bad=existing.both_bad,
+            answer=existing.answer,
+            scale=await _scale(session, assignment),
         )
         feedback = rules.Feedback.of(answer, value)  # shown with the first answer: shown again
     return Submitted(judgment=existing, created=False, project=project, refusal=refusal, feedback=feedback)
@@ -629,6 +643,7 @@ async def _gold_rules(
     assignment: Assignment,
     verdict: Verdict,
     data: JudgmentCreate,
+    stored_answer: object,
 ) -> tuple[rules.Feedback | None, rules.Decision]:
     """Score a gold verdict before it is stored: the feedback to show and what it decides."""
     answer = await _gold_answer(session, assignment)
@@ -642,6 +657,8 @@ async def _gold_rules(
         ranking=verdict.ranking,
         tie=data.tie,
         both_bad=data.both_bad,
+        answer=stored_answer,
+        scale=await _scale(session, assignment),
     )
     decision = await rules.decide(session, project=project, member=member, rater=rater, value=value, now=_now())
     return _feedback(project, answer, value), decision
@@ -727,7 +744,14 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     feedback, decision = None, rules.Decision()
     if assignment.gold and member is not None and assignment.status != AssignmentStatus.ended:
         feedback, decision = await _gold_rules(
-            session, project=project, member=member, rater=rater, assignment=assignment, verdict=verdict, data=data
+            session,
+            project=project,
+            member=member,
+            rater=rater,
+            assignment=assignment,
+            verdict=verdict,
+            data=data,
+            stored_answer=answer,
         )
     # A subtask's verdict may complete it and so open its parent: the two rows are locked together,
     # in id order, before the slot is taken (the parent's id may come first).

@@ -9,7 +9,13 @@ applied to every pair it orders (as the exports do: server/exports/formats.py).
 
 - `pairwise`: the share of agreeing pairs among all pairs of judgments on the same unit. On a
   strength scale two judgments agree when they pick the same direction (or both tie); the exact
-  strengths enter alpha, not this share.
+  strengths enter alpha, not this share. With a `tolerance` (ratings), two values agree when they
+  lie within it of each other.
+
+Task trees' subtasks have units of their own, one per subtask item, each kind its own figure
+(server/quality/reliability.py): a check's yes / no (1 / 0) at the nominal level, unsure missing;
+a rating's answer as a share of its scale's width ((answer - min) / (max - min)) at the interval
+level, agreeing pairwise within a tenth of the scale.
 - `alpha`: Krippendorff's alpha from the `krippendorff` package (ordinal or nominal).
 - `ci`, `pairwise_ci`: 95% percentile intervals from a bootstrap over units with a fixed seed, so
   the same data always gives the same interval. Units with the same values are one pattern, so
@@ -28,7 +34,7 @@ import krippendorff
 import numpy as np
 import numpy.typing as npt
 
-Level = Literal["nominal", "ordinal"]
+Level = Literal["nominal", "ordinal", "interval"]
 BOOTSTRAP = 1000
 SEED = 20261201  # fixed: the same data gives the same interval every time
 
@@ -86,15 +92,15 @@ class Agreement:
 EMPTY = Agreement(units=0, values=0, pairwise=None, pairwise_ci=None, alpha=None, ci=None)
 
 
-Patterns = Mapping[tuple[int, ...], int]  # a unit's values (sorted) -> how many units have exactly these
+Patterns = Mapping[tuple[float, ...], int]  # a unit's values (sorted) -> how many units have exactly these
 
 
-def patterns_of(units: Iterable[Sequence[int]]) -> Counter[tuple[int, ...]]:
+def patterns_of(units: Iterable[Sequence[float]]) -> Counter[tuple[float, ...]]:
     """Units counted by their values; units with fewer than two values are left out."""
     return Counter(tuple(sorted(u)) for u in units if len(u) >= 2)
 
 
-def _matrix(counted: Patterns, domain: list[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _matrix(counted: Patterns, domain: list[float]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Value-count rows (patterns by domain values) and how many units have each."""
     index = {v: i for i, v in enumerate(domain)}
     rows = np.zeros((len(counted), len(domain)), dtype=np.int64)
@@ -114,11 +120,16 @@ def _coincidences(patterns: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     return np.asarray((outer / (m - 1)[:, None, None]).reshape(len(n), -1), dtype=np.float64)
 
 
-def _distances(marginals: npt.NDArray[np.float64], level: Level) -> npt.NDArray[np.float64]:
-    """Squared distances between domain values (rows: draws), nominal or ordinal (Krippendorff 2011)."""
+def _distances(
+    marginals: npt.NDArray[np.float64], level: Level, domain: Sequence[float] = ()
+) -> npt.NDArray[np.float64]:
+    """Squared distances between domain values (rows: draws), nominal, ordinal or interval (Krippendorff 2011)."""
     v = marginals.shape[-1]
     if level == "nominal":
         return np.broadcast_to(1.0 - np.eye(v), (*marginals.shape[:-1], v, v))
+    if level == "interval":
+        values = np.asarray(domain, dtype=np.float64)
+        return np.broadcast_to((values[:, None] - values[None, :]) ** 2, (*marginals.shape[:-1], v, v))
     cum = np.cumsum(marginals, axis=-1)
     lo = np.minimum.outer(np.arange(v), np.arange(v))
     hi = np.maximum.outer(np.arange(v), np.arange(v))
@@ -129,11 +140,13 @@ def _distances(marginals: npt.NDArray[np.float64], level: Level) -> npt.NDArray[
     return np.asarray((between - half) ** 2)
 
 
-def _alpha_from_coincidences(o: npt.NDArray[np.float64], level: Level) -> npt.NDArray[np.float64]:
+def _alpha_from_coincidences(
+    o: npt.NDArray[np.float64], level: Level, domain: Sequence[float] = ()
+) -> npt.NDArray[np.float64]:
     """Alpha for each coincidence matrix in `o` (draws, V, V); NaN where it is undefined."""
     marginals = o.sum(axis=-1)
     total = marginals.sum(axis=-1)
-    d = _distances(marginals, level)
+    d = _distances(marginals, level, domain)
     expected = marginals[..., :, None] * marginals[..., None, :]
     v = o.shape[-1]
     expected = expected - np.eye(v) * marginals[..., :, None]
@@ -153,15 +166,18 @@ def _percentile_ci(draws: npt.NDArray[np.float64]) -> tuple[float, float] | None
 
 
 def agreement(
-    units: Iterable[Sequence[int]],
+    units: Iterable[Sequence[float]],
     *,
     level: Level,
     direction: bool = False,
+    tolerance: float | None = None,
     bootstrap: int = BOOTSTRAP,
     seed: int = SEED,
 ) -> Agreement:
     """Pairwise agreement and alpha over `units` (each the values its judgments gave), with 95% intervals."""
-    return agreement_of(patterns_of(units), level=level, direction=direction, bootstrap=bootstrap, seed=seed)
+    return agreement_of(
+        patterns_of(units), level=level, direction=direction, tolerance=tolerance, bootstrap=bootstrap, seed=seed
+    )
 
 
 def agreement_of(
@@ -169,14 +185,15 @@ def agreement_of(
     *,
     level: Level,
     direction: bool = False,
+    tolerance: float | None = None,
     bootstrap: int = BOOTSTRAP,
     seed: int = SEED,
 ) -> Agreement:
     """Pairwise agreement and alpha over units counted by their values (`patterns_of`), with 95% intervals.
 
     Units with fewer than two values carry no information about agreement and are left out.
-    Pairwise agreement compares values, or only their signs with `direction` (strength scales);
-    alpha compares the values at `level`.
+    Pairwise agreement compares values, or only their signs with `direction` (strength scales), or
+    within `tolerance` of each other (ratings); alpha compares the values at `level`.
     """
     counted = {values: n for values, n in counted.items() if len(values) >= 2 and n > 0}
     if not counted:
@@ -184,7 +201,10 @@ def agreement_of(
     domain = sorted({v for values in counted for v in values})
     patterns, counts = _matrix(counted, domain)
     keys = np.sign(np.array(domain)) if direction else np.array(domain)
-    same = (keys[:, None] == keys[None, :]).astype(np.float64)
+    if tolerance is None:
+        same = (keys[:, None] == keys[None, :]).astype(np.float64)
+    else:
+        same = (np.abs(keys[:, None] - keys[None, :]) <= tolerance + 1e-9).astype(np.float64)
     n = patterns.astype(np.float64)
     m = n.sum(axis=1)
     agreeing = (np.einsum("pi,ij,pj->p", n, same, n) - m) / 2  # pairs of judgments that agree
@@ -204,7 +224,7 @@ def agreement_of(
     ci: tuple[float, float] | None = None
     if alpha is not None:
         o = (draws @ _coincidences(patterns)).reshape(bootstrap, len(domain), len(domain))
-        ci = _percentile_ci(_alpha_from_coincidences(o, level))
+        ci = _percentile_ci(_alpha_from_coincidences(o, level, domain))
     return Agreement(
         units=int(counts.sum()),
         values=int(m @ counts),
@@ -215,7 +235,7 @@ def agreement_of(
     )
 
 
-def alpha_of(units: Iterable[Sequence[int]], *, level: Level) -> float | None:
+def alpha_of(units: Iterable[Sequence[float]], *, level: Level) -> float | None:
     """Alpha from this module's own coincidence arithmetic (the bootstrap's), for checking it."""
     counted = patterns_of(units)
     domain = sorted({v for values in counted for v in values})
@@ -223,5 +243,5 @@ def alpha_of(units: Iterable[Sequence[int]], *, level: Level) -> float | None:
         return None
     patterns, counts = _matrix(counted, domain)
     o = (counts.astype(np.float64) @ _coincidences(patterns)).reshape(1, len(domain), len(domain))
-    value = float(_alpha_from_coincidences(o, level)[0])
+    value = float(_alpha_from_coincidences(o, level, domain)[0])
     return value if np.isfinite(value) else None

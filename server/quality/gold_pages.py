@@ -1,5 +1,6 @@
 """Admin pages for gold answers: set one on the item page (typed, or from a judgment) and clear it."""
 
+import math
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 NO_ANSWER = "Choose the gold answer: the better response, a tie, or a ranking."
 BAD_RANKING = "Write the ranking as response numbers, best first, separated by commas (for example 3, 1, 2)."
 BAD_ANSWER = "That is not one of the gold answer options; reload the page and choose again."
+BAD_VALUE = "Write the known rating as a number on the item's scale (for example 4 or 3.5)."
 LONG_EXPLANATION = f"The explanation is longer than {MAX_EXPLANATION:,} characters; please shorten it."
 
 
@@ -39,6 +41,16 @@ def _ranking(value: str) -> list[int]:
     return [int(p) - 1 for p in parts]  # the page numbers responses from 1
 
 
+def _rating(value: str) -> float:
+    try:
+        number = float(value.strip()[:40])
+    except ValueError:
+        raise Invalid(BAD_VALUE) from None
+    if not math.isfinite(number):
+        raise Invalid(BAD_VALUE)
+    return number
+
+
 def _typed_answer(form: FormData) -> dict[str, Any]:
     """The gold answer form as the API's body (indices from 0); the gold shape checks the rest."""
     answer = str(form.get("answer") or "")
@@ -50,6 +62,10 @@ def _typed_answer(form: FormData) -> dict[str, Any]:
         value = {"tie": True}
     elif answer == "ranking":
         value = {"ranking": _ranking(str(form.get("ranking") or ""))}
+    elif answer in ("check:yes", "check:no"):  # a check subtask
+        value = {"answer": answer[6:]}
+    elif answer == "value":  # a rating subtask
+        value = {"value": _rating(str(form.get("value") or ""))}
     elif answer.startswith("preferred:") and answer[10:].isascii() and answer[10:].isdigit() and len(answer) < 15:
         value = {"preferred": int(answer[10:])}
     elif not answer:

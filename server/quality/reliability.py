@@ -9,6 +9,10 @@ aggregate queries instead of a million rows in Python:
 `judged_rows` reads the same judgments row by row for raters.tally; the tests check that both
 paths give the same figures. Gold accuracy comes from server/quality/service.py (`gold_figures`).
 
+Check and rating subtasks of task trees have agreement figures of their own, per kind
+(`_subtask_agreement`), and each rater's agreement with the others per kind (`_subtask_raters`);
+they stay out of the comparison figures, the flags and the Dawid-Skene model.
+
 Everything is cached per data version (server/quality/cache.py): a page view reads one snapshot
 row while nothing changed, and recomputes once after a judgment, an import or a gold change.
 Agreement uses every judgment's current verdict (a revision replaces it).
@@ -25,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.models import Project, Scale
 from server.quality.agreement import Level, agreement_of, pair_values
 from server.quality.cache import cached
-from server.quality.gold import GoldAnswer, score
+from server.quality.gold import RATING_TOLERANCE, GoldAnswer, score
 from server.quality.raters import MAX_BLOCKS, MIN_BLOCK, Judged, Rater, Tallies, Tally, figures
 from server.quality.service import gold_figures
 
-SNAPSHOT = "reliability"
+# The snapshot name carries its shape's version: a snapshot of an older shape (before subtask figures) is not read.
+SNAPSHOT = "reliability.2"
 
 # One row per judgment and candidate pair (a < b by upload position) with its value; both-bad is missing.
 _VALUES = """
@@ -122,6 +127,52 @@ _TALLIES = text(
     ORDER BY rater_id, block
     """
 )
+# Task trees' check and rating subtasks (one unit per subtask item, each kind its own figure:
+# server/quality/agreement.py): a check's yes / no as 1 / 0 (unsure missing), a rating's answer as a
+# share of its scale's width, rounded to 1e-6 so equal answers make one pattern.
+_SUBTASK_VALUES = """
+    SELECT j.id AS judgment_id, j.rater_id, j.item_id, i.batch_id, i.kind, j.rater_kind = 'human' AS by_human,
+           CASE WHEN i.kind = 'check' THEN CASE j.answer #>> '{}' WHEN 'yes' THEN 1.0 WHEN 'no' THEN 0.0 END
+                ELSE round(CAST(((j.answer #>> '{}')::float8 - i.scale_min) / (i.scale_max - i.scale_min)
+                                AS numeric), 6)
+           END::float8 AS value
+    FROM judgments j JOIN items i ON i.id = j.item_id
+    WHERE j.project_id = :project_id AND i.kind IN ('check', 'rating') AND j.answer IS NOT NULL
+"""
+_SUBTASK_PATTERNS = text(
+    f"""
+    WITH v AS ({_SUBTASK_VALUES}),
+    units AS (
+        SELECT batch_id, kind, array_agg(value ORDER BY value) AS vals
+        FROM v WHERE value IS NOT NULL AND by_human GROUP BY item_id, batch_id, kind HAVING count(*) >= 2
+    )
+    SELECT batch_id, kind, vals, count(*) AS n FROM units GROUP BY batch_id, kind, vals
+    """
+)
+# Per rater and kind: the pairs (their answer, another human's answer on the same subtask) that agree.
+_SUBTASK_RATERS = text(
+    f"""
+    WITH v AS ({_SUBTASK_VALUES})
+    SELECT a.rater_id, a.kind, count(*) AS compared,
+           count(*) FILTER (
+               WHERE abs(a.value - b.value) <= 1e-9 + CASE WHEN a.kind = 'rating' THEN CAST(:tolerance AS float8) END
+                  OR a.value = b.value
+           ) AS agree
+    FROM v a JOIN v b ON b.item_id = a.item_id AND b.judgment_id <> a.judgment_id AND b.by_human
+    WHERE a.value IS NOT NULL AND b.value IS NOT NULL
+    GROUP BY a.rater_id, a.kind
+    """
+)
+# The kinds of subtasks a project has (a line each on the quality page, even before any overlap).
+_SUBTASK_KINDS = text(
+    """
+    SELECT k.kind FROM (VALUES ('check'), ('rating')) AS k(kind)
+    WHERE EXISTS (SELECT 1 FROM items i  -- a subtask has a parent: ix_items_parent holds only subtasks
+                  WHERE i.parent_id IS NOT NULL AND i.project_id = :project_id AND i.kind = k.kind)
+    ORDER BY k.kind
+    """
+)
+SUBTASK_LEVELS: dict[str, Level] = {"check": "nominal", "rating": "interval"}
 _SKIPS = text(
     "SELECT rater_id, count(*) AS skips FROM assignments WHERE project_id = :project_id AND status = 'skipped' "
     "GROUP BY rater_id"
@@ -187,8 +238,8 @@ async def _with_gold(session: AsyncSession, project: Project, counts: Tallies) -
 
 
 async def _agreement(session: AsyncSession, project: Project, level: Level) -> dict[str, Any]:
-    per_batch: dict[uuid.UUID, dict[tuple[int, ...], int]] = defaultdict(dict)
-    overall: dict[tuple[int, ...], int] = defaultdict(int)
+    per_batch: dict[uuid.UUID, dict[tuple[float, ...], int]] = defaultdict(dict)
+    overall: dict[tuple[float, ...], int] = defaultdict(int)
     for row in await session.execute(_PATTERNS, {"project_id": project.id}):
         values = tuple(row.vals)
         per_batch[row.batch_id][values] = row.n
@@ -205,6 +256,47 @@ async def _agreement(session: AsyncSession, project: Project, level: Level) -> d
     return {**agreement_of(overall, level=level, direction=direction).as_dict(), "batches": batches}
 
 
+async def _subtask_agreement(session: AsyncSession, project: Project) -> dict[str, Any]:
+    """Agreement on check and rating subtasks, a figure per kind (with its batches), when the project has them."""
+    kinds = list(await session.scalars(_SUBTASK_KINDS, {"project_id": project.id}))
+    if not kinds:
+        return {}
+    per_batch: dict[tuple[str, uuid.UUID], dict[tuple[float, ...], int]] = defaultdict(dict)
+    overall: dict[str, dict[tuple[float, ...], int]] = defaultdict(lambda: defaultdict(int))
+    for row in await session.execute(_SUBTASK_PATTERNS, {"project_id": project.id}):
+        values = tuple(float(v) for v in row.vals)
+        per_batch[(row.kind, row.batch_id)][values] = row.n
+        overall[row.kind][values] += row.n
+    batches = list(await session.execute(_BATCHES, {"project_id": project.id}))
+    out: dict[str, Any] = {}
+    for kind in kinds:
+        level = SUBTASK_LEVELS[kind]
+        tolerance = RATING_TOLERANCE if kind == "rating" else None
+        out[kind] = {
+            "level": level,
+            "tolerance": tolerance,
+            **agreement_of(overall[kind], level=level, tolerance=tolerance).as_dict(),
+            "batches": [
+                {
+                    "batch_id": str(b.id),
+                    "name": b.name,
+                    **agreement_of(per_batch[(kind, b.id)], level=level, tolerance=tolerance).as_dict(),
+                }
+                for b in batches
+            ],
+        }
+    return out
+
+
+async def _subtask_raters(session: AsyncSession, project: Project) -> dict[str, dict[str, Any]]:
+    """Each rater's agreement with the other human raters on check and rating subtasks, per kind."""
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    params = {"project_id": project.id, "tolerance": RATING_TOLERANCE}
+    for row in await session.execute(_SUBTASK_RATERS, params):
+        out[str(row.rater_id)][row.kind] = {"agreement": row.agree / row.compared, "compared": row.compared}
+    return out
+
+
 async def _compute(session: AsyncSession, project: Project, fast_seconds: float) -> dict[str, Any]:
     params = {"project_id": project.id}
     # The aggregates sort every judgment of the project: in memory, not on disk (default 4 MB), and
@@ -219,6 +311,10 @@ async def _compute(session: AsyncSession, project: Project, fast_seconds: float)
         Rater(str(m.id), human=bool(m.human), skips=skips.get(str(m.id), 0))
         for m in await session.execute(_MEMBERS, params)
     ]
+    raters = figures(counts, members, fast_seconds=fast_seconds)
+    for user_id, kinds in (await _subtask_raters(session, project)).items():
+        if user_id in raters:
+            raters[user_id]["subtasks"] = kinds
     return {
         "level": level,
         "fast_seconds": fast_seconds,
@@ -226,8 +322,9 @@ async def _compute(session: AsyncSession, project: Project, fast_seconds: float)
             **await _agreement(session, project, level),
             "median_seconds": counts.median_seconds,
             "majority_agreement": counts.majority_agreement,
+            "subtasks": await _subtask_agreement(session, project),
         },
-        "raters": figures(counts, members, fast_seconds=fast_seconds),
+        "raters": raters,
     }
 
 
@@ -359,6 +456,7 @@ async def project_quality(
         raters.append(
             {
                 **{key: r[key] for key in _RATER_KEYS},
+                "subtasks": r.get("subtasks", {}),
                 "position_bias": r["left_share"],
                 "position_p": r["left_p"],
                 "gold_judged": g.gold_judged if g else 0,

@@ -46,8 +46,9 @@ ADMIN_NOT_ENOUGH_GOLD = (
 # revisions replaced, so revision 1 is there when the judgment was revised, else the row itself.
 # Candidates are turned into their upload positions, the indices a gold answer uses.
 GOLD_VERDICTS = """
-    SELECT j.id AS judgment_id, j.rater_id, i.gold, j.created_at,
+    SELECT j.id AS judgment_id, j.rater_id, i.gold, j.created_at, i.scale_min, i.scale_max,
            cc.position AS choice,
+           CASE WHEN r.judgment_id IS NULL THEN j.answer ELSE r.answer END AS answer,
            CASE WHEN r.judgment_id IS NULL THEN j.tie ELSE r.tie END AS tie,
            CASE WHEN r.judgment_id IS NULL THEN j.both_bad ELSE r.both_bad END AS both_bad,
            (SELECT array_agg(c.position ORDER BY o.ord)
@@ -69,6 +70,8 @@ _GOLD_LEFT = text(
     """
     SELECT count(*) FROM items i
     WHERE i.project_id = :project_id AND i.gold_seq IS NOT NULL AND NOT i.paused
+      AND (i.pool IS NULL OR i.pool = (SELECT m.group FROM project_members m
+                                       WHERE m.project_id = :project_id AND m.user_id = :rater_id))
       AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.rater_id = :rater_id)
     """
 )
@@ -88,41 +91,48 @@ class Scored:
     value: float | None  # None: could not be scored (both bad)
 
 
-def _score_row(row: Any) -> float | None:
+def score_row(row: Any) -> float | None:
+    """A row of GOLD_VERDICTS scored against its item's gold answer."""
     return score(
         GoldAnswer.model_validate(row.gold),
         choice=row.choice,
         ranking=list(row.ranking) if row.ranking else None,
         tie=row.tie,
         both_bad=row.both_bad,
+        answer=row.answer,
+        scale=(row.scale_min, row.scale_max),
     )
 
 
 async def project_scores(session: AsyncSession, project: Project) -> list[Scored]:
     """Every gold judgment of the project, scored as first sent, by rater, oldest first."""
     rows = await session.execute(_ALL_GOLD, {"project_id": project.id})
-    return [Scored(row.rater_id, row.created_at, _score_row(row)) for row in rows]
+    return [Scored(row.rater_id, row.created_at, score_row(row)) for row in rows]
 
 
 async def rater_scores(session: AsyncSession, project: Project, rater_id: uuid.UUID) -> list[Scored]:
     rows = await session.execute(_RATER_GOLD, {"project_id": project.id, "rater_id": rater_id})
-    return [Scored(row.rater_id, row.created_at, _score_row(row)) for row in rows]
+    return [Scored(row.rater_id, row.created_at, score_row(row)) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
     """What the rater is told after a gold item when the project turns feedback on."""
 
-    matched: bool | None  # None: the verdict cannot be scored (both bad)
+    matched: bool | None  # None: the verdict cannot be scored (both bad, unsure)
     explanation: str | None
+    check: bool = False  # a check subtask's gold (its unscored answer is "unsure")
 
     @classmethod
     def of(cls, answer: GoldAnswer, value: float | None) -> "Feedback":
         """A verdict's score as feedback: matched only when fully right (a whole ranking in order)."""
-        return cls(matched=None if value is None else value == 1.0, explanation=answer.explanation)
+        matched = None if value is None else value == 1.0
+        return cls(matched=matched, explanation=answer.explanation, check=answer.answer is not None)
 
     @property
     def sentence(self) -> str:
+        if self.matched is None and self.check:
+            return "This item has a known answer; an unsure answer is not compared with it."
         if self.matched is None:
             return "This item has a known answer; a both-bad verdict is not compared with it."
         if self.matched:
@@ -152,8 +162,12 @@ async def verdict_score(
     ranking: Sequence[uuid.UUID] | None,
     tie: bool,
     both_bad: bool,
+    answer: Any = None,
+    scale: tuple[float | None, float | None] = (None, None),
 ) -> float | None:
-    """A verdict (candidate ids) scored against the item's gold answer (upload positions)."""
+    """A verdict (candidate ids; a subtask's answer) scored against the item's gold answer (upload positions)."""
+    if gold.answer is not None or gold.value is not None:
+        return score(gold, choice=None, ranking=None, tie=tie, both_bad=both_bad, answer=answer, scale=scale)
     position = {row.id: row.position for row in await session.execute(_POSITIONS, {"item_id": item_id})}
     return score(
         gold,

@@ -9,11 +9,16 @@ from server.schemas import Schema
 
 
 class GoldBody(Schema):
-    """A gold answer; indices are positions in the responses as imported (0 = the first)."""
+    """A gold answer; indices are positions in the responses as imported (0 = the first). A check
+    subtask takes `answer`, a rating subtask `value` (right within a tenth of its scale's width)."""
 
     preferred: int | None = Field(default=None, ge=0, le=999, description="The better response of a pair.")
     ranking: list[int] | None = Field(default=None, max_length=1000, description="Every index, best first.")
     tie: bool | None = Field(default=None, description="True: the responses are equally good.")
+    answer: str | None = Field(default=None, max_length=16, description="A check subtask's known answer: yes or no.")
+    value: float | None = Field(
+        default=None, ge=-1e6, le=1e6, description="A rating subtask's known value, on its scale."
+    )
     explanation: str | None = Field(default=None, max_length=2000, description="Feedback shown after answering.")
 
 
@@ -78,6 +83,29 @@ class BatchAgreement(Schema):
     ci: tuple[float, float] | None
 
 
+class SubtaskAgreement(Schema):
+    """Agreement on one kind of task-tree subtask: a unit is a subtask item."""
+
+    level: str = Field(description="nominal (a check: yes or no; unsure is missing) or interval (a rating).")
+    tolerance: float | None = Field(
+        description="A rating: two answers agree pairwise within this share of the scale's width (0.1)."
+    )
+    units: int = Field(description="Subtasks with at least two answers.")
+    values: int
+    pairwise: float | None = Field(description="Share of agreeing pairs of answers on the same subtask.")
+    pairwise_ci: tuple[float, float] | None
+    alpha: float | None = Field(description="Krippendorff's alpha (a rating: answers as a share of the scale).")
+    ci: tuple[float, float] | None
+    batches: list[BatchAgreement]
+
+
+class KindAgreement(Schema):
+    """A rater's answers on one kind of subtask against the other human raters' answers."""
+
+    agreement: float = Field(description="Share of pairs (their answer, another's) that agree.")
+    compared: int = Field(description="Pairs compared.")
+
+
 class Agreement(Schema):
     level: str = Field(description="nominal (binary scale: A, B, tie) or ordinal (signed strength).")
     units: int = Field(description="Units (item, candidate pair) with at least two values.")
@@ -93,6 +121,9 @@ class Agreement(Schema):
     stale: bool = Field(description="Newer judgments exist: the figures are recomputed within 5 minutes.")
     computed_at: datetime
     batches: list[BatchAgreement]
+    subtasks: dict[str, SubtaskAgreement] = Field(
+        default_factory=dict, description="Task trees: agreement on check and rating subtasks, per kind."
+    )
 
 
 class RaterQuality(RaterReliability):
@@ -100,6 +131,9 @@ class RaterQuality(RaterReliability):
     email: str
     suspended: bool
     group: str | None = Field(default=None, description="The member's rater group (such as expert), or null.")
+    subtasks: dict[str, KindAgreement] = Field(
+        default_factory=dict, description="Agreement on check and rating subtasks with the other raters, per kind."
+    )
     gold_judged: int = Field(description="Gold judgments stored.")
     gold_scored: int = Field(description="Gold judgments that could be scored (both-bad is missing).")
     gold_accuracy: float | None = Field(description="Mean score on gold; a ranking scores its share of pairs.")

@@ -1,8 +1,9 @@
 """Gold items in the database: setting and clearing gold, and each rater's gold accuracy.
 
-Locks (docs/ARCHITECTURE.md "Locks"): setting gold locks the item row only; clearing it first
-locks the project row through `queue.lock_for_reorder` (the item comes back into the queue, at
-its old place, so raters' resume points start a new epoch), then the item.
+Locks (docs/ARCHITECTURE.md "Locks"): setting gold locks the item row only (a subtask: it and its
+parent, in id order, as a submit does: its parent's gate count moves); clearing it first locks the
+project row through `queue.lock_for_reorder` (the item comes back into the queue, at its old
+place, so raters' resume points start a new epoch), then the item (and a subtask's parent).
 """
 
 import uuid
@@ -14,6 +15,7 @@ from sqlalchemy import literal_column, null, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Conflict, Invalid, NotFound
+from server.items import subtasks as trees
 from server.labeling import queue
 from server.models import Candidate, Item, Judgment, Project, ProjectMember, User
 from server.models.xid import CURRENT_XID
@@ -21,12 +23,22 @@ from server.quality import rules, trust
 from server.quality.gold import GoldError, parse_gold, wilson
 
 RECENT_GOLD = 20  # "over the last N gold items"
+GOLD_SUBTASKS = ("check", "rating")  # the subtask kinds that take a gold answer
+_LOCK_ITEMS = text("SELECT id FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE")
 
 
 async def _item_for_update(session: AsyncSession, project: Project, item_id: uuid.UUID) -> tuple[Item, int]:
-    """The item (locked) and its number of candidates."""
+    """The item (locked; a subtask with its parent, in id order) and its number of candidates."""
+    parent_id = await session.scalar(
+        select(Item.parent_id).where(Item.id == item_id, Item.project_id == project.id)
+    )  # a tree's parent never changes
+    if parent_id is not None:
+        await session.execute(_LOCK_ITEMS, {"ids": [item_id, parent_id]})
     item = await session.scalar(
-        select(Item).where(Item.id == item_id, Item.project_id == project.id).with_for_update(key_share=False)
+        select(Item)
+        .where(Item.id == item_id, Item.project_id == project.id)
+        .with_for_update(key_share=False)
+        .execution_options(populate_existing=True)
     )
     if item is None:
         raise NotFound(f"No item {item_id} in this project.")
@@ -40,13 +52,14 @@ async def set_gold(session: AsyncSession, project: Project, item_id: uuid.UUID, 
     """Make an item gold (or change its answer): it leaves the queue and is served as gold."""
     item, candidates = await _item_for_update(session, project, item_id)
     has_subtasks = await session.scalar(select(Item.id).where(Item.parent_id == item.id).limit(1))
-    if item.parent_id is not None or has_subtasks is not None:
+    if has_subtasks is not None or (item.parent_id is not None and item.kind not in GOLD_SUBTASKS):
         raise Conflict(
-            "This item is part of a task tree (a subtask, or an item with subtasks); gold items stand alone, "
-            "so make another item gold."
+            "This item is part of a task tree (an item with subtasks, or a comparison or answer subtask); gold "
+            "in a tree goes on a check or a rating subtask without subtasks of its own, so make another item gold."
         )
+    scale = (item.scale_min, item.scale_max) if item.scale_min is not None and item.scale_max is not None else None
     try:
-        answer = parse_gold(value, candidates)
+        answer = parse_gold(value, candidates, kind=item.kind, scale=scale)
     except GoldError as exc:
         raise Invalid(str(exc)) from None
     if item.gold_seq is None and item.leased > 0:
@@ -61,6 +74,7 @@ async def set_gold(session: AsyncSession, project: Project, item_id: uuid.UUID, 
     if item.gold_seq is None:
         item.gold_seq = int(await session.scalar(text("SELECT nextval('items_gold_seq')")) or 0)
         item.wanted = 0
+        await trees.gold_changed(session, project, item, gold=True)  # its parent waits for it no more
     await session.flush()
     return item
 
@@ -78,6 +92,7 @@ async def clear_gold(session: AsyncSession, project: Project, item_id: uuid.UUID
         )
     item.gold = null()  # SQL NULL: None would store JSON null
     item.gold_seq, item.wanted = None, overlap
+    await trees.gold_changed(session, project, item, gold=False)  # a gated parent waits for it again
     await session.flush()
     await queue.rewind_to(session, project.id, "i.id = :item_id", {"item_id": item.id})
     await session.refresh(item)
@@ -95,6 +110,13 @@ async def gold_of_judgment(
     )
     if judgment is None:
         raise NotFound(f"No judgment {judgment_id} on this item.")
+    kind = await session.scalar(select(Item.kind).where(Item.id == item_id))
+    if kind == "check":
+        if judgment.answer not in ("yes", "no"):
+            raise Invalid("An unsure answer is no known answer, so it cannot be a gold answer.")
+        return {"answer": judgment.answer}
+    if kind == "rating":
+        return {"value": judgment.answer}
     if judgment.tie:
         return {"tie": True}
     position = {

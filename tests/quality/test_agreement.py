@@ -32,10 +32,18 @@ class TestAlpha:
     def test_interval_example_from_the_package_agrees(self) -> None:
         assert round(float(krippendorff.alpha(EXAMPLE_C, level_of_measurement="interval")), 3) == 0.849
 
-    @pytest.mark.parametrize("level", ["nominal", "ordinal"])
+    def test_interval_matches_the_published_value(self) -> None:
+        """Ratings of task trees are compared at the interval level (a share of the scale: any scaling)."""
+        assert round(agreement(UNITS_C, level="interval").alpha or 0, 3) == 0.849
+        scaled = [[(v - 1) / 4 for v in unit] for unit in UNITS_C]  # a 1-5 scale as shares of its width
+        assert round(agreement(scaled, level="interval").alpha or 0, 3) == 0.849
+        assert alpha_of(scaled, level="interval") == pytest.approx(0.849, abs=5e-4)
+
+    @pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
     def test_bootstrap_arithmetic_equals_the_package(self, level: str) -> None:
         rng = np.random.default_rng(3)
-        units = [list(rng.choice([-2, -1, 0, 1, 2], size=rng.integers(1, 5))) for _ in range(300)]
+        domain = [0.0, 0.125, 0.5, 0.625, 1.0] if level == "interval" else [-2, -1, 0, 1, 2]
+        units = [list(rng.choice(domain, size=rng.integers(1, 5))) for _ in range(300)]
         assert alpha_of(units, level=level) == pytest.approx(agreement(units, level=level).alpha, abs=1e-12)  # type: ignore[arg-type]
 
     def test_units_with_one_value_are_left_out(self) -> None:
@@ -63,6 +71,12 @@ class TestPairwise:
 
     def test_exact_values_by_default(self) -> None:
         assert agreement([[1, 2], [-1, -1]], level="ordinal").pairwise == 0.5
+
+    def test_tolerance_counts_close_values_as_agreeing(self) -> None:
+        """Ratings as shares of the scale agree within a tenth of it (ends included)."""
+        units = [[0.5, 0.6], [0.5, 0.61], [0.0, 0.0, 1.0]]  # agree, disagree; 1 of 3 pairs
+        assert agreement(units, level="interval", tolerance=0.1).pairwise == pytest.approx(2 / 5)
+        assert agreement(units, level="interval").pairwise == pytest.approx(1 / 5)
 
 
 class TestPairValues:

@@ -212,11 +212,10 @@ async def _waiting(engine: AsyncEngine, n: int, tasks: list[asyncio.Task[Any]]) 
 
 class TestGoldStaysOutOfTrees:
     async def test_a_tree_item_cannot_be_made_gold(self, client, make_setup, session) -> None:
+        """Only a check or a rating subtask without subtasks of its own takes gold (tests/trees/test_gold.py)."""
         s: Setup = await make_setup([tree_record()])
-        for external_id in ("t1", "t1/0"):
+        for external_id, body in (("t1", {"preferred": 0}), ("t1/1", {"answer": "yes"}), ("t1/1/0", {"answer": "no"})):
             target = await item(session, external_id)
-            response = await client.put(
-                f"/api/v1/items/{target.id}/gold", json={"preferred": 0}, headers=bearer(s.admin_token)
-            )
+            response = await client.put(f"/api/v1/items/{target.id}/gold", json=body, headers=bearer(s.admin_token))
             assert response.status_code == 409, response.text
             assert response.json()["detail"].startswith("This item is part of a task tree")

@@ -5,7 +5,9 @@ a comparison of its own `responses`, a yes/no/unsure `check`, a `rating` on a `s
 free-text `answer`. It may point at a `candidate` (an index into the responses of its nearest
 ancestor that has responses: the record, or a comparison subtask) and a `span` of it, and nest
 `subtasks` of its own. Its external id is derived from its parent's and its place (`t1/0`,
-`t1/1/0`), so uploading the same file again adds nothing.
+`t1/1/0`), so uploading the same file again adds nothing. A check or a rating with a known answer
+takes `gold` (`{"answer": "yes"|"no"}`, `{"value": x}`: server/quality/gold.py) and is then a
+gold item of the tree: served as gold, outside its parent's gate.
 
 `flatten` walks the tree depth first and returns one flat row per subtask in the shape the insert
 reads (server/items/subtasks.py): external id, parent's external id, depth, owner of the candidate
@@ -23,6 +25,7 @@ from server.batches.formats.records import (
     _Refusal,
 )
 from server.labeling.spans import SpanError, parse_span
+from server.quality.gold import GoldError, parse_gold
 
 KINDS = ("comparison", "check", "rating", "answer")
 MAX_DEPTH = 4  # a record's subtasks are level 1
@@ -31,7 +34,7 @@ MAX_QUESTION_CHARS = 2_000
 MAX_GROUP_CHARS = 64  # project_members.group
 MAX_SCALE = 1_000_000
 SUBTASK_KEYS = frozenset(
-    {"kind", "question", "candidate", "span", "message", "scale", "responses", "overlap", "group", "subtasks"}
+    {"kind", "question", "candidate", "span", "message", "scale", "responses", "overlap", "group", "subtasks", "gold"}
 )
 
 
@@ -67,6 +70,26 @@ def _scale(value: Any, field: str, kind: str) -> tuple[float, float] | None:
     if max(abs(low), abs(high)) > MAX_SCALE:
         raise _Refusal(field, f"{field} must lie within ±{MAX_SCALE:,}.")
     return low, high
+
+
+def _gold(entry: dict[str, Any], where: str, kind: str, scale: tuple[float, float] | None) -> dict[str, Any]:
+    """A subtask's gold answer in its stored shape: on a check (yes or no) or a rating (a value)."""
+    field = f"{where}.gold"
+    if kind not in ("check", "rating"):
+        article = "an" if kind == "answer" else "a"
+        raise _Refusal(
+            field, f"{field}: gold goes on a check or a rating subtask; {article} {kind} subtask takes none."
+        )
+    if entry.get("subtasks") is not None:
+        raise _Refusal(field, f"{field}: a gold subtask has no subtasks (it measures raters): drop gold or subtasks.")
+    if entry.get("overlap") is not None:
+        raise _Refusal(
+            field, f"{field}: a gold subtask has no overlap (each rater is given it at most once): drop overlap."
+        )
+    try:
+        return parse_gold(entry["gold"], 0, kind=kind, scale=scale).model_dump(exclude_none=True)
+    except GoldError as exc:
+        raise _Refusal(field, f"{where}.{exc}") from None
 
 
 def _whole(value: Any) -> bool:
@@ -169,6 +192,8 @@ def flatten(
                     f"{where}.group", f"{where}.group must be a rater group tag of 1 to {MAX_GROUP_CHARS} characters."
                 )
             row["pool"] = group
+        if entry.get("gold") is not None:
+            row["gold"] = _gold(entry, where, kind, scale)
         if own:
             row["responses"] = [
                 {k: v for k, v in (("text", c.text), ("messages", c.messages), ("model", c.model)) if v is not None}
