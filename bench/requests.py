@@ -436,7 +436,9 @@ class Side:
                 postgres_exec_ms=sum(s["exec_ms"] for s in top) * per,
                 rows=sum(s["rows"] for s in top) * per,
                 buffers=sum(s["buffers"] for s in top) * per,
-                top=[{**s, "calls": s["calls"] * per, "exec_ms": s["exec_ms"] * per} for s in statements[:20]],
+                top=[
+                    {**s, **{k: s[k] * per for k in ("calls", "exec_ms", "rows", "buffers")}} for s in statements[:20]
+                ],
             )
         self.blocks[loop].append(block)
 
@@ -510,6 +512,10 @@ async def run_pair(args: argparse.Namespace) -> None:
         await maintenance.close()
         for ready in readies:
             await execute_on(ready["maintenance_url"], f'DROP DATABASE IF EXISTS "{ready["database"]}" WITH (FORCE)')
+    for side in sides:  # the statements are the same in every block: the last one's list is enough
+        for blocks in side.blocks.values():
+            for block in blocks[:-1]:
+                block.pop("top", None)
     result = {
         "settings": {
             "blocks": args.blocks,
