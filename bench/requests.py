@@ -5,9 +5,13 @@ In process (the app's lifespan, httpx's ASGI transport) on a scratch database of
 page's swap (`POST /assignments/{id}/judge`, session), one rater at a time. For each kind of request
 it prints the statements, transactions (BEGIN) and database time the app's engine sent, recorded with
 SQLAlchemy events, and the request's wall time; `--show KIND` lists one request's statements, and
-`--profile` runs cProfile over the swaps. The same file runs on an older commit (copy bench/ over, as
-bench/before_after.sh does), so two commits can be compared statement by statement.
-"""
+`--profile [swap|api]` runs cProfile over the swaps or the API loop. The same file runs on an older
+commit (copy bench/ over, as bench/before_after.sh does), so two commits can be compared statement by
+statement.
+
+`--pair BASE_TREE HEAD_TREE` compares two commits' server processes in the same run, block by block
+(bench/before_after.sh with BENCH_MODULE=bench.requests sets up the trees; see "Two commits side by
+side" below and docs/BENCHMARKS.md)."""
 
 import argparse
 import asyncio
@@ -162,7 +166,11 @@ async def run(args: argparse.Namespace) -> None:
                     assert response.status_code == 201, response.text
                     await _search_indexed(app)
                     api = accounts.raters[0]
+                    # CPU time, not wall time: waiting for PostgreSQL costs the process nothing.
+                    profiler = cProfile.Profile(time.process_time) if args.profile else None
                     for _ in range(args.cycles):
+                        if profiler and args.profile == "api":
+                            profiler.enable()
                         response = await recorder.request(
                             "next",
                             client.post(f"/api/v1/projects/{project}/assignments/next", headers=bearer(api.token)),
@@ -179,6 +187,8 @@ async def run(args: argparse.Namespace) -> None:
                             ),
                         )
                         assert response.status_code == 201, response.text
+                        if profiler and args.profile == "api":
+                            profiler.disable()
                 async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as page:
                     login = await page.post(
                         "/api/v1/auth/session", json={"email": accounts.raters[1].email, "password": PASSWORD}
@@ -191,16 +201,15 @@ async def run(args: argparse.Namespace) -> None:
                     queue = _slots(opened.text)
                     if not queue:
                         queue = _slots((await page.post(f"/projects/{project}/label/queue")).text)
-                    profiler = cProfile.Profile() if args.profile else None
                     for _ in range(args.cycles):
                         (assignment, verdict), ahead = queue[0], queue[1:]
                         data = {"verdict": verdict, "ahead": ",".join(a for a, _ in ahead)}
-                        if profiler:
+                        if profiler and args.profile == "swap":
                             profiler.enable()
                         response = await recorder.request(
                             "swap", page.post(f"/assignments/{assignment}/judge", data=data)
                         )
-                        if profiler:
+                        if profiler and args.profile == "swap":
                             profiler.disable()
                         assert response.status_code == 200, response.text[:500]
                         queue = ahead + _slots(response.text)
@@ -229,16 +238,378 @@ async def _search_indexed(app: Any) -> None:
     await indexing_done()
 
 
+# --- Two commits side by side: `--pair BASE_TREE HEAD_TREE` ---
+#
+# Each tree prepares its own scratch database with its own code (`--prepare`: migrate, accounts, a
+# project, an import), then both servers run at once, each from its own tree, and the driver sends
+# them the same blocks of sequential annotations in turn: base, head, head, base, ... (the order
+# flips every block, so a slow spell of a shared machine falls on both). Per block it reads the
+# server process's CPU time (utime + stime), the CPU time of the PostgreSQL backends serving that
+# database, and pg_stat_statements for that database (when the server preloads it): statements,
+# execution time, rows and shared buffers. Counts are exact; times are paired block by block, and
+# the table gives the median of the per-block ratios head ÷ base with their range.
+
+LOOPS = ("api", "swap")
+PGSS_COLUMNS = "calls, total_exec_time, rows, shared_blks_hit + shared_blks_read AS buffers"
+
+
+class PgStats:
+    """pg_stat_statements for one database (when available) and the CPU time of its backends."""
+
+    def __init__(self, connection: Any, database: str, available: bool) -> None:
+        self.connection, self.database, self.available = connection, database, available
+
+    async def snapshot(self) -> dict[str, Any]:
+        backends = [
+            r["pid"]
+            for r in await self.connection.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database)
+        ]
+        statements: dict[tuple[int, bool], dict[str, Any]] = {}
+        if self.available:
+            rows = await self.connection.fetch(
+                f"SELECT queryid, toplevel, query, {PGSS_COLUMNS} FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)",
+                self.database,
+            )
+            statements = {(r["queryid"], r["toplevel"]): dict(r) for r in rows}
+        return {"backends": backends, "cpu": _cpu_by_pid(backends), "statements": statements}
+
+
+async def _pg_stat_statements(connection: Any) -> bool:
+    """Whether pg_stat_statements can be read (the server must preload it; the extension is created)."""
+    if "pg_stat_statements" not in await connection.fetchval("SHOW shared_preload_libraries"):
+        return False
+    await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return True
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    import psutil
+
+    seconds: dict[int, float] = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        seconds[pid] = times.user + times.system
+    return seconds
+
+
+def _statement_delta(
+    before: dict[tuple[int, bool], dict[str, Any]], after: dict[tuple[int, bool], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What each statement did between two snapshots; nested ones (foreign-key checks) kept apart, as
+    their time and buffers are already in the statement that ran them."""
+    delta = []
+    for key, row in after.items():
+        old = before.get(key, {})
+        calls = row["calls"] - old.get("calls", 0)
+        if calls:
+            delta.append(
+                {
+                    "query": " ".join(row["query"].split())[:300],
+                    "toplevel": row["toplevel"],
+                    "calls": calls,
+                    "exec_ms": row["total_exec_time"] - old.get("total_exec_time", 0.0),
+                    "rows": row["rows"] - old.get("rows", 0),
+                    "buffers": row["buffers"] - old.get("buffers", 0),
+                }
+            )
+    return sorted(delta, key=lambda d: -d["exec_ms"])
+
+
+async def prepare(args: argparse.Namespace) -> None:
+    """This tree's scratch database, ready for raters: migrated, accounts, a project, items imported.
+    Writes what the driver needs to `--prepare PATH`; the driver drops the database at the end."""
+    import json
+    import uuid
+
+    from bench.database import execute_on, with_database
+    from server.app import create_app
+
+    async with database_server() as server:
+        database = f"assay_pair_{uuid.uuid4().hex[:10]}"
+        await execute_on(server.url, f'CREATE DATABASE "{database}"')
+        url = with_database(server.url, database)
+        await migrate(url)
+        accounts = await create_accounts(url, raters=2)
+        app = create_app(database_url=url)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                project = await create_project(client, accounts.admin, "pair", accounts.raters)
+                path = Path(tempfile.mkdtemp()) / "items.jsonl"
+                dataset.write_items_jsonl(path, args.items, prefix="p")
+                with path.open("rb") as file:
+                    response = await client.post(
+                        f"/api/v1/projects/{project}/batches",
+                        headers=bearer(accounts.admin.token),
+                        data={"format": "native", "encoding": "jsonl", "name": "items"},
+                        files={"file": ("items.jsonl", file, "application/x-ndjson")},
+                    )
+                assert response.status_code == 201, response.text
+                path.unlink()
+            await _search_indexed(app)
+    ready = {
+        "maintenance_url": server.url,
+        "url": url,
+        "database": database,
+        "project": project,
+        "token": accounts.raters[0].token,
+        "email": accounts.raters[1].email,
+    }
+    Path(args.prepare).write_text(json.dumps(ready))
+
+
+class Side:
+    """One commit's server, its API rater (token) and its page rater (browser session)."""
+
+    def __init__(self, name: str, tree: Path, ready: dict[str, Any], server: Any) -> None:
+        self.name, self.tree, self.ready, self.server = name, tree, ready, server
+        self.api = httpx.AsyncClient(base_url=server.url, timeout=60, headers=bearer(ready["token"]))
+        self.page = httpx.AsyncClient(base_url=server.url, timeout=60)
+        self.queue: list[tuple[str, str]] = []
+        self.blocks: dict[str, list[dict[str, Any]]] = {loop: [] for loop in LOOPS}
+        self.stats: PgStats | None = None
+        self.commit = ""
+
+    async def open_page(self) -> None:
+        login = await self.page.post("/api/v1/auth/session", json={"email": self.ready["email"], "password": PASSWORD})
+        login.raise_for_status()
+        self.page.headers.update(
+            {"X-CSRF-Token": login.json()["csrf_token"], "HX-Request": "true", "HX-Target": "queue"}
+        )
+        project = self.ready["project"]
+        opened = await self.page.get(f"/projects/{project}/label")
+        self.queue = _slots(opened.text) or _slots((await self.page.post(f"/projects/{project}/label/queue")).text)
+
+    async def annotate(self) -> None:
+        """The API loop: `next`, then a `judgment` on it."""
+        response = await self.api.post(f"/api/v1/projects/{self.ready['project']}/assignments/next")
+        assert response.status_code == 200, f"{self.name}: {response.status_code} {response.text[:300]}"
+        assignment = response.json()
+        choice = assignment["item"]["candidates"][0]["id"]
+        response = await self.api.post(f"/api/v1/assignments/{assignment['id']}/judgment", json={"choice": choice})
+        assert response.status_code == 201, f"{self.name}: {response.status_code} {response.text[:300]}"
+
+    async def swap(self) -> None:
+        """The rater page: submit the item on screen, get the one after the next."""
+        (assignment, verdict), ahead = self.queue[0], self.queue[1:]
+        data = {"verdict": verdict, "ahead": ",".join(a for a, _ in ahead)}
+        response = await self.page.post(f"/assignments/{assignment}/judge", data=data)
+        assert response.status_code == 200, f"{self.name}: {response.status_code} {response.text[:300]}"
+        self.queue = ahead + _slots(response.text)
+
+    async def measure(self, loop: str, annotations: int) -> None:
+        """`annotations` of one loop, one at a time; what they cost the server and PostgreSQL."""
+        import psutil
+
+        assert self.stats is not None
+        step = self.annotate if loop == "api" else self.swap
+        process = psutil.Process(self.server.pid)
+        before = await self.stats.snapshot()
+        cpu_before, started = process.cpu_times(), time.perf_counter()
+        walls = []
+        for _ in range(annotations):
+            began = time.perf_counter()
+            await step()
+            walls.append((time.perf_counter() - began) * 1000)
+        cpu_after, seconds = process.cpu_times(), time.perf_counter() - started
+        after = await self.stats.snapshot()
+        app_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+        pg_s = sum(v - before["cpu"].get(pid, 0.0) for pid, v in _cpu_by_pid(after["backends"]).items())
+        per = 1.0 / annotations
+        block: dict[str, Any] = {
+            "annotations": annotations,
+            "seconds": seconds,
+            "app_cpu_ms": app_s * 1000 * per,
+            "postgres_cpu_ms": pg_s * 1000 * per,
+            "wall_ms_p50": statistics.median(walls),
+        }
+        if self.stats.available:
+            statements = _statement_delta(before["statements"], after["statements"])
+            top = [s for s in statements if s["toplevel"]]
+            block.update(
+                statements=sum(s["calls"] for s in top) * per,
+                nested=sum(s["calls"] for s in statements if not s["toplevel"]) * per,
+                postgres_exec_ms=sum(s["exec_ms"] for s in top) * per,
+                rows=sum(s["rows"] for s in top) * per,
+                buffers=sum(s["buffers"] for s in top) * per,
+                top=[
+                    {**s, **{k: s[k] * per for k in ("calls", "exec_ms", "rows", "buffers")}} for s in statements[:20]
+                ],
+            )
+        self.blocks[loop].append(block)
+
+
+def _prepare_in(tree: Path, out: Path, items: int) -> dict[str, Any]:
+    import json
+    import subprocess
+
+    python = tree / ".venv" / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-m", "bench.requests", "--prepare", str(out), "--items", str(items)],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"--prepare failed in {tree}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    ready: dict[str, Any] = json.loads(out.read_text())
+    return ready
+
+
+async def run_pair(args: argparse.Namespace) -> None:
+    import json
+    import subprocess
+
+    from bench.database import connect, execute_on
+    from bench.servers import free_port, server_env, spawn, stop_servers, wait_healthy
+
+    trees = [Path(t).resolve() for t in args.pair]
+    names = ["base", "head"][: len(trees)] if len(trees) == 2 else ["head"]
+    items = len(LOOPS) * (args.warmup + args.blocks * args.annotations) + 20
+    work = Path(tempfile.mkdtemp(prefix="bench-pair-"))
+    print(f"preparing {len(trees)} database(s) with {items} items each ...", flush=True)
+    readies = [_prepare_in(tree, work / f"{name}.json", items) for name, tree in zip(names, trees, strict=True)]
+    servers, sides = [], []
+    maintenance = await connect(readies[0]["maintenance_url"])
+    try:
+        available = await _pg_stat_statements(maintenance)
+        for name, tree, ready in zip(names, trees, readies, strict=True):
+            python = tree / ".venv" / "bin" / "python"
+            env = server_env(ready["url"], args.pool)
+            server = spawn(free_port(), env, work / f"server-{name}.log", python=str(python), cwd=tree)
+            servers.append(server)
+            side = Side(name, tree, ready, server)
+            side.commit = subprocess.run(
+                ["git", "-C", str(tree), "log", "--oneline", "-1"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            side.stats = PgStats(maintenance, ready["database"], available)
+            sides.append(side)
+        wait_healthy(servers)
+        for side in sides:
+            await side.open_page()
+            for _ in range(args.warmup):
+                await side.annotate()
+                await side.swap()
+        for block in range(args.blocks):
+            order = sides if block % 2 == 0 else sides[::-1]
+            for loop in LOOPS:
+                for side in order:
+                    await side.measure(loop, args.annotations)
+            figures = "; ".join(
+                f"{s.name} {loop} {s.blocks[loop][-1]['app_cpu_ms']:.2f} ms" for loop in LOOPS for s in sides
+            )
+            print(f"block {block + 1}/{args.blocks}: app CPU per annotation: {figures}", flush=True)
+    finally:
+        stop_servers(servers)
+        for side in sides:
+            await side.api.aclose()
+            await side.page.aclose()
+        await maintenance.close()
+        for ready in readies:
+            await execute_on(ready["maintenance_url"], f'DROP DATABASE IF EXISTS "{ready["database"]}" WITH (FORCE)')
+    for side in sides:  # the statements are the same in every block: the last one's list is enough
+        for blocks in side.blocks.values():
+            for block in blocks[:-1]:
+                block.pop("top", None)
+    result = {
+        "settings": {
+            "blocks": args.blocks,
+            "annotations": args.annotations,
+            "warmup": args.warmup,
+            "pool": args.pool,
+            "items": items,
+        },
+        "pg_stat_statements": available,
+        "sides": {s.name: {"tree": str(s.tree), "commit": s.commit, "blocks": s.blocks} for s in sides},
+    }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(pair_table(result))
+
+
+COMPARED = (  # (key, words): costs per annotation, lower is better
+    ("app_cpu_ms", "app CPU ms"),
+    ("postgres_cpu_ms", "PostgreSQL backend CPU ms"),
+    ("postgres_exec_ms", "PostgreSQL execution ms (pg_stat_statements)"),
+    ("statements", "statements, BEGIN and COMMIT included"),
+    ("nested", "foreign-key checks"),
+    ("buffers", "shared buffers hit + read"),
+    ("rows", "rows"),
+    ("wall_ms_p50", "client wall ms p50"),
+)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def pair_table(result: dict[str, Any]) -> str:
+    """Per loop and figure: each side's median (min-max) over blocks and, with two sides, the median
+    of the per-block ratios head ÷ base (min-max) and the ratio of the sums."""
+    sides = result["sides"]
+    settings = result["settings"]
+    lines = [f"{name}: {side['commit']}" for name, side in sides.items()]
+    lines.append(
+        f"{settings['blocks']} blocks of {settings['annotations']} annotations per loop and side, after "
+        f"{settings['warmup']} unmeasured; the order flips every block"
+    )
+    lines.append("")
+    paired = "base" in sides and "head" in sides
+    header = "| loop | per annotation | " + " | ".join(f"{n}, median (min-max)" for n in sides)
+    lines.append(header + (" | head ÷ base per block, median (min-max) | head ÷ base, sums |" if paired else " |"))
+    lines.append("|---|---|" + "---:|" * (len(sides) + (2 if paired else 0)))
+    for loop in LOOPS:
+        for key, words in COMPARED:
+            columns = [[b[key] for b in side["blocks"][loop] if key in b] for side in sides.values()]
+            if not all(columns):
+                continue
+            row = f"| {loop} | {words} | " + " | ".join(_spread(c) for c in columns)
+            if paired:
+                base, head = columns
+                ratios = [h / b for b, h in zip(base, head, strict=True) if b]
+                if ratios:
+                    row += f" | {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
+                    row += f" | {sum(head) / sum(base):.3f}" if sum(base) else " | "
+                else:
+                    row += " | | "
+            lines.append(row + " |")
+    if paired:
+        lines.append("")
+        lines.append("Ratios above 1 mean head costs more than base; above 1.10, more than issue 7's 10%.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=40)
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--show", nargs="*", default=[], help="request kinds to list: import next submit swap")
-    parser.add_argument("--profile", action="store_true", help="cProfile the swaps")
+    parser.add_argument(
+        "--profile", nargs="?", const="swap", choices=("swap", "api"), help="cProfile the swaps (or the API loop)"
+    )
     parser.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative")
     parser.add_argument("--profile-out", default="", help="also write the cProfile stats to this file")
     parser.add_argument("--filter", default="", help="pstats: only functions whose path matches")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--pair", nargs="+", default=[], metavar="TREE", help="base and head trees (or one)")
+    parser.add_argument("--blocks", type=int, default=10, help="--pair: measured blocks per loop and side")
+    parser.add_argument("--annotations", type=int, default=50, help="--pair: annotations per block")
+    parser.add_argument("--warmup", type=int, default=30, help="--pair: unmeasured annotations per loop first")
+    parser.add_argument("--pool", type=int, default=5, help="--pair: each server's database pool size")
+    parser.add_argument("--json", default="", help="--pair: also write every block's figures to this file")
+    parser.add_argument("--prepare", default="", help=argparse.SUPPRESS)  # --pair runs it in each tree
+    args = parser.parse_args()
+    if args.prepare:
+        asyncio.run(prepare(args))
+    elif args.pair:
+        asyncio.run(run_pair(args))
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

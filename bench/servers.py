@@ -55,9 +55,10 @@ def server_env(database_url: str, pool_size: int) -> dict[str, str]:
     return env
 
 
-def _spawn(port: int, env: dict[str, str], log_path: Path) -> Server:
+def spawn(port: int, env: dict[str, str], log_path: Path, *, python: str = sys.executable, cwd: Path = ROOT) -> Server:
+    """One uvicorn process of the tree at `cwd` (bench/requests.py's --pair starts another commit's)."""
     command = [
-        sys.executable,
+        python,
         "-m",
         "uvicorn",
         "server.app:create_app",
@@ -71,7 +72,7 @@ def _spawn(port: int, env: dict[str, str], log_path: Path) -> Server:
         "--no-access-log",
     ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     return Server(port=port, process=process, log_path=log_path)
 
 
@@ -82,7 +83,7 @@ def start_servers(count: int, *, database_url: str, pool_size: int, log_dir: Pat
     try:
         for _ in range(count):
             port = free_port()
-            servers.append(_spawn(port, env, log_dir / f"server-{count}x-{port}.log"))
+            servers.append(spawn(port, env, log_dir / f"server-{count}x-{port}.log"))
     except BaseException:
         stop_servers(servers)
         raise

@@ -1,5 +1,6 @@
 """The ASGI application: lifespan (database), middleware, error handlers, routers, static files."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -119,6 +120,25 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
+_startup_frozen = False
+
+
+def freeze_startup_objects() -> None:
+    """Leave what start-up built (modules, routes, templates, the ORM's mappers) out of every later
+    garbage collection, once per process.
+
+    Those objects live as long as the process, yet a full collection walks all of them (about
+    160,000 in a server process): `gc.freeze()` moves them to the permanent generation, so the
+    collections that requests trigger only walk what requests made. Garbage is collected first, so
+    nothing collectable is frozen.
+    """
+    global _startup_frozen
+    if not _startup_frozen:
+        _startup_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(database_url: str | None = None) -> FastAPI:
     """Build the app; without a URL it uses DATABASE_URL or starts the embedded PostgreSQL."""
 
@@ -135,6 +155,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
         app.state.export_engine = make_export_engine(url)
         await settle(app.state.engine)
         search.schedule(app.state.engine)  # search vectors an earlier process left unwritten
+        freeze_startup_objects()
         yield
         await refreshes_done()  # quality figures being computed in the background
         await search.indexing_done()  # search vectors being written after an import

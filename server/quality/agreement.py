@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal
 
-import krippendorff
 import numpy as np
 import numpy.typing as npt
 
@@ -213,6 +212,8 @@ def agreement_of(
 
     alpha: float | None = None
     if len(domain) > 1:
+        import krippendorff  # imported on first use (the rater loop never needs it)
+
         value = krippendorff.alpha(
             value_counts=np.repeat(patterns, counts, axis=0), value_domain=domain, level_of_measurement=level
         )

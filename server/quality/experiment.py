@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import norm
 
 from server.quality import resampling
 from server.quality.resampling import LEVEL
@@ -142,6 +141,8 @@ def _needed(n: int, se: float, delta: float | None, effect: float, metric: str) 
     """
     if delta is None or delta <= 0 or not math.isfinite(se):
         return None
+    from scipy.stats import norm  # imported on first use (the rater loop never needs scipy)
+
     z = float(norm.ppf(1 - ALPHA / 2) + norm.ppf(POWER))
     total = math.ceil(n * (z * se / delta) ** 2)
     units = "points" if metric in PROPORTIONS else "share of the unassisted value"

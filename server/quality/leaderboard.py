@@ -33,7 +33,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import choix
 import numpy as np
 from numpy.typing import NDArray
 
@@ -99,6 +98,8 @@ def fit(
     n = wins.shape[0]
     if n == 1:
         return np.zeros(1)
+    import choix  # imported on first use: it pulls in scipy, which the rater loop never needs
+
     regularised = wins + pseudo * (1.0 - np.eye(n))
     theta = np.asarray(
         choix.ilsr_pairwise_dense(regularised, alpha=0.0, initial_params=initial, max_iter=MAX_ITER, tol=TOL),

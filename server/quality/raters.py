@@ -27,8 +27,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy.stats import binom, norm
-
 from server.quality.agreement import Unit
 from server.quality.gold import wilson
 
@@ -228,21 +226,29 @@ def _mean_below(total: float, squares: float, n: int, reference: float) -> float
     variance = max(squares / n - mean * mean, reference * (1 - reference) / 2)
     if variance <= 0:  # every score the same and a reference of 0 or 1: nothing varies to test
         return 0.0 if mean < reference else 1.0
+    from scipy.stats import norm  # imported on first use (the rater loop never needs scipy)
+
     return float(norm.cdf((mean - reference) / math.sqrt(variance / n)))
 
 
 def _fair_coin(k: int, n: int) -> float:
     """Exact two-sided binomial p-value of k in n against 0.5 (symmetric: twice the smaller tail)."""
+    from scipy.stats import binom
+
     return float(min(1.0, 2 * min(binom.cdf(k, n, 0.5), binom.sf(k - 1, n, 0.5))))
 
 
 def _below(k: int, n: int, p0: float) -> float:
     """Exact one-sided binomial p-value of at most k in n against p0."""
+    from scipy.stats import binom
+
     return float(binom.cdf(k, n, p0))
 
 
 def _above(k: int, n: int, p0: float) -> float:
     """Exact one-sided binomial p-value of at least k in n against p0."""
+    from scipy.stats import binom
+
     return float(binom.sf(k - 1, n, p0))
 
 

@@ -9,8 +9,6 @@ from itertools import combinations, product
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import norm
-from scipy.stats import t as t_dist
 
 LEVEL = 0.95
 CHUNK = 2_000_000  # matrix cells per block, so memory stays bounded on large projects
@@ -162,6 +160,9 @@ def interval(diffs: Floats, raters: int, *, stretch: bool = True) -> tuple[float
     stretched by sqrt(R / (R - 1)) * t_{R-1} / z (the usual small-cluster rule: CR1 and a t with
     R - 1 degrees of freedom), which tends to 1 as raters grow.
     """
+    from scipy.stats import norm  # imported on first use: a server process that never reports starts lighter
+    from scipy.stats import t as t_dist
+
     quantile = 1 - (1 - LEVEL) / 2
     factor = math.sqrt(raters / (raters - 1)) * float(t_dist.ppf(quantile, raters - 1) / norm.ppf(quantile))
     centre = float(diffs.mean())
