@@ -14,7 +14,8 @@ import argparse
 from dataclasses import dataclass
 
 from bench.crowd import Crowd, simulate
-from server.quality.agreement import agreement, pair_values
+from server.quality import aggregate
+from server.quality.agreement import Unit, agreement, pair_values
 from server.quality.gold import wilson
 from server.quality.raters import Judged, Rater, rater_figures
 from server.quality.rules import breach
@@ -38,6 +39,12 @@ def suspended(crowd: Crowd, *, window: int = SUSPENSION_WINDOW, threshold: float
         if breach(scored[v.rater], window=window, threshold=threshold) is not None:
             out.add(v.rater)
     return out
+
+
+def gold_units(crowd: Crowd) -> dict[Unit, int]:
+    """The gold items' answers as the rater model takes them (unit -> class), as the server reads them
+    from `items.gold` (aggregate.gold_labels)."""
+    return {(item, 0, 1): aggregate.A if crowd.truth[item] == 0 else aggregate.B for item in crowd.gold_items}
 
 
 def judged(crowd: Crowd) -> list[Judged]:
@@ -81,7 +88,8 @@ class SeedResult:
 def run_seed(seed: int, *, items: int = 600) -> SeedResult:
     crowd = simulate(seed, items=items)
     rows = judged(crowd)
-    figures = rater_figures(rows, [Rater(str(r.index)) for r in crowd.raters], fast_seconds=FAST_SECONDS)
+    members = [Rater(str(r.index)) for r in crowd.raters]
+    figures = rater_figures(rows, members, fast_seconds=FAST_SECONDS, gold=gold_units(crowd))
     flagged = frozenset(int(r) for r, f in figures.items() if f["flags"])
     units: dict[object, list[int]] = {}
     for j in rows:

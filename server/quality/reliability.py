@@ -5,7 +5,9 @@ computes the same counts where the judgments are, so that a million judgments co
 aggregate queries instead of a million rows in Python:
 - `_PATTERNS`: each unit's values (agreement.pair_values, in SQL), counted per batch by pattern;
 - `_TALLIES`: per rater and trend block (and per rater, and for the project, by grouping sets)
-  the counts of raters.Tally, with every unit scored against the leave-one-out majority.
+  the counts of raters.Tally; each judgment's units are scored against their label left one out
+  (raters.label_agreement: the project's Dawid-Skene rater model, fitted once per data version by
+  server/quality/weighted.py) in Python, with numpy, from one read of the verdicts.
 `judged_rows` reads the same judgments row by row for raters.tally; the tests check that both
 paths give the same figures. Gold accuracy comes from server/quality/service.py (`gold_figures`).
 
@@ -14,6 +16,7 @@ row while nothing changed, and recomputes once after a judgment, an import or a 
 Agreement uses every judgment's current verdict (a revision replaces it).
 """
 
+import asyncio
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -23,11 +26,24 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Project, Scale
-from server.quality.agreement import Level, agreement_of, pair_values
+from server.quality import aggregate
+from server.quality.agreement import Level, Unit, agreement_of, pair_values
 from server.quality.cache import cached
 from server.quality.gold import GoldAnswer, score
-from server.quality.raters import MAX_BLOCKS, MIN_BLOCK, Judged, Rater, Tallies, Tally, figures
+from server.quality.raters import (
+    MAX_BLOCKS,
+    MIN_BLOCK,
+    Judged,
+    Rater,
+    Scores,
+    Tallies,
+    Tally,
+    block_size,
+    figures,
+    label_agreement,
+)
 from server.quality.service import gold_figures
+from server.quality.weighted import rater_fit
 
 SNAPSHOT = "reliability"
 
@@ -56,70 +72,58 @@ _PATTERNS = text(
     GROUP BY i.batch_id, units.vals
     """
 )
-# One pass over every judgment and candidate pair: the rows of a judgment share its attributes, and
-# its row for the pair (0, 1) (every item has it) stands for the judgment in judgment-level counts.
+# One pass over every judgment: per rater and trend block (and per rater, and for the project, by
+# grouping sets) the judgment-level counts. Agreement is scored in Python (`_label_agreement`).
 _TALLIES = text(
     """
     WITH v AS (
-        SELECT j.rater_id, j.created_at, j.seq, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
-               j.rater_kind = 'human' AS by_human,
-               j.item_id, c1.position AS pa, c2.position AS pb, c1.position = 0 AND c2.position = 1 AS first,
+        SELECT j.rater_id, j.created_at, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
                cardinality(a.shown_order) = 2 AND j.choice_id IS NOT NULL AND NOT j.tie AND NOT j.both_bad AS two_way,
                j.choice_id = a.shown_order[1] AS chose_first,
-               CASE WHEN j.both_bad THEN NULL
-                    WHEN j.tie THEN 0
-                    WHEN j.ranking IS NOT NULL THEN coalesce(j.strength, 1) * CASE
-                         WHEN array_position(j.ranking, c1.id) < array_position(j.ranking, c2.id) THEN 1 ELSE -1 END
-                    WHEN j.choice_id = c1.id THEN coalesce(j.strength, 1)
-                    WHEN j.choice_id = c2.id THEN -coalesce(j.strength, 1) END AS value
+               row_number() OVER (PARTITION BY j.rater_id ORDER BY j.created_at, j.seq) AS ordinal,
+               count(*) OVER (PARTITION BY j.rater_id) AS rated
         FROM judgments j
         JOIN assignments a ON a.id = j.assignment_id
-        JOIN candidates c1 ON c1.item_id = j.item_id
-        JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
         WHERE j.project_id = :project_id
     ),
-    counted AS (  -- the other human judgments' directions on the same unit (a model is compared with humans)
-        SELECT v.*,
-               count(*) FILTER (WHERE value < 0 AND by_human) OVER u
-                   - coalesce((value < 0 AND by_human)::int, 0) AS neg,
-               count(*) FILTER (WHERE value = 0 AND by_human) OVER u
-                   - coalesce((value = 0 AND by_human)::int, 0) AS zero,
-               count(*) FILTER (WHERE value > 0 AND by_human) OVER u
-                   - coalesce((value > 0 AND by_human)::int, 0) AS pos
-        FROM v WINDOW u AS (PARTITION BY item_id, pa, pb)
-    ),
-    scored AS (
-        SELECT c.*,
-               CASE WHEN value IS NULL OR greatest(neg, zero, pos) = 0 THEN NULL
-                    WHEN CASE WHEN value < 0 THEN neg WHEN value = 0 THEN zero ELSE pos END = greatest(neg, zero, pos)
-                    THEN 1.0 / ((neg = greatest(neg, zero, pos))::int + (zero = greatest(neg, zero, pos))::int
-                                + (pos = greatest(neg, zero, pos))::int)
-                    ELSE 0.0 END AS s,
-               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id ORDER BY created_at, seq, pa, pb
-                                                   ROWS UNBOUNDED PRECEDING) AS ordinal,
-               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id) AS rated
-        FROM counted c
-    ),
     blocked AS (
-        SELECT scored.*,
-               (ordinal - 1) / greatest(:min_block, ceil(rated / CAST(:max_blocks AS float8)))::int AS block
-        FROM scored
+        SELECT v.*, (ordinal - 1) / greatest(:min_block, ceil(rated / CAST(:max_blocks AS float8)))::int AS block
+        FROM v
     )
     SELECT rater_id, block, grouping(rater_id, block) AS level,
-           count(*) FILTER (WHERE first) AS judgments,
-           count(*) FILTER (WHERE first AND two_way AND chose_first) AS "left",
-           count(*) FILTER (WHERE first AND two_way) AS choices,
-           count(active_ms) FILTER (WHERE first) AS timed,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY active_ms) FILTER (WHERE first) / 1000.0 AS median,
-           count(*) FILTER (WHERE first AND active_ms < :fast_ms) AS fast,
-           coalesce(sum(s), 0)::float8 AS agree, coalesce(sum(s * s), 0)::float8 AS agree_sq,
-           count(s)::int AS compared,
-           count(*) FILTER (WHERE first AND tie) AS ties, count(*) FILTER (WHERE first AND both_bad) AS both_bad,
-           count(*) FILTER (WHERE first AND revised) AS revised,
+           count(*) AS judgments,
+           count(*) FILTER (WHERE two_way AND chose_first) AS "left",
+           count(*) FILTER (WHERE two_way) AS choices,
+           count(active_ms) AS timed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY active_ms) / 1000.0 AS median,
+           count(*) FILTER (WHERE active_ms < :fast_ms) AS fast,
+           count(*) FILTER (WHERE tie) AS ties, count(*) FILTER (WHERE both_bad) AS both_bad,
+           count(*) FILTER (WHERE revised) AS revised,
            extract(epoch FROM min(created_at))::float8 AS start, extract(epoch FROM max(created_at))::float8 AS "end"
     FROM blocked
     GROUP BY GROUPING SETS ((rater_id, block), (rater_id), ())
     ORDER BY rater_id, block
+    """
+)
+# Every judgment's verdict with candidates as upload positions, each rater's in time order (the order
+# of `_TALLIES`' blocks), for the agreement with the label left one out; and the gold answers.
+_VERDICTS = text(
+    """
+    SELECT j.rater_id, j.item_id, j.rater_kind = 'human' AS human, j.strength, j.tie, j.both_bad,
+           (SELECT count(*) FROM candidates c WHERE c.item_id = j.item_id) AS candidates, cc.position AS choice,
+           CASE WHEN j.ranking IS NOT NULL THEN
+             (SELECT array_agg(c.position ORDER BY r.ord)
+                FROM unnest(j.ranking) WITH ORDINALITY AS r(id, ord) JOIN candidates c ON c.id = r.id) END AS ranking
+    FROM judgments j
+    LEFT JOIN candidates cc ON cc.id = j.choice_id
+    WHERE j.project_id = :project_id
+    ORDER BY j.rater_id, j.created_at, j.seq
+    """
+)
+_GOLD = text(
+    """
+    SELECT i.id, i.gold, (SELECT count(*) FROM candidates c WHERE c.item_id = i.id) AS candidates
+    FROM items i WHERE i.project_id = :project_id AND i.gold IS NOT NULL
     """
 )
 _SKIPS = text(
@@ -145,9 +149,6 @@ def _tally(row: Any) -> Tally:
         timed=row.timed,
         median=row.median,
         fast=row.fast,
-        agree=row.agree or 0.0,
-        agree_sq=row.agree_sq or 0.0,
-        compared=row.compared or 0,
         ties=row.ties,
         both_bad=row.both_bad,
         revised=row.revised,
@@ -156,8 +157,64 @@ def _tally(row: Any) -> Tally:
     )
 
 
-async def tallies(session: AsyncSession, project: Project, *, fast_seconds: float) -> Tallies:
-    """raters.Tallies by SQL aggregates (gold counts are not included: see `_with_gold`)."""
+async def gold_units(session: AsyncSession, project: Project) -> dict[Unit, int]:
+    """The class each gold answer fixes per unit (item id, a, b): aggregate.gold_labels."""
+    out: dict[Unit, int] = {}
+    for row in await session.execute(_GOLD, {"project_id": project.id}):
+        for (a, b), cls in aggregate.gold_labels(row.candidates, row.gold).items():
+            out[(row.id, a, b)] = cls
+    return out
+
+
+def _verdict(row: Any) -> Judged:
+    """A judgment's unit values alone (what the agreement needs), as raters.Judged."""
+    values = pair_values(
+        row.candidates,
+        choice=row.choice,
+        ranking=list(row.ranking) if row.ranking else None,
+        strength=row.strength,
+        tie=row.tie,
+        both_bad=row.both_bad,
+    )
+    return Judged(
+        rater=str(row.rater_id),
+        values={(row.item_id, a, b): v for (a, b), v in values.items()},
+        left=None,
+        seconds=None,
+        tie=row.tie,
+        both_bad=row.both_bad,
+        revised=False,
+        at=0.0,
+        human=bool(row.human),
+    )
+
+
+def _add_agreement(
+    raters: dict[str, Tally], blocks: dict[str, list[Tally]], judged: list[Judged], scores: list[Scores]
+) -> float | None:
+    """Add each judgment's agreement scores to its rater's tally and trend block (judgments in each
+    rater's time order, as `_TALLIES` numbers them); the project's share of agreeing units."""
+    ordinal: dict[str, int] = defaultdict(int)
+    total = compared = 0.0
+    for j, (agree, squares, n) in zip(judged, scores, strict=True):
+        t = raters[j.rater]
+        block = blocks[j.rater][ordinal[j.rater] // block_size(t.judgments)]
+        ordinal[j.rater] += 1
+        for target in (t, block):
+            target.agree += agree
+            target.agree_sq += squares
+            target.compared += n
+        total += agree
+        compared += n
+    return total / compared if compared else None
+
+
+async def tallies(
+    session: AsyncSession, project: Project, *, fast_seconds: float, fit: aggregate.Fit | None = None
+) -> Tallies:
+    """raters.Tallies: the counts by SQL aggregates, the agreement with the label left one out from
+    the verdicts (raters.label_agreement) under the project's rater model (`fit`, by default the one
+    cached per data version: server/quality/weighted.py). Gold counts are not included: `_with_gold`."""
     params = {
         "project_id": project.id,
         "fast_ms": fast_seconds * 1000,
@@ -166,7 +223,7 @@ async def tallies(session: AsyncSession, project: Project, *, fast_seconds: floa
     }
     raters: dict[str, Tally] = {}
     blocks: dict[str, list[Tally]] = defaultdict(list)
-    median = majority = None
+    median = None
     for row in await session.execute(_TALLIES, params):
         t = _tally(row)
         if row.level == 0:
@@ -174,8 +231,15 @@ async def tallies(session: AsyncSession, project: Project, *, fast_seconds: floa
         elif row.level == 1:
             raters[str(row.rater_id)] = t
         else:
-            median, majority = t.median, (t.agree / t.compared if t.compared else None)
-    return Tallies(raters=raters, blocks=dict(blocks), median_seconds=median, majority_agreement=majority)
+            median = t.median
+    if fit is None:
+        fit = await rater_fit(session, project)
+    gold = await gold_units(session, project)
+    judged = [_verdict(row) for row in await session.execute(_VERDICTS, {"project_id": project.id})]
+    # Seconds of numpy at a million judgments: in a worker thread, so the server's other requests go on.
+    scores = await asyncio.to_thread(label_agreement, judged, fit, gold)
+    agreed = _add_agreement(raters, blocks, judged, scores)
+    return Tallies(raters=raters, blocks=dict(blocks), median_seconds=median, label_agreement=agreed)
 
 
 async def _with_gold(session: AsyncSession, project: Project, counts: Tallies) -> None:
@@ -225,7 +289,7 @@ async def _compute(session: AsyncSession, project: Project, fast_seconds: float)
         "agreement": {
             **await _agreement(session, project, level),
             "median_seconds": counts.median_seconds,
-            "majority_agreement": counts.majority_agreement,
+            "label_agreement": counts.label_agreement,
         },
         "raters": figures(counts, members, fast_seconds=fast_seconds),
     }
