@@ -680,7 +680,7 @@ async def _apply(
             target_type="user",
             target_id=rater.id,
             project_id=project.id,
-            data={"reason": decision.suspended_reason, "rule": "gold accuracy"},
+            data={"reason": decision.suspended_reason, "rule": decision.rule},
         )
     await session.flush()
     if decision.ends_leases:

@@ -48,6 +48,12 @@ MIN_AGREEMENT_GAP = 0.05  # below the other raters' agreement
 MIN_GOLD_GAP = 0.15  # below the other raters' gold accuracy
 MAX_BLOCKS = 12  # trend rows per rater
 MIN_BLOCK = 25
+SNAPSHOT = "reliability"  # the cached figures' name (server/quality/cache.py), with the speed threshold
+
+
+def snapshot_name(fast_seconds: float) -> str:
+    """The name the figures of a project with this speed threshold are cached under."""
+    return f"{SNAPSHOT}:{fast_seconds:g}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,11 +41,10 @@ from server.quality.raters import (
     block_size,
     figures,
     label_agreement,
+    snapshot_name,
 )
 from server.quality.service import gold_figures
 from server.quality.weighted import rater_fit
-
-SNAPSHOT = "reliability"
 
 # One row per judgment and candidate pair (a < b by upload position) with its value; both-bad is missing.
 _VALUES = """
@@ -310,7 +309,7 @@ async def reliability(
     threshold is a new figure.
     """
     fast_seconds = project.fast_seconds
-    name = f"{SNAPSHOT}:{fast_seconds:g}"
+    name = snapshot_name(fast_seconds)
 
     project_id = project.id
 

@@ -19,11 +19,13 @@ from server.models import (
     Judgment,
     Project,
     ProjectMember,
+    QualitySnapshot,
     Role,
     User,
     UserKind,
 )
 from server.quality import trust
+from server.quality.raters import snapshot_name
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 from tests.labeling.race import Holder, PageRater, lock_waits, until
 from tests.quality.test_gold import gold_items
@@ -487,3 +489,69 @@ class TestGoldPageRefusals:
         assert response.status_code == 422
         assert "Choose admit or try again." in response.text
         await page.aclose()
+
+
+FLAG = (
+    "agrees 45% of the time with the label the other raters' answers give (weighted by their reliability) or "
+    "the gold answer; the project's median rater agrees 74% (p < 0.001)"
+)
+
+
+async def plant_figures(session: AsyncSession, project: Project, rater: User, *, flagged: bool = True) -> None:
+    """The project's last computed quality figures, with or without an agreement flag on `rater` (what the
+    background computation stores: server/quality/reliability.py)."""
+    flags = [{"kind": "agreement", "text": FLAG, "p": 1e-5}] if flagged else []
+    session.add(
+        QualitySnapshot(
+            project_id=project.id,
+            name=snapshot_name(project.fast_seconds),
+            data_version="0.0",
+            payload={"raters": {str(rater.id): {"flags": flags}}},
+            seconds=1.0,
+        )
+    )
+    await session.commit()
+
+
+class TestSuspensionByAgreement:
+    """With the rule on, a gold verdict suspends a rater whose agreement the last computed figures flag."""
+
+    async def test_it_suspends_with_the_flag_in_words_and_a_reinstatement_stands(self, client, session) -> None:
+        project, _, admin_token, raters, tokens = await setup(session, gold=4, suspension_window=3)
+        await plant_figures(session, project, raters[0])
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201  # a right gold answer
+        now = datetime.now(UTC)
+        reason = f"Suspended on {now.day} {now:%b}: {FLAG}."
+        refused = await next_item(client, project, tokens[0])
+        assert (refused.status_code, refused.json()["detail"]) == (
+            403,
+            f"Your access to this project is suspended, so no items are given to you. Reason: {reason} Contact the "
+            "project admin.",
+        )
+        assert (await quality(client, project, admin_token, raters[0]))["suspended_reason"] == reason
+        events = await session.scalars(select(AuditEvent.data).where(AuditEvent.action == "member.suspend"))
+        assert list(events) == [{"reason": reason, "rule": "agreement"}]
+        member_url = f"/api/v1/projects/{project.id}/members/{raters[0].id}"
+        reinstated = await client.patch(member_url, json={"suspended": False}, headers=bearer(admin_token))
+        assert reinstated.status_code == 200
+        # The figures were computed before the reinstatement: the admin's decision stands.
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, project, tokens[0])).status_code == 200
+
+    async def test_no_flag_or_the_rule_off_suspends_nobody(self, client, session) -> None:
+        project, _, _, raters, tokens = await setup(session, gold=3, raters=2, suspension_window=3)
+        await plant_figures(session, project, raters[0], flagged=False)
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, project, tokens[0])).status_code == 200
+        off, _, _, others, other_tokens = await setup(session, gold=3, suspension_window=0)
+        await plant_figures(session, off, others[0])
+        assert (await judge_next(client, off, other_tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, off, other_tokens[0])).status_code == 200
+
+    async def test_model_accounts_are_never_suspended_by_it(self, client, session) -> None:
+        project, _, _, raters, tokens = await setup(session, gold=2, suspension_window=1)
+        await session.execute(update(User).where(User.id == raters[0].id).values(kind=UserKind.model))
+        await session.commit()
+        await plant_figures(session, project, raters[0])
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, project, tokens[0])).status_code == 200
