@@ -5,9 +5,9 @@ computes the same counts where the judgments are, so that a million judgments co
 aggregate queries instead of a million rows in Python:
 - `_PATTERNS`: each unit's values (agreement.pair_values, in SQL), counted per batch by pattern;
 - `_TALLIES`: per rater and trend block (and per rater, and for the project, by grouping sets)
-  the counts of raters.Tally; each judgment's units are scored against their label left one out
-  (raters.label_agreement: the project's Dawid-Skene rater model, fitted once per data version by
-  server/quality/weighted.py) in Python, with numpy, from one read of the verdicts.
+  the counts of raters.Tally, with every unit scored against its label left one out
+  (raters.label_agreement, aggregate.leave_one_out) under the project's Dawid-Skene rater model,
+  fitted once per data version by server/quality/weighted.py and passed in as arrays.
 `judged_rows` reads the same judgments row by row for raters.tally; the tests check that both
 paths give the same figures. Gold accuracy comes from server/quality/service.py (`gold_figures`).
 
@@ -16,12 +16,12 @@ row while nothing changed, and recomputes once after a judgment, an import or a 
 Agreement uses every judgment's current verdict (a revision replaces it).
 """
 
-import asyncio
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,12 +35,9 @@ from server.quality.raters import (
     MIN_BLOCK,
     Judged,
     Rater,
-    Scores,
     Tallies,
     Tally,
-    block_size,
     figures,
-    label_agreement,
     snapshot_name,
 )
 from server.quality.service import gold_figures
@@ -71,52 +68,96 @@ _PATTERNS = text(
     GROUP BY i.batch_id, units.vals
     """
 )
-# One pass over every judgment: per rater and trend block (and per rater, and for the project, by
-# grouping sets) the judgment-level counts. Agreement is scored in Python (`_label_agreement`).
+# One pass over every judgment and candidate pair: the rows of a judgment share its attributes, and
+# its row for the pair (0, 1) (every item has it) stands for the judgment in judgment-level counts.
+# Each unit is scored against its label left one out, as aggregate.leave_one_out defines it: the
+# rater model's log-confusion comes in as arrays (`:raters`, `:labels`, `:e0..2` = log θ_r[z, label];
+# `:d0..2` the prior's for a rater the fit has not seen; `:p0..2` = log π), the gold classes too;
+# the window sums every human judgment's evidence on the unit and takes the judgment's own back out.
 _TALLIES = text(
     """
-    WITH v AS (
-        SELECT j.rater_id, j.created_at, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
+    WITH theta AS (
+        SELECT * FROM unnest(CAST(:raters AS uuid[]), CAST(:labels AS int[]), CAST(:e0 AS float8[]),
+                             CAST(:e1 AS float8[]), CAST(:e2 AS float8[])) AS t(rater_id, label, e0, e1, e2)
+    ),
+    gold AS (
+        SELECT * FROM unnest(CAST(:gold_items AS uuid[]), CAST(:gold_a AS int[]), CAST(:gold_b AS int[]),
+                             CAST(:gold_class AS int[])) AS g(item_id, pa, pb, class)
+    ),
+    v AS (
+        SELECT j.rater_id, j.created_at, j.seq, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
+               j.rater_kind = 'human' AS by_human,
+               j.item_id, c1.position AS pa, c2.position AS pb, c1.position = 0 AND c2.position = 1 AS first,
                cardinality(a.shown_order) = 2 AND j.choice_id IS NOT NULL AND NOT j.tie AND NOT j.both_bad AS two_way,
                j.choice_id = a.shown_order[1] AS chose_first,
-               row_number() OVER (PARTITION BY j.rater_id ORDER BY j.created_at, j.seq) AS ordinal,
-               count(*) OVER (PARTITION BY j.rater_id) AS rated
+               CASE WHEN j.both_bad THEN NULL  -- the Dawid-Skene class: 0 a preferred, 1 b, 2 a tie
+                    WHEN j.tie THEN 2
+                    WHEN j.ranking IS NOT NULL THEN CASE
+                         WHEN array_position(j.ranking, c1.id) < array_position(j.ranking, c2.id) THEN 0 ELSE 1 END
+                    WHEN j.choice_id = c1.id THEN 0
+                    WHEN j.choice_id = c2.id THEN 1 END AS label
         FROM judgments j
         JOIN assignments a ON a.id = j.assignment_id
+        JOIN candidates c1 ON c1.item_id = j.item_id
+        JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
         WHERE j.project_id = :project_id
     ),
+    evidence AS (  -- what a human judgment says about its unit's class (a model judge's counts for no one)
+        SELECT v.*, (v.label IS NOT NULL AND v.by_human)::int AS voice,
+               CASE WHEN v.label IS NOT NULL AND v.by_human
+                    THEN coalesce(t.e0, (CAST(:d0 AS float8[]))[v.label + 1]) ELSE 0 END AS e0,
+               CASE WHEN v.label IS NOT NULL AND v.by_human
+                    THEN coalesce(t.e1, (CAST(:d1 AS float8[]))[v.label + 1]) ELSE 0 END AS e1,
+               CASE WHEN v.label IS NOT NULL AND v.by_human
+                    THEN coalesce(t.e2, (CAST(:d2 AS float8[]))[v.label + 1]) ELSE 0 END AS e2
+        FROM v LEFT JOIN theta t ON t.rater_id = v.rater_id AND t.label = v.label
+    ),
+    counted AS (  -- the others' log-posterior per class, and how many other human judgments there are
+        SELECT e.*,
+               CAST(:p0 AS float8) + sum(e0) OVER u - e0 AS o0,
+               CAST(:p1 AS float8) + sum(e1) OVER u - e1 AS o1,
+               CAST(:p2 AS float8) + sum(e2) OVER u - e2 AS o2,
+               sum(voice) OVER u - voice AS others
+        FROM evidence e WINDOW u AS (PARTITION BY item_id, pa, pb)
+    ),
+    topped AS (
+        SELECT c.*, g.class AS gold_class, greatest(o0, o1, o2) - :tolerance AS top
+        FROM counted c LEFT JOIN gold g ON g.item_id = c.item_id AND g.pa = c.pa AND g.pb = c.pb
+    ),
+    scored AS (
+        SELECT t.*,
+               CASE WHEN label IS NULL THEN NULL
+                    WHEN gold_class IS NOT NULL THEN (label = gold_class)::int::float8
+                    WHEN others = 0 THEN NULL
+                    WHEN (ARRAY[o0, o1, o2])[label + 1] >= top
+                    THEN 1.0 / ((o0 >= top)::int + (o1 >= top)::int + (o2 >= top)::int)
+                    ELSE 0.0 END AS s,
+               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id ORDER BY created_at, seq, pa, pb
+                                                   ROWS UNBOUNDED PRECEDING) AS ordinal,
+               count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id) AS rated
+        FROM topped t
+    ),
     blocked AS (
-        SELECT v.*, (ordinal - 1) / greatest(:min_block, ceil(rated / CAST(:max_blocks AS float8)))::int AS block
-        FROM v
+        SELECT scored.*,
+               (ordinal - 1) / greatest(:min_block, ceil(rated / CAST(:max_blocks AS float8)))::int AS block
+        FROM scored
     )
     SELECT rater_id, block, grouping(rater_id, block) AS level,
-           count(*) AS judgments,
-           count(*) FILTER (WHERE two_way AND chose_first) AS "left",
-           count(*) FILTER (WHERE two_way) AS choices,
-           count(active_ms) AS timed,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY active_ms) / 1000.0 AS median,
-           count(*) FILTER (WHERE active_ms < :fast_ms) AS fast,
-           count(*) FILTER (WHERE tie) AS ties, count(*) FILTER (WHERE both_bad) AS both_bad,
-           count(*) FILTER (WHERE revised) AS revised,
+           count(*) FILTER (WHERE first) AS judgments,
+           count(*) FILTER (WHERE first AND two_way AND chose_first) AS "left",
+           count(*) FILTER (WHERE first AND two_way) AS choices,
+           count(active_ms) FILTER (WHERE first) AS timed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY active_ms) FILTER (WHERE first) / 1000.0 AS median,
+           count(*) FILTER (WHERE first AND active_ms < :fast_ms) AS fast,
+           coalesce(sum(s), 0)::float8 AS agree, coalesce(sum(s * s), 0)::float8 AS agree_sq,
+           count(s)::int AS compared, count(s) FILTER (WHERE label = 0)::int AS said_a,
+           count(s) FILTER (WHERE label = 1)::int AS said_b, count(s) FILTER (WHERE label = 2)::int AS said_tie,
+           count(*) FILTER (WHERE first AND tie) AS ties, count(*) FILTER (WHERE first AND both_bad) AS both_bad,
+           count(*) FILTER (WHERE first AND revised) AS revised,
            extract(epoch FROM min(created_at))::float8 AS start, extract(epoch FROM max(created_at))::float8 AS "end"
     FROM blocked
     GROUP BY GROUPING SETS ((rater_id, block), (rater_id), ())
     ORDER BY rater_id, block
-    """
-)
-# Every judgment's verdict with candidates as upload positions, each rater's in time order (the order
-# of `_TALLIES`' blocks), for the agreement with the label left one out; and the gold answers.
-_VERDICTS = text(
-    """
-    SELECT j.rater_id, j.item_id, j.rater_kind = 'human' AS human, j.strength, j.tie, j.both_bad,
-           (SELECT count(*) FROM candidates c WHERE c.item_id = j.item_id) AS candidates, cc.position AS choice,
-           CASE WHEN j.ranking IS NOT NULL THEN
-             (SELECT array_agg(c.position ORDER BY r.ord)
-                FROM unnest(j.ranking) WITH ORDINALITY AS r(id, ord) JOIN candidates c ON c.id = r.id) END AS ranking
-    FROM judgments j
-    LEFT JOIN candidates cc ON cc.id = j.choice_id
-    WHERE j.project_id = :project_id
-    ORDER BY j.rater_id, j.created_at, j.seq
     """
 )
 _GOLD = text(
@@ -148,6 +189,12 @@ def _tally(row: Any) -> Tally:
         timed=row.timed,
         median=row.median,
         fast=row.fast,
+        agree=row.agree or 0.0,
+        agree_sq=row.agree_sq or 0.0,
+        compared=row.compared or 0,
+        said_a=row.said_a or 0,
+        said_b=row.said_b or 0,
+        said_tie=row.said_tie or 0,
         ties=row.ties,
         both_bad=row.both_bad,
         revised=row.revised,
@@ -165,56 +212,38 @@ async def gold_units(session: AsyncSession, project: Project) -> dict[Unit, int]
     return out
 
 
-def _verdict(row: Any) -> Judged:
-    """A judgment's unit values alone (what the agreement needs), as raters.Judged."""
-    values = pair_values(
-        row.candidates,
-        choice=row.choice,
-        ranking=list(row.ranking) if row.ranking else None,
-        strength=row.strength,
-        tie=row.tie,
-        both_bad=row.both_bad,
-    )
-    return Judged(
-        rater=str(row.rater_id),
-        values={(row.item_id, a, b): v for (a, b), v in values.items()},
-        left=None,
-        seconds=None,
-        tie=row.tie,
-        both_bad=row.both_bad,
-        revised=False,
-        at=0.0,
-        human=bool(row.human),
-    )
-
-
-def _add_agreement(
-    raters: dict[str, Tally], blocks: dict[str, list[Tally]], judged: list[Judged], scores: list[Scores]
-) -> float | None:
-    """Add each judgment's agreement scores to its rater's tally and trend block (judgments in each
-    rater's time order, as `_TALLIES` numbers them); the project's share of agreeing units."""
-    ordinal: dict[str, int] = defaultdict(int)
-    total = compared = 0.0
-    for j, (agree, squares, n) in zip(judged, scores, strict=True):
-        t = raters[j.rater]
-        block = blocks[j.rater][ordinal[j.rater] // block_size(t.judgments)]
-        ordinal[j.rater] += 1
-        for target in (t, block):
-            target.agree += agree
-            target.agree_sq += squares
-            target.compared += n
-        total += agree
-        compared += n
-    return total / compared if compared else None
+def _model_params(fit: aggregate.Fit, gold: dict[Unit, int]) -> dict[str, Any]:
+    """The rater model and the gold classes as `_TALLIES`' array parameters."""
+    raters, labels, logs = [], [], []
+    for rater, theta in fit.confusion.items():
+        for label in range(aggregate.K):
+            raters.append(uuid.UUID(str(rater)))
+            labels.append(label)
+            logs.append(np.log(theta[:, label]))
+    default = np.log(aggregate.prior_confusion())
+    prior = np.log(fit.prior)
+    return {
+        "raters": raters,
+        "labels": labels,
+        **{f"e{z}": [float(x[z]) for x in logs] for z in range(aggregate.K)},
+        **{f"d{z}": [float(x) for x in default[z]] for z in range(aggregate.K)},
+        **{f"p{z}": float(prior[z]) for z in range(aggregate.K)},
+        "gold_items": [item for item, _, _ in gold],
+        "gold_a": [a for _, a, _ in gold],
+        "gold_b": [b for _, _, b in gold],
+        "gold_class": list(gold.values()),
+        "tolerance": aggregate.TIE_TOLERANCE,
+    }
 
 
 async def tallies(
     session: AsyncSession, project: Project, *, fast_seconds: float, fit: aggregate.Fit | None = None
 ) -> Tallies:
-    """raters.Tallies: the counts by SQL aggregates, the agreement with the label left one out from
-    the verdicts (raters.label_agreement) under the project's rater model (`fit`, by default the one
-    cached per data version: server/quality/weighted.py). Gold counts are not included: `_with_gold`."""
-    params = {
+    """raters.Tallies by SQL aggregates, each unit's agreement with its label left one out under the
+    project's rater model (`fit`: by default the one cached per data version, server/quality/weighted.py;
+    an older version's while a new one is fitted in the background). Gold counts are not included:
+    see `_with_gold`."""
+    params: dict[str, Any] = {
         "project_id": project.id,
         "fast_ms": fast_seconds * 1000,
         "min_block": MIN_BLOCK,
@@ -222,7 +251,10 @@ async def tallies(
     }
     raters: dict[str, Tally] = {}
     blocks: dict[str, list[Tally]] = defaultdict(list)
-    median = None
+    if fit is None:
+        fit = await rater_fit(session, project)
+    params |= _model_params(fit, await gold_units(session, project))
+    median = agreed = None
     for row in await session.execute(_TALLIES, params):
         t = _tally(row)
         if row.level == 0:
@@ -230,15 +262,9 @@ async def tallies(
         elif row.level == 1:
             raters[str(row.rater_id)] = t
         else:
-            median = t.median
-    if fit is None:
-        fit = await rater_fit(session, project)
-    gold = await gold_units(session, project)
-    judged = [_verdict(row) for row in await session.execute(_VERDICTS, {"project_id": project.id})]
-    # Seconds of numpy at a million judgments: in a worker thread, so the server's other requests go on.
-    scores = await asyncio.to_thread(label_agreement, judged, fit, gold)
-    agreed = _add_agreement(raters, blocks, judged, scores)
-    return Tallies(raters=raters, blocks=dict(blocks), median_seconds=median, label_agreement=agreed)
+            median, agreed = t.median, (t.agree / t.compared if t.compared else None)
+    prior = (float(fit.prior[0]), float(fit.prior[1]), float(fit.prior[2]))
+    return Tallies(raters=raters, blocks=dict(blocks), median_seconds=median, label_agreement=agreed, prior=prior)
 
 
 async def _with_gold(session: AsyncSession, project: Project, counts: Tallies) -> None:

@@ -8,7 +8,8 @@ from scipy.stats import binomtest
 
 from bench.quality import Summary, run_seed, summarize
 from server.quality import aggregate
-from server.quality.raters import Judged, Rater, _above, _below, _fair_coin, holm, rater_figures
+from server.quality.raters import Judged, Rater, Tallies, Tally, _above, _below, _fair_coin, holm, rater_figures
+from server.quality.raters import figures as figures_of
 
 
 def _judged(
@@ -97,6 +98,26 @@ class TestSimulatedCrowd:
         the label left one out (Dawid-Skene, gold included) and the median rater, 14 of 18."""
         assert summary.true_positives >= 14
         assert summary.recall >= 0.75
+
+
+class TestAgreementFlag:
+    """Below the median rater and no further above chance than noise: a coin is flagged, the weakest honest
+    rater (well above chance) is not, however significant the gap to the median."""
+
+    def _tally(self, agree: int, n: int = 200) -> Tally:
+        return Tally(judgments=n, agree=agree, agree_sq=agree, compared=n, said_a=n // 2, said_b=n - n // 2)
+
+    def test_a_coin_is_flagged_and_the_weakest_honest_rater_is_not(self) -> None:
+        raters = {f"h{i}": self._tally(170) for i in range(6)} | {"weak": self._tally(124), "coin": self._tally(100)}
+        counts = Tallies(raters=raters, blocks={}, median_seconds=None, label_agreement=None, prior=(0.5, 0.5, 0.0))
+        figures = figures_of(counts, [Rater(r) for r in raters], fast_seconds=3.0)
+        assert [f["text"] for f in figures["coin"]["flags"]] == [
+            "agrees 50% of the time with the label the other raters' answers give (weighted by their reliability) "
+            "or the gold answer, as answering at random would (50%); the project's median rater agrees 85% "
+            "(p < 0.001)"
+        ]
+        assert figures["weak"]["flags"] == []  # 62%: far below the median (p < 0.001) but above chance
+        assert all(figures[f"h{i}"]["flags"] == [] for i in range(6))
 
 
 class TestLeaveOneOut:
