@@ -45,9 +45,10 @@ from server.models import (
     SkipReason,
     SurplusReason,
     User,
+    UserKind,
 )
 from server.models.xid import CURRENT_XID
-from server.quality import rules
+from server.quality import reliability, rules
 from server.quality.gold import GoldAnswer
 
 # A rater holds at most the item on screen and the one leased ahead of it (the rater page).
@@ -644,6 +645,8 @@ async def _gold_rules(
         both_bad=data.both_bad,
     )
     decision = await rules.decide(session, project=project, member=member, rater=rater, value=value, now=_now())
+    if project.suspension_window and rater.kind == UserKind.human:
+        await reliability.keep_current(session, project)  # the rule's agreement part reads the figures
     return _feedback(project, answer, value), decision
 
 

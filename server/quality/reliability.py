@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.models import Project, Scale
 from server.quality import aggregate
 from server.quality.agreement import Level, Unit, agreement_of, pair_values
-from server.quality.cache import cached
+from server.quality.cache import Compute, cached, refresh_if_old
 from server.quality.gold import GoldAnswer, score
 from server.quality.raters import (
     MAX_BLOCKS,
@@ -42,6 +42,8 @@ from server.quality.raters import (
 )
 from server.quality.service import gold_figures
 from server.quality.weighted import rater_fit
+
+REFRESH_SECONDS = 60.0  # the figures the suspension rule reads are at most this much older than a change
 
 # One row per judgment and candidate pair (a < b by upload position) with its value; both-bad is missing.
 _VALUES = """
@@ -320,6 +322,25 @@ async def _compute(session: AsyncSession, project: Project, fast_seconds: float)
     }
 
 
+def _computation(project: Project) -> Compute:
+    """The figures' computation, for the cache (it may run in a background session of its own)."""
+    project_id, fast_seconds = project.id, project.fast_seconds
+
+    async def compute(own: AsyncSession) -> dict[str, Any]:
+        mine = await own.get_one(Project, project_id)  # the caller's objects are not for a background session
+        return {**await _compute(own, mine, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
+
+    return compute
+
+
+async def keep_current(session: AsyncSession, project: Project) -> None:
+    """While the suspension rule is on, the figures its agreement part reads (rules.agreement_flag) are
+    computed in the background after gold verdicts, at most once per REFRESH_SECONDS, so that they do
+    not wait for someone to open the quality page. Called by the submit; costs two small reads."""
+    name = snapshot_name(project.fast_seconds)
+    await refresh_if_old(session, project.id, name, _computation(project), seconds=REFRESH_SECONDS)
+
+
 async def reliability(
     session: AsyncSession, project: Project, *, fresh: bool = False, page: bool = False
 ) -> dict[str, Any]:
@@ -336,14 +357,7 @@ async def reliability(
     """
     fast_seconds = project.fast_seconds
     name = snapshot_name(fast_seconds)
-
-    project_id = project.id
-
-    async def compute(own: AsyncSession) -> dict[str, Any]:
-        mine = await own.get_one(Project, project_id)  # the caller's objects are not for a background session
-        return {**await _compute(own, mine, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
-
-    figure = await cached(session, project.id, name, compute, fresh=fresh, page=page)
+    figure = await cached(session, project.id, name, _computation(project), fresh=fresh, page=page)
     payload, version = figure.payload, figure.version
     members = list(await session.execute(_MEMBERS, {"project_id": project.id}))
     known: dict[str, dict[str, Any]] = payload["raters"]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bench.quality_page import accounts, fill
 from server.labeling.revisions import FEEDBACK_SHOWN
 from server.models import (
     Assignment,
@@ -25,6 +26,7 @@ from server.models import (
     UserKind,
 )
 from server.quality import trust
+from server.quality.cache import refreshes_done
 from server.quality.raters import snapshot_name
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 from tests.labeling.race import Holder, PageRater, lock_waits, until
@@ -555,3 +557,27 @@ class TestSuspensionByAgreement:
         await plant_figures(session, project, raters[0])
         assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
         assert (await next_item(client, project, tokens[0])).status_code == 200
+
+    async def test_a_random_rater_of_a_crowd_is_suspended_once_the_figures_are_computed(self, client, session) -> None:
+        """End to end: the crowd of tests/quality/test_reliability.py (rater 2 answers at random); the
+        first gold verdict with the rule on starts computing the figures (no page view), the next suspends."""
+        project, people = await accounts(session, 10, overlap=3)
+        await session.execute(text("SELECT setseed(0.25)"))  # the crowd's random() answers, the same every run
+        await fill(session, project, people, items=400, overlap=3)
+        admin = await session.scalar(select(User).where(User.email == "admin@quality.example"))
+        assert admin is not None
+        await import_items(session, project, admin, gold_items(3))
+        await session.execute(
+            update(Project).where(Project.id == project.id).values(gold_rate=1.0, suspension_window=5)
+        )
+        await session.commit()
+        coin, honest = [await create_token(session, people[k]) for k in (2, 5)]
+        assert (await judge_next(client, project, coin, RIGHT)).status_code == 201  # no figures yet
+        assert (await judge_next(client, project, honest, RIGHT)).status_code == 201
+        await refreshes_done()  # computed in the background, started by the submit
+        assert (await judge_next(client, project, coin, RIGHT)).status_code == 201
+        refused = await next_item(client, project, coin)
+        assert refused.status_code == 403
+        assert "as answering at random would" in refused.json()["detail"]
+        assert (await judge_next(client, project, honest, RIGHT)).status_code == 201
+        assert (await next_item(client, project, honest)).status_code == 200
