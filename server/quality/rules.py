@@ -14,9 +14,9 @@ Three project settings act on a rater's gold verdicts:
   answers give, or gold, significantly below the project's median rater after Holm's correction)
   in the last computed quality figures (cached per data version, read here as one JSON path of one
   row: nothing is computed in the submit). About ten gold answers cannot tell a random rater from
-  an honest one; a hundred judgments compared with the weighted label mostly can. A figure
-  computed before the rater's last reinstatement is not used (the admin's decision stands until
-  the figures are computed again).
+  an honest one; a hundred judgments compared with the weighted label mostly can. A rater an admin
+  has reinstated in the project is not suspended by this part again (the admin has looked at the
+  same figures and decided; their flag stays on the quality page, and the gold part still applies).
 
 Scores are those of a judgment's first revision (the verdict first sent: revising cannot repair
 or spoil a gold answer). This module only reads and decides; the submit takes the locks and writes
@@ -89,14 +89,14 @@ _ROUND_TAKEN = text(
 )
 
 
-# The rater's agreement flag in the last computed figures, unless computed before their last reinstatement.
+# The rater's agreement flag in the last computed figures, unless an admin has reinstated them in the project.
 _AGREEMENT_FLAG = text(
     """
     SELECT f->>'text' FROM quality_snapshots s, jsonb_array_elements(s.payload->'raters'->:rater->'flags') f
     WHERE s.project_id = :project_id AND s.name = :name AND f->>'kind' = 'agreement'
       AND NOT EXISTS (SELECT 1 FROM audit_events e
                       WHERE e.project_id = s.project_id AND e.target_id = CAST(:rater AS uuid)
-                        AND e.action = 'member.reinstate' AND e.created_at >= s.computed_at)
+                        AND e.action = 'member.reinstate')
     """
 )
 

@@ -536,7 +536,12 @@ class TestSuspensionByAgreement:
         member_url = f"/api/v1/projects/{project.id}/members/{raters[0].id}"
         reinstated = await client.patch(member_url, json={"suspended": False}, headers=bearer(admin_token))
         assert reinstated.status_code == 200
-        # The figures were computed before the reinstatement: the admin's decision stands.
+        # The admin has decided: the agreement part leaves them be, even with figures computed since.
+        await session.execute(
+            text("UPDATE quality_snapshots SET computed_at = now() + interval '1 minute' WHERE project_id = :id"),
+            {"id": project.id},
+        )
+        await session.commit()
         assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
         assert (await next_item(client, project, tokens[0])).status_code == 200
 
