@@ -45,7 +45,7 @@ MIN_COMPARED = 20  # units compared with their label left one out before an agre
 MIN_GOLD = 10  # scored gold judgments before a gold flag
 MIN_LEFT_EFFECT = 0.15  # |left share - 0.5|
 MIN_AGREEMENT_GAP = 0.05  # below the median rater's agreement
-CHANCE_Z = 2.326  # an agreement flag needs agreement within this many standard errors above chance (1%)
+CHANCE_Z = 1.645  # an agreement flag needs agreement within this many standard errors above a coin's (5%)
 MIN_GOLD_GAP = 0.15  # below the other raters' gold accuracy
 MAX_BLOCKS = 12  # trend rows per rater
 MIN_BLOCK = 25
@@ -96,9 +96,6 @@ class Tally:
     agree: float = 0.0  # sum of unit scores against the label left one out (`label_agreement`)
     agree_sq: float = 0.0  # sum of squared unit scores (the test's variance)
     compared: int = 0  # units scored
-    said_a: int = 0  # of those, units where the judgment said A (a better), B, a tie
-    said_b: int = 0
-    said_tie: int = 0
     gold: float = 0.0  # sum of gold scores
     gold_n: int = 0  # scored gold judgments
     ties: int = 0
@@ -129,8 +126,7 @@ def _share(part: float, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-# (sum of unit scores, sum of their squares, units scored, of which said A, B, a tie)
-Scores = tuple[float, float, int, tuple[int, int, int]]
+Scores = tuple[float, float, int]  # (sum of unit scores, sum of their squares, units scored)
 
 
 def _label(value: int) -> int:
@@ -166,20 +162,15 @@ def label_agreement(
     for j in judged:
         mine = scores[at : at + len(j.values)]
         at += len(j.values)
-        labels = np.fromiter((_label(v) for v in j.values.values()), dtype=np.int64, count=len(j.values))
-        scored = ~np.isnan(mine)
-        said = np.bincount(labels[scored], minlength=aggregate.K)
-        mine = mine[scored]
-        result.append(
-            (float(mine.sum()), float((mine * mine).sum()), len(mine), (int(said[0]), int(said[1]), int(said[2])))
-        )
+        mine = mine[~np.isnan(mine)]
+        result.append((float(mine.sum()), float((mine * mine).sum()), len(mine)))
     return result
 
 
 def _tally(rows: Sequence[tuple[Judged, Scores]], fast_seconds: float) -> Tally:
     t = Tally(start=rows[0][0].at if rows else None, end=rows[-1][0].at if rows else None)
     seconds = []
-    for j, (total, squares, compared, said) in rows:
+    for j, (total, squares, compared) in rows:
         t.judgments += 1
         if j.left is not None:
             t.choices += 1
@@ -190,9 +181,6 @@ def _tally(rows: Sequence[tuple[Judged, Scores]], fast_seconds: float) -> Tally:
         t.agree += total
         t.agree_sq += squares
         t.compared += compared
-        t.said_a += said[0]
-        t.said_b += said[1]
-        t.said_tie += said[2]
         if j.gold_score is not None:
             t.gold += j.gold_score
             t.gold_n += 1
@@ -217,11 +205,12 @@ class Tallies:
     label_agreement: float | None  # every judgment's units against their label left one out
     prior: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)  # the rater model's class prior (A, B, tie)
 
-    def chance(self, t: Tally) -> float | None:
-        """The agreement a rater answering at random with their own shares of A, B and tie would get
-        against labels drawn from the class prior."""
-        a, b, tie = self.prior
-        return _share(t.said_a * a + t.said_b * b + t.said_tie * tie, t.compared)
+    @property
+    def chance(self) -> float:
+        """The agreement of a coin choosing between the two responses of each unit, against labels drawn
+        from the class prior: whatever the labels, it is right half the time on those that are not ties."""
+        a, b, _ = self.prior
+        return (a + b) / 2
 
 
 def tally(
@@ -242,7 +231,7 @@ def tally(
     for j, score in zip(judged, scores, strict=True):
         rows[j.rater].append((j, score))
     everyone = [s for j in judged if (s := j.seconds) is not None]
-    compared = sum(c for _, _, c, _ in scores)
+    compared = sum(c for _, _, c in scores)
     return Tallies(
         raters={r: _tally(own, fast_seconds) for r, own in rows.items()},
         blocks={
@@ -253,7 +242,7 @@ def tally(
             for r, own in rows.items()
         },
         median_seconds=statistics.median(everyone) if everyone else None,
-        label_agreement=_share(sum(a for a, _, _, _ in scores), compared),
+        label_agreement=_share(sum(a for a, _, _ in scores), compared),
         prior=(float(fit.prior[0]), float(fit.prior[1]), float(fit.prior[2])),
     )
 
@@ -351,14 +340,14 @@ def _tests(rater: str, counts: Tallies, fast_seconds: float, humans: set[str]) -
         )
         tests.append(_Test(rater, "speed", p, text, median < fast_seconds))
     typical = _typical_agreement(tallies, rater, humans)
-    chance = counts.chance(t)
-    if t.compared >= MIN_COMPARED and typical is not None and chance is not None:
+    chance = counts.chance
+    if t.compared >= MIN_COMPARED and typical is not None:
         share = t.agree / t.compared
         p = _mean_below(t.agree, t.agree_sq, t.compared, typical)
         spread = math.sqrt(max(t.agree_sq / t.compared - share * share, 0.0) / t.compared)
         text = (
             f"agrees {share:.0%} of the time with the label the other raters' answers give (weighted by their "
-            f"reliability) or the gold answer, as answering at random would ({chance:.0%}); the project's median "
+            f"reliability) or the gold answer, as a coin would ({chance:.0%}); the project's median "
             f"rater agrees {typical:.0%} ({_p(p)})"
         )
         # Below the median rater, and no further above chance than noise: answers like a coin (an honest

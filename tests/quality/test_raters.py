@@ -105,7 +105,7 @@ class TestAgreementFlag:
     rater (well above chance) is not, however significant the gap to the median."""
 
     def _tally(self, agree: int, n: int = 200) -> Tally:
-        return Tally(judgments=n, agree=agree, agree_sq=agree, compared=n, said_a=n // 2, said_b=n - n // 2)
+        return Tally(judgments=n, agree=agree, agree_sq=agree, compared=n)
 
     def test_a_coin_is_flagged_and_the_weakest_honest_rater_is_not(self) -> None:
         raters = {f"h{i}": self._tally(170) for i in range(6)} | {"weak": self._tally(124), "coin": self._tally(100)}
@@ -113,7 +113,7 @@ class TestAgreementFlag:
         figures = figures_of(counts, [Rater(r) for r in raters], fast_seconds=3.0)
         assert [f["text"] for f in figures["coin"]["flags"]] == [
             "agrees 50% of the time with the label the other raters' answers give (weighted by their reliability) "
-            "or the gold answer, as answering at random would (50%); the project's median rater agrees 85% "
+            "or the gold answer, as a coin would (50%); the project's median rater agrees 85% "
             "(p < 0.001)"
         ]
         assert figures["weak"]["flags"] == []  # 62%: far below the median (p < 0.001) but above chance

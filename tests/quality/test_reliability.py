@@ -23,6 +23,7 @@ ITEMS = 400  # x overlap 3 = 1,200 judgments by 10 raters: 0 always-left, 1 inst
 
 async def _crowd(session: AsyncSession, *, raters: int = 10) -> tuple[Project, list[User], str]:
     project, people = await accounts(session, raters, overlap=3)
+    await session.execute(text("SELECT setseed(0.25)"))  # the crowd's random() answers, the same every run
     await fill(session, project, people, items=ITEMS, overlap=3)
     await session.commit()
     token = await create_token(session, await create_user(session, role=Role.admin))

@@ -495,7 +495,7 @@ class TestGoldPageRefusals:
 
 FLAG = (
     "agrees 45% of the time with the label the other raters' answers give (weighted by their reliability) or "
-    "the gold answer; the project's median rater agrees 74% (p < 0.001)"
+    "the gold answer, as a coin would (50%); the project's median rater agrees 74% (p < 0.001)"
 )
 
 
@@ -583,6 +583,6 @@ class TestSuspensionByAgreement:
         assert (await judge_next(client, project, coin, RIGHT)).status_code == 201
         refused = await next_item(client, project, coin)
         assert refused.status_code == 403
-        assert "as answering at random would" in refused.json()["detail"]
+        assert "as a coin would" in refused.json()["detail"]
         assert (await judge_next(client, project, honest, RIGHT)).status_code == 201
         assert (await next_item(client, project, honest)).status_code == 200
