@@ -346,9 +346,8 @@ def _tests(rater: str, counts: Tallies, fast_seconds: float, humans: set[str]) -
         p = _mean_below(t.agree, t.agree_sq, t.compared, typical)
         spread = math.sqrt(max(t.agree_sq / t.compared - share * share, 0.0) / t.compared)
         text = (
-            f"agrees {share:.0%} of the time with the label the other raters' answers give (weighted by their "
-            f"reliability) or the gold answer, as a coin would ({chance:.0%}); the project's median "
-            f"rater agrees {typical:.0%} ({_p(p)})"
+            f"agrees {share:.0%} of the time with the other raters' weighted label (or the gold answer), as a "
+            f"coin would ({chance:.0%}); the project's median rater agrees {typical:.0%} ({_p(p)})"
         )
         # Below the median rater, and no further above chance than noise: answers like a coin (an honest
         # rater who is merely the weakest of the project, or paired with weak raters, is above chance).

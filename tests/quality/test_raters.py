@@ -112,9 +112,8 @@ class TestAgreementFlag:
         counts = Tallies(raters=raters, blocks={}, median_seconds=None, label_agreement=None, prior=(0.5, 0.5, 0.0))
         figures = figures_of(counts, [Rater(r) for r in raters], fast_seconds=3.0)
         assert [f["text"] for f in figures["coin"]["flags"]] == [
-            "agrees 50% of the time with the label the other raters' answers give (weighted by their reliability) "
-            "or the gold answer, as a coin would (50%); the project's median rater agrees 85% "
-            "(p < 0.001)"
+            "agrees 50% of the time with the other raters' weighted label (or the gold answer), as a coin would "
+            "(50%); the project's median rater agrees 85% (p < 0.001)"
         ]
         assert figures["weak"]["flags"] == []  # 62%: far below the median (p < 0.001) but above chance
         assert all(figures[f"h{i}"]["flags"] == [] for i in range(6))

@@ -494,8 +494,8 @@ class TestGoldPageRefusals:
 
 
 FLAG = (
-    "agrees 45% of the time with the label the other raters' answers give (weighted by their reliability) or "
-    "the gold answer, as a coin would (50%); the project's median rater agrees 74% (p < 0.001)"
+    "agrees 45% of the time with the other raters' weighted label (or the gold answer), as a coin would (50%); "
+    "the project's median rater agrees 74% (p < 0.001)"
 )
 
 
