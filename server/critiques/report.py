@@ -22,8 +22,9 @@ Per judgment:
   count a rater as agreeing with a label they helped make: with two judgments an item, half the
   label is theirs. The rater model's parameters are fitted on every judgment (the judgment is
   left out of the unit's label, not out of the fit: a rater's confusion is estimated over many
-  units, so one judgment barely moves it). A pair nobody else judged gives no agreement; a
-  judgment's agreement is the share of its pairs that match;
+  units, so one judgment barely moves it). A pair nobody else judged gives no agreement; a pair
+  whose label is level between k classes, the judgment's one of them, counts 1/k; a judgment's
+  agreement is the share of its pairs that match (`aggregate.leave_one_out`, as the rater table);
 - seconds: active time (`active_ms`), as the rater quality table times a judgment;
 - flaws: the number of flaws the rater marked, when the project has any marked flaw at all
   (a project without flaw marking has no such figure rather than a row of zeros).
