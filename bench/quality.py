@@ -7,14 +7,19 @@ Each seed simulates the issue's scenario with bench/crowd.py (600 two-candidate 
 1 instant) and runs the server's own statistics on it (server/quality/raters.py and
 agreement.py, the functions the quality page uses). A flagged rater is one with any flag; the
 careless raters are the random, always-left and instant ones. Precision and recall are pooled
-over the seeds, with Wilson 95% intervals.
+over the seeds, with Wilson 95% intervals. With the suspension rule on, a rater is suspended by
+its gold part (`suspended`, applied after each gold judgment) or by its agreement part: a rater
+flagged on agreement in the figures is suspended at their next gold judgment (server/quality/
+rules.py); here, the agreement flag of the figures over the whole run.
 """
 
 import argparse
+import statistics
 from dataclasses import dataclass
 
 from bench.crowd import Crowd, simulate
-from server.quality.agreement import agreement, pair_values
+from server.quality import aggregate
+from server.quality.agreement import Unit, agreement, pair_values
 from server.quality.gold import wilson
 from server.quality.raters import Judged, Rater, rater_figures
 from server.quality.rules import breach
@@ -38,6 +43,12 @@ def suspended(crowd: Crowd, *, window: int = SUSPENSION_WINDOW, threshold: float
         if breach(scored[v.rater], window=window, threshold=threshold) is not None:
             out.add(v.rater)
     return out
+
+
+def gold_units(crowd: Crowd) -> dict[Unit, int]:
+    """The gold items' answers as the rater model takes them (unit -> class), as the server reads them
+    from `items.gold` (aggregate.gold_labels)."""
+    return {(item, 0, 1): aggregate.A if crowd.truth[item] == 0 else aggregate.B for item in crowd.gold_items}
 
 
 def judged(crowd: Crowd) -> list[Judged]:
@@ -72,6 +83,8 @@ class SeedResult:
     pairwise: float | None
     kinds: dict[int, str]  # rater -> kind
     suspended: frozenset[int]  # by the gold suspension rule
+    agreement_flagged: frozenset[int]  # flagged on agreement: what the rule's agreement part suspends
+    agreement: dict[int, float]  # rater -> agreement with the label left one out
 
     @property
     def true_positives(self) -> int:
@@ -81,7 +94,8 @@ class SeedResult:
 def run_seed(seed: int, *, items: int = 600) -> SeedResult:
     crowd = simulate(seed, items=items)
     rows = judged(crowd)
-    figures = rater_figures(rows, [Rater(str(r.index)) for r in crowd.raters], fast_seconds=FAST_SECONDS)
+    members = [Rater(str(r.index)) for r in crowd.raters]
+    figures = rater_figures(rows, members, fast_seconds=FAST_SECONDS, gold=gold_units(crowd))
     flagged = frozenset(int(r) for r, f in figures.items() if f["flags"])
     units: dict[object, list[int]] = {}
     for j in rows:
@@ -89,7 +103,12 @@ def run_seed(seed: int, *, items: int = 600) -> SeedResult:
             units.setdefault(unit, []).append(value)
     agreed = agreement(units.values(), level="nominal", bootstrap=200)
     kinds = {r.index: r.kind for r in crowd.raters}
-    return SeedResult(seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise, kinds, frozenset(suspended(crowd)))
+    by_agreement = frozenset(int(r) for r, f in figures.items() if any(x["kind"] == "agreement" for x in f["flags"]))
+    gold_rule = frozenset(suspended(crowd))
+    shares = {int(r): f["agreement"] for r, f in figures.items() if f["agreement"] is not None}
+    return SeedResult(
+        seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise, kinds, gold_rule, by_agreement, shares
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,17 +158,29 @@ def main() -> None:
         print(f"seed {seed:2}: flagged {len(r.flagged):2}, careless caught {r.true_positives}/{len(r.careless)}, "
               f"missed {missed}, honest flagged {wrong}, alpha {r.alpha:.3f}, pairwise {r.pairwise:.3f}")  # fmt: skip
     s = summarize(results)
+    medians = [statistics.median(r.agreement.values()) for r in results]
+    print(f"median rater's agreement per seed: mean {statistics.mean(medians):.3f}, "
+          f"SD {statistics.stdev(medians) if len(medians) > 1 else 0.0:.3f}")  # fmt: skip
     for kind in ("random", "left", "instant", "honest"):
         raters = [(r, i) for r in results for i, k in r.kinds.items() if k == kind]
         caught = sum(i in r.flagged for r, i in raters)
         low, high = wilson(caught, len(raters))
         share = caught / len(raters)
         print(f"{kind:8} raters flagged: {caught}/{len(raters)} ({share:.0%}, 95% CI {low:.0%}-{high:.0%})")
+        agree = [r.agreement[i] for r, i in raters if i in r.agreement]
+        print(f"{kind:8} raters' agreement: mean {statistics.mean(agree):.3f}, SD {statistics.stdev(agree):.3f}, "
+              f"range {min(agree):.3f}-{max(agree):.3f}")  # fmt: skip
         out = sum(i in r.suspended for r, i in raters)
         low, high = wilson(out, len(raters))
         print(
             f"{kind:8} raters suspended by the gold rule (last {SUSPENSION_WINDOW}, below "
             f"{SUSPENSION_THRESHOLD:.0%}): {out}/{len(raters)} ({out / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})"
+        )
+        out = sum(i in r.agreement_flagged for r, i in raters)
+        low, high = wilson(out, len(raters))
+        print(
+            f"{kind:8} raters suspended by the rule's agreement part (flagged on agreement): {out}/{len(raters)} "
+            f"({out / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})"
         )
     print(
         f"{s.seeds} seeds: precision {s.precision:.3f} (95% CI {s.precision_ci[0]:.3f}-{s.precision_ci[1]:.3f}, "

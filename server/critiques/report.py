@@ -22,8 +22,9 @@ Per judgment:
   count a rater as agreeing with a label they helped make: with two judgments an item, half the
   label is theirs. The rater model's parameters are fitted on every judgment (the judgment is
   left out of the unit's label, not out of the fit: a rater's confusion is estimated over many
-  units, so one judgment barely moves it). A pair nobody else judged gives no agreement; a
-  judgment's agreement is the share of its pairs that match;
+  units, so one judgment barely moves it). A pair nobody else judged gives no agreement; a pair
+  whose label is level between k classes, the judgment's one of them, counts 1/k; a judgment's
+  agreement is the share of its pairs that match (`aggregate.leave_one_out`, as the rater table);
 - seconds: active time (`active_ms`), as the rater quality table times a judgment;
 - flaws: the number of flaws the rater marked, when the project has any marked flaw at all
   (a project without flaw marking has no such figure rather than a row of zeros).
@@ -34,7 +35,7 @@ import hashlib
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,19 +153,18 @@ def _pairs(row: Any) -> list[tuple[tuple[int, int], int]]:
 
 
 def agreements(rows: Sequence[Any], fit: aggregate.Fit) -> dict[uuid.UUID, float]:
-    """Each judgment's share of pairs whose label matches the leave-one-out aggregated label."""
-    units: dict[tuple[uuid.UUID, int, int], list[tuple[uuid.UUID, Hashable, int]]] = defaultdict(list)
+    """Each judgment's share of pairs whose label matches the leave-one-out aggregated label
+    (aggregate.leave_one_out, the rater table's agreement too; here without gold)."""
+    owners: list[uuid.UUID] = []
+    observations: list[aggregate.Observation] = []
     for row in rows:
         for (a, b), label in _pairs(row):
-            units[(row.item_id, a, b)].append((row.id, str(row.rater_id), label))
+            owners.append(row.id)
+            observations.append(aggregate.Observation(unit=(row.item_id, a, b), rater=str(row.rater_id), label=label))
     matched: dict[uuid.UUID, list[float]] = defaultdict(list)
-    for labels in units.values():
-        if len(labels) < 2:
-            continue
-        for i, (judgment, _, label) in enumerate(labels):
-            others = [(rater, other) for k, (_, rater, other) in enumerate(labels) if k != i]
-            best, _ = aggregate.label(aggregate.posterior(fit, others))
-            matched[judgment].append(float(label == best))
+    for judgment, value in zip(owners, aggregate.leave_one_out(fit, observations), strict=True):
+        if not math.isnan(value):
+            matched[judgment].append(float(value))
     return {judgment: sum(v) / len(v) for judgment, v in matched.items()}
 
 

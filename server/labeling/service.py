@@ -45,9 +45,10 @@ from server.models import (
     SkipReason,
     SurplusReason,
     User,
+    UserKind,
 )
 from server.models.xid import CURRENT_XID
-from server.quality import rules
+from server.quality import reliability, rules
 from server.quality.gold import GoldAnswer
 
 # A rater holds at most the item on screen and the one leased ahead of it (the rater page).
@@ -678,6 +679,8 @@ async def _gold_rules(
         scale=await _scale(session, assignment),
     )
     decision = await rules.decide(session, project=project, member=member, rater=rater, value=value, now=_now())
+    if project.suspension_window and rater.kind == UserKind.human:
+        await reliability.keep_current(session, project)  # the rule's agreement part reads the figures
     return _feedback(project, answer, value), decision
 
 
@@ -714,7 +717,7 @@ async def _apply(
             target_type="user",
             target_id=rater.id,
             project_id=project.id,
-            data={"reason": decision.suspended_reason, "rule": "gold accuracy"},
+            data={"reason": decision.suspended_reason, "rule": decision.rule},
         )
     await session.flush()
     if decision.ends_leases:

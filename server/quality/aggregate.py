@@ -287,3 +287,55 @@ def majority(labels: Sequence[int]) -> int | None:
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=K)
     top = counts.max()
     return None if (counts == top).sum() > 1 or top == 0 else int(np.argmax(counts))
+
+
+TIE_TOLERANCE = 1e-9  # log-posteriors this close are level at the top
+
+
+def leave_one_out(
+    fit: Fit,
+    observations: Sequence[Observation],
+    *,
+    counted: Sequence[bool] | None = None,
+    gold: Mapping[Hashable, int] | None = None,
+) -> NDArray[np.float64]:
+    """Each observation scored against its unit's label *left one out*: 1 when its label is the class
+    the other observations make most probable under the fitted rater model, 0 when not, 1/k when k
+    classes are level at the top and its own is one of them; NaN when nothing else speaks to the unit.
+
+    The label of a unit is the E-step (`posterior`) over the other observations of the unit that are
+    `counted` (default: all; an observation not counted is scored but never makes anyone's label, as a
+    model judge compared with the humans), each weighted by its rater's fitted confusion (a rater the
+    fit has not seen gets the prior's). A unit with a `gold` class has that label for every
+    observation, with or without others. The parameters are fitted on every observation: one is left
+    out of its unit's label, not out of the fit (a rater's confusion is estimated over many units).
+    Vectorised: one pass of numpy over the observations, whatever their number.
+    """
+    n = len(observations)
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    gold = gold or {}
+    units = list(dict.fromkeys(o.unit for o in observations))
+    unit_index = {u: i for i, u in enumerate(units)}
+    raters = list(dict.fromkeys(o.rater for o in observations))
+    log_theta = np.log(np.stack([fit.confusion.get(r, prior_confusion()) for r in raters]))  # (raters, K, K)
+    rater_index = {r: i for i, r in enumerate(raters)}
+    u = np.fromiter((unit_index[o.unit] for o in observations), dtype=np.int64, count=n)
+    r = np.fromiter((rater_index[o.rater] for o in observations), dtype=np.int64, count=n)
+    lab = np.fromiter((o.label for o in observations), dtype=np.int64, count=n)
+    weight = np.ones(n) if counted is None else np.asarray(counted, dtype=np.float64)
+    own = log_theta[r, :, lab] * weight[:, None]  # (n, K): each counted observation's evidence
+    total = np.stack([np.bincount(u, weights=own[:, z], minlength=len(units)) for z in range(K)], axis=1)
+    voices = np.bincount(u, weights=weight, minlength=len(units))
+    others = np.log(fit.prior)[None, :] + total[u] - own
+    top = others.max(axis=1, keepdims=True)
+    level = others >= top - TIE_TOLERANCE
+    score = np.where(level[np.arange(n), lab], 1.0 / level.sum(axis=1), 0.0)
+    score[voices[u] - weight <= 0] = np.nan
+    gold_class = np.full(len(units), -1, dtype=np.int64)
+    for unit, cls in gold.items():
+        if unit in unit_index:
+            gold_class[unit_index[unit]] = cls
+    known = gold_class[u] >= 0
+    score[known] = (lab[known] == gold_class[u][known]).astype(np.float64)
+    return np.asarray(score, dtype=np.float64)

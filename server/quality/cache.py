@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -119,6 +119,30 @@ def _refresh_later(engine: AsyncEngine, project_id: uuid.UUID, name: str, comput
 
     task = _refreshing[key] = asyncio.get_running_loop().create_task(refresh())
     return task
+
+
+async def refresh_if_old(
+    session: AsyncSession, project_id: uuid.UUID, name: str, compute: Compute, *, seconds: float
+) -> None:
+    """Start computing the figure in the background unless its snapshot is of the current data version
+    or was computed less than `seconds` ago (a figure that something reads without a view: at most
+    one computation per `seconds`, one at a time). Reads two columns of one row; never waits."""
+    engine = session.bind if isinstance(session.bind, AsyncEngine) else None
+    if engine is None:
+        return
+    row = (
+        await session.execute(
+            select(QualitySnapshot.data_version, QualitySnapshot.computed_at).where(
+                QualitySnapshot.project_id == project_id, QualitySnapshot.name == name
+            )
+        )
+    ).one_or_none()
+    if row is not None:
+        if (datetime.now(UTC) - row.computed_at).total_seconds() < seconds:
+            return
+        if row.data_version == await data_version(session, project_id):
+            return
+    _refresh_later(engine, project_id, name, compute)
 
 
 async def refreshes_done() -> None:

@@ -1,9 +1,13 @@
 """Each rater's reliability and biases, and the flags an admin should look at (pure: no database).
 
 Per rater, from their judgments:
-- agreement with the leave-one-out majority: on each unit (item, candidate pair) they judged, the
-  direction most of the *other* judgments took (a strict plurality; units where the others are
-  split or absent do not count), and whether theirs is the same;
+- agreement with the label left one out: on each unit (item, candidate pair) they judged, the
+  label the *other* human judgments give under the project's rater model (Dawid-Skene,
+  server/quality/aggregate.py: each weighted by its rater's estimated confusion), or the gold
+  answer where the item has one, and whether theirs is the same (`label_agreement`). At overlap 3
+  a plain majority of the two others is split a third of the time and, in a crowd with a third of
+  careless raters, often wrong; the weighted label is right more often, so a random rater (0.50)
+  stands further from honest ones;
 - gold accuracy: the mean score of their scored gold judgments (server/quality/gold.py);
 - position bias: the share of their choices on two-candidate items that went to the candidate
   shown first (on the left); the shown order is random per assignment, so a fair rater sits
@@ -23,23 +27,35 @@ for admins, with the numbers that justify them.
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from server.quality import aggregate
 from server.quality.agreement import Unit
 from server.quality.gold import wilson
 
 ALPHA = 0.05  # family-wise error rate over every human rater and question
 MIN_CHOICES = 20  # two-candidate choices before a position flag
 MIN_TIMED = 20  # timed judgments before a speed flag
-MIN_COMPARED = 20  # units compared with the others' majority before an agreement flag
+MIN_COMPARED = 20  # units compared with their label left one out before an agreement flag
 MIN_GOLD = 10  # scored gold judgments before a gold flag
 MIN_LEFT_EFFECT = 0.15  # |left share - 0.5|
-MIN_AGREEMENT_GAP = 0.05  # below the other raters' agreement
+MIN_AGREEMENT_GAP = 0.05  # below the median rater's agreement
+CHANCE_Z = 1.645  # an agreement flag needs agreement within this many standard errors above a coin's (5%)
 MIN_GOLD_GAP = 0.15  # below the other raters' gold accuracy
 MAX_BLOCKS = 12  # trend rows per rater
 MIN_BLOCK = 25
+# The cached figures' name (server/quality/cache.py), with the speed threshold; the number is the
+# payload's shape (3: subtask figures and the weighted-label agreement), so an older shape is not read.
+SNAPSHOT = "reliability.3"
+
+
+def snapshot_name(fast_seconds: float) -> str:
+    """The name the figures of a project with this speed threshold are cached under."""
+    return f"{SNAPSHOT}:{fast_seconds:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +94,7 @@ class Tally:
     timed: int = 0  # judgments with an active time
     median: float | None = None  # median active seconds
     fast: int = 0  # judgments faster than the threshold
-    agree: float = 0.0  # sum of unit scores against the leave-one-out majority
+    agree: float = 0.0  # sum of unit scores against the label left one out (`label_agreement`)
     agree_sq: float = 0.0  # sum of squared unit scores (the test's variance)
     compared: int = 0  # units scored
     gold: float = 0.0  # sum of gold scores
@@ -114,34 +130,41 @@ def _share(part: float, whole: int) -> float | None:
 Scores = tuple[float, float, int]  # (sum of unit scores, sum of their squares, units scored)
 
 
-def _majority_agreement(judged: Sequence[Judged]) -> list[Scores]:
-    """Per judgment: its unit scores against the other human judgments' majority direction.
+def _label(value: int) -> int:
+    """A unit's value (agreement.pair_values: + a preferred, - b, 0 a tie) as a Dawid-Skene class."""
+    return aggregate.A if value > 0 else aggregate.B if value < 0 else aggregate.TIE
 
-    Model judges' verdicts are scored against the humans' and never count in anyone's majority.
-    A unit scores 1 when the judgment takes the direction most other judgments took, 0 when it
-    does not, and 1/k when k directions are level at the top among the others, its own one of
-    them; units with no other judgment do not count.
+
+def observations(judged: Iterable[Judged]) -> list[aggregate.Observation]:
+    """Every unit value of these judgments as the rater model's observations (rater, unit, class)."""
+    return [
+        aggregate.Observation(unit=unit, rater=j.rater, label=_label(value))
+        for j in judged
+        for unit, value in j.values.items()
+    ]
+
+
+def label_agreement(
+    judged: Sequence[Judged], fit: aggregate.Fit, gold: Mapping[Unit, int] | None = None
+) -> list[Scores]:
+    """Per judgment: its unit scores against the unit's label left one out (aggregate.leave_one_out).
+
+    The label of a unit is the one the *other* human judgments give under the project's rater model
+    (Dawid-Skene: each weighted by its rater's estimated confusion), or its gold answer where the
+    item has one. Model judges' verdicts are scored against the humans' and never make anyone's
+    label. A unit scores 1 when the judgment gives its label, 0 when not, and 1/k when k classes are
+    level at the top, its own one of them; units with no other human judgment and no gold do not count.
     """
-    signs: dict[Unit, list[int]] = defaultdict(lambda: [0, 0, 0])  # counts of -, 0, +
-    for j in judged:
-        for unit, value in j.values.items():
-            signs[unit][(value > 0) - (value < 0) + 1] += j.human
+    obs = observations(judged)
+    counted = [j.human for j in judged for _ in j.values]
+    scores = aggregate.leave_one_out(fit, obs, counted=counted, gold={u: c for u, c in (gold or {}).items()})
     result = []
+    at = 0
     for j in judged:
-        total = squares = 0.0
-        compared = 0
-        for unit, value in j.values.items():
-            own = (value > 0) - (value < 0) + 1
-            others = list(signs[unit])
-            others[own] -= j.human
-            top = max(others)
-            if top == 0:
-                continue
-            compared += 1
-            unit_score = 1 / others.count(top) if others[own] == top else 0.0
-            total += unit_score
-            squares += unit_score * unit_score
-        result.append((total, squares, compared))
+        mine = scores[at : at + len(j.values)]
+        at += len(j.values)
+        mine = mine[~np.isnan(mine)]
+        result.append((float(mine.sum()), float((mine * mine).sum()), len(mine)))
     return result
 
 
@@ -180,12 +203,31 @@ class Tallies:
     raters: dict[str, Tally]
     blocks: dict[str, list[Tally]]  # each rater's trend, oldest block first
     median_seconds: float | None  # over every judgment of the project
-    majority_agreement: float | None  # every judgment's units against the leave-one-out majority
+    label_agreement: float | None  # every judgment's units against their label left one out
+    prior: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)  # the rater model's class prior (A, B, tie)
+
+    @property
+    def chance(self) -> float:
+        """The agreement of a coin choosing between the two responses of each unit, against labels drawn
+        from the class prior: whatever the labels, it is right half the time on those that are not ties."""
+        a, b, _ = self.prior
+        return (a + b) / 2
 
 
-def tally(judged: Sequence[Judged], *, fast_seconds: float) -> Tallies:
-    """The counts of every rater and trend block, from judgments in time order."""
-    scores = _majority_agreement(judged)
+def tally(
+    judged: Sequence[Judged],
+    *,
+    fast_seconds: float,
+    fit: aggregate.Fit | None = None,
+    gold: Mapping[Unit, int] | None = None,
+) -> Tallies:
+    """The counts of every rater and trend block, from judgments in time order.
+
+    `fit`: the project's rater model (server/quality/weighted.py); fitted here on these judgments
+    and `gold` (unit -> class) when not given."""
+    if fit is None:
+        fit = aggregate.fit(observations(judged), gold={unit: cls for unit, cls in (gold or {}).items()})
+    scores = label_agreement(judged, fit, gold)
     rows: dict[str, list[tuple[Judged, Scores]]] = defaultdict(list)
     for j, score in zip(judged, scores, strict=True):
         rows[j.rater].append((j, score))
@@ -201,7 +243,8 @@ def tally(judged: Sequence[Judged], *, fast_seconds: float) -> Tallies:
             for r, own in rows.items()
         },
         median_seconds=statistics.median(everyone) if everyone else None,
-        majority_agreement=_share(sum(a for a, _, _ in scores), compared),
+        label_agreement=_share(sum(a for a, _, _ in scores), compared),
+        prior=(float(fit.prior[0]), float(fit.prior[1]), float(fit.prior[2])),
     )
 
 
@@ -276,7 +319,18 @@ def _pool(tallies: dict[str, Tally], rater: str, part: str, whole: str) -> float
     return num / den if den else None
 
 
-def _tests(rater: str, tallies: dict[str, Tally], project_median: float | None, fast_seconds: float) -> list[_Test]:
+def _typical_agreement(tallies: dict[str, Tally], rater: str, humans: set[str]) -> float | None:
+    """The median agreement of the other human raters with enough compared units: the reference a
+    rater's agreement is tested against. A median, not the pooled share: the careless raters the test
+    looks for would drag a pooled share down towards themselves (a third of the issue's crowd)."""
+    shares = [
+        t.agree / t.compared for r, t in tallies.items() if r != rater and r in humans and t.compared >= MIN_COMPARED
+    ]
+    return statistics.median(shares) if shares else None
+
+
+def _tests(rater: str, counts: Tallies, fast_seconds: float, humans: set[str]) -> list[_Test]:
+    tallies, project_median = counts.raters, counts.median_seconds
     t = tallies[rater]
     tests = []
     if t.choices >= MIN_CHOICES:
@@ -294,15 +348,20 @@ def _tests(rater: str, tallies: dict[str, Tally], project_median: float | None, 
             f"({t.fast / t.timed:.0%} of answers under {_seconds(fast_seconds)}, {_p(p)})"
         )
         tests.append(_Test(rater, "speed", p, text, median < fast_seconds))
-    pool_agree = _pool(tallies, rater, "agree", "compared")
-    if t.compared >= MIN_COMPARED and pool_agree is not None:
+    typical = _typical_agreement(tallies, rater, humans)
+    chance = counts.chance
+    if t.compared >= MIN_COMPARED and typical is not None:
         share = t.agree / t.compared
-        p = _mean_below(t.agree, t.agree_sq, t.compared, pool_agree)
+        p = _mean_below(t.agree, t.agree_sq, t.compared, typical)
+        spread = math.sqrt(max(t.agree_sq / t.compared - share * share, 0.0) / t.compared)
         text = (
-            f"agrees with the other raters {share:.0%} of the time; the project's raters agree "
-            f"{pool_agree:.0%} ({_p(p)})"
+            f"agrees {share:.0%} of the time with the other raters' weighted label (or the gold answer), as a "
+            f"coin would ({chance:.0%}); the project's median rater agrees {typical:.0%} ({_p(p)})"
         )
-        tests.append(_Test(rater, "agreement", p, text, share <= pool_agree - MIN_AGREEMENT_GAP))
+        # Below the median rater, and no further above chance than noise: answers like a coin (an honest
+        # rater who is merely the weakest of the project, or paired with weak raters, is above chance).
+        effect = share <= typical - MIN_AGREEMENT_GAP and share <= chance + CHANCE_Z * spread
+        tests.append(_Test(rater, "agreement", p, text, effect))
     pool_gold = _pool(tallies, rater, "gold", "gold_n")
     if t.gold_n >= MIN_GOLD and pool_gold is not None:
         share = t.gold / t.gold_n
@@ -315,11 +374,12 @@ def _tests(rater: str, tallies: dict[str, Tally], project_median: float | None, 
 def figures(tallies: Tallies, members: Iterable[Rater], *, fast_seconds: float) -> dict[str, dict[str, Any]]:
     """Every member's figures, trend and flags, keyed by rater."""
     raters = {r.rater: r for r in members}
+    humans = {r for r, info in raters.items() if info.human}
     tests = [
         test
         for rater, info in raters.items()
         if info.human and rater in tallies.raters
-        for test in _tests(rater, tallies.raters, tallies.median_seconds, fast_seconds)
+        for test in _tests(rater, tallies, fast_seconds, humans)
     ]
     rejected = holm([t.p for t in tests])
     flags: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -344,7 +404,12 @@ def figures(tallies: Tallies, members: Iterable[Rater], *, fast_seconds: float) 
 
 
 def rater_figures(
-    judged: Sequence[Judged], members: Iterable[Rater], *, fast_seconds: float
+    judged: Sequence[Judged],
+    members: Iterable[Rater],
+    *,
+    fast_seconds: float,
+    gold: Mapping[Unit, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every member's figures, trend and flags from judgments in time order (`tally`, then `figures`)."""
-    return figures(tally(judged, fast_seconds=fast_seconds), members, fast_seconds=fast_seconds)
+    counts = tally(judged, fast_seconds=fast_seconds, gold=gold)
+    return figures(counts, members, fast_seconds=fast_seconds)

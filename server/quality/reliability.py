@@ -5,7 +5,9 @@ computes the same counts where the judgments are, so that a million judgments co
 aggregate queries instead of a million rows in Python:
 - `_PATTERNS`: each unit's values (agreement.pair_values, in SQL), counted per batch by pattern;
 - `_TALLIES`: per rater and trend block (and per rater, and for the project, by grouping sets)
-  the counts of raters.Tally, with every unit scored against the leave-one-out majority.
+  the counts of raters.Tally, with every unit scored against its label left one out
+  (raters.label_agreement, aggregate.leave_one_out) under the project's Dawid-Skene rater model,
+  fitted once per data version by server/quality/weighted.py and passed in as arrays.
 `judged_rows` reads the same judgments row by row for raters.tally; the tests check that both
 paths give the same figures. Gold accuracy comes from server/quality/service.py (`gold_figures`).
 
@@ -23,18 +25,29 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Project, Scale
-from server.quality.agreement import Level, agreement_of, pair_values
-from server.quality.cache import cached
+from server.quality import aggregate
+from server.quality.agreement import Level, Unit, agreement_of, pair_values
+from server.quality.cache import Compute, cached, refresh_if_old
 from server.quality.gold import RATING_TOLERANCE, GoldAnswer, score
-from server.quality.raters import MAX_BLOCKS, MIN_BLOCK, Judged, Rater, Tallies, Tally, figures
+from server.quality.raters import (
+    MAX_BLOCKS,
+    MIN_BLOCK,
+    Judged,
+    Rater,
+    Tallies,
+    Tally,
+    figures,
+    snapshot_name,
+)
 from server.quality.service import gold_figures
+from server.quality.weighted import rater_fit
 
-# The snapshot name carries its shape's version: a snapshot of an older shape (before subtask figures) is not read.
-SNAPSHOT = "reliability.2"
+REFRESH_SECONDS = 60.0  # the figures the suspension rule reads are at most this much older than a change
 
 # One row per judgment and candidate pair (a < b by upload position) with its value; both-bad is missing.
 _VALUES = """
@@ -63,47 +76,72 @@ _PATTERNS = text(
 )
 # One pass over every judgment and candidate pair: the rows of a judgment share its attributes, and
 # its row for the pair (0, 1) (every item has it) stands for the judgment in judgment-level counts.
+# Each unit is scored against its label left one out, as aggregate.leave_one_out defines it: the
+# rater model's log-confusion comes in as arrays (`:raters`, `:labels`, `:e0..2` = log θ_r[z, label];
+# `:d0..2` the prior's for a rater the fit has not seen; `:p0..2` = log π), the gold classes too;
+# the window sums every human judgment's evidence on the unit and takes the judgment's own back out.
 _TALLIES = text(
     """
-    WITH v AS (
+    WITH theta AS (
+        SELECT * FROM unnest(CAST(:raters AS uuid[]), CAST(:labels AS int[]), CAST(:e0 AS float8[]),
+                             CAST(:e1 AS float8[]), CAST(:e2 AS float8[])) AS t(rater_id, label, e0, e1, e2)
+    ),
+    gold AS (
+        SELECT * FROM unnest(CAST(:gold_items AS uuid[]), CAST(:gold_a AS int[]), CAST(:gold_b AS int[]),
+                             CAST(:gold_class AS int[])) AS g(item_id, pa, pb, class)
+    ),
+    v AS (
         SELECT j.rater_id, j.created_at, j.seq, j.active_ms, j.tie, j.both_bad, j.revision > 1 AS revised,
                j.rater_kind = 'human' AS by_human,
                j.item_id, c1.position AS pa, c2.position AS pb, c1.position = 0 AND c2.position = 1 AS first,
                cardinality(a.shown_order) = 2 AND j.choice_id IS NOT NULL AND NOT j.tie AND NOT j.both_bad AS two_way,
                j.choice_id = a.shown_order[1] AS chose_first,
-               CASE WHEN j.both_bad THEN NULL
-                    WHEN j.tie THEN 0
-                    WHEN j.ranking IS NOT NULL THEN coalesce(j.strength, 1) * CASE
-                         WHEN array_position(j.ranking, c1.id) < array_position(j.ranking, c2.id) THEN 1 ELSE -1 END
-                    WHEN j.choice_id = c1.id THEN coalesce(j.strength, 1)
-                    WHEN j.choice_id = c2.id THEN -coalesce(j.strength, 1) END AS value
+               CASE WHEN j.both_bad THEN NULL  -- the Dawid-Skene class: 0 a preferred, 1 b, 2 a tie
+                    WHEN j.tie THEN 2
+                    WHEN j.ranking IS NOT NULL THEN CASE
+                         WHEN array_position(j.ranking, c1.id) < array_position(j.ranking, c2.id) THEN 0 ELSE 1 END
+                    WHEN j.choice_id = c1.id THEN 0
+                    WHEN j.choice_id = c2.id THEN 1 END AS label
         FROM judgments j
         JOIN assignments a ON a.id = j.assignment_id
         JOIN candidates c1 ON c1.item_id = j.item_id
         JOIN candidates c2 ON c2.item_id = j.item_id AND c2.position > c1.position
         WHERE j.project_id = :project_id
     ),
-    counted AS (  -- the other human judgments' directions on the same unit (a model is compared with humans)
-        SELECT v.*,
-               count(*) FILTER (WHERE value < 0 AND by_human) OVER u
-                   - coalesce((value < 0 AND by_human)::int, 0) AS neg,
-               count(*) FILTER (WHERE value = 0 AND by_human) OVER u
-                   - coalesce((value = 0 AND by_human)::int, 0) AS zero,
-               count(*) FILTER (WHERE value > 0 AND by_human) OVER u
-                   - coalesce((value > 0 AND by_human)::int, 0) AS pos
-        FROM v WINDOW u AS (PARTITION BY item_id, pa, pb)
+    evidence AS (  -- what a human judgment says about its unit's class (a model judge's counts for no one)
+        SELECT v.*, (v.label IS NOT NULL AND v.by_human)::int AS voice,
+               CASE WHEN v.label IS NOT NULL AND v.by_human
+                    THEN coalesce(t.e0, (CAST(:d0 AS float8[]))[v.label + 1]) ELSE 0 END AS e0,
+               CASE WHEN v.label IS NOT NULL AND v.by_human
+                    THEN coalesce(t.e1, (CAST(:d1 AS float8[]))[v.label + 1]) ELSE 0 END AS e1,
+               CASE WHEN v.label IS NOT NULL AND v.by_human
+                    THEN coalesce(t.e2, (CAST(:d2 AS float8[]))[v.label + 1]) ELSE 0 END AS e2
+        FROM v LEFT JOIN theta t ON t.rater_id = v.rater_id AND t.label = v.label
+    ),
+    counted AS (  -- the others' log-posterior per class, and how many other human judgments there are
+        SELECT e.*,
+               CAST(:p0 AS float8) + sum(e0) OVER u - e0 AS o0,
+               CAST(:p1 AS float8) + sum(e1) OVER u - e1 AS o1,
+               CAST(:p2 AS float8) + sum(e2) OVER u - e2 AS o2,
+               sum(voice) OVER u - voice AS others
+        FROM evidence e WINDOW u AS (PARTITION BY item_id, pa, pb)
+    ),
+    topped AS (
+        SELECT c.*, g.class AS gold_class, greatest(o0, o1, o2) - :tolerance AS top
+        FROM counted c LEFT JOIN gold g ON g.item_id = c.item_id AND g.pa = c.pa AND g.pb = c.pb
     ),
     scored AS (
-        SELECT c.*,
-               CASE WHEN value IS NULL OR greatest(neg, zero, pos) = 0 THEN NULL
-                    WHEN CASE WHEN value < 0 THEN neg WHEN value = 0 THEN zero ELSE pos END = greatest(neg, zero, pos)
-                    THEN 1.0 / ((neg = greatest(neg, zero, pos))::int + (zero = greatest(neg, zero, pos))::int
-                                + (pos = greatest(neg, zero, pos))::int)
+        SELECT t.*,
+               CASE WHEN label IS NULL THEN NULL
+                    WHEN gold_class IS NOT NULL THEN (label = gold_class)::int::float8
+                    WHEN others = 0 THEN NULL
+                    WHEN (ARRAY[o0, o1, o2])[label + 1] >= top
+                    THEN 1.0 / ((o0 >= top)::int + (o1 >= top)::int + (o2 >= top)::int)
                     ELSE 0.0 END AS s,
                count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id ORDER BY created_at, seq, pa, pb
                                                    ROWS UNBOUNDED PRECEDING) AS ordinal,
                count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id) AS rated
-        FROM counted c
+        FROM topped t
     ),
     blocked AS (
         SELECT scored.*,
@@ -173,6 +211,12 @@ _SUBTASK_KINDS = text(
     """
 )
 SUBTASK_LEVELS: dict[str, Level] = {"check": "nominal", "rating": "interval"}
+_GOLD = text(
+    """
+    SELECT i.id, i.gold, (SELECT count(*) FROM candidates c WHERE c.item_id = i.id) AS candidates
+    FROM items i WHERE i.project_id = :project_id AND i.gold IS NOT NULL
+    """
+)
 _SKIPS = text(
     "SELECT rater_id, count(*) AS skips FROM assignments WHERE project_id = :project_id AND status = 'skipped' "
     "GROUP BY rater_id"
@@ -207,9 +251,47 @@ def _tally(row: Any) -> Tally:
     )
 
 
-async def tallies(session: AsyncSession, project: Project, *, fast_seconds: float) -> Tallies:
-    """raters.Tallies by SQL aggregates (gold counts are not included: see `_with_gold`)."""
-    params = {
+async def gold_units(session: AsyncSession, project: Project) -> dict[Unit, int]:
+    """The class each gold answer fixes per unit (item id, a, b): aggregate.gold_labels."""
+    out: dict[Unit, int] = {}
+    for row in await session.execute(_GOLD, {"project_id": project.id}):
+        for (a, b), cls in aggregate.gold_labels(row.candidates, row.gold).items():
+            out[(row.id, a, b)] = cls
+    return out
+
+
+def _model_params(fit: aggregate.Fit, gold: dict[Unit, int]) -> dict[str, Any]:
+    """The rater model and the gold classes as `_TALLIES`' array parameters."""
+    raters, labels, logs = [], [], []
+    for rater, theta in fit.confusion.items():
+        for label in range(aggregate.K):
+            raters.append(uuid.UUID(str(rater)))
+            labels.append(label)
+            logs.append(np.log(theta[:, label]))
+    default = np.log(aggregate.prior_confusion())
+    prior = np.log(fit.prior)
+    return {
+        "raters": raters,
+        "labels": labels,
+        **{f"e{z}": [float(x[z]) for x in logs] for z in range(aggregate.K)},
+        **{f"d{z}": [float(x) for x in default[z]] for z in range(aggregate.K)},
+        **{f"p{z}": float(prior[z]) for z in range(aggregate.K)},
+        "gold_items": [item for item, _, _ in gold],
+        "gold_a": [a for _, a, _ in gold],
+        "gold_b": [b for _, _, b in gold],
+        "gold_class": list(gold.values()),
+        "tolerance": aggregate.TIE_TOLERANCE,
+    }
+
+
+async def tallies(
+    session: AsyncSession, project: Project, *, fast_seconds: float, fit: aggregate.Fit | None = None
+) -> Tallies:
+    """raters.Tallies by SQL aggregates, each unit's agreement with its label left one out under the
+    project's rater model (`fit`: by default the one cached per data version, server/quality/weighted.py;
+    an older version's while a new one is fitted in the background). Gold counts are not included:
+    see `_with_gold`."""
+    params: dict[str, Any] = {
         "project_id": project.id,
         "fast_ms": fast_seconds * 1000,
         "min_block": MIN_BLOCK,
@@ -217,7 +299,10 @@ async def tallies(session: AsyncSession, project: Project, *, fast_seconds: floa
     }
     raters: dict[str, Tally] = {}
     blocks: dict[str, list[Tally]] = defaultdict(list)
-    median = majority = None
+    if fit is None:
+        fit = await rater_fit(session, project)
+    params |= _model_params(fit, await gold_units(session, project))
+    median = agreed = None
     for row in await session.execute(_TALLIES, params):
         t = _tally(row)
         if row.level == 0:
@@ -225,8 +310,9 @@ async def tallies(session: AsyncSession, project: Project, *, fast_seconds: floa
         elif row.level == 1:
             raters[str(row.rater_id)] = t
         else:
-            median, majority = t.median, (t.agree / t.compared if t.compared else None)
-    return Tallies(raters=raters, blocks=dict(blocks), median_seconds=median, majority_agreement=majority)
+            median, agreed = t.median, (t.agree / t.compared if t.compared else None)
+    prior = (float(fit.prior[0]), float(fit.prior[1]), float(fit.prior[2]))
+    return Tallies(raters=raters, blocks=dict(blocks), median_seconds=median, label_agreement=agreed, prior=prior)
 
 
 async def _with_gold(session: AsyncSession, project: Project, counts: Tallies) -> None:
@@ -321,11 +407,30 @@ async def _compute(session: AsyncSession, project: Project, fast_seconds: float)
         "agreement": {
             **await _agreement(session, project, level),
             "median_seconds": counts.median_seconds,
-            "majority_agreement": counts.majority_agreement,
+            "label_agreement": counts.label_agreement,
             "subtasks": await _subtask_agreement(session, project),
         },
         "raters": raters,
     }
+
+
+def _computation(project: Project) -> Compute:
+    """The figures' computation, for the cache (it may run in a background session of its own)."""
+    project_id, fast_seconds = project.id, project.fast_seconds
+
+    async def compute(own: AsyncSession) -> dict[str, Any]:
+        mine = await own.get_one(Project, project_id)  # the caller's objects are not for a background session
+        return {**await _compute(own, mine, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
+
+    return compute
+
+
+async def keep_current(session: AsyncSession, project: Project) -> None:
+    """While the suspension rule is on, the figures its agreement part reads (rules.agreement_flag) are
+    computed in the background after gold verdicts, at most once per REFRESH_SECONDS, so that they do
+    not wait for someone to open the quality page. Called by the submit; costs two small reads."""
+    name = snapshot_name(project.fast_seconds)
+    await refresh_if_old(session, project.id, name, _computation(project), seconds=REFRESH_SECONDS)
 
 
 async def reliability(
@@ -343,15 +448,8 @@ async def reliability(
     threshold is a new figure.
     """
     fast_seconds = project.fast_seconds
-    name = f"{SNAPSHOT}:{fast_seconds:g}"
-
-    project_id = project.id
-
-    async def compute(own: AsyncSession) -> dict[str, Any]:
-        mine = await own.get_one(Project, project_id)  # the caller's objects are not for a background session
-        return {**await _compute(own, mine, fast_seconds), "computed_at": datetime.now(UTC).isoformat()}
-
-    figure = await cached(session, project.id, name, compute, fresh=fresh, page=page)
+    name = snapshot_name(fast_seconds)
+    figure = await cached(session, project.id, name, _computation(project), fresh=fresh, page=page)
     payload, version = figure.payload, figure.version
     members = list(await session.execute(_MEMBERS, {"project_id": project.id}))
     known: dict[str, dict[str, Any]] = payload["raters"]

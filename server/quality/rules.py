@@ -9,7 +9,15 @@ Three project settings act on a rater's gold verdicts:
   in words) until an admin admits them or lets them try again;
 - the suspension rule (`suspension_window` N, `suspension_threshold`): once an admitted human rater
   has N scored gold judgments, accuracy over the last N below the threshold suspends them in the
-  project, with the reason in words.
+  project, with the reason in words. With the rule on, a gold judgment also suspends a rater whose
+  agreement is flagged (server/quality/raters.py: their agreement with the label the other raters'
+  answers give, or gold, significantly below the project's median rater after Holm's correction,
+  and within noise of a coin's)
+  in the last computed quality figures (cached per data version, read here as one JSON path of one
+  row: nothing is computed in the submit). About ten gold answers cannot tell a random rater from
+  an honest one; a hundred judgments compared with the weighted label mostly can. A rater an admin
+  has reinstated in the project is not suspended by this part again (the admin has looked at the
+  same figures and decided; their flag stays on the quality page, and the gold part still applies).
 
 Scores are those of a judgment's first revision (the verdict first sent: revising cannot repair
 or spoil a gold answer). This module only reads and decides; the submit takes the locks and writes
@@ -28,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Project, ProjectMember, User, UserKind
 from server.quality.gold import GoldAnswer, score
+from server.quality.raters import snapshot_name
 
 NOT_ADMITTED = (
     "You did not pass this project's qualification round, so no items are given to you. {result} "
@@ -80,6 +89,18 @@ _ROUND_TAKEN = text(
     SELECT count(*) FROM assignments
     WHERE project_id = :project_id AND rater_id = :rater_id AND gold AND status IN ('leased', 'submitted')
       AND leased_at > coalesce(CAST(:since AS timestamptz), '-infinity')
+    """
+)
+
+
+# The rater's agreement flag in the last computed figures, unless an admin has reinstated them in the project.
+_AGREEMENT_FLAG = text(
+    """
+    SELECT f->>'text' FROM quality_snapshots s, jsonb_array_elements(s.payload->'raters'->:rater->'flags') f
+    WHERE s.project_id = :project_id AND s.name = :name AND f->>'kind' = 'agreement'
+      AND NOT EXISTS (SELECT 1 FROM audit_events e
+                      WHERE e.project_id = s.project_id AND e.target_id = CAST(:rater AS uuid)
+                        AND e.action = 'member.reinstate')
     """
 )
 
@@ -147,6 +168,7 @@ class Decision:
     qualified: bool | None = None  # True: admitted now; False: not admitted
     qualification_result: str | None = None
     suspended_reason: str | None = None
+    rule: str = "gold accuracy"  # which part of the suspension rule decided (the audit event's "rule")
 
     @property
     def ends_leases(self) -> bool:
@@ -213,6 +235,13 @@ def breach(scored: Sequence[float], *, window: int, threshold: float) -> float |
     return accuracy if accuracy < threshold else None
 
 
+async def agreement_flag(session: AsyncSession, project: Project, rater_id: uuid.UUID) -> str | None:
+    """The rater's agreement flag in words, from the project's last computed quality figures."""
+    params = {"project_id": project.id, "name": snapshot_name(project.fast_seconds), "rater": str(rater_id)}
+    flag = await session.scalar(_AGREEMENT_FLAG, params)
+    return None if flag is None else str(flag)
+
+
 async def decide(
     session: AsyncSession,
     *,
@@ -241,7 +270,12 @@ async def decide(
         )
         return Decision(qualified=accuracy >= project.qualification_threshold, qualification_result=result)
     window = project.suspension_window
-    if window == 0 or value is None:
+    if window == 0:
+        return Decision()
+    flag = await agreement_flag(session, project, rater.id)
+    if flag is not None:
+        return Decision(suspended_reason=f"Suspended on {now.day} {now:%b}: {flag}.", rule="agreement")
+    if value is None:
         return Decision()
     stored = [s.value for s in await rater_scores(session, project, rater.id) if s.value is not None]
     last = [*stored, value][-window:]

@@ -44,7 +44,7 @@ class TrendBlock(Schema):
     median_seconds: float | None
     fast_share: float | None
     agreement: float | None
-    compared: int = Field(description="Units compared with the others' majority (the base of agreement).")
+    compared: int = Field(description="Units compared with their label left one out (the base of agreement).")
     gold_accuracy: float | None
     gold_scored: int
     tie_rate: float | None
@@ -63,7 +63,13 @@ class RaterReliability(Schema):
     position_p: float | None = Field(default=None, description="Exact binomial test of position_bias against 0.5.")
     median_seconds: float | None = Field(default=None, description="Median active time per judgment.")
     fast_share: float | None = Field(default=None, description="Share of judgments faster than fast_seconds.")
-    agreement: float | None = Field(default=None, description="Agreement with the leave-one-out majority.")
+    agreement: float | None = Field(
+        default=None,
+        description=(
+            "Agreement with the label the other raters' answers give (Dawid-Skene, weighted by reliability) "
+            "or the gold answer."
+        ),
+    )
     tie_rate: float | None = None
     both_bad_rate: float | None = None
     skip_rate: float | None = None
@@ -114,7 +120,9 @@ class Agreement(Schema):
     pairwise_ci: tuple[float, float] | None = Field(description="95% bootstrap interval (units resampled).")
     alpha: float | None = Field(description="Krippendorff's alpha.")
     ci: tuple[float, float] | None = Field(description="95% bootstrap interval of alpha (units resampled).")
-    majority_agreement: float | None = Field(description="Judgments agreeing with the leave-one-out majority.")
+    label_agreement: float | None = Field(
+        description="Share of units where a judgment gives the label the other raters' answers give (left one out)."
+    )
     median_seconds: float | None
     fast_seconds: float
     data_version: str = Field(description="The data version the figures were computed for.")

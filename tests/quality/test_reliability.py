@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.quality_page import accounts, fill
@@ -15,6 +15,7 @@ from server.quality import cache, reliability
 from server.quality.agreement import agreement
 from server.quality.cache import refreshes_done
 from server.quality.raters import tally
+from server.quality.weighted import rater_fit
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items
 
 ITEMS = 400  # x overlap 3 = 1,200 judgments by 10 raters: 0 always-left, 1 instant, 2 random
@@ -22,6 +23,7 @@ ITEMS = 400  # x overlap 3 = 1,200 judgments by 10 raters: 0 always-left, 1 inst
 
 async def _crowd(session: AsyncSession, *, raters: int = 10) -> tuple[Project, list[User], str]:
     project, people = await accounts(session, raters, overlap=3)
+    await session.execute(text("SELECT setseed(0.25)"))  # the crowd's random() answers, the same every run
     await fill(session, project, people, items=ITEMS, overlap=3)
     await session.commit()
     token = await create_token(session, await create_user(session, role=Role.admin))
@@ -73,8 +75,9 @@ class TestQualityApi:
         assert first["agreement"]["stale"] is False
         again = await _quality(client, project, token)
         assert again == first
-        snapshots = select(func.count()).select_from(QualitySnapshot).where(QualitySnapshot.project_id == project.id)
-        assert await session.scalar(snapshots) == 1
+        # One snapshot of the figures, and the rater model's that they use (server/quality/weighted.py).
+        names = select(QualitySnapshot.name).where(QualitySnapshot.project_id == project.id)
+        assert sorted(await session.scalars(names)) == ["dawid-skene", "reliability.3:3"]
 
     async def test_a_slow_figure_is_served_stale_then_recomputed(
         self, client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
@@ -116,10 +119,11 @@ class TestSqlMatchesPython:
     async def test_tallies(self, session: AsyncSession) -> None:
         project, _, _ = await _crowd(session, raters=6)
         rows = await reliability.judged_rows(session, project)
-        expected = tally(rows, fast_seconds=3.0)
-        got = await reliability.tallies(session, project, fast_seconds=3.0)
+        fit = await rater_fit(session, project)
+        expected = tally(rows, fast_seconds=3.0, fit=fit, gold=await reliability.gold_units(session, project))
+        got = await reliability.tallies(session, project, fast_seconds=3.0, fit=fit)
         assert got.median_seconds == pytest.approx(expected.median_seconds)
-        assert got.majority_agreement == pytest.approx(expected.majority_agreement)
+        assert got.label_agreement == pytest.approx(expected.label_agreement)
         for rater, t in expected.raters.items():
             assert asdict(got.raters[rater]) == pytest.approx(asdict(t))
             assert [b.judgments for b in got.blocks[rater]] == [b.judgments for b in expected.blocks[rater]]
@@ -174,9 +178,10 @@ class TestSqlMatchesPythonOnEveryKindOfVerdict:
     async def test_tallies_and_patterns(self, session: AsyncSession) -> None:
         project = await _mixed(session)
         rows = await reliability.judged_rows(session, project)
-        expected = tally(rows, fast_seconds=3.0)
-        got = await reliability.tallies(session, project, fast_seconds=3.0)
-        assert got.majority_agreement == pytest.approx(expected.majority_agreement)
+        fit = await rater_fit(session, project)
+        expected = tally(rows, fast_seconds=3.0, fit=fit, gold=await reliability.gold_units(session, project))
+        got = await reliability.tallies(session, project, fast_seconds=3.0, fit=fit)
+        assert got.label_agreement == pytest.approx(expected.label_agreement)
         assert got.median_seconds == pytest.approx(expected.median_seconds)
         for rater, t in expected.raters.items():
             assert asdict(got.raters[rater]) == pytest.approx(asdict(t))

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bench.quality_page import accounts, fill
 from server.labeling.revisions import FEEDBACK_SHOWN
 from server.models import (
     Assignment,
@@ -19,11 +20,14 @@ from server.models import (
     Judgment,
     Project,
     ProjectMember,
+    QualitySnapshot,
     Role,
     User,
     UserKind,
 )
 from server.quality import trust
+from server.quality.cache import refreshes_done
+from server.quality.raters import snapshot_name
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 from tests.labeling.race import Holder, PageRater, lock_waits, until
 from tests.quality.test_gold import gold_items
@@ -487,3 +491,98 @@ class TestGoldPageRefusals:
         assert response.status_code == 422
         assert "Choose admit or try again." in response.text
         await page.aclose()
+
+
+FLAG = (
+    "agrees 45% of the time with the other raters' weighted label (or the gold answer), as a coin would (50%); "
+    "the project's median rater agrees 74% (p < 0.001)"
+)
+
+
+async def plant_figures(session: AsyncSession, project: Project, rater: User, *, flagged: bool = True) -> None:
+    """The project's last computed quality figures, with or without an agreement flag on `rater` (what the
+    background computation stores: server/quality/reliability.py)."""
+    flags = [{"kind": "agreement", "text": FLAG, "p": 1e-5}] if flagged else []
+    session.add(
+        QualitySnapshot(
+            project_id=project.id,
+            name=snapshot_name(project.fast_seconds),
+            data_version="0.0",
+            payload={"raters": {str(rater.id): {"flags": flags}}},
+            seconds=1.0,
+        )
+    )
+    await session.commit()
+
+
+class TestSuspensionByAgreement:
+    """With the rule on, a gold verdict suspends a rater whose agreement the last computed figures flag."""
+
+    async def test_it_suspends_with_the_flag_in_words_and_a_reinstatement_stands(self, client, session) -> None:
+        project, _, admin_token, raters, tokens = await setup(session, gold=4, suspension_window=3)
+        await plant_figures(session, project, raters[0])
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201  # a right gold answer
+        now = datetime.now(UTC)
+        reason = f"Suspended on {now.day} {now:%b}: {FLAG}."
+        refused = await next_item(client, project, tokens[0])
+        assert (refused.status_code, refused.json()["detail"]) == (
+            403,
+            f"Your access to this project is suspended, so no items are given to you. Reason: {reason} Contact the "
+            "project admin.",
+        )
+        assert (await quality(client, project, admin_token, raters[0]))["suspended_reason"] == reason
+        events = await session.scalars(select(AuditEvent.data).where(AuditEvent.action == "member.suspend"))
+        assert list(events) == [{"reason": reason, "rule": "agreement"}]
+        member_url = f"/api/v1/projects/{project.id}/members/{raters[0].id}"
+        reinstated = await client.patch(member_url, json={"suspended": False}, headers=bearer(admin_token))
+        assert reinstated.status_code == 200
+        # The admin has decided: the agreement part leaves them be, even with figures computed since.
+        await session.execute(
+            text("UPDATE quality_snapshots SET computed_at = now() + interval '1 minute' WHERE project_id = :id"),
+            {"id": project.id},
+        )
+        await session.commit()
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, project, tokens[0])).status_code == 200
+
+    async def test_no_flag_or_the_rule_off_suspends_nobody(self, client, session) -> None:
+        project, _, _, raters, tokens = await setup(session, gold=3, raters=2, suspension_window=3)
+        await plant_figures(session, project, raters[0], flagged=False)
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, project, tokens[0])).status_code == 200
+        off, _, _, others, other_tokens = await setup(session, gold=3, suspension_window=0)
+        await plant_figures(session, off, others[0])
+        assert (await judge_next(client, off, other_tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, off, other_tokens[0])).status_code == 200
+
+    async def test_model_accounts_are_never_suspended_by_it(self, client, session) -> None:
+        project, _, _, raters, tokens = await setup(session, gold=2, suspension_window=1)
+        await session.execute(update(User).where(User.id == raters[0].id).values(kind=UserKind.model))
+        await session.commit()
+        await plant_figures(session, project, raters[0])
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, project, tokens[0])).status_code == 200
+
+    async def test_a_random_rater_of_a_crowd_is_suspended_once_the_figures_are_computed(self, client, session) -> None:
+        """End to end: the crowd of tests/quality/test_reliability.py (rater 2 answers at random); the
+        first gold verdict with the rule on starts computing the figures (no page view), the next suspends."""
+        project, people = await accounts(session, 10, overlap=3)
+        await session.execute(text("SELECT setseed(0.25)"))  # the crowd's random() answers, the same every run
+        await fill(session, project, people, items=400, overlap=3)
+        admin = await session.scalar(select(User).where(User.email == "admin@quality.example"))
+        assert admin is not None
+        await import_items(session, project, admin, gold_items(3))
+        await session.execute(
+            update(Project).where(Project.id == project.id).values(gold_rate=1.0, suspension_window=5)
+        )
+        await session.commit()
+        coin, honest = [await create_token(session, people[k]) for k in (2, 5)]
+        assert (await judge_next(client, project, coin, RIGHT)).status_code == 201  # no figures yet
+        assert (await judge_next(client, project, honest, RIGHT)).status_code == 201
+        await refreshes_done()  # computed in the background, started by the submit
+        assert (await judge_next(client, project, coin, RIGHT)).status_code == 201
+        refused = await next_item(client, project, coin)
+        assert refused.status_code == 403
+        assert "as a coin would" in refused.json()["detail"]
+        assert (await judge_next(client, project, honest, RIGHT)).status_code == 201
+        assert (await next_item(client, project, honest)).status_code == 200
