@@ -324,10 +324,11 @@ def _pct(x: float) -> str:
 
 def _pt(x: float, *, unit: bool = True) -> str:
     """A share of accuracy in points: 0.004 is "0.4 points"."""
-    figure = f"{100 * x:.1f}".replace("-0.0", "0.0")
+    figure = f"{100 * x:.1f}".removesuffix(".0")
+    figure = "0" if figure == "-0" else figure
     if not unit:
         return figure
-    return f"{figure} point" + ("" if figure == "1.0" else "s")
+    return f"{figure} point" + ("" if figure == "1" else "s")
 
 
 def suggest(

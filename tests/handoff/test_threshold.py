@@ -132,8 +132,8 @@ class TestSuggest:
         got = suggest(CURVE, savings=0.5, budget=0.01)
         assert (got.threshold, got.meets_savings, got.meets_budget) == (0.75, False, True)
         assert got.reason == (
-            "No threshold keeps 50% of items from humans within 1.0 point of accuracy by the estimate; threshold "
-            "0.75 keeps the most within the budget, 45%, at an estimated cost of 1.0 point of accuracy (95% "
+            "No threshold keeps 50% of items from humans within 1 point of accuracy by the estimate; threshold "
+            "0.75 keeps the most within the budget, 45%, at an estimated cost of 1 point of accuracy (95% "
             "interval 0.6 to 1.4 points)."
         )
 
@@ -146,7 +146,7 @@ class TestSuggest:
         got = suggest(points((0.9, 0.8, 0.02, 0.01), (1.0, 0.95, 0.015, 0.01)), savings=0.4, budget=0.01)
         assert (got.threshold, got.meets_savings, got.meets_budget) == (None, False, False)
         assert got.reason == (
-            "No threshold costs at most 1.0 point of accuracy by the estimate; keep sending every item to humans."
+            "No threshold costs at most 1 point of accuracy by the estimate; keep sending every item to humans."
         )
 
     def test_a_problem_is_the_reason(self) -> None:
