@@ -112,7 +112,9 @@ async def _compute(session: AsyncSession, project_id: uuid.UUID, spot_check_rate
         {"project_id": project_id, "disagree": MODELS_DISAGREE, "no_confidence": NO_CONFIDENCE, "off": HANDOFF_OFF},
     )
     by_confidence = [item for item in spot if models[item] and reasons[item] != HANDOFF_OFF]
-    evidence = _evidence(by_confidence, models, humans, spot, reasons, [float(c) for c in routed], spot_check_rate)
+    evidence = _evidence(
+        by_confidence, models, humans, spot, reasons, [float(c or 0.0) for c in routed], spot_check_rate
+    )
     estimated = await asyncio.to_thread(threshold.curve, evidence)
     return figures | {
         "thresholds": [p.as_dict() for p in estimated.points],
