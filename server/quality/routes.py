@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from server.db import SessionDep
 from server.errors import Invalid
 from server.handoff import service as handoff
+from server.handoff.rules import Rule
 from server.projects import service as projects
 from server.quality import reliability
 from server.quality.cache import Computing
@@ -80,7 +81,11 @@ async def quality(
     if project.handoff is not None:  # the hand-off's report and its reliability diagram
         try:
             report = await handoff.handoff_report(session, project, page=True)
-            context |= {"handoff": report, "calibration": charts.reliability_chart(report["bins"])}
+            context |= {
+                "handoff": report,
+                "handoff_rule": Rule.of(project.handoff),
+                "calibration": charts.reliability_chart(report["bins"]),
+            }
         except Computing:
             context["handoff_computing"] = True
     return render(request, "admin/quality/table.html", context)

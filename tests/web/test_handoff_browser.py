@@ -1,5 +1,5 @@
 """The hand-off section of the quality page in a real browser, at 1280x800 and 390x844: the counts,
-the spot checks' agreement and the reliability diagram; screenshots in artifacts/."""
+the spot checks' agreement, the reliability diagram and the suggested threshold; screenshots in artifacts/."""
 
 import random
 from pathlib import Path
@@ -27,9 +27,9 @@ class TestHandoffOnTheQualityPage:
         self, page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
     ) -> None:
         admin = await create_user(session, role=Role.admin, email="admin@example.com")
-        human, model = await create_user(session), await create_model(session)
+        human, other, model = await create_user(session), await create_user(session), await create_model(session)
         rule = {"min_confidence": 0.8, "min_judges": 1, "spot_check_rate": 0.5}
-        project = await create_project(session, admin, members=(human, model), overlap=1, handoff=rule)
+        project = await create_project(session, admin, members=(human, other, model), overlap=2, handoff=rule)
         await import_items(session, project, admin, native_items(120))
         rng = random.Random(5)
 
@@ -43,6 +43,12 @@ class TestHandoffOnTheQualityPage:
         await _judge_everything(
             session, project, human, lambda leased: (min(leased.candidates, key=lambda x: x.position).id, None)
         )
+
+        def mostly_right(leased):  # type: ignore[no-untyped-def]
+            ordered = sorted(leased.candidates, key=lambda x: x.position)
+            return (ordered[0] if rng.random() < 0.9 else ordered[1]).id, None
+
+        await _judge_everything(session, project, other, mostly_right)
         await login(page, admin.email, PASSWORD)
         await page.goto(f"/admin/projects/{project.id}/quality")
         section = page.locator("#handoff")
@@ -50,6 +56,9 @@ class TestHandoffOnTheQualityPage:
         assert "items resolved by model judges" in text
         assert "spot checks" in text
         assert await section.locator("svg circle").count() >= 3  # bins below 0.8 and the spot-checked ones
+        suggestion = " ".join((await page.locator("#handoff-suggestion").inner_text()).split())
+        assert suggestion.startswith("Suggested threshold, to keep 40% of items from humans within 1 point")
+        assert "The threshold in force is 0.8" in suggestion
         assert await _contrast_failures(page) == []
         await section.scroll_into_view_if_needed()
         await _full_shot(page, artifacts, "handoff-quality-1280")
