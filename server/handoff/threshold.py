@@ -45,7 +45,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import binom
 
 Method = Literal["logistic", "logit-only", "binned"]
 Bound = Literal["estimate", "upper"]
@@ -95,6 +94,8 @@ def human_pairs(keys: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
 
 def majority_accuracy(q: float, humans: NDArray[np.int64]) -> Floats:
     """The chance that k humans each right with probability q give the right plurality (a level vote: half)."""
+    from scipy.stats import binom  # imported on first use (server processes start without scipy)
+
     k = humans.astype(float)
     above = binom.sf(np.floor(k / 2), k, q)  # more than half right
     level = np.where(humans % 2 == 0, binom.pmf(k / 2, k, q), 0.0)

@@ -104,9 +104,17 @@ async def page_rater(load: Load, home: str, email: str, *, leaves: bool) -> None
     request to the survivor."""
     url = home
     async with httpx.AsyncClient(timeout=60) as client:
-        client.base_url = httpx.URL(url)
-        await page_login(client, email, PASSWORD)
-        page = await client.get(f"/projects/{load.project_id}/label")
+        try:
+            client.base_url = httpx.URL(url)
+            await page_login(client, email, PASSWORD)
+            page = await client.get(f"/projects/{load.project_id}/label")
+        except httpx.TransportError:  # the kill came before this rater's page had loaded: no work lost
+            if url == load.survivor or leaves:
+                return
+            url = load.survivor
+            client.base_url = httpx.URL(url)
+            await page_login(client, email, PASSWORD)
+            page = await client.get(f"/projects/{load.project_id}/label")
         headers = {"HX-Request": "true", "X-CSRF-Token": csrf_of(page.text)}
         held: list[tuple[str, str]] = []
 
