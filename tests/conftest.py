@@ -104,7 +104,7 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     engine: AsyncEngine = request.getfixturevalue("engine")
     # assay_meta is the database's identity and xid offset (exports/identity.py), kept like a migration's data.
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "assay_meta")
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name != "assay_meta"]
     try:
         await _truncate(engine, tables)
     except DBAPIError as error:
@@ -127,10 +127,23 @@ _LEAKED = text(
 )
 
 
-async def _truncate(engine: AsyncEngine, tables: str) -> None:
+async def _truncate(engine: AsyncEngine, tables: list[str]) -> None:
+    """Empty the tables a test wrote to. TRUNCATE costs about 2 ms a table however empty (new files
+    for the table and its indexes), so only the tables holding rows are truncated; the identity
+    sequences of the others are reset, as RESTART IDENTITY would have (about 35 ms less a test)."""
+    used_sql = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {t})" for t in tables)
+    identities = [
+        f"setval(pg_get_serial_sequence('{t.name}', '{c.name}'), 1, false)"
+        for t in Base.metadata.sorted_tables
+        for c in t.columns
+        if c.identity is not None
+    ]
     async with engine.begin() as connection:
         await connection.execute(text("SET LOCAL lock_timeout = '20s'"))
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        used = list(await connection.scalars(text(used_sql)))
+        if used:
+            await connection.execute(text(f"TRUNCATE {', '.join(used)} RESTART IDENTITY CASCADE"))
+        await connection.execute(text(f"SELECT {', '.join(identities)}"))
 
 
 @pytest.fixture
