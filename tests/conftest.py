@@ -11,6 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -18,12 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 os.environ.setdefault("ASSAY_ENVIRONMENT", "test")
 
+from server import security
 from server.app import create_app
 from server.db import Base, make_engine, make_sessionmaker
 from server.items.search import indexing_done
 from server.migrate import upgrade
 from server.quality import cache
 from server.quality.cache import refreshes_done
+
+# Argon2 at the product's cost takes ~150 ms a hash on this machine, and the factories make several
+# accounts a test (over a minute a run). This test process hashes with Argon2's cheapest parameters;
+# the server code is the same, and a hash records its own parameters, so any process verifies it.
+# (Servers the tests start as processes keep the product's cost.)
+security.password_hash = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
 
 ROOT = Path(__file__).resolve().parent.parent
 

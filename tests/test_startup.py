@@ -18,7 +18,9 @@ loaded = [name for name in {HEAVY!r} if name in sys.modules]
 server.app.freeze_startup_objects()
 first = gc.get_freeze_count()
 server.app.freeze_startup_objects()
-print(json.dumps({{"loaded": loaded, "frozen": first, "again": gc.get_freeze_count()}}))
+from server.security import password_hash
+cost = password_hash.hash("a password").split("$")[3]
+print(json.dumps({{"loaded": loaded, "frozen": first, "again": gc.get_freeze_count(), "cost": cost}}))
 """
 
 
@@ -35,3 +37,6 @@ def test_the_app_imports_no_statistics_library_and_freezes_its_start_up_objects_
     assert probe["loaded"] == [], f"imported at start: {probe['loaded']}"
     assert probe["frozen"] > 10_000  # modules, routes, mappers: what start-up built
     assert probe["again"] == probe["frozen"]  # once per process: later objects are collected as usual
+    # The product hashes passwords at Argon2's recommended cost (tests/conftest.py lowers it in the
+    # test process only).
+    assert probe["cost"] == "m=65536,t=3,p=4"
