@@ -121,7 +121,7 @@ async def submit_judgment(
     assignment_id: uuid.UUID, body: JudgmentCreate, rater: RaterPrincipal, session: SessionDep
 ) -> JSONResponse:
     """Submit a verdict; a retry of the same verdict returns the stored one (200) and stores nothing new."""
-    result = await service.submit(session, assignment_id=assignment_id, rater=rater.user, data=body)
+    result = await flows.judge(session, assignment_id=assignment_id, rater=rater.user, data=body)
     read = JudgmentRead.model_validate(result.judgment)
     if result.feedback is not None:
         f = result.feedback

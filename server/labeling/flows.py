@@ -97,6 +97,15 @@ async def _then_lease(session: AsyncSession, project: Project, rater: User, ahea
         return Ahead(leased=None, stopped=exc.message)
 
 
+async def judge(
+    session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, data: JudgmentCreate
+) -> service.Submitted:
+    """Store a verdict (the API's judgment), retried after a deadlock or serialisation failure."""
+    return await _retrying(
+        session, lambda: service.submit(session, assignment_id=assignment_id, rater=rater, data=data), reload=(rater,)
+    )
+
+
 async def judge_then_lease(
     session: AsyncSession,
     *,
@@ -106,9 +115,7 @@ async def judge_then_lease(
     ahead: Collection[uuid.UUID],
 ) -> tuple[service.Submitted, Ahead]:
     """Store a verdict (committed), then lease the item after the ones in `ahead`."""
-    result = await _retrying(
-        session, lambda: service.submit(session, assignment_id=assignment_id, rater=rater, data=data), reload=(rater,)
-    )
+    result = await judge(session, assignment_id=assignment_id, rater=rater, data=data)
     log.info(
         "labeling.judge",
         assignment_id=str(assignment_id),
