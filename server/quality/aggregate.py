@@ -298,10 +298,15 @@ def leave_one_out(
     *,
     counted: Sequence[bool] | None = None,
     gold: Mapping[Hashable, int] | None = None,
+    soft: bool = False,
 ) -> NDArray[np.float64]:
     """Each observation scored against its unit's label *left one out*: 1 when its label is the class
     the other observations make most probable under the fitted rater model, 0 when not, 1/k when k
     classes are level at the top and its own is one of them; NaN when nothing else speaks to the unit.
+    With `soft`, the score is instead the probability the others give its label (the posterior, not
+    its top class): a unit the others split on scores near a half whatever was answered, so it adds
+    little noise to a rater's mean, where the top class would score it 0 or 1 on a near coin flip.
+    A rater answering at random still averages a coin's share; the rater tests use it (raters.py).
 
     The label of a unit is the E-step (`posterior`) over the other observations of the unit that are
     `counted` (default: all; an observation not counted is scored but never makes anyone's label, as a
@@ -329,8 +334,12 @@ def leave_one_out(
     voices = np.bincount(u, weights=weight, minlength=len(units))
     others = np.log(fit.prior)[None, :] + total[u] - own
     top = others.max(axis=1, keepdims=True)
-    level = others >= top - TIE_TOLERANCE
-    score = np.where(level[np.arange(n), lab], 1.0 / level.sum(axis=1), 0.0)
+    if soft:
+        posterior = np.exp(others - top)
+        score = posterior[np.arange(n), lab] / posterior.sum(axis=1)
+    else:
+        level = others >= top - TIE_TOLERANCE
+        score = np.where(level[np.arange(n), lab], 1.0 / level.sum(axis=1), 0.0)
     score[voices[u] - weight <= 0] = np.nan
     gold_class = np.full(len(units), -1, dtype=np.int64)
     for unit, cls in gold.items():

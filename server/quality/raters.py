@@ -18,7 +18,10 @@ Per rater, from their judgments:
 
 Flags come from tests, one per (rater, question): an exact binomial test of the left share
 against 0.5 (two-sided), of the fast share against the other raters' (greater), of the agreement
-and the gold accuracy against the other raters' (less). The p-values of all human raters and all
+and the gold accuracy against the other raters' (less). The agreement test is a z-test on the
+*support* (each unit scored by the probability the others' label gives the rater's answer, which
+adds little noise where the others split), against the median of the other human raters not
+flagged on position or speed (a first pass finds those). The p-values of all human raters and all
 questions are corrected together (Holm, family-wise 5%), and a flag also needs a minimum sample
 and a minimum size of effect, so that noise on an honest rater flags nothing. Flags are sentences
 for admins, with the numbers that justify them.
@@ -27,7 +30,7 @@ for admins, with the numbers that justify them.
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +52,9 @@ MIN_GOLD_GAP = 0.15  # below the other raters' gold accuracy
 MAX_BLOCKS = 12  # trend rows per rater
 MIN_BLOCK = 25
 # The cached figures' name (server/quality/cache.py), with the speed threshold; the number is the
-# payload's shape (3: subtask figures and the weighted-label agreement), so an older shape is not read.
-SNAPSHOT = "reliability.3"
+# payload's shape or meaning (3: subtask figures and the weighted-label agreement; 4: the agreement
+# flag tested on the support), so an older one is not read.
+SNAPSHOT = "reliability.4"
 
 
 def snapshot_name(fast_seconds: float) -> str:
@@ -97,6 +101,8 @@ class Tally:
     agree: float = 0.0  # sum of unit scores against the label left one out (`label_agreement`)
     agree_sq: float = 0.0  # sum of squared unit scores (the test's variance)
     compared: int = 0  # units scored
+    support: float = 0.0  # sum over the units scored of the probability the others give the rater's answer
+    support_sq: float = 0.0  # sum of its squares (the agreement test's variance)
     gold: float = 0.0  # sum of gold scores
     gold_n: int = 0  # scored gold judgments
     ties: int = 0
@@ -127,7 +133,9 @@ def _share(part: float, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-Scores = tuple[float, float, int]  # (sum of unit scores, sum of their squares, units scored)
+# (sum of unit scores, sum of their squares, units scored, and the sum and sum of squares of the
+# probability the others give each unit's answer: aggregate.leave_one_out with `soft`)
+Scores = tuple[float, float, int, float, float]
 
 
 def _label(value: int) -> int:
@@ -157,21 +165,31 @@ def label_agreement(
     """
     obs = observations(judged)
     counted = [j.human for j in judged for _ in j.values]
-    scores = aggregate.leave_one_out(fit, obs, counted=counted, gold={u: c for u, c in (gold or {}).items()})
+    known: dict[Hashable, int] = {u: c for u, c in (gold or {}).items()}
+    scores = aggregate.leave_one_out(fit, obs, counted=counted, gold=known)
+    support = aggregate.leave_one_out(fit, obs, counted=counted, gold=known, soft=True)
     result = []
     at = 0
     for j in judged:
-        mine = scores[at : at + len(j.values)]
+        mine, likely = scores[at : at + len(j.values)], support[at : at + len(j.values)]
         at += len(j.values)
-        mine = mine[~np.isnan(mine)]
-        result.append((float(mine.sum()), float((mine * mine).sum()), len(mine)))
+        mine, likely = mine[~np.isnan(mine)], likely[~np.isnan(likely)]
+        result.append(
+            (
+                float(mine.sum()),
+                float((mine * mine).sum()),
+                len(mine),
+                float(likely.sum()),
+                float((likely * likely).sum()),
+            )
+        )
     return result
 
 
 def _tally(rows: Sequence[tuple[Judged, Scores]], fast_seconds: float) -> Tally:
     t = Tally(start=rows[0][0].at if rows else None, end=rows[-1][0].at if rows else None)
     seconds = []
-    for j, (total, squares, compared) in rows:
+    for j, (total, squares, compared, support, support_sq) in rows:
         t.judgments += 1
         if j.left is not None:
             t.choices += 1
@@ -182,6 +200,8 @@ def _tally(rows: Sequence[tuple[Judged, Scores]], fast_seconds: float) -> Tally:
         t.agree += total
         t.agree_sq += squares
         t.compared += compared
+        t.support += support
+        t.support_sq += support_sq
         if j.gold_score is not None:
             t.gold += j.gold_score
             t.gold_n += 1
@@ -232,7 +252,7 @@ def tally(
     for j, score in zip(judged, scores, strict=True):
         rows[j.rater].append((j, score))
     everyone = [s for j in judged if (s := j.seconds) is not None]
-    compared = sum(c for _, _, c in scores)
+    compared = sum(s[2] for s in scores)
     return Tallies(
         raters={r: _tally(own, fast_seconds) for r, own in rows.items()},
         blocks={
@@ -243,7 +263,7 @@ def tally(
             for r, own in rows.items()
         },
         median_seconds=statistics.median(everyone) if everyone else None,
-        label_agreement=_share(sum(a for a, _, _ in scores), compared),
+        label_agreement=_share(sum(s[0] for s in scores), compared),
         prior=(float(fit.prior[0]), float(fit.prior[1]), float(fit.prior[2])),
     )
 
@@ -319,17 +339,21 @@ def _pool(tallies: dict[str, Tally], rater: str, part: str, whole: str) -> float
     return num / den if den else None
 
 
-def _typical_agreement(tallies: dict[str, Tally], rater: str, humans: set[str]) -> float | None:
-    """The median agreement of the other human raters with enough compared units: the reference a
-    rater's agreement is tested against. A median, not the pooled share: the careless raters the test
-    looks for would drag a pooled share down towards themselves (a third of the issue's crowd)."""
+def _typical(tallies: dict[str, Tally], rater: str, reference: set[str], part: str) -> float | None:
+    """The median of `part` / compared over the other raters of `reference` with enough compared
+    units: the reference a rater's agreement is tested against (`support`) and shown beside it
+    (`agree`). A median, not the pooled share: the careless raters the test looks for would drag a
+    pooled share down towards themselves (a third of the issue's crowd)."""
     shares = [
-        t.agree / t.compared for r, t in tallies.items() if r != rater and r in humans and t.compared >= MIN_COMPARED
+        getattr(t, part) / t.compared
+        for r, t in tallies.items()
+        if r != rater and r in reference and t.compared >= MIN_COMPARED
     ]
     return statistics.median(shares) if shares else None
 
 
-def _tests(rater: str, counts: Tallies, fast_seconds: float, humans: set[str]) -> list[_Test]:
+def _tests(rater: str, counts: Tallies, fast_seconds: float, reference: set[str]) -> list[_Test]:
+    """The tests of one rater; `reference`: the raters whose median agreement theirs is tested against."""
     tallies, project_median = counts.raters, counts.median_seconds
     t = tallies[rater]
     tests = []
@@ -348,19 +372,22 @@ def _tests(rater: str, counts: Tallies, fast_seconds: float, humans: set[str]) -
             f"({t.fast / t.timed:.0%} of answers under {_seconds(fast_seconds)}, {_p(p)})"
         )
         tests.append(_Test(rater, "speed", p, text, median < fast_seconds))
-    typical = _typical_agreement(tallies, rater, humans)
+    typical = _typical(tallies, rater, reference, "support")
     chance = counts.chance
     if t.compared >= MIN_COMPARED and typical is not None:
-        share = t.agree / t.compared
-        p = _mean_below(t.agree, t.agree_sq, t.compared, typical)
-        spread = math.sqrt(max(t.agree_sq / t.compared - share * share, 0.0) / t.compared)
+        # Tested on the support (the probability the others' label gives each answer: near a half on
+        # units they split, so those add little noise), shown as the plain share that matched.
+        support = t.support / t.compared
+        p = _mean_below(t.support, t.support_sq, t.compared, typical)
+        spread = math.sqrt(max(t.support_sq / t.compared - support * support, 0.0) / t.compared)
+        shown = _typical(tallies, rater, reference, "agree")
         text = (
-            f"agrees {share:.0%} of the time with the other raters' weighted label (or the gold answer), as a "
-            f"coin would ({chance:.0%}); the project's median rater agrees {typical:.0%} ({_p(p)})"
+            f"agrees {t.agree / t.compared:.0%} of the time with the other raters' weighted label (or the gold "
+            f"answer), as a coin would ({chance:.0%}); the project's median rater agrees {shown:.0%} ({_p(p)})"
         )
         # Below the median rater, and no further above chance than noise: answers like a coin (an honest
         # rater who is merely the weakest of the project, or paired with weak raters, is above chance).
-        effect = share <= typical - MIN_AGREEMENT_GAP and share <= chance + CHANCE_Z * spread
+        effect = support <= typical - MIN_AGREEMENT_GAP and support <= chance + CHANCE_Z * spread
         tests.append(_Test(rater, "agreement", p, text, effect))
     pool_gold = _pool(tallies, rater, "gold", "gold_n")
     if t.gold_n >= MIN_GOLD and pool_gold is not None:
@@ -371,21 +398,32 @@ def _tests(rater: str, counts: Tallies, fast_seconds: float, humans: set[str]) -
     return tests
 
 
+def _flagged(tallies: Tallies, humans: set[str], fast_seconds: float, *, reference: set[str]) -> dict[str, list[_Test]]:
+    """The tests that flag, per rater: every human rater's tests, Holm-corrected together, that are
+    significant and large enough."""
+    tests = [
+        test
+        for rater in sorted(humans & tallies.raters.keys())
+        for test in _tests(rater, tallies, fast_seconds, reference)
+    ]
+    flagged: dict[str, list[_Test]] = defaultdict(list)
+    for test, significant in zip(tests, holm([t.p for t in tests]), strict=True):
+        if significant and test.effect:
+            flagged[test.rater].append(test)
+    return flagged
+
+
 def figures(tallies: Tallies, members: Iterable[Rater], *, fast_seconds: float) -> dict[str, dict[str, Any]]:
     """Every member's figures, trend and flags, keyed by rater."""
     raters = {r.rater: r for r in members}
     humans = {r for r, info in raters.items() if info.human}
-    tests = [
-        test
-        for rater, info in raters.items()
-        if info.human and rater in tallies.raters
-        for test in _tests(rater, tallies, fast_seconds, humans)
-    ]
-    rejected = holm([t.p for t in tests])
-    flags: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for test, significant in zip(tests, rejected, strict=True):
-        if significant and test.effect:
-            flags[test.rater].append({"kind": test.kind, "text": test.text, "p": test.p})
+    flagged = _flagged(tallies, humans, fast_seconds, reference=humans)
+    # The median agreement a rater is tested against leaves out the raters flagged for answering by
+    # position or in no time: what they agree with says nothing of how a rater who reads agrees.
+    off = {r for r, tests in flagged.items() if any(t.kind in ("position", "speed") for t in tests)}
+    if off:
+        flagged = _flagged(tallies, humans, fast_seconds, reference=humans - off)
+    flags = {r: [{"kind": t.kind, "text": t.text, "p": t.p} for t in tests] for r, tests in flagged.items()}
 
     result = {}
     for rater, info in raters.items():

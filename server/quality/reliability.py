@@ -127,7 +127,7 @@ _TALLIES = text(
         FROM evidence e WINDOW u AS (PARTITION BY item_id, pa, pb)
     ),
     topped AS (
-        SELECT c.*, g.class AS gold_class, greatest(o0, o1, o2) - :tolerance AS top
+        SELECT c.*, g.class AS gold_class, greatest(o0, o1, o2) AS peak, greatest(o0, o1, o2) - :tolerance AS top
         FROM counted c LEFT JOIN gold g ON g.item_id = c.item_id AND g.pa = c.pa AND g.pb = c.pb
     ),
     scored AS (
@@ -138,6 +138,12 @@ _TALLIES = text(
                     WHEN (ARRAY[o0, o1, o2])[label + 1] >= top
                     THEN 1.0 / ((o0 >= top)::int + (o1 >= top)::int + (o2 >= top)::int)
                     ELSE 0.0 END AS s,
+               CASE WHEN label IS NULL THEN NULL  -- the others' probability of its answer (`soft`)
+                    WHEN gold_class IS NOT NULL THEN (label = gold_class)::int::float8
+                    WHEN others = 0 THEN NULL
+                    ELSE exp(greatest((ARRAY[o0, o1, o2])[label + 1] - peak, -700))  -- exp underflows below
+                         / (exp(greatest(o0 - peak, -700)) + exp(greatest(o1 - peak, -700))
+                            + exp(greatest(o2 - peak, -700))) END AS support,
                count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id ORDER BY created_at, seq, pa, pb
                                                    ROWS UNBOUNDED PRECEDING) AS ordinal,
                count(*) FILTER (WHERE first) OVER (PARTITION BY rater_id) AS rated
@@ -157,6 +163,7 @@ _TALLIES = text(
            count(*) FILTER (WHERE first AND active_ms < :fast_ms) AS fast,
            coalesce(sum(s), 0)::float8 AS agree, coalesce(sum(s * s), 0)::float8 AS agree_sq,
            count(s)::int AS compared,
+           coalesce(sum(support), 0)::float8 AS support, coalesce(sum(support * support), 0)::float8 AS support_sq,
            count(*) FILTER (WHERE first AND tie) AS ties, count(*) FILTER (WHERE first AND both_bad) AS both_bad,
            count(*) FILTER (WHERE first AND revised) AS revised,
            extract(epoch FROM min(created_at))::float8 AS start, extract(epoch FROM max(created_at))::float8 AS "end"
@@ -242,6 +249,8 @@ def _tally(row: Any) -> Tally:
         fast=row.fast,
         agree=row.agree or 0.0,
         agree_sq=row.agree_sq or 0.0,
+        support=row.support or 0.0,
+        support_sq=row.support_sq or 0.0,
         compared=row.compared or 0,
         ties=row.ties,
         both_bad=row.both_bad,

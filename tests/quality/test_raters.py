@@ -87,17 +87,20 @@ def summary() -> Summary:
 class TestSimulatedCrowd:
     """A small version of `python -m bench.quality` (docs/BENCHMARKS.md has the 20-seed figures)."""
 
-    def test_no_honest_rater_is_flagged(self, summary: Summary) -> None:
-        assert summary.precision >= 0.95
+    def test_honest_raters_are_rarely_flagged(self, summary: Summary) -> None:
+        """One honest rater of 42 is flagged in these seeds (seed 2's rater 12, right 70% of the time, whose
+        agreement came out at a coin's); over 100 seeds it is 7 of 1,400 (docs/BENCHMARKS.md)."""
+        assert summary.flagged - summary.true_positives <= 1
 
     def test_always_left_and_instant_raters_are_flagged(self, summary: Summary) -> None:
         assert summary.true_positives >= 3 * 3
 
     def test_recall_with_the_weighted_label(self, summary: Summary) -> None:
         """Against the others' plain majority these seeds gave 12 of 18 (random raters 3 of 9); against
-        the label left one out (Dawid-Skene, gold included) and the median rater, 14 of 18."""
-        assert summary.true_positives >= 14
-        assert summary.recall >= 0.75
+        the label left one out (Dawid-Skene, gold included) and the median rater, 14 of 18; tested on the
+        support (the probability the others give each answer) against the median of the raters not
+        flagged for position or speed, 16 of 18."""
+        assert summary.true_positives >= 16
 
 
 class TestAgreementFlag:
@@ -105,7 +108,7 @@ class TestAgreementFlag:
     rater (well above chance) is not, however significant the gap to the median."""
 
     def _tally(self, agree: int, n: int = 200) -> Tally:
-        return Tally(judgments=n, agree=agree, agree_sq=agree, compared=n)
+        return Tally(judgments=n, agree=agree, agree_sq=agree, compared=n, support=agree, support_sq=agree)
 
     def test_a_coin_is_flagged_and_the_weakest_honest_rater_is_not(self) -> None:
         raters = {f"h{i}": self._tally(170) for i in range(6)} | {"weak": self._tally(124), "coin": self._tally(100)}
@@ -117,6 +120,23 @@ class TestAgreementFlag:
         ]
         assert figures["weak"]["flags"] == []  # 62%: far below the median (p < 0.001) but above chance
         assert all(figures[f"h{i}"]["flags"] == [] for i in range(6))
+
+    def test_the_median_leaves_out_raters_flagged_on_position(self) -> None:
+        """Four readers agree 65%, four always-left raters 50%: with them the median is 57.5% and a coin
+        (50%) is 2.1 standard errors below it, not significant after Holm; the always-left raters are
+        flagged on position in a first pass and left out, the median is 65% and the coin is flagged."""
+        raters = {f"h{i}": self._tally(130) for i in range(4)} | {f"l{i}": self._tally(100) for i in range(4)}
+        raters["coin"] = self._tally(100)
+        for name, t in raters.items():
+            t.choices, t.left = 200, 200 if name.startswith("l") else 100
+        counts = Tallies(raters=raters, blocks={}, median_seconds=None, label_agreement=None, prior=(0.5, 0.5, 0.0))
+        figures = figures_of(counts, [Rater(r) for r in raters], fast_seconds=3.0)
+        assert [f["text"] for f in figures["coin"]["flags"]] == [
+            "agrees 50% of the time with the other raters' weighted label (or the gold answer), as a coin would "
+            "(50%); the project's median rater agrees 65% (p < 0.001)"
+        ]
+        assert all([f["kind"] for f in figures[f"l{i}"]["flags"]][0] == "position" for i in range(4))
+        assert all(figures[f"h{i}"]["flags"] == [] for i in range(4))
 
 
 class TestLeaveOneOut:
@@ -154,6 +174,18 @@ class TestLeaveOneOut:
         # u4: x's label from x2:B, y:A: A 0.4*0.1*0.6 = 0.024 < B 0.4*0.8*0.2 = 0.064: x disagrees; x2 from
         # x:A, y:A: A, x2 disagrees.
         assert np.allclose(got, expected, equal_nan=True)
+
+    def test_support(self) -> None:
+        """`soft`: the probability the others give each answer. u1: x's label from y:B, z:A (z unseen):
+        A 0.4*0.2*4/6 = 0.0533, B 0.4*0.6*1/6 = 0.04, tie 0.2*0.2*1/6 = 0.0067: x's A has 0.533; y's from
+        x:A, z:A: A 0.2133, B 0.4*0.1*1/6 = 0.0067, tie 0.2*0.1*1/6 = 0.0033: y's B has 0.030; z's from
+        x:A, y:B: A 0.064, B 0.024, tie 0.004: z's A has 0.696. Alone: NaN; gold: 1 or 0 as without."""
+        A, B = aggregate.A, aggregate.B
+        obs = [("u1", "x", A), ("u1", "y", B), ("u1", "z", A), ("u2", "x", B), ("u3", "y", B)]
+        observations = [aggregate.Observation(unit=u, rater=r, label=label) for u, r, label in obs]
+        got = aggregate.leave_one_out(self._fit(), observations, gold={"u3": A}, soft=True)
+        expected = [0.0533 / 0.1, 0.00667 / 0.22333, 0.064 / 0.092, math.nan, 0.0]
+        assert np.allclose(got, expected, equal_nan=True, atol=1e-3)
 
 
 class TestExactTests:
