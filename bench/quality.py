@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bench.crowd import Crowd, simulate
 from server.quality import aggregate
+from server.quality import raters as rater_tests
 from server.quality.agreement import Unit, agreement, pair_values
 from server.quality.gold import wilson
 from server.quality.raters import Judged, Rater, rater_figures
@@ -148,7 +149,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--items", type=int, default=600)
+    parser.add_argument(
+        "--chance-z",
+        type=float,
+        default=rater_tests.CHANCE_Z,
+        help="the agreement flag's coin condition (standard errors above a coin's), to draw the trade-off",
+    )
     args = parser.parse_args()
+    rater_tests.CHANCE_Z = args.chance_z
     results = []
     for seed in range(args.seeds):
         r = run_seed(seed, items=args.items)
