@@ -209,8 +209,7 @@ class Moved:
 
 # Return run-out leases to the queue. SKIP LOCKED on the lease and on its item: a lease whose
 # item someone else holds is left for the next call, so reclaiming never waits for a lock.
-_RECLAIM = text(
-    """
+_RECLAIM_CTES = """
     WITH due AS (
         SELECT a.id, a.item_id FROM assignments a
         WHERE a.project_id = :project_id AND a.status = 'leased' AND a.expires_at < now()
@@ -228,10 +227,8 @@ _RECLAIM = text(
         FROM (SELECT item_id, count(*) AS leases FROM expired GROUP BY item_id) n
         WHERE i.id = n.item_id
         RETURNING 1
-    )
-    SELECT count(*) FROM expired
-    """
-)
+    )"""
+_RECLAIM = text(_RECLAIM_CTES + "\n    SELECT count(*) FROM expired")
 
 # A verdict takes a slot on its item when one is free for it: a live lease holds one unless a
 # lowered overlap left the item with all it wants; a run-out lease gave its slot back, so it
@@ -321,15 +318,20 @@ _LOAD_ITEM = (
     .outerjoin(Candidate, Candidate.item_id == Item.id)  # a check, rating or answer has none
     .where(Item.id == bindparam("item_id"))
 )
-_LIVE_LEASES = (
-    select(Assignment)
-    .where(
-        Assignment.rater_id == bindparam("rater_id"),
-        Assignment.project_id == bindparam("project_id"),
-        Assignment.status == AssignmentStatus.leased,
-        Assignment.expires_at > text("now()"),
-    )
-    .order_by(Assignment.leased_at)  # clock_timestamp(): leases taken in one transaction keep their order
+# `next`'s first statement after the membership lock: reclaim run-out leases (as _RECLAIM) and read
+# the rater's live leases, in one round trip. The two never touch the same lease (run out: before
+# now(); live: after it), and both come after the membership lock, so the live leases read are the
+# ones the rater's last request committed. The CTEs run to completion though the SELECT reads none
+# of them.
+_LIVE_COLUMNS = list(Assignment.__table__.columns)
+_RECLAIM_THEN_LIVE_LEASES = select(Assignment).from_statement(
+    text(
+        _RECLAIM_CTES
+        + f"""
+    SELECT {", ".join(c.name for c in _LIVE_COLUMNS)} FROM assignments
+    WHERE rater_id = :rater_id AND project_id = :project_id AND status = 'leased' AND expires_at > now()
+    ORDER BY leased_at"""  # clock_timestamp(): leases taken in one transaction keep their order
+    ).columns(*_LIVE_COLUMNS)
 )
 # The item comes along (its kind: a comparison or a subtask), read without a lock: its row is
 # locked later, in the lock order, when its slot is taken.
@@ -459,8 +461,10 @@ def _check_can_label(project: Project, rater: User) -> None:
         raise Forbidden("Your rating access is suspended; contact the project admin.")
 
 
-async def _live_leases(session: AsyncSession, project: Project, rater: User) -> list[Assignment]:
-    return list(await session.scalars(_LIVE_LEASES, {"rater_id": rater.id, "project_id": project.id}))
+async def _reclaim_then_live_leases(session: AsyncSession, project: Project, rater: User) -> list[Assignment]:
+    """Return the project's run-out leases to the queue (as reclaim_expired), then the rater's live ones."""
+    params = {"rater_id": rater.id, "project_id": project.id, "limit": settings.reclaim_batch}
+    return list(await session.scalars(_RECLAIM_THEN_LIVE_LEASES, params))
 
 
 async def _resume_point(session: AsyncSession, project: Project, member: ProjectMember) -> queue.Key | None:
@@ -502,13 +506,12 @@ async def next_assignment(
     """
     _check_can_label(project, rater)
     member = await _lock_membership(session, project, rater)
-    live = await _live_leases(session, project, rater)
+    live = await _reclaim_then_live_leases(session, project, rater)
     shown = [a for a in live if a.id not in exclude]
     if shown:
         return await _load(session, shown[0])
     if len(live) >= MAX_LEASES:
         raise Conflict(f"You already hold {len(live)} items of this project; judge or skip one before taking another.")
-    await reclaim_expired(session, project.id, limit=settings.reclaim_batch)
     params = _pick_params(project, rater)
     leased = None
     if await _qualifying(session, project, member, rater):  # the round's items are all gold

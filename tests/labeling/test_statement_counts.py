@@ -21,9 +21,9 @@ from tests.labeling.test_routes import SLOT, Rater
 from tests.web.conftest import page_login
 
 # (statements, transactions) per request
-NEXT = (7, 1)  # auth, project, membership, live lease, reclaim, pick, load
+NEXT = (6, 1)  # auth, project, membership, reclaim with the live leases, pick, load
 SUBMIT = (6, 1)  # auth, membership, assignment with its item, item counters, assignment status, judgment
-SWAP = (11, 2)  # session; the verdict as SUBMIT less auth; commit; membership, live leases, reclaim, pick, load
+SWAP = (10, 2)  # session; the verdict as SUBMIT less auth; commit; membership, reclaim with live leases, pick, load
 
 
 @dataclass
