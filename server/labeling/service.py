@@ -20,9 +20,11 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server import audit
 from server.config import settings
@@ -728,6 +730,42 @@ async def _apply(
         await end_leases(session, project_id=project.id, rater_id=rater.id, reason=reason)
 
 
+# A verdict's judgment and its assignment's new status in one statement (an UPDATE in a CTE of the
+# INSERT, where a flush sent two); the assignment's row is locked first (_SUBMITTED_ASSIGNMENT).
+# Built once, like the selects above; seq, xid and created_at come back from their server defaults.
+# The parameters are named `j_<column>`: a parameter named like a column would join the SET list.
+_JUDGMENTS, _ASSIGNMENTS = cast(Table, Judgment.__table__), cast(Table, Assignment.__table__)
+_STORED_COLUMNS = [c for c in _JUDGMENTS.columns if c.name not in ("seq", "xid", "created_at", "revised_at")]
+_STORE_JUDGMENT = select(Judgment).from_statement(
+    insert(_JUDGMENTS)
+    .values({c.name: bindparam(f"j_{c.name}", type_=c.type) for c in _STORED_COLUMNS})
+    .add_cte(
+        update(_ASSIGNMENTS)
+        .where(_ASSIGNMENTS.c.id == bindparam("j_assignment_id"))
+        .values(status=literal_column(f"'{AssignmentStatus.submitted.value}'"), finished_at=func.now())
+        .cte("finished")
+    )
+    .returning(*_JUDGMENTS.columns)
+)
+
+
+async def _store_judgment(session: AsyncSession, assignment: Assignment, **values: object) -> Judgment:
+    """Insert the judgment of a locked assignment and mark the assignment submitted, in one statement."""
+    row = {
+        "id": uuid.uuid4(),
+        "assignment_id": assignment.id,
+        "project_id": assignment.project_id,
+        "item_id": assignment.item_id,
+        "revision": 1,
+        **values,
+    }
+    judgment: Judgment = (await session.scalars(_STORE_JUDGMENT, {f"j_{k}": v for k, v in row.items()})).one()
+    # What the statement wrote, as a flush would leave it: the status as stored, finished_at unread.
+    set_committed_value(assignment, "status", AssignmentStatus.submitted)
+    session.expire(assignment, ["finished_at"])
+    return judgment
+
+
 async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User, data: JudgmentCreate) -> Submitted:
     """Store a verdict once; a retry returns the first; a late one on a filled item is kept as surplus.
 
@@ -795,10 +833,9 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
             await trees.subtask_completed(session, parent[0])
         # A gold item wants nothing (its judgments measure the rater), so this is not surplus.
         reason = None if counted or assignment.gold else SurplusReason.filled
-    judgment = Judgment(
-        assignment_id=assignment.id,
-        project_id=assignment.project_id,
-        item_id=assignment.item_id,
+    judgment = await _store_judgment(
+        session,
+        assignment,
         rater_id=rater.id,
         choice_id=verdict.choice,
         ranking=verdict.ranking,
@@ -816,10 +853,6 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         rater_kind=rater.kind,
         confidence=data.confidence,
     )
-    session.add(judgment)
-    assignment.status = AssignmentStatus.submitted
-    assignment.finished_at = func.now()
-    await session.flush()
     if member is not None and (decision.qualified is not None or decision.suspended_reason is not None):
         await _apply(session, project=project, member=member, rater=rater, decision=decision)
     await critiques.store(session, judgment=judgment, rater=rater, extras=extras)

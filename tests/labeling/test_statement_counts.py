@@ -22,8 +22,8 @@ from tests.web.conftest import page_login
 
 # (statements, transactions) per request
 NEXT = (6, 1)  # auth, project, membership, reclaim with the live leases, pick, load
-SUBMIT = (6, 1)  # auth, membership, assignment with its item, item counters, assignment status, judgment
-SWAP = (10, 2)  # session; the verdict as SUBMIT less auth; commit; membership, reclaim with live leases, pick, load
+SUBMIT = (5, 1)  # auth, membership, assignment with its item, item counters, judgment with the assignment status
+SWAP = (9, 2)  # session; the verdict as SUBMIT less auth; commit; membership, reclaim with live leases, pick, load
 
 
 @dataclass
