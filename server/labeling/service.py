@@ -17,12 +17,12 @@ while waiting for another's (a verdict, then the next lease), labeling/flows.py 
 
 import random
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, literal_column, select, text, update
+from sqlalchemy import Row, Table, bindparam, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -106,14 +106,17 @@ _PICK_AND_LEASE = """
         FOR NO KEY UPDATE OF i{lock}
     ), bumped AS (
         UPDATE items SET leased = items.leased + 1 FROM picked WHERE items.id = picked.id
-        RETURNING items.id, -items.batch_priority AS kb, -items.priority AS kp, items.seq
-    ){resumed}
-    INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at)
-    SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
-           ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
-           clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds)
-    FROM bumped b
-    RETURNING {returning}
+        RETURNING {item}, -items.batch_priority AS kb, -items.priority AS kp
+    ){resumed}, leased AS (
+        INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at)
+        SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
+               ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
+               clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds)
+        FROM bumped b
+        RETURNING {assignment}
+    )
+    SELECT {returning}
+    FROM leased l JOIN bumped b ON b.id = l.item_id LEFT JOIN candidates c ON c.item_id = l.item_id
     """
 _AFTER_RESUME_POINT = "\n          AND (-i.batch_priority, -i.priority, i.seq) > (:kb, :kp, :ks)"
 _RESUMED = """, resumed AS (
@@ -124,17 +127,22 @@ _ANY_RATER = "i.pool IS NULL"
 
 
 def _pick(*, after: str, wait: bool, pool: str = _ANY_RATER):  # type: ignore[no-untyped-def]
-    columns = list(Assignment.__table__.columns)
+    leases, items, candidates = (list(m.__table__.columns) for m in (Assignment, Item, Candidate))
     sql = _PICK_AND_LEASE.format(
         after=after,
         pool=pool,
         # The resume point is a place in the shared order; a pool's walk keeps none (see _PICK_POOL).
         resumed=_RESUMED if pool == _ANY_RATER else "",
         lock="" if wait else " SKIP LOCKED",
-        returning=", ".join(c.name for c in columns),  # matched by position below
+        item=", ".join(f"items.{c.name}" for c in items),
+        assignment=", ".join(c.name for c in leases),
+        returning=", ".join(  # matched by position below
+            [f"l.{c.name}" for c in leases] + [f"b.{c.name}" for c in items] + [f"c.{c.name}" for c in candidates]
+        ),
     )
-    # The new assignment comes back whole from the INSERT: no second read.
-    return select(Assignment).from_statement(text(sql).columns(*columns))
+    # The new assignment comes back whole from the INSERT, with its item as the UPDATE left it and
+    # its candidates (one row each; one row with none for a subtask): what _load reads, no second read.
+    return select(Assignment, Item, Candidate).from_statement(text(sql).columns(*leases, *items, *candidates))
 
 
 _PICK_RESUMING = _pick(after=_AFTER_RESUME_POINT, wait=False)
@@ -391,9 +399,22 @@ async def _lock_membership_of(session: AsyncSession, assignment_id: uuid.UUID, r
     return await session.scalar(_MEMBERSHIP_OF_ASSIGNMENT_LOCK, {"assignment_id": assignment_id, "rater_id": rater.id})
 
 
-async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
-    """The assignment's item and its candidates, in one round trip."""
-    rows = (await session.execute(_LOAD_ITEM, {"item_id": assignment.item_id})).all()
+# What a pick returns: the new assignment, its item and one of its candidates, per row (none when
+# nothing was picked).
+Picked = Sequence[Row[Assignment, Item, Candidate | None]]
+
+
+async def _picked(session: AsyncSession, pick: Any, params: dict[str, object]) -> Picked:
+    """Run one of the _pick statements."""
+    return (await session.execute(pick, params)).all()
+
+
+async def _load(session: AsyncSession, assignment: Assignment, picked: Picked = ()) -> Leased:
+    """The assignment's item and its candidates, in one round trip (none when the pick brought them)."""
+    if picked:
+        rows: Sequence[Any] = [(item, candidate) for _, item, candidate in picked]
+    else:
+        rows = (await session.execute(_LOAD_ITEM, {"item_id": assignment.item_id})).all()
     by_id = {candidate.id: candidate for _, candidate in rows if candidate is not None}
     item = rows[0][0]
     target = None
@@ -410,10 +431,11 @@ async def _load(session: AsyncSession, assignment: Assignment) -> Leased:
     )
 
 
-async def _new_lease(session: AsyncSession, project: Project, member: ProjectMember, leased: Assignment) -> Leased:
+async def _new_lease(session: AsyncSession, project: Project, member: ProjectMember, picked: Picked) -> Leased:
     """A lease just taken: decide whether it shows assistance (critiques/assistance.py), then load it."""
+    leased = picked[0][0]
     await assistance.decide(session, project=project, member=member, assignment=leased)
-    return await _load(session, leased)
+    return await _load(session, leased, picked)
 
 
 async def load(session: AsyncSession, assignment: Assignment) -> Leased:
@@ -515,7 +537,6 @@ async def next_assignment(
     if len(live) >= MAX_LEASES:
         raise Conflict(f"You already hold {len(live)} items of this project; judge or skip one before taking another.")
     params = _pick_params(project, rater)
-    leased = None
     if await _qualifying(session, project, member, rater):  # the round's items are all gold
         leased = await session.scalar(_PICK_GOLD_STMT, params | _gold_after(member))
         if leased is None:
@@ -524,20 +545,22 @@ async def next_assignment(
     if project.gold_rate > 0 and random.random() < project.gold_rate:
         leased = await session.scalar(_PICK_GOLD_STMT, params | _gold_after(member))
         if leased is not None:
-            return await _new_lease(session, project, member, leased)
+            await assistance.decide(session, project=project, member=member, assignment=leased)
+            return await _load(session, leased)
     if handoff.is_model(rater):  # model judges pick from the model phase only, never the human queue
         leased = await handoff.pick(session, project=project, member=member, rater=rater)
         return None if leased is None else await _load(session, leased)
+    picked: Picked = ()
     if member.group:
-        leased = await session.scalar(_PICK_POOL, params | {"pool": member.group})
-        if leased is not None:
-            return await _new_lease(session, project, member, leased)
+        picked = await _picked(session, _PICK_POOL, params | {"pool": member.group})
+        if picked:
+            return await _new_lease(session, project, member, picked)
     resume = await _resume_point(session, project, member)
     if resume is not None:
-        leased = await session.scalar(_PICK_RESUMING, params | {"kb": resume.kb, "kp": resume.kp, "ks": resume.seq})
-    if leased is None:
-        leased = await session.scalar(_PICK_FROM_START, params)
-    return None if leased is None else await _new_lease(session, project, member, leased)
+        picked = await _picked(session, _PICK_RESUMING, params | {"kb": resume.kb, "kp": resume.kp, "ks": resume.seq})
+    if not picked:
+        picked = await _picked(session, _PICK_FROM_START, params)
+    return await _new_lease(session, project, member, picked) if picked else None
 
 
 async def wait_for_next(session: AsyncSession, *, project: Project, rater: User) -> Leased | Moved | None:
@@ -562,13 +585,13 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
         pooled = params | {"pool": member.group}
         candidate = await session.scalar(_FIRST_POOL_CANDIDATE, pooled)
         if candidate is not None:
-            leased = await session.scalar(_PICK_THIS_POOL_WAITING, pooled | {"item_id": candidate})
-            return Moved() if leased is None else await _new_lease(session, project, member, leased)
+            picked = await _picked(session, _PICK_THIS_POOL_WAITING, pooled | {"item_id": candidate})
+            return await _new_lease(session, project, member, picked) if picked else Moved()
     candidate = await session.scalar(_FIRST_CANDIDATE, params)
     if candidate is None:
         return None
-    leased = await session.scalar(_PICK_THIS_WAITING, params | {"item_id": candidate})
-    return Moved() if leased is None else await _new_lease(session, project, member, leased)
+    picked = await _picked(session, _PICK_THIS_WAITING, params | {"item_id": candidate})
+    return await _new_lease(session, project, member, picked) if picked else Moved()
 
 
 # --- submit ------------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ from tests.labeling.test_routes import SLOT, Rater
 from tests.web.conftest import page_login
 
 # (statements, transactions) per request
-NEXT = (6, 1)  # auth, project, membership, reclaim with the live leases, pick, load
+NEXT = (5, 1)  # auth, project, membership, reclaim with the live leases, pick with its item and candidates
 SUBMIT = (5, 1)  # auth, membership, assignment with its item, item counters, judgment with the assignment status
-SWAP = (9, 2)  # session; the verdict as SUBMIT less auth; commit; membership, reclaim with live leases, pick, load
+SWAP = (8, 2)  # session; the verdict as SUBMIT less auth; commit; membership, reclaim with live leases, pick
 
 
 @dataclass
