@@ -1,8 +1,8 @@
 """What one rater request sends to PostgreSQL, counted (never timed): the budgets below are the
 counts measured when issue 7's "nothing more than 10% slower" was checked (docs/BENCHMARKS.md,
-"Before and after, a third time"). A change that adds a statement or a transaction to the rater
-loop fails here and must raise the budget on purpose. `python -m bench.requests --show next submit
-swap` lists the statements on any commit."""
+"Before and after, a third time"; lowered in "a fourth time"). A change that adds a statement or a
+transaction to the rater loop fails here and must raise the budget on purpose. `python -m
+bench.requests --show next submit swap` lists the statements on any commit."""
 
 import re
 from collections.abc import Iterator
