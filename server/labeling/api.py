@@ -26,7 +26,6 @@ from server.labeling.schemas import (
     SubtaskResultView,
     SubtaskTarget,
 )
-from server.projects import service as projects
 
 router = APIRouter(tags=["labeling"])
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -97,8 +96,7 @@ def subtask_view(r: subtasks.SubtaskResult) -> SubtaskResultView:
 )
 async def next_assignment(project_id: uuid.UUID, rater: RaterPrincipal, session: SessionDep) -> object:
     """Lease the next item to judge (or return the lease you already hold); 204 when nothing is left."""
-    project = await projects.get_accessible(session, rater, project_id)
-    leased = await flows.lease_next(session, project=project, rater=rater.user)
+    leased = await flows.lease_next_in(session, project_id=project_id, principal=rater)
     if leased is None:
         return Response(status_code=204)
     return assignment_view(leased)

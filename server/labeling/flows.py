@@ -25,11 +25,13 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.auth.service import Principal
 from server.errors import AssayError
 from server.labeling import service
 from server.labeling.schemas import JudgmentCreate
 from server.logs import get_logger
-from server.models import Assignment, Project, SkipReason, User
+from server.models import Assignment, Project, ProjectMember, SkipReason, User
+from server.projects import service as projects
 
 T = TypeVar("T")
 RETRIES = 3
@@ -62,12 +64,20 @@ async def _retrying(session: AsyncSession, step: Callable[[], Awaitable[T]], *, 
 
 
 async def lease_next(
-    session: AsyncSession, *, project: Project, rater: User, exclude: Collection[uuid.UUID] = ()
+    session: AsyncSession,
+    *,
+    project: Project,
+    rater: User,
+    exclude: Collection[uuid.UUID] = (),
+    member: ProjectMember | None = None,
 ) -> service.Leased | None:
-    """The rater's current lease or a new one; None when nothing is left for them."""
+    """The rater's current lease or a new one; None when nothing is left for them. `member`: the
+    rater's membership, locked by this transaction already (a retry after a rollback locks it again)."""
+    locked = [member] if member is not None else []
 
     async def pick() -> service.Leased | None:
-        return await service.next_assignment(session, project=project, rater=rater, exclude=exclude)
+        held = locked.pop() if locked else None
+        return await service.next_assignment(session, project=project, rater=rater, exclude=exclude, member=held)
 
     async def wait() -> service.Leased | service.Moved | None:
         return await service.wait_for_next(session, project=project, rater=rater)
@@ -84,6 +94,18 @@ async def lease_next(
     if leased is not None:
         log.info("labeling.lease", project_id=str(project.id), rater_id=str(rater.id), item_id=str(leased.item.id))
     return leased
+
+
+async def lease_next_in(session: AsyncSession, *, project_id: uuid.UUID, principal: Principal) -> service.Leased | None:
+    """The API's `next`: as lease_next, with the project found by its id in the statement that locks
+    the caller's membership; a caller who is no member of it is answered as before (404 when they
+    may not see it, else 403)."""
+    locked = await service.lock_membership_with_project(session, project_id=project_id, rater=principal.user)
+    if locked is None:
+        project = await projects.get_accessible(session, principal, project_id)
+        return await lease_next(session, project=project, rater=principal.user)
+    member, project = locked
+    return await lease_next(session, project=project, rater=principal.user, member=member)
 
 
 async def _then_lease(session: AsyncSession, project: Project, rater: User, ahead: Collection[uuid.UUID]) -> Ahead:

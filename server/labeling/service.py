@@ -323,6 +323,21 @@ _MEMBERSHIP_OF_ASSIGNMENT_LOCK = (
     .with_for_update()
     .execution_options(populate_existing=True)  # the row as locked, not as this session last saw it
 )
+# The API's `next` knows only the project's id: the membership is locked with its project read in
+# the same statement (the project row is not locked; it is read from the statement's snapshot, as
+# the separate read before the lock read it). A row found means what projects.service's
+# accessible_project_ids grants any caller: a member of a project that is not deleted.
+_MEMBERSHIP_WITH_PROJECT_LOCK = (
+    select(ProjectMember, Project)
+    .join(Project, Project.id == ProjectMember.project_id)
+    .where(
+        ProjectMember.project_id == bindparam("project_id"),
+        ProjectMember.user_id == bindparam("rater_id"),
+        Project.deleted_at.is_(None),
+    )
+    .with_for_update(of=ProjectMember)
+    .execution_options(populate_existing=True)
+)
 _LOAD_ITEM = (
     select(Item, Candidate)
     .outerjoin(Candidate, Candidate.item_id == Item.id)  # a check, rating or answer has none
@@ -365,6 +380,22 @@ def suspended_message(member: ProjectMember) -> str:
 async def _lock_membership(session: AsyncSession, project: Project, rater: User) -> ProjectMember:
     """Lock the rater's membership (serialising their requests); refuse non-members and the suspended."""
     member = await session.scalar(_MEMBERSHIP_LOCK, {"project_id": project.id, "rater_id": rater.id})
+    return _admitted(project, member, rater)
+
+
+async def lock_membership_with_project(
+    session: AsyncSession, *, project_id: uuid.UUID, rater: User
+) -> tuple[ProjectMember, Project] | None:
+    """Lock the rater's membership of a project known by its id and read the project with it, in one
+    statement; None when the rater is no member of it, or it is deleted (the caller finds out which)."""
+    row = (
+        await session.execute(_MEMBERSHIP_WITH_PROJECT_LOCK, {"project_id": project_id, "rater_id": rater.id})
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def _admitted(project: Project, member: ProjectMember | None, rater: User) -> ProjectMember:
+    """The locked membership, if it may be given items: refuse non-members and the suspended."""
     if member is None:
         raise Forbidden("You are not a member of this project; ask an admin to add you.")
     if member.suspended_at is not None:
@@ -519,7 +550,12 @@ def _pick_params(project: Project, rater: User) -> dict[str, object]:
 
 
 async def next_assignment(
-    session: AsyncSession, *, project: Project, rater: User, exclude: Collection[uuid.UUID] = ()
+    session: AsyncSession,
+    *,
+    project: Project,
+    rater: User,
+    exclude: Collection[uuid.UUID] = (),
+    member: ProjectMember | None = None,
 ) -> Leased | None:
     """The rater's oldest open lease if they hold one, else a new lease on the best open item.
 
@@ -527,9 +563,14 @@ async def next_assignment(
     ahead of the current one); those are passed over, so a new lease is taken instead, as long as
     the rater holds fewer than MAX_LEASES. Items locked at this instant are passed over, so None
     means "nothing left, or all of it locked just now": `wait_for_next` tells the two apart.
+    `member` is the rater's membership when this transaction locked it already
+    (`lock_membership_with_project`); otherwise it is locked here.
     """
     _check_can_label(project, rater)
-    member = await _lock_membership(session, project, rater)
+    if member is None:
+        member = await _lock_membership(session, project, rater)
+    else:
+        member = _admitted(project, member, rater)
     live = await _reclaim_then_live_leases(session, project, rater)
     shown = [a for a in live if a.id not in exclude]
     if shown:

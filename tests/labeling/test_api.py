@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Assignment, Batch, Item, Judgment, Role
+from server.models import Assignment, Batch, Item, Judgment, Project, Role
 from tests.factories import (
     bearer,
     create_project,
@@ -146,6 +146,16 @@ class TestNext:
         response = await next_item(client, s.project, await create_token(session, other_admin))
         assert response.status_code == 403
         assert response.json()["detail"] == "You are not a member of this project; ask an admin to add you."
+
+    async def test_member_of_a_deleted_project_gets_404(self, client, make_setup, session) -> None:
+        # `next` locks the membership with its project in one statement; a deleted project is not found
+        # there and is answered as every other request answers it.
+        s = await make_setup()
+        await session.execute(update(Project).where(Project.id == s.project.id).values(deleted_at=func.now()))
+        await session.commit()
+        response = await next_item(client, s.project, s.tokens[0])
+        assert response.status_code == 404
+        assert response.json()["detail"].startswith(f"Project {s.project.id} was deleted on ")
 
 
 class TestJudgment:
