@@ -7,9 +7,9 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Assignment, Critique, CritiqueRating, Item, Judgment, ProjectMember, Scope
+from server.models import Assignment, Critique, CritiqueRating, Item, Judgment, ProjectMember, Role, Scope
 from tests.critiques.conftest import Setup
-from tests.factories import bearer, create_token, import_items, next_item
+from tests.factories import bearer, create_token, create_user, import_items, next_item
 
 
 async def lease(client: httpx.AsyncClient, s: Setup, rater: int = 0) -> dict[str, Any]:
@@ -117,11 +117,17 @@ class TestPost:
         )
         response = await post(ok, token=s.tokens[0])  # a rater's token has judgments:write only
         assert response.status_code == 403
+        assert response.json()["detail"] == "This needs the 'items:write' scope, which a rater account cannot have."
         missing = uuid.uuid4()
         response = await client.post(f"/api/v1/items/{missing}/critiques", json={"critiques": [ok]},
                                      headers=bearer(s.admin_token))  # fmt: skip
         assert response.status_code == 404
-        assert response.json()["detail"] == f"No item with id {missing}."
+        assert response.json()["detail"] == f"No item {missing} is shared with you."
+        # A trainer outside the project gets the same answer: nothing tells them the item exists.
+        outsider = await create_token(session, await create_user(session, role=Role.trainer), Scope.items_write)
+        response = await post(ok, token=outsider)
+        assert response.status_code == 404
+        assert response.json()["detail"] == f"No item {item.id} is shared with you."
         many = {"critiques": [ok] * 50}
         assert (await client.post(url, json=many, headers=bearer(s.admin_token))).status_code == 201
         response = await client.post(url, json=many, headers=bearer(s.admin_token))
