@@ -235,7 +235,7 @@ class TestRatings:
         s = await make_setup(n_items=1, n_raters=2, overlap=2, assistance="always", revision_window_minutes=30)
         first = await lease(client, s, 0)
         cand = first["item"]["candidates"][0]["id"]
-        written = {"candidate_id": cand, "text": "Mine."}
+        written = {"candidate_id": cand, "text": "Mine.", "span": [0, 2], "severity": "minor"}
         judged = await judge(client, s.tokens[0], first, critiques=[written])
         assert judged.status_code == 201, judged.text
         second = await lease(client, s, 1)
