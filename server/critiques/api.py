@@ -37,8 +37,7 @@ async def add_critiques(
     item_id: uuid.UUID, body: CritiquesCreate, principal: ItemsWriter, session: SessionDep
 ) -> object:
     """Add critiques of an item's candidates (all or none): raters see them only as assistance."""
-    item = await service.item_of(session, item_id)
-    await projects.get_accessible(session, principal, item.project_id)
+    item = await _item(session, principal, item_id)
     added = await service.add(session, item=item, data=body.critiques)
     return [service.read(c) for c in added]
 
