@@ -25,7 +25,7 @@ from server.critiques.schemas import (
     FlawCreate,
     RaterCritiqueCreate,
 )
-from server.errors import Invalid, NotFound
+from server.errors import Invalid
 from server.labeling.spans import Span, SpanError, parse_span
 from server.models import (
     Assignment,
@@ -160,13 +160,6 @@ async def add(session: AsyncSession, *, item: Item, data: Sequence[CritiqueCreat
     await session.execute(insert(Critique), rows)
     ids = [r["id"] for r in rows]
     return list(await session.scalars(select(Critique).where(Critique.id.in_(ids)).order_by(Critique.seq)))
-
-
-async def item_of(session: AsyncSession, item_id: uuid.UUID) -> Item:
-    item = await session.get(Item, item_id)
-    if item is None:
-        raise NotFound(f"No item with id {item_id}.")
-    return item
 
 
 # --- with a judgment -----------------------------------------------------------------------------

@@ -75,6 +75,18 @@ async def get_accessible(session: AsyncSession, principal: Principal, project_id
     return project
 
 
+async def get_accessible_item(session: AsyncSession, principal: Principal, item_id: uuid.UUID) -> tuple[Item, Project]:
+    """The item and its project if the caller may see the project; one 404 for "no such item" and "not
+    yours", so an item id never tells a caller whose project it belongs to, or that it was deleted."""
+    item = await session.get(Item, item_id)
+    try:
+        if item is None:
+            raise NotFound("")
+        return item, await get_accessible(session, principal, item.project_id)
+    except NotFound:
+        raise NotFound(f"No item {item_id} is shared with you.") from None
+
+
 async def _was_member(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> bool:
     member = select(ProjectMember).where(
         ProjectMember.project_id == project_id, ProjectMember.user_id == principal.user.id
