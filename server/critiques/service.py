@@ -197,12 +197,16 @@ class Extras:
 
 async def _still_there(session: AsyncSession, ids: Sequence[str]) -> set[str]:
     """Of the critiques an assignment showed, those that still exist (a rater's critique is gone
-    once its author takes it back in a revision)."""
+    once its author takes it back in a revision), locked FOR KEY SHARE so that they stay until this
+    transaction's ratings of them are stored. Taken before any item lock (docs/ARCHITECTURE.md,
+    "Locks"): a revision taking its critique back holds its item, so waiting for the critique with
+    the item held could deadlock, and checking it without a lock let the rating's foreign key fail
+    (a 500) when the revision committed in between. A critique being taken back is waited for,
+    then left out."""
     if not ids:
         return set()
-    return {
-        str(i) for i in await session.scalars(select(Critique.id).where(Critique.id.in_([uuid.UUID(i) for i in ids])))
-    }
+    shown = select(Critique.id).where(Critique.id.in_([uuid.UUID(i) for i in ids])).order_by(Critique.id)
+    return {str(i) for i in await session.scalars(shown.with_for_update(key_share=True))}
 
 
 def _check_ratings(
