@@ -147,6 +147,11 @@ class StoredComparison:
             labels_agree=_finite(values.get("labels_agree")),
         )
 
+    @property
+    def too_little_data(self) -> bool:
+        """Measured on fewer than MIN_HELD_OUT_PAIRS held-out pairs (StoredMetrics.too_little_data)."""
+        return self.n_validation is not None and self.n_validation < MIN_HELD_OUT_PAIRS
+
 
 def _finite(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
