@@ -217,11 +217,14 @@ class Worker:
         """The kept labels against the comparison's, on the same items and held-out prompts (model.compare_labels)."""
         other, _ = aggregate(store.rows(state))
         labellings = {self.labels: pairs, state.labels: other}
+        task = self._task(f"training on {state.labels} labels for the comparison")
         try:
             comparison = await asyncio.to_thread(compare_labels, self.featurizer, labellings)
         except NotEnoughData as exc:
             log.info("no comparison with %s labels yet: %s", state.labels, exc)
             return None
+        finally:
+            self._advance(task, 1, done=True)
         figures = [comparison[name]["accuracy"] for name in labellings]
         log.info(
             "held-out accuracy %s (%s) vs %s (%s), same %d held-out pairs (%d trained on; labels agree on %s)",
