@@ -151,11 +151,15 @@ HANDOFF_OFF = "hand-off turned off"
 # A changed rule, under the project's lock (then items in id order, the lock order): turned off,
 # every item still in the model phase opens to humans; a new rule routes the items that already
 # have the model judgments it wants (a lowered `min_judges`).
-_OPEN_ALL = text(
-    """
-    WITH held AS (
+# (The items are locked by a statement of their own first: a statement that waits for rows does not
+# write them, docs/ARCHITECTURE.md "Locks".)
+_HELD = """
         SELECT id FROM items WHERE project_id = :project_id AND awaiting_models AND label_source IS NULL
-        ORDER BY id FOR NO KEY UPDATE
+        ORDER BY id FOR NO KEY UPDATE"""
+_LOCK_HELD = text(_HELD)
+_OPEN_ALL = text(
+    f"""
+    WITH held AS ({_HELD}
     )
     UPDATE items i SET awaiting_models = false, handoff_reason = :reason FROM held WHERE i.id = held.id
     """
@@ -173,6 +177,7 @@ async def apply_rule(session: AsyncSession, project: Project) -> None:
     """After the project's `handoff` changed (its row locked first): open or route the held items."""
     rule = rule_of(project)
     if rule is None:
+        await session.execute(_LOCK_HELD, {"project_id": project.id})
         await session.execute(_OPEN_ALL, {"project_id": project.id, "reason": HANDOFF_OFF})
         return
     for item_id in list(await session.scalars(_DUE, {"project_id": project.id, "min_judges": rule.min_judges})):

@@ -281,8 +281,10 @@ _LOCK_LEASES = text(
 _LOCK_ITEMS = text("SELECT id FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE")
 
 # End live leases now (a rater removed or suspended; a batch or a project archived): leases in id
-# order, then their items in id order; the slots go back to the queue at once. `{which}` narrows the
-# project's leases to one rater's or one batch's.
+# order, then their items in id order, each locked by a statement of its own (_LOCK_ENDING, then
+# _LOCK_ITEMS; see _TAKE_SLOT for why a statement that waits for rows does not write them), then
+# this statement, which finds them locked; the slots go back to the queue at once. `{which}` narrows
+# the project's leases to one rater's or one batch's.
 _END_LEASES_SQL = """
     WITH ended AS (
         UPDATE assignments a SET status = 'ended', ended_reason = :reason, finished_at = now()
@@ -299,11 +301,17 @@ _END_LEASES_SQL = """
     )
     SELECT count(*) FROM ended
     """
-_END_LEASES = {
-    "rater": text(_END_LEASES_SQL.format(which=" AND rater_id = :rater_id")),
-    "batch": text(_END_LEASES_SQL.format(which=" AND item_id IN (SELECT id FROM items WHERE batch_id = :batch_id)")),
-    "project": text(_END_LEASES_SQL.format(which="")),
+_LOCK_ENDING_SQL = """
+    SELECT item_id FROM assignments WHERE project_id = :project_id{which} AND status = 'leased'
+    ORDER BY id FOR UPDATE
+    """
+_WHICH = {
+    "rater": " AND rater_id = :rater_id",
+    "batch": " AND item_id IN (SELECT id FROM items WHERE batch_id = :batch_id)",
+    "project": "",
 }
+_END_LEASES = {scope: text(_END_LEASES_SQL.format(which=which)) for scope, which in _WHICH.items()}
+_LOCK_ENDING = {scope: text(_LOCK_ENDING_SQL.format(which=which)) for scope, which in _WHICH.items()}
 
 
 # The ORM statements of the rater loop, built once: building a select and its cache key costs
@@ -450,14 +458,18 @@ async def end_leases(
     """
     params: dict[str, object] = {"project_id": project_id, "reason": reason}
     if rater_id is not None:
-        statement = _END_LEASES["rater"]
+        scope = "rater"
         params["rater_id"] = rater_id
     elif batch_id is not None:
-        statement = _END_LEASES["batch"]
+        scope = "batch"
         params["batch_id"] = batch_id
     else:
-        statement = _END_LEASES["project"]
-    return int(await session.scalar(statement, params) or 0)
+        scope = "project"
+    items = list(await session.scalars(_LOCK_ENDING[scope], params))
+    if not items:
+        return 0
+    await session.execute(_LOCK_ITEMS, {"ids": items})
+    return int(await session.scalar(_END_LEASES[scope], params) or 0)
 
 
 # --- next --------------------------------------------------------------------------------------

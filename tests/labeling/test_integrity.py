@@ -473,8 +473,9 @@ class TestWaitsForTheItemInAStatementOfItsOwn:
     went back to the version its snapshot saw and queued for that version's tuple lock, which the
     other waiter held while it waited for the first one. That happens when the old version's xmax is
     a MultiXact kept alive by someone's KEY SHARE (the foreign-key check of a post of scores inserting
-    item_scores). The waiting pick had the same shape. Now the item is waited for by a lock-only
-    statement, and the statement that writes it starts after the lock is held."""
+    item_scores). The waiting pick and the admin changes that write items (overlap, a batch's pause)
+    had the same shape. Now the rows are waited for by a lock-only statement, and the statement that
+    writes them starts after the locks are held."""
 
     async def _setup(self, client, session, raters: int):  # type: ignore[no-untyped-def]
         admin = await create_user(session, role=Role.admin)
@@ -532,6 +533,31 @@ class TestWaitsForTheItemInAStatementOfItsOwn:
         await key_share.release()
         assert [a.status_code for a in answers] == [200, 201], [a.text for a in answers]
         assert answers[0].json()["item"]["id"] == str(item)
+        assert "labeling.retry" not in caplog.text
+
+    @pytest.mark.parametrize("change", ["overlap", "pause"])
+    async def test_an_admin_change_and_a_submit_of_its_item(self, change, client, engine, session, caplog) -> None:
+        project, (judging,), item = await self._setup(client, session, 1)
+        admin = await session.scalar(select(User).where(User.role == Role.admin))
+        admin_token = await create_token(session, admin)
+        lease = (await next_item(client, project, judging)).json()
+        batch = await session.scalar(select(Item.batch_id).where(Item.id == item))
+        writer, key_share = await self._writer_and_key_share(engine, item)
+        if change == "overlap":
+            call = client.patch(f"/api/v1/projects/{project.id}", json={"overlap": 3}, headers=bearer(admin_token))
+        else:
+            call = client.patch(f"/api/v1/batches/{batch}", json={"status": "paused"}, headers=bearer(admin_token))
+        changed = asyncio.create_task(call)
+        await until(lambda: _waits_at_least(engine, 1), what="the change waiting")
+        body = {"choice": lease["item"]["candidates"][0]["id"]}
+        judged = asyncio.create_task(
+            client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(judging))
+        )
+        await until(lambda: _waits_at_least(engine, 2), what="the submit waiting")
+        await writer.release(commit=True)
+        answers = await asyncio.wait_for(asyncio.gather(changed, judged), timeout=30)
+        await key_share.release()
+        assert [a.status_code for a in answers] == [200, 201], [a.text for a in answers]
         assert "labeling.retry" not in caplog.text
 
 
