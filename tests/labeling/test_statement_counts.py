@@ -22,8 +22,8 @@ from tests.web.conftest import page_login
 
 # (statements, transactions) per request
 NEXT = (7, 1)  # auth, project, membership, live lease, reclaim, pick, load
-SUBMIT = (6, 1)  # auth, membership, assignment with its item, item counters, assignment status, judgment
-SWAP = (11, 2)  # session; the verdict as SUBMIT less auth; commit; membership, live leases, reclaim, pick, load
+SUBMIT = (7, 1)  # auth, membership, assignment with its item, item lock, item counters, assignment status, judgment
+SWAP = (12, 2)  # session; the verdict as SUBMIT less auth; commit; membership, live leases, reclaim, pick, load
 
 
 @dataclass
