@@ -40,8 +40,11 @@ lint: setup
 	$(BIN)/ruff format --check server tests bench migrations
 	$(BIN)/mypy
 
+# Throughput against pgbench (and Label Studio), then the assistance report's proof by simulation
+# (issue 11: its long simulations belong here, not in `make test`; about a minute).
 bench: setup
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.assistance
 
 # The trainer worker on the HH-RLHF sample in ../shared/data and the active-learning curves (~10 min).
 bench-rewardmodel: setup

@@ -18,6 +18,9 @@
    plus the dataset's own labels as the reference. Held-out accuracy against the dataset's labels,
    mean and 95% t-interval over seeds, and paired differences. Skipped with the reason when the
    sample is absent.
+   Beside it, what `assay worker --labels weighted` would report on the same crowd-labelled items
+   (`model.compare_labels`: its own 20% split of them, each model against its own labels, no
+   dataset labels), to see whether that comparison points the same way as the one against truth.
 """
 
 import argparse
@@ -26,6 +29,7 @@ import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -33,7 +37,7 @@ from scipy import stats
 
 from bench.crowd import Crowd, simulate
 from server.quality import aggregate as ag
-from server.trainer.model import HashedNgrams, Pair, fit, opening_prompt
+from server.trainer.model import HashedNgrams, Pair, compare_labels, fit, opening_prompt
 
 console = Console(stderr=True)
 
@@ -154,6 +158,7 @@ def training(seeds: Iterable[int]) -> dict[str, Any] | str:
         return f"skipped: the HH-RLHF sample is not at {DATA} (read /work/shared/data/hh-rlhf/harmless-base/README.md)"
     rows = [r for r in read_rows() if r.chosen != r.rejected]
     results: dict[str, list[float]] = {"dataset": [], "judgments": [], "majority": [], "weighted": []}
+    reported: dict[str, list[float]] = {"weighted": [], "majority": [], "labels_agree": []}
     per_seed = []
     for seed in seeds:
         started = time.perf_counter()
@@ -180,8 +185,15 @@ def training(seeds: Iterable[int]) -> dict[str, Any] | str:
             weights, _ = fit(HashedNgrams(), pairs)
             scores[name] = _accuracy(weights, test)
             results[name].append(scores[name])
-        per_seed.append({"seed": seed, "train_items": len(found.weighted), "test_pairs": len(test), **scores})
-        console.log(f"seed {seed}: {scores} ({time.perf_counter() - started:.1f} s)")
+        # What the worker reports (metrics.compare): no dataset labels, each model against its own.
+        compared = compare_labels(HashedNgrams(), {"weighted": sources["weighted"], "majority": sources["majority"]})
+        for name in ("weighted", "majority"):
+            reported[name].append(compared[name]["accuracy"])
+        reported["labels_agree"].append(compared["labels_agree"])
+        per_seed.append(
+            {"seed": seed, "train_items": len(found.weighted), "test_pairs": len(test), **scores, "compare": compared}
+        )
+        console.log(f"seed {seed}: {scores}, worker's compare {compared} ({time.perf_counter() - started:.1f} s)")
     return {
         "per_seed": per_seed,
         **{name: t_interval(values) for name, values in results.items()},
@@ -190,6 +202,10 @@ def training(seeds: Iterable[int]) -> dict[str, Any] | str:
         ),
         "weighted_minus_judgments": t_interval(
             [w - j for w, j in zip(results["weighted"], results["judgments"], strict=True)]
+        ),
+        "reported": {name: t_interval(values) for name, values in reported.items()},
+        "reported_weighted_minus_majority": t_interval(
+            [w - m for w, m in zip(reported["weighted"], reported["majority"], strict=True)]
         ),
     }
 
@@ -224,17 +240,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20, help="crowd seeds for the recovery part")
     parser.add_argument("--training-seeds", type=int, default=6, help="crowd seeds (and held-out splits) for training")
     parser.add_argument("--scale", action="store_true", help="only time the fit at about a million judgments")
+    parser.add_argument("--training-only", action="store_true", help="skip the recovery part")
+    parser.add_argument("--data", type=Path, help="the HH-RLHF sample, if not where bench/rewardmodel.py looks")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.scale:
         print(scale())
         return
-    part1 = recovery(range(args.seeds))
-    print(f"## Recovery of true labels: bench/crowd.py scenario, {args.seeds} seeds")
-    print(f"majority  {part1['majority']}")
-    print(f"weighted  {part1['weighted']}")
-    print(f"weighted - majority (paired)  {part1['difference']}")
-    print(f"seeds where weighted recovers more: {part1['weighted_better_seeds']} of {args.seeds}")
+    if args.data:
+        import bench.rewardmodel
+
+        bench.rewardmodel.DATA = args.data
+    if not args.training_only:
+        part1 = recovery(range(args.seeds))
+        print(f"## Recovery of true labels: bench/crowd.py scenario, {args.seeds} seeds")
+        print(f"majority  {part1['majority']}")
+        print(f"weighted  {part1['weighted']}")
+        print(f"weighted - majority (paired)  {part1['difference']}")
+        print(f"seeds where weighted recovers more: {part1['weighted_better_seeds']} of {args.seeds}")
     part2 = training(range(args.training_seeds))
     print(f"\n## Trainer held-out accuracy on HH-RLHF harmless-base, {args.training_seeds} seeds")
     if isinstance(part2, str):
@@ -244,6 +267,17 @@ def main() -> None:
             print(f"{name:<10}{part2[name]}")
         print(f"weighted - majority (paired)   {part2['weighted_minus_majority']}")
         print(f"weighted - judgments (paired)  {part2['weighted_minus_judgments']}")
+        print("the worker's own comparison (metrics.compare: each model against its own labels)")
+        for name, interval in part2["reported"].items():
+            print(f"  {name:<13}{interval}")
+        print(f"  weighted - majority (paired)  {part2['reported_weighted_minus_majority']}")
+        for seed in part2["per_seed"]:
+            truth, compared = seed["weighted"] - seed["majority"], seed["compare"]
+            reported = compared["weighted"]["accuracy"] - compared["majority"]["accuracy"]
+            print(
+                f"  seed {seed['seed']}: weighted - majority {truth:+.3f} against the dataset, {reported:+.3f} as "
+                f"reported ({compared['n_validation']} held-out pairs, labels agree {compared['labels_agree']:.3f})"
+            )
     print(f"\n({time.perf_counter() - started:.0f} s)")
 
 

@@ -77,6 +77,7 @@ class Outcome:
     runs: int
     excludes_zero: int  # intervals that exclude 0
     p_below: int  # permutation p < 0.05
+    significant: int  # both: what the report calls significant
     mean_estimate: float
     mean_needed: float | None
 
@@ -91,7 +92,7 @@ def run(
     stretch: bool = True,
 ) -> Outcome:
     """Simulate each seed and count how often the report calls the catch-rate difference significant."""
-    excludes = below = 0
+    excludes = below = called = 0
     estimates: list[float] = []
     needed: list[float] = []
     for seed in seeds:
@@ -105,13 +106,14 @@ def run(
             stretch=stretch,
         )
         diff = report.differences["catch_rate"]
-        excludes += bool(diff.significant)
+        excludes += diff.ci is not None and not diff.ci[0] <= 0 <= diff.ci[1]
+        called += bool(diff.significant)
         below += diff.p is not None and diff.p < 0.05 and not independent
         estimates.append(diff.estimate if diff.estimate is not None else float("nan"))
         if diff.needed:
             needed.append(diff.needed["judgments_total"])
     mean_needed = float(np.mean(needed)) if needed else None
-    return Outcome(len(seeds), excludes, below, float(np.mean(estimates)), mean_needed)
+    return Outcome(len(seeds), excludes, below, called, float(np.mean(estimates)), mean_needed)
 
 
 def share(k: int, n: int) -> str:
@@ -174,7 +176,8 @@ def main() -> None:
         ("same, judgments resampled", wide, True, range(1000, 1000 + args.null_seeds)),
     ]
     table = Table(title=f"Assistance experiment: {design.raters} raters, {design.per_rater} judgments each")
-    columns = ("scenario", "interval excludes 0", "permutation p < 0.05", "mean difference", "needed (10 points)", "s")
+    columns = ("scenario", "interval excludes 0", "permutation p < 0.05", "both (significant)", "mean difference",
+               "needed (10 points)", "s")  # fmt: skip
     for column in columns:
         table.add_column(column)
     for name, d, independent, seeds in runs:
@@ -185,6 +188,7 @@ def main() -> None:
             name,
             share(out.excludes_zero, out.runs),
             p_col,
+            share(out.significant, out.runs),
             f"{100 * out.mean_estimate:+.1f} points",
             "—" if out.mean_needed is None else f"{out.mean_needed:.0f}",
             f"{time.perf_counter() - started:.1f}",

@@ -228,7 +228,8 @@ def worker(
         str,
         typer.Option(
             help="What to train on: judgments (every judgment), majority (per completed item) or weighted "
-            "(per completed item, votes weighted by rater reliability)."
+            "(per completed item, votes weighted by rater reliability; also trains on the majority labels of the "
+            "same items and reports both held-out accuracies)."
         ),
     ] = "judgments",
     judge: Annotated[

@@ -441,17 +441,16 @@ async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor
         await queue.lock_for_reorder(session, batch.project_id)
         batch = await lifecycle.lock_batch(session, batch)
         project_archived = await session.scalar(select(Project.archived_at).where(Project.id == batch.project_id))
-        await session.execute(
-            _STEER_ITEMS,
-            {
-                "batch_id": batch.id,
-                # An archived batch (or project) stays out of the queue whatever its own status.
-                "paused": changes.get("status", batch.status) == "paused"
-                or batch.archived_at is not None
-                or project_archived is not None,
-                "priority": changes.get("priority", batch.priority),
-            },
-        )
+        steer = {
+            "batch_id": batch.id,
+            # An archived batch (or project) stays out of the queue whatever its own status.
+            "paused": changes.get("status", batch.status) == "paused"
+            or batch.archived_at is not None
+            or project_archived is not None,
+            "priority": changes.get("priority", batch.priority),
+        }
+        await session.execute(_LOCK_STEER_TARGET, steer)
+        await session.execute(_STEER_ITEMS, steer)
         # Pausing moves nothing ahead; resuming or reprioritising moves this batch's items.
         await queue.rewind_to(session, batch.project_id, "i.batch_id = :batch_id", {"batch_id": batch.id})
     if not changes:
@@ -472,12 +471,16 @@ async def steer(session: AsyncSession, batch: Batch, data: BatchUpdate, *, actor
     return batch
 
 
-_STEER_ITEMS = text(
-    """
-    WITH target AS (
+# The items are locked by a statement of their own first: a statement that waits for rows does not
+# write them (docs/ARCHITECTURE.md "Locks").
+_STEER_TARGET = """
         SELECT id FROM items WHERE batch_id = :batch_id
           AND (paused IS DISTINCT FROM :paused OR batch_priority IS DISTINCT FROM :priority)
-        ORDER BY id FOR NO KEY UPDATE
+        ORDER BY id FOR NO KEY UPDATE"""
+_LOCK_STEER_TARGET = text(_STEER_TARGET)
+_STEER_ITEMS = text(
+    f"""
+    WITH target AS ({_STEER_TARGET}
     )
     UPDATE items i SET paused = :paused, batch_priority = :priority FROM target WHERE i.id = target.id
     """

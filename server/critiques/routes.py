@@ -32,9 +32,9 @@ def figure(metric: str, value: float | None, *, signed: bool = False) -> str:
     sign = "+" if signed and value > 0 else ""
     if metric in PROPORTIONS:
         return f"{sign}{round(100 * value) + 0}{' pts' if signed else '%'}"
-    if metric == "median_seconds":
-        return f"{sign}{value:.0f} s" if abs(value) >= 10 else f"{sign}{value:.1f} s"
-    return f"{sign}{value:.2f}"
+    digits = 2 if metric != "median_seconds" else 0 if abs(value) >= 10 else 1
+    shown = round(value, digits) + 0.0  # never "-0.00": a tiny negative value rounds to zero
+    return f"{sign}{shown:.{digits}f}{' s' if metric == 'median_seconds' else ''}"
 
 
 def interval(metric: str, ci: list[float] | None) -> str:

@@ -2,7 +2,10 @@
 verdicts; shown to raters only as assistance (critiques/assistance.py) and rated by them.
 
 Ratings and rater-written critiques are part of a judgment: `check` validates them with the
-verdict, `store` writes them, and a revision replaces them (`store(..., replace=True)`).
+verdict, `store` writes them, and a revision replaces them (`store(..., replace=True)`). A revision
+keeps the rows of the rater's critiques it sends unchanged, so later raters who were shown one can
+still rate it; a critique its author takes back is gone, and a rating of it sent afterwards (by a
+page that showed it) is left out rather than refused.
 """
 
 import uuid
@@ -22,7 +25,7 @@ from server.critiques.schemas import (
     FlawCreate,
     RaterCritiqueCreate,
 )
-from server.errors import Invalid, NotFound
+from server.errors import Invalid
 from server.labeling.spans import Span, SpanError, parse_span
 from server.models import (
     Assignment,
@@ -159,13 +162,6 @@ async def add(session: AsyncSession, *, item: Item, data: Sequence[CritiqueCreat
     return list(await session.scalars(select(Critique).where(Critique.id.in_(ids)).order_by(Critique.seq)))
 
 
-async def item_of(session: AsyncSession, item_id: uuid.UUID) -> Item:
-    item = await session.get(Item, item_id)
-    if item is None:
-        raise NotFound(f"No item with id {item_id}.")
-    return item
-
-
 # --- with a judgment -----------------------------------------------------------------------------
 
 
@@ -199,10 +195,28 @@ class Extras:
         return (ratings, critiques, flaws)
 
 
+async def _still_there(session: AsyncSession, ids: Sequence[str]) -> set[str]:
+    """Of the critiques an assignment showed, those that still exist (a rater's critique is gone
+    once its author takes it back in a revision), locked FOR KEY SHARE so that they stay until this
+    transaction's ratings of them are stored. Taken before any item lock (docs/ARCHITECTURE.md,
+    "Locks"): a revision taking its critique back holds its item, so waiting for the critique with
+    the item held could deadlock, and checking it without a lock let the rating's foreign key fail
+    (a 500) when the revision committed in between. A critique being taken back is waited for,
+    then left out."""
+    if not ids:
+        return set()
+    shown = select(Critique.id).where(Critique.id.in_([uuid.UUID(i) for i in ids])).order_by(Critique.id)
+    return {str(i) for i in await session.scalars(shown.with_for_update(key_share=True))}
+
+
 def _check_ratings(
-    project: Project, assignment: Assignment, ratings: Sequence[CritiqueRatingCreate] | None
+    project: Project,
+    offered: set[str],
+    existing: set[str],
+    ratings: Sequence[CritiqueRatingCreate] | None,
 ) -> list[dict[str, Any]]:
-    offered = set(assistance.shown_ids(assignment))
+    """The ratings to store: each of a critique the assignment showed, once; a rating of a shown
+    critique that no longer exists is left out. `required`: every existing one rated."""
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, rating in enumerate(ratings or ()):
@@ -212,9 +226,10 @@ def _check_ratings(
         if key in seen:
             raise Invalid(RATED_TWICE.format(index=index, id=rating.critique_id))
         seen.add(key)
-        out.append({"critique_id": rating.critique_id, "verdict": str(rating.verdict), "helpful": rating.helpful})
+        if key in existing:
+            out.append({"critique_id": rating.critique_id, "verdict": str(rating.verdict), "helpful": rating.helpful})
     if project.critique_ratings == CritiqueRatings.required:
-        missing = len(offered - {str(r["critique_id"]) for r in out if r["helpful"] is not None})
+        missing = len(existing - {str(r["critique_id"]) for r in out if r["helpful"] is not None})
         if missing:
             raise Invalid(RATINGS_REQUIRED.format(missing=missing))
     return out
@@ -230,7 +245,8 @@ async def check(
     flaws: Sequence[FlawCreate] | None = None,
 ) -> Extras:
     """Validate a judgment's ratings, critiques and flaws against what the assignment showed (422 otherwise)."""
-    checked = _check_ratings(project, assignment, ratings)
+    offered = assistance.shown_ids(assignment)
+    checked = _check_ratings(project, set(offered), await _still_there(session, offered), ratings)
     rows = []
     candidates: dict[uuid.UUID, Candidate] = {}
     if critiques or flaws:
@@ -340,17 +356,47 @@ async def on_page(
 async def store(
     session: AsyncSession, *, judgment: Judgment, rater: User, extras: Extras, replace: bool = False
 ) -> None:
-    """Write a judgment's ratings and critiques; with `replace`, those of its earlier revision go first."""
+    """Write a judgment's ratings and critiques; with `replace`, those of its earlier revision go first,
+    except the rater's critiques sent again unchanged, which keep their rows (and so their ids, which
+    other raters' assignments may show and their ratings name)."""
+    written = list(extras.critiques)
     if replace:
         await session.execute(delete(CritiqueRating).where(CritiqueRating.judgment_id == judgment.id))
-        await session.execute(delete(Critique).where(Critique.judgment_id == judgment.id))
+        written = await _replace_written(session, judgment.id, written)
         await session.execute(delete(Flaw).where(Flaw.judgment_id == judgment.id))
     if extras.ratings:
         await session.execute(insert(CritiqueRating), [r | {"judgment_id": judgment.id} for r in extras.ratings])
-    if extras.critiques:
-        rows = [c | {"id": uuid.uuid4(), "judgment_id": judgment.id, "author_id": rater.id} for c in extras.critiques]
+    if written:
+        rows = [c | {"id": uuid.uuid4(), "judgment_id": judgment.id, "author_id": rater.id} for c in written]
         await session.execute(insert(Critique), rows)
     if extras.flaws:
         await session.execute(
             insert(Flaw), [f | {"id": uuid.uuid4(), "judgment_id": judgment.id} for f in extras.flaws]
         )
+
+
+# What makes a rater's critique sent again the same as a stored one (the row's columns, as `check` fills them).
+_WRITTEN = ("candidate_id", "text", "span_message", "span_start", "span_end", "severity")
+
+
+def _same_written(sent: dict[str, Any], stored: Critique) -> bool:
+    return all(sent[name] == getattr(stored, name) for name in _WRITTEN)
+
+
+async def _replace_written(
+    session: AsyncSession, judgment_id: uuid.UUID, sent: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Delete the judgment's critiques not sent again; return the sent ones still to insert."""
+    to_insert = list(sent)
+    gone = []
+    for old in await session.scalars(
+        select(Critique).where(Critique.judgment_id == judgment_id).order_by(Critique.seq)
+    ):
+        same = next((i for i, c in enumerate(to_insert) if _same_written(c, old)), None)
+        if same is None:
+            gone.append(old.id)
+        else:
+            del to_insert[same]
+    if gone:
+        await session.execute(delete(Critique).where(Critique.id.in_(gone)))
+    return to_insert

@@ -9,7 +9,6 @@ from pydantic import Field
 from server.auth.deps import scoped
 from server.auth.service import Principal
 from server.batches.formats.subtasks import MAX_SUBTASKS
-from server.critiques import service as critiques
 from server.db import SessionDep
 from server.errors import error_responses
 from server.items import subtasks
@@ -67,7 +66,6 @@ def read(item: Item) -> SubtaskRead:
 async def add_subtasks(item_id: uuid.UUID, body: SubtasksCreate, principal: ItemsWriter, session: SessionDep) -> object:
     """Add subtasks under an item (all or none; ids derived from the item's: `t1/2`, `t1/2/0`). Under the
     project's `subtasks_gate = required` the item is served only once they have their judgments."""
-    item = await critiques.item_of(session, item_id)
-    await projects.get_accessible(session, principal, item.project_id)
+    item, _ = await projects.get_accessible_item(session, principal, item_id)
     added = await subtasks.add(session, item=item, data=body.subtasks)
     return [read(i) for i in added]

@@ -61,7 +61,8 @@ _MODEL_PICK = select(Assignment).from_statement(
 
 # A model's verdict takes a model slot while the item is still in the model phase and short of
 # `min_judges`; otherwise it is stored as surplus ("filled"). Returns whether it counted and the
-# item's model judgments after it.
+# item's model judgments after it. The submit has locked the item in a statement of its own first,
+# so this one never waits (labeling/service.py, _TAKE_SLOT).
 _TAKE_MODEL_SLOT = text(
     """
     WITH cur AS (
@@ -150,11 +151,15 @@ HANDOFF_OFF = "hand-off turned off"
 # A changed rule, under the project's lock (then items in id order, the lock order): turned off,
 # every item still in the model phase opens to humans; a new rule routes the items that already
 # have the model judgments it wants (a lowered `min_judges`).
-_OPEN_ALL = text(
-    """
-    WITH held AS (
+# (The items are locked by a statement of their own first: a statement that waits for rows does not
+# write them, docs/ARCHITECTURE.md "Locks".)
+_HELD = """
         SELECT id FROM items WHERE project_id = :project_id AND awaiting_models AND label_source IS NULL
-        ORDER BY id FOR NO KEY UPDATE
+        ORDER BY id FOR NO KEY UPDATE"""
+_LOCK_HELD = text(_HELD)
+_OPEN_ALL = text(
+    f"""
+    WITH held AS ({_HELD}
     )
     UPDATE items i SET awaiting_models = false, handoff_reason = :reason FROM held WHERE i.id = held.id
     """
@@ -172,6 +177,7 @@ async def apply_rule(session: AsyncSession, project: Project) -> None:
     """After the project's `handoff` changed (its row locked first): open or route the held items."""
     rule = rule_of(project)
     if rule is None:
+        await session.execute(_LOCK_HELD, {"project_id": project.id})
         await session.execute(_OPEN_ALL, {"project_id": project.id, "reason": HANDOFF_OFF})
         return
     for item_id in list(await session.scalars(_DUE, {"project_id": project.id, "min_judges": rule.min_judges})):

@@ -155,7 +155,10 @@ _PICK_POOL = _pick(after="", wait=False, pool="i.pool = :pool")
 # Waiting is done for one row at a time: a locking scan that waits may lock rows which then fail
 # its recheck (someone filled them meanwhile), and PostgreSQL keeps those locks; waiting for the
 # next row while holding them would be waiting out of id order. So the first candidate is found
-# without locking, and only that row is waited for.
+# without locking, only that row is waited for (_LOCK_ITEMS, a statement of its own), and then it is
+# picked by _PICK_THIS_WAITING, which finds the lock held. Waiting inside the pick itself, whose
+# UPDATE starts again from the row version its snapshot saw, deadlocked with a submit of that item
+# (see _TAKE_SLOT).
 _FIRST_CANDIDATE = text(
     """
     SELECT i.id FROM items i
@@ -244,6 +247,16 @@ _RECLAIM = text(_RECLAIM_CTES + "\n    SELECT count(*) FROM expired")
 # lowered overlap left the item with all it wants; a run-out lease gave its slot back, so it
 # needs a free one. The judgment that fills the item completes it and opens a new aggregate
 # revision (what completed-item exports deliver).
+#
+# The caller has locked the item with _LOCK_ITEMS, a statement of its own, so this one never waits
+# (its FOR NO KEY UPDATE finds the lock held). Waiting here instead deadlocked two submits of one
+# item (docs/ARCHITECTURE.md "Locks"): a statement that waited for a row which was updated
+# meanwhile locks the row's newest version in `cur`, but its UPDATE starts again from the version
+# its snapshot sees; when that old version's xmax is a MultiXact still alive (another transaction's
+# KEY SHARE from a foreign-key check, e.g. a post of scores inserting item_scores), the UPDATE
+# queues for the old version's tuple lock, which the other submit holds while it waits for this
+# one's lock on the newest version. A statement that starts after the lock is granted sees the
+# newest version only.
 _TAKE_SLOT = text(
     f"""
     WITH cur AS (
@@ -275,8 +288,10 @@ _LOCK_LEASES = text(
 _LOCK_ITEMS = text("SELECT id FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE")
 
 # End live leases now (a rater removed or suspended; a batch or a project archived): leases in id
-# order, then their items in id order; the slots go back to the queue at once. `{which}` narrows the
-# project's leases to one rater's or one batch's.
+# order, then their items in id order, each locked by a statement of its own (_LOCK_ENDING, then
+# _LOCK_ITEMS; see _TAKE_SLOT for why a statement that waits for rows does not write them), then
+# this statement, which finds them locked; the slots go back to the queue at once. `{which}` narrows
+# the project's leases to one rater's or one batch's.
 _END_LEASES_SQL = """
     WITH ended AS (
         UPDATE assignments a SET status = 'ended', ended_reason = :reason, finished_at = now()
@@ -293,11 +308,17 @@ _END_LEASES_SQL = """
     )
     SELECT count(*) FROM ended
     """
-_END_LEASES = {
-    "rater": text(_END_LEASES_SQL.format(which=" AND rater_id = :rater_id")),
-    "batch": text(_END_LEASES_SQL.format(which=" AND item_id IN (SELECT id FROM items WHERE batch_id = :batch_id)")),
-    "project": text(_END_LEASES_SQL.format(which="")),
+_LOCK_ENDING_SQL = """
+    SELECT item_id FROM assignments WHERE project_id = :project_id{which} AND status = 'leased'
+    ORDER BY id FOR UPDATE
+    """
+_WHICH = {
+    "rater": " AND rater_id = :rater_id",
+    "batch": " AND item_id IN (SELECT id FROM items WHERE batch_id = :batch_id)",
+    "project": "",
 }
+_END_LEASES = {scope: text(_END_LEASES_SQL.format(which=which)) for scope, which in _WHICH.items()}
+_LOCK_ENDING = {scope: text(_LOCK_ENDING_SQL.format(which=which)) for scope, which in _WHICH.items()}
 
 
 # The ORM statements of the rater loop, built once: building a select and its cache key costs
@@ -494,14 +515,18 @@ async def end_leases(
     """
     params: dict[str, object] = {"project_id": project_id, "reason": reason}
     if rater_id is not None:
-        statement = _END_LEASES["rater"]
+        scope = "rater"
         params["rater_id"] = rater_id
     elif batch_id is not None:
-        statement = _END_LEASES["batch"]
+        scope = "batch"
         params["batch_id"] = batch_id
     else:
-        statement = _END_LEASES["project"]
-    return int(await session.scalar(statement, params) or 0)
+        scope = "project"
+    items = list(await session.scalars(_LOCK_ENDING[scope], params))
+    if not items:
+        return 0
+    await session.execute(_LOCK_ITEMS, {"ids": items})
+    return int(await session.scalar(_END_LEASES[scope], params) or 0)
 
 
 # --- next --------------------------------------------------------------------------------------
@@ -626,11 +651,13 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
         pooled = params | {"pool": member.group}
         candidate = await session.scalar(_FIRST_POOL_CANDIDATE, pooled)
         if candidate is not None:
+            await session.execute(_LOCK_ITEMS, {"ids": [candidate]})
             picked = await _picked(session, _PICK_THIS_POOL_WAITING, pooled | {"item_id": candidate})
             return await _new_lease(session, project, member, picked) if picked else Moved()
     candidate = await session.scalar(_FIRST_CANDIDATE, params)
     if candidate is None:
         return None
+    await session.execute(_LOCK_ITEMS, {"ids": [candidate]})
     picked = await _picked(session, _PICK_THIS_WAITING, params | {"item_id": candidate})
     return await _new_lease(session, project, member, picked) if picked else Moved()
 
@@ -870,13 +897,15 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
             data=data,
             stored_answer=answer,
         )
-    # A subtask's verdict may complete it and so open its parent: the two rows are locked together,
-    # in id order, before the slot is taken (the parent's id may come first).
-    parent = [item.parent_id] if item.parent_id is not None and assignment.status != AssignmentStatus.ended else []
+    # The item is locked by a statement of its own before its slot is taken (_TAKE_SLOT's comment
+    # says why); a subtask's verdict may complete it and so open its parent: the two rows are locked
+    # together, in id order (the parent's id may come first).
+    takes_slot = assignment.status != AssignmentStatus.ended
+    parent = [item.parent_id] if item.parent_id is not None and takes_slot else []
     if decision.ends_leases:  # the lock order: leases (id order), then every item involved (id order)
         held = await session.scalars(_LOCK_LEASES, {"project_id": project.id, "rater_id": rater.id})
         await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent, *held]})
-    elif parent:
+    elif takes_slot:
         await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent]})
     decides = False
     if assignment.status == AssignmentStatus.ended:

@@ -110,17 +110,23 @@ _LOCK_MEMBERSHIPS = text("SELECT 1 FROM project_members WHERE project_id = :proj
 
 # Items are served unless their batch is paused or archived, or their project archived: set
 # `paused` to that rule for a batch's or a project's items (only those that change), in id order.
-_REPAUSE_SQL = """
-    WITH target AS (
+# (The items are locked by a statement of their own first: a statement that waits for rows does not
+# write them, docs/ARCHITECTURE.md "Locks".)
+_REPAUSE_TARGET = """
         SELECT i.id, (b.status = 'paused' OR b.archived_at IS NOT NULL OR p.archived_at IS NOT NULL) AS paused
         FROM items i JOIN batches b ON b.id = i.batch_id JOIN projects p ON p.id = i.project_id
         WHERE {where}
           AND i.paused IS DISTINCT FROM (b.status = 'paused' OR b.archived_at IS NOT NULL OR p.archived_at IS NOT NULL)
-        ORDER BY i.id FOR NO KEY UPDATE OF i
+        ORDER BY i.id FOR NO KEY UPDATE OF i"""
+_REPAUSE_SQL = """
+    WITH target AS ({target}
     )
     UPDATE items i SET paused = target.paused FROM target WHERE i.id = target.id
     """
-_REPAUSE = {kind: text(_REPAUSE_SQL.format(where=where)) for kind, where in _SCOPE.items()}
+_LOCK_REPAUSE = {kind: text(_REPAUSE_TARGET.format(where=where)) for kind, where in _SCOPE.items()}
+_REPAUSE = {
+    kind: text(_REPAUSE_SQL.format(target=_REPAUSE_TARGET.format(where=where))) for kind, where in _SCOPE.items()
+}
 
 # Deleting: assignments first (their judgments and revisions go with them), in id order, then the
 # items (candidates, scores and subtasks go with them), in id order.
@@ -192,6 +198,7 @@ async def _set_archived(
         ended = await labeling.end_leases(session, project_id=project_id, reason=SurplusReason.archived, **scope)
     row.archived_at = func.now() if archived else None
     await session.flush()
+    await session.execute(_LOCK_REPAUSE[kind], {"target": row.id})
     await session.execute(_REPAUSE[kind], {"target": row.id})
     await session.refresh(row)
     audit.record(

@@ -75,6 +75,18 @@ async def get_accessible(session: AsyncSession, principal: Principal, project_id
     return project
 
 
+async def get_accessible_item(session: AsyncSession, principal: Principal, item_id: uuid.UUID) -> tuple[Item, Project]:
+    """The item and its project if the caller may see the project; one 404 for "no such item" and "not
+    yours", so an item id never tells a caller whose project it belongs to, or that it was deleted."""
+    item = await session.get(Item, item_id)
+    try:
+        if item is None:
+            raise NotFound("")
+        return item, await get_accessible(session, principal, item.project_id)
+    except NotFound:
+        raise NotFound(f"No item {item_id} is shared with you.") from None
+
+
 async def _was_member(session: AsyncSession, principal: Principal, project_id: uuid.UUID) -> bool:
     member = select(ProjectMember).where(
         ProjectMember.project_id == project_id, ProjectMember.user_id == principal.user.id
@@ -244,13 +256,16 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
 # item that already has at least the new overlap completes with what it has (and its aggregate
 # gets a new revision, so completed-item exports deliver it); raising it reopens completed items
 # that now have too few. Live leases on an item that completes this way keep their lease, and a
-# verdict sent on them is stored as surplus ("filled"). Items are locked in id order.
-_APPLY_OVERLAP = text(
-    f"""
-    WITH target AS (
+# verdict sent on them is stored as surplus ("filled"). Items are locked in id order, by a statement
+# of their own: a statement that waits for rows does not write them (docs/ARCHITECTURE.md "Locks").
+_OVERLAP_TARGET = """
         SELECT id, wanted AS before FROM items WHERE project_id = :project_id AND parent_id IS NULL
           AND gold_seq IS NULL AND wanted <> :overlap AND label_source IS NULL
-        ORDER BY id FOR NO KEY UPDATE
+        ORDER BY id FOR NO KEY UPDATE"""
+_LOCK_OVERLAP_TARGET = text(_OVERLAP_TARGET)
+_APPLY_OVERLAP = text(
+    f"""
+    WITH target AS ({_OVERLAP_TARGET}
     ), changed AS (
     UPDATE items i SET
         wanted = :overlap,
@@ -269,7 +284,9 @@ _APPLY_OVERLAP = text(
 
 async def _apply_overlap(session: AsyncSession, project_id: uuid.UUID, overlap: int) -> int | None:
     """Set every item's overlap; returns the smallest overlap it raised (None: none was raised)."""
-    lowest = await session.scalar(_APPLY_OVERLAP, {"project_id": project_id, "overlap": overlap})
+    params = {"project_id": project_id, "overlap": overlap}
+    await session.execute(_LOCK_OVERLAP_TARGET, params)
+    lowest = await session.scalar(_APPLY_OVERLAP, params)
     return None if lowest is None else int(lowest)
 
 

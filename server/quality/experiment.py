@@ -168,7 +168,10 @@ def _compare_metric(
         result.note = "No interval: most resamples of the raters left one arm without this figure."
         return result
     result.ci = resampling.interval(valid, d.raters, stretch=stretch)
-    result.significant = not (result.ci[0] <= 0 <= result.ci[1])
+    # Both must call it: the interval (which allows for which raters took part) and, when it was run,
+    # the permutation test (which holds the raters fixed); with a few raters the two can disagree.
+    excludes = not (result.ci[0] <= 0 <= result.ci[1])
+    result.significant = excludes and (result.p is None or result.p < ALPHA)
     se = float(np.std(valid, ddof=1)) * math.sqrt(d.raters / (d.raters - 1))
     naive = resampling.naive_variance(d, metric)
     result.design_effect = se**2 / naive if naive else None
@@ -305,6 +308,11 @@ def sentence(metric: str, assisted: float, unassisted: float, diff: Difference, 
     text = f"With {help_name}, {PHRASES[metric](a, u)} ({', '.join(parts)}; {size})."
     if diff.ci is None:
         return f"{text} {diff.note or 'No interval.'}"
+    if not diff.significant and not diff.ci[0] <= 0 <= diff.ci[1]:
+        return (
+            f"{text} Not significant: the {round(100 * LEVEL)}% interval excludes 0 but the permutation test does "
+            f"not ({format_p(diff.p if diff.p is not None else math.nan)}); with few raters the two can disagree."
+        )
     if not diff.significant:
         text += f" Not significant: the {round(100 * LEVEL)}% interval includes 0"
         if diff.p is not None and diff.p < 1 - LEVEL:

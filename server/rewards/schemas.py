@@ -34,6 +34,28 @@ def _extra_metric(name: str, value: Any) -> None:
         raise ValueError(f"metric {name} must be a number, text, true/false or null, not a list or object")
 
 
+class HeldOutFigures(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    accuracy: float | None = Field(ge=0, le=1, description="Pairwise accuracy against these labels.")
+    log_loss: float | None = Field(ge=0, description="Mean log loss against these labels.")
+
+
+class LabelComparison(BaseModel):
+    """Models trained on two labellings of the same comparisons, measured on the same held-out prompts.
+
+    `assay worker --labels weighted` sends `weighted` (Dawid-Skene labels) and `majority`; each
+    model is measured against its own labels."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    n_train: int = Field(ge=0, le=MAX_COUNT, description="Pairs both labellings decide, trained on.")
+    n_validation: int = Field(ge=0, le=MAX_COUNT, description="Pairs both labellings decide, held out.")
+    labels_agree: float | None = Field(ge=0, le=1, description="Share of held-out pairs the labellings agree on.")
+    weighted: HeldOutFigures
+    majority: HeldOutFigures
+
+
 class RewardModelMetrics(BaseModel):
     """What a trainer measured; fields beyond these are kept as sent (short names, plain values)."""
 
@@ -48,6 +70,9 @@ class RewardModelMetrics(BaseModel):
     n_judgments: int | None = Field(default=None, ge=0, le=MAX_COUNT, description="Judgments the data held.")
     n_train: int | None = Field(default=None, ge=0, le=MAX_COUNT, description="Pairs trained on before the hold-out.")
     n_validation: int | None = Field(default=None, ge=0, le=MAX_COUNT, description="Pairs held out.")
+    compare: LabelComparison | None = Field(
+        default=None, description="Trained on weighted labels: the same model trained on majority labels, compared."
+    )
 
     @model_validator(mode="after")
     def _plain_extras(self) -> "RewardModelMetrics":
@@ -75,6 +100,7 @@ class StoredMetrics:
     n_judgments: int | None
     n_train: int | None
     n_validation: int | None
+    compare: "StoredComparison | None" = None
 
     @classmethod
     def read(cls, metrics: Any) -> "StoredMetrics":
@@ -86,6 +112,7 @@ class StoredMetrics:
             n_judgments=_count(values.get("n_judgments")),
             n_train=_count(values.get("n_train")),
             n_validation=_count(values.get("n_validation")),
+            compare=StoredComparison.read(values.get("compare")),
         )
 
     @property
@@ -93,6 +120,37 @@ class StoredMetrics:
         """An accuracy measured on fewer than MIN_HELD_OUT_PAIRS held-out pairs: pages say "too little data
         to judge" instead of the number, and the chart leaves it out."""
         return self.accuracy is not None and self.n_validation is not None and self.n_validation < MIN_HELD_OUT_PAIRS
+
+
+@dataclass(frozen=True, slots=True)
+class StoredComparison:
+    """A stored `compare` (LabelComparison) as pages show it; None unless both figures are there."""
+
+    weighted: float
+    majority: float
+    n_validation: int | None
+    labels_agree: float | None
+
+    @classmethod
+    def read(cls, value: Any) -> "StoredComparison | None":
+        values = value if isinstance(value, dict) else {}
+        weighted, majority = (
+            _finite(figures.get("accuracy")) if isinstance(figures := values.get(name), dict) else None
+            for name in ("weighted", "majority")
+        )
+        if weighted is None or majority is None:
+            return None
+        return cls(
+            weighted=weighted,
+            majority=majority,
+            n_validation=_count(values.get("n_validation")),
+            labels_agree=_finite(values.get("labels_agree")),
+        )
+
+    @property
+    def too_little_data(self) -> bool:
+        """Measured on fewer than MIN_HELD_OUT_PAIRS held-out pairs (StoredMetrics.too_little_data)."""
+        return self.n_validation is not None and self.n_validation < MIN_HELD_OUT_PAIRS
 
 
 def _finite(value: Any) -> float | None:

@@ -52,27 +52,33 @@ _UPSERT_SCORES = text(
 # UPDATE so the score rows' foreign-key locks never conflict with it; raters' picks skip locked
 # rows (SKIP LOCKED) rather than waiting.
 _REASON = f"'{REASON_PREFIX}p=' || to_char(s.p, 'FM0.00') || ' (model v' || s.model_version || ')'"
-_PRIORITISE = text(
-    f"""
-    WITH target AS (
+# Each target is locked by a statement of its own first: a statement that waits for rows does not
+# write them (docs/ARCHITECTURE.md "Locks").
+_PRIORITISE_TARGET = f"""
         SELECT i.id, s.uncertainty, {_REASON} AS reason
         FROM items i JOIN item_scores s ON s.item_id = i.id
         WHERE i.project_id = :project_id
           AND (CAST(:model_id AS uuid) IS NULL OR (s.reward_model_id = :model_id AND s.item_id = ANY(:ids)))
           AND (i.priority IS DISTINCT FROM s.uncertainty OR i.priority_reason IS DISTINCT FROM {_REASON})
         ORDER BY i.id
-        FOR NO KEY UPDATE OF i
+        FOR NO KEY UPDATE OF i"""
+_LOCK_PRIORITISE_TARGET = text(_PRIORITISE_TARGET)
+_PRIORITISE = text(
+    f"""
+    WITH target AS ({_PRIORITISE_TARGET}
     )
     UPDATE items SET priority = target.uncertainty, priority_reason = target.reason
     FROM target WHERE items.id = target.id
     """
 )
 
-_DEPRIORITISE = text(
-    """
-    WITH target AS (
+_DEPRIORITISE_TARGET = """
         SELECT id FROM items WHERE project_id = :project_id AND starts_with(priority_reason, :prefix)
-        ORDER BY id FOR NO KEY UPDATE
+        ORDER BY id FOR NO KEY UPDATE"""
+_LOCK_DEPRIORITISE_TARGET = text(_DEPRIORITISE_TARGET)
+_DEPRIORITISE = text(
+    f"""
+    WITH target AS ({_DEPRIORITISE_TARGET}
     )
     UPDATE items SET priority = 0, priority_reason = NULL FROM target WHERE items.id = target.id
     """
@@ -175,7 +181,9 @@ async def record_scores(
     )
     prioritised = 0
     if project.active_learning:
-        result = await session.execute(_PRIORITISE, {"project_id": project.id, "model_id": model.id, "ids": ids})
+        params = {"project_id": project.id, "model_id": model.id, "ids": ids}
+        await session.execute(_LOCK_PRIORITISE_TARGET, params)
+        result = await session.execute(_PRIORITISE, params)
         prioritised = result.rowcount  # type: ignore[attr-defined]
     # Only the scored items can have moved (and none, with active learning off).
     if project.active_learning:
@@ -190,9 +198,13 @@ async def record_scores(
 async def apply_active_learning(session: AsyncSession, project: Project) -> int:
     """Bring item priorities in line with the project's setting: the stored scores, or back to 0."""
     if project.active_learning:
-        result = await session.execute(_PRIORITISE, {"project_id": project.id, "model_id": None, "ids": []})
+        params: dict[str, object] = {"project_id": project.id, "model_id": None, "ids": []}
+        await session.execute(_LOCK_PRIORITISE_TARGET, params)
+        result = await session.execute(_PRIORITISE, params)
     else:
-        result = await session.execute(_DEPRIORITISE, {"project_id": project.id, "prefix": REASON_PREFIX})
+        params = {"project_id": project.id, "prefix": REASON_PREFIX}
+        await session.execute(_LOCK_DEPRIORITISE_TARGET, params)
+        result = await session.execute(_DEPRIORITISE, params)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -13,7 +13,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,6 +78,11 @@ class Pair:
         if self.wins_a == self.wins_b:
             return None
         return 1 if self.wins_a > self.wins_b else 0
+
+    @property
+    def key(self) -> str:
+        """The comparison, whatever its votes: the same prompt and replies in any labelling."""
+        return hashlib.sha256(json.dumps([self.prompt, self.a, self.b], sort_keys=True).encode()).hexdigest()
 
 
 def aggregate(rows: Iterable[dict[str, Any]]) -> tuple[list[Pair], int]:
@@ -220,6 +225,36 @@ def train(pairs: Sequence[Pair], featurizer: Featurizer, *, n_judgments: int) ->
 
 class NotEnoughData(Exception):
     pass
+
+
+def compare_labels(featurizer: Featurizer, labellings: Mapping[str, Sequence[Pair]]) -> dict[str, Any]:
+    """One model per labelling of the same comparisons, each measured on the same held-out prompts.
+
+    Only the comparisons that every labelling decides count (a split majority or a tie in one of
+    them leaves the comparison out of all), so the models differ by their labels alone: the same
+    pairs trained on, the same held out (`is_validation`), each model measured against its own
+    labels. `labels_agree` is the share of the held-out pairs on which the labellings agree, which
+    bounds how far the two references differ.
+    """
+    decided = [{p.key: p for p in pairs if p.label is not None} for pairs in labellings.values()]
+    common = sorted(set.intersection(*(set(d) for d in decided)))
+    held_out = [k for k in common if is_validation(decided[0][k].prompt)]
+    training = [k for k in common if not is_validation(decided[0][k].prompt)]
+    if len(training) < MIN_TRAIN_PAIRS:
+        raise NotEnoughData(f"{len(training)} training pairs in common; at least {MIN_TRAIN_PAIRS} are needed.")
+    agree = sum(len({d[k].label for d in decided}) == 1 for k in held_out)
+    compared: dict[str, Any] = {
+        "n_train": len(training),
+        "n_validation": len(held_out),
+        "labels_agree": round(agree / len(held_out), 6) if held_out else None,
+    }
+    for name, pairs in zip(labellings, decided, strict=True):
+        weights, _ = fit(featurizer, [pairs[k] for k in training])
+        accuracy = log_loss = None
+        if held_out:
+            accuracy, log_loss = _evaluate(weights, *_differences(featurizer, [pairs[k] for k in held_out]))
+        compared[name] = {"accuracy": accuracy, "log_loss": log_loss}
+    return compared
 
 
 def rewards(weights: NDArray[np.float64], featurizer: Featurizer, texts: Sequence[str]) -> NDArray[np.float64]:

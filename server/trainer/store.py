@@ -3,6 +3,8 @@
     state.json           the cursor, the segments it covers, the last model (written atomically)
     segments/NNNNNN.jsonl  one file per pull that brought rows, in pull order
     models/*.npz          artefacts, named by their sha256
+    compare-majority/     with --labels weighted: the majority labels of the comparison, a store of its
+                          own (state.json, segments/; no models), pulled in the same cycle
 
 A crash can only leave a segment file that the state does not list yet: it is ignored, and the
 next pull (from the state's cursor, which has not moved) writes the same range again.

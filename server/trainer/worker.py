@@ -1,9 +1,12 @@
 """The trainer worker's cycle: pull new judgments, train, report the model, score open items.
 
 Each step saves the state before the next begins, so a crash at any point resumes cleanly:
-- pull: rows go to a new segment file; the cursor moves only once the file is complete;
+- pull: rows go to a new segment file; the cursor moves only once the file is complete (with
+  `--labels weighted`, the majority labels of the comparison are a second stream, pulled the same
+  way into their own store, `<data-dir>/compare-majority/`, after the weighted rows);
 - train: only when a segment arrived since the last model (never twice on the same data);
-  the artefact and the run are saved before anything is reported;
+  the artefact and the run are saved before anything is reported; with `--labels weighted` the
+  run's metrics hold the comparison with majority labels (`compare`), measured in the same step;
 - report: idempotent on the server (same features and cursor range → the same version);
 - score: every cycle, with the reported model, so items imported since are scored too.
 """
@@ -12,6 +15,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +25,9 @@ from server.client import AssayClient, ModelReport, OpenItem, Score, Unreachable
 from server.trainer.model import (
     Featurizer,
     NotEnoughData,
+    Pair,
     aggregate,
+    compare_labels,
     judge_items,
     load,
     render,
@@ -45,12 +51,17 @@ LABELS: dict[str, dict[str, str]] = {
     "majority": {"granularity": "item"},
     "weighted": {"granularity": "item", "aggregation": "weighted"},
 }
+# Trained on weighted labels, the worker also trains on the majority labels of the same items and
+# reports both models' held-out figures (`metrics["compare"]`, model.compare_labels); the model it
+# keeps and reports is the weighted one.
+COMPARED = {"weighted": "majority"}
 
 
 @dataclass
 class CycleResult:
     pulled: int = 0
     held_back: int = 0
+    pulled_compared: int = 0  # rows of the comparison's labels (`--labels weighted`: majority)
     trained: bool = False
     version: int | None = None
     scored: int = 0
@@ -90,19 +101,28 @@ class Worker:
         if self.progress is not None and task is not None:
             self.progress.update(task, completed=completed, total=completed if done else None)
 
+    def _load(self, store: Store, labels: str) -> State:
+        state = store.load(server=self.server, project_id=self.project_id)
+        if not state.segments and state.cursor is None:
+            state.labels = labels
+        if state.labels != labels:
+            raise RuntimeError(
+                f"{store.directory} holds rows pulled with --labels {state.labels}; run with --labels "
+                f"{state.labels}, or use another --data-dir for --labels {labels}."
+            )
+        return state
+
     async def cycle(self) -> CycleResult:
         """One pull → train → report → score pass."""
-        state = self.store.load(server=self.server, project_id=self.project_id)
-        if not state.segments and state.cursor is None:
-            state.labels = self.labels
-        if state.labels != self.labels:
-            raise RuntimeError(
-                f"{self.store.directory} holds rows pulled with --labels {state.labels}; run with --labels "
-                f"{state.labels}, or use another --data-dir for --labels {self.labels}."
-            )
+        state = self._load(self.store, self.labels)
         result = CycleResult()
-        result.pulled, result.held_back = await self._pull(state)
-        result.trained = await self._train(state)
+        result.pulled, result.held_back = await self._pull(self.store, state)
+        compared: tuple[Store, State] | None = None
+        if (labels := COMPARED.get(self.labels)) is not None:
+            store = Store(self.store.directory / f"compare-{labels}")
+            compared = store, self._load(store, labels)
+            result.pulled_compared, _ = await self._pull(*compared)
+        result.trained = await self._train(state, compared)
         await self._report(state)
         if state.trained is not None:
             result.version = state.trained.version
@@ -111,16 +131,16 @@ class Worker:
             result.judged = await self._judge(state, self.judge)
         return result
 
-    async def _pull(self, state: State) -> tuple[int, int]:
-        path = self.store.new_segment_path(state)
-        task = self._task("pulling judgments")
+    async def _pull(self, store: Store, state: State) -> tuple[int, int]:
+        path = store.new_segment_path(state)
+        task = self._task(f"pulling judgments ({state.labels})")
         pull = await self.client.download_export(
             self.project_id,
             path,
             after=state.cursor,
             ids=True,
             on_rows=lambda n: self._advance(task, n),
-            options=LABELS[self.labels],
+            options=LABELS[state.labels],
         )
         self._advance(task, pull.rows, done=True)
         if pull.rows:
@@ -130,8 +150,14 @@ class Worker:
         else:
             path.unlink(missing_ok=True)
         state.cursor = pull.next_cursor
-        self.store.save(state)
-        log.info("pulled %d new rows (%d stored in total; export %s)", pull.rows, state.rows, pull.export_id)
+        store.save(state)
+        log.info(
+            "pulled %d new rows%s (%d stored in total; export %s)",
+            pull.rows,
+            "" if store is self.store else f" of {state.labels} labels for the comparison",
+            state.rows,
+            pull.export_id,
+        )
         if pull.held_back:
             log.warning(
                 "%d committed judgments are held back by an open transaction on the server; the next pull gets them",
@@ -139,7 +165,7 @@ class Worker:
             )
         return pull.rows, pull.held_back
 
-    async def _train(self, state: State) -> bool:
+    async def _train(self, state: State, compared: tuple[Store, State] | None) -> bool:
         last = state.trained
         if last is not None and last.segments == len(state.segments) and last.features == self.featurizer.name:
             log.info("no new judgments since the last model (v%s); not training again", last.version or "unreported")
@@ -158,6 +184,10 @@ class Worker:
             self._advance(task, 1, done=True)
         trained.metrics["new_judgments"] = n_rows - (self._rows_at(state, last.segments) if last else 0)
         trained.metrics["labels"] = self.labels
+        if compared is not None:
+            comparison = await self._compare(pairs, *compared)
+            if comparison is not None:
+                trained.metrics["compare"] = comparison
         path, digest = save(trained, self.store.models_dir)
         state.trained = TrainedRun(
             features=trained.features,
@@ -182,6 +212,31 @@ class Worker:
             m["n_validation"],
         )
         return True
+
+    async def _compare(self, pairs: list[Pair], store: Store, state: State) -> dict[str, Any] | None:
+        """The kept labels against the comparison's, on the same items and held-out prompts (model.compare_labels)."""
+        other, _ = aggregate(store.rows(state))
+        labellings = {self.labels: pairs, state.labels: other}
+        task = self._task(f"training on {state.labels} labels for the comparison")
+        try:
+            comparison = await asyncio.to_thread(compare_labels, self.featurizer, labellings)
+        except NotEnoughData as exc:
+            log.info("no comparison with %s labels yet: %s", state.labels, exc)
+            return None
+        finally:
+            self._advance(task, 1, done=True)
+        figures = [comparison[name]["accuracy"] for name in labellings]
+        log.info(
+            "held-out accuracy %s (%s) vs %s (%s), same %d held-out pairs (%d trained on; labels agree on %s)",
+            "n/a" if figures[0] is None else f"{figures[0]:.3f}",
+            self.labels,
+            "n/a" if figures[1] is None else f"{figures[1]:.3f}",
+            state.labels,
+            comparison["n_validation"],
+            comparison["n_train"],
+            "n/a" if comparison["labels_agree"] is None else f"{comparison['labels_agree']:.1%}",
+        )
+        return comparison
 
     @staticmethod
     def _rows_at(state: State, segments: int) -> int:

@@ -7,9 +7,9 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Assignment, Critique, CritiqueRating, Item, Judgment, ProjectMember, Scope
+from server.models import Assignment, Critique, CritiqueRating, Item, Judgment, ProjectMember, Role, Scope
 from tests.critiques.conftest import Setup
-from tests.factories import bearer, create_token, import_items, next_item
+from tests.factories import bearer, create_token, create_user, import_items, next_item
 
 
 async def lease(client: httpx.AsyncClient, s: Setup, rater: int = 0) -> dict[str, Any]:
@@ -117,11 +117,17 @@ class TestPost:
         )
         response = await post(ok, token=s.tokens[0])  # a rater's token has judgments:write only
         assert response.status_code == 403
+        assert response.json()["detail"] == "This needs the 'items:write' scope, which a rater account cannot have."
         missing = uuid.uuid4()
         response = await client.post(f"/api/v1/items/{missing}/critiques", json={"critiques": [ok]},
                                      headers=bearer(s.admin_token))  # fmt: skip
         assert response.status_code == 404
-        assert response.json()["detail"] == f"No item with id {missing}."
+        assert response.json()["detail"] == f"No item {missing} is shared with you."
+        # A trainer outside the project gets the same answer: nothing tells them the item exists.
+        outsider = await create_token(session, await create_user(session, role=Role.trainer), Scope.items_write)
+        response = await post(ok, token=outsider)
+        assert response.status_code == 404
+        assert response.json()["detail"] == f"No item {item.id} is shared with you."
         many = {"critiques": [ok] * 50}
         assert (await client.post(url, json=many, headers=bearer(s.admin_token))).status_code == 201
         response = await client.post(url, json=many, headers=bearer(s.admin_token))
@@ -222,6 +228,66 @@ class TestRatings:
         second = await lease(client, s, 1)
         texts = {c["text"]: c["author"] for c in second["assistance"]["critiques"]}
         assert texts == {"Paris is in France, not Italy.": "critic-1", "Mine.": "rater"}
+
+    async def test_a_revision_keeps_an_unchanged_critique_that_others_were_shown(
+        self, client, make_setup, session
+    ) -> None:
+        s = await make_setup(n_items=1, n_raters=2, overlap=2, assistance="always", revision_window_minutes=30)
+        first = await lease(client, s, 0)
+        cand = first["item"]["candidates"][0]["id"]
+        written = {"candidate_id": cand, "text": "Mine.", "span": [0, 2], "severity": "minor"}
+        judged = await judge(client, s.tokens[0], first, critiques=[written])
+        assert judged.status_code == 201, judged.text
+        second = await lease(client, s, 1)
+        (mine,) = [c for c in second["assistance"]["critiques"] if c["text"] == "Mine."]
+        # The author revises the verdict and sends the same critique: it stays the critique others were shown.
+        other = first["item"]["candidates"][1]["id"]
+        revised = await client.patch(
+            f"/api/v1/judgments/{judged.json()['id']}",
+            json={"choice": other, "critiques": [written]},
+            headers=bearer(s.tokens[0]),
+        )
+        assert revised.status_code == 200, revised.text
+        assert (await session.scalars(select(Critique.id).where(Critique.text == "Mine."))).all() == [
+            uuid.UUID(mine["id"])
+        ]
+        ratings = [
+            {"critique_id": c["id"], "verdict": "valid", "helpful": True} for c in second["assistance"]["critiques"]
+        ]
+        response = await judge(client, s.tokens[1], second, critique_ratings=ratings)
+        assert response.status_code == 201, response.text
+        assert len((await session.scalars(select(CritiqueRating))).all()) == 2
+
+    async def test_a_withdrawn_critique_is_no_longer_asked_for(self, client, make_setup, session) -> None:
+        s = await make_setup(
+            n_items=1, n_raters=2, overlap=2, assistance="always", critique_ratings="required",
+            revision_window_minutes=30,
+        )  # fmt: skip
+        first = await lease(client, s, 0)
+        imported = first["assistance"]["critiques"][0]
+        cand = first["item"]["candidates"][0]["id"]
+        rating = {"critique_id": imported["id"], "verdict": "valid", "helpful": True}
+        judged = await judge(
+            client, s.tokens[0], first, critique_ratings=[rating], critiques=[{"candidate_id": cand, "text": "Mine."}]
+        )
+        assert judged.status_code == 201, judged.text
+        second = await lease(client, s, 1)
+        (mine,) = [c for c in second["assistance"]["critiques"] if c["text"] == "Mine."]
+        # The author takes their critique back in a revision: the later rater need not rate it, and a
+        # rating of it (sent by a page that showed it) is left out rather than failing.
+        revised = await client.patch(
+            f"/api/v1/judgments/{judged.json()['id']}",
+            json={"choice": cand, "critique_ratings": [rating]},
+            headers=bearer(s.tokens[0]),
+        )
+        assert revised.status_code == 200, revised.text
+        withdrawn = {"critique_id": mine["id"], "verdict": "invalid", "helpful": False}
+        response = await judge(client, s.tokens[1], second, critique_ratings=[rating, withdrawn])
+        assert response.status_code == 201, response.text
+        stored = await session.scalars(
+            select(CritiqueRating.critique_id).where(CritiqueRating.judgment_id == uuid.UUID(response.json()["id"]))
+        )
+        assert stored.all() == [uuid.UUID(imported["id"])]
 
     async def test_rating_refusals(self, client, make_setup) -> None:
         s = await make_setup(n_items=2, assistance="always", critique_ratings="required")

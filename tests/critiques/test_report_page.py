@@ -23,6 +23,8 @@ class TestFormatting:
             ("median_seconds", 42.5, False, "42 s"),
             ("median_seconds", -3.25, True, "-3.2 s"),
             ("flaws_per_item", 1 / 6, False, "0.17"),
+            ("flaws_per_item", -0.001, True, "0.00"),  # never "-0.00"
+            ("median_seconds", -0.04, True, "0.0 s"),
             ("gold_accuracy", None, False, "—"),
         ],
     )

@@ -36,6 +36,9 @@ async def test_api_defaults_create_and_patch(client: httpx.AsyncClient, session:
         f"/api/v1/projects/{body['id']}", json={"assistance": "sometimes"}, headers=bearer(token)
     )
     assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "Invalid request: assistance: Input should be 'always', 'never' or 'experiment'"
+    )
 
 
 VALID = {"name": "Critiques", "scale": "binary", "rationale": "optional", "overlap": "1", "lease_seconds": "600"}

@@ -467,6 +467,100 @@ class TestWaitingPickWaitsForOneRow:
         assert "labeling.retry" not in caplog.text
 
 
+class TestWaitsForTheItemInAStatementOfItsOwn:
+    """Two API submits of one item deadlocked in `_TAKE_SLOT` (TestEverythingAtOnce, 2026-12-01): a
+    statement that waited for the item in its CTE locked the row's newest version, then its UPDATE
+    went back to the version its snapshot saw and queued for that version's tuple lock, which the
+    other waiter held while it waited for the first one. That happens when the old version's xmax is
+    a MultiXact kept alive by someone's KEY SHARE (the foreign-key check of a post of scores inserting
+    item_scores). The waiting pick and the admin changes that write items (overlap, a batch's pause)
+    had the same shape. Now the rows are waited for by a lock-only statement, and the statement that
+    writes them starts after the locks are held."""
+
+    async def _setup(self, client, session, raters: int):  # type: ignore[no-untyped-def]
+        admin = await create_user(session, role=Role.admin)
+        members = [await create_user(session) for _ in range(raters)]
+        project = await create_project(session, admin, members=tuple(members), overlap=raters)
+        await import_items(session, project, admin, native_items(1))
+        tokens = [await create_token(session, m) for m in members]
+        item = await session.scalar(select(Item.id).where(Item.project_id == project.id))
+        return project, tokens, item
+
+    async def _writer_and_key_share(self, engine: AsyncEngine, item: uuid.UUID) -> tuple[Holder, Holder]:
+        writer, key_share = Holder(engine), Holder(engine)  # another request writing the item, a post of scores
+        await writer.hold("SELECT 1 FROM items WHERE id = :id FOR NO KEY UPDATE", id=item)
+        await writer.hold("UPDATE items SET priority = priority + 1 WHERE id = :id", id=item)
+        # What the foreign-key check of an INSERT referencing the item takes, held until that transaction ends.
+        await key_share.hold("SELECT 1 FROM items WHERE id = :id FOR KEY SHARE", id=item)
+        return writer, key_share
+
+    async def test_two_submits_of_one_item(self, client, engine, session, caplog) -> None:
+        project, tokens, item = await self._setup(client, session, 2)
+        leases = [(await next_item(client, project, t)).json() for t in tokens]
+        writer, key_share = await self._writer_and_key_share(engine, item)
+
+        def judge(lease: dict[str, Any], token: str) -> asyncio.Task[httpx.Response]:
+            body = {"choice": lease["item"]["candidates"][0]["id"]}
+            return asyncio.create_task(
+                client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(token))
+            )
+
+        first = judge(leases[0], tokens[0])
+        await until(lambda: _waits_at_least(engine, 1), what="the first submit waiting")
+        second = judge(leases[1], tokens[1])
+        await until(lambda: _waits_at_least(engine, 2), what="the second submit waiting")
+        await writer.release(commit=True)
+        answers = await asyncio.wait_for(asyncio.gather(first, second), timeout=30)
+        await key_share.release()
+        assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+        assert "labeling.retry" not in caplog.text  # no deadlock was detected (and hidden by a retry)
+        stored = await session.get_one(Item, item, populate_existing=True)
+        assert (stored.judged, stored.leased, stored.completed_at is not None) == (2, 0, True)
+
+    async def test_a_waiting_pick_and_a_submit_of_its_item(self, client, engine, session, caplog) -> None:
+        project, (judging, picking), item = await self._setup(client, session, 2)
+        lease = (await next_item(client, project, judging)).json()
+        writer, key_share = await self._writer_and_key_share(engine, item)
+        picked = asyncio.create_task(next_item(client, project, picking))  # nothing unlocked: it waits for the item
+        await until(lambda: _waits_at_least(engine, 1), what="next waiting")
+        body = {"choice": lease["item"]["candidates"][0]["id"]}
+        judged = asyncio.create_task(
+            client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(judging))
+        )
+        await until(lambda: _waits_at_least(engine, 2), what="the submit waiting")
+        await writer.release(commit=True)
+        answers = await asyncio.wait_for(asyncio.gather(picked, judged), timeout=30)
+        await key_share.release()
+        assert [a.status_code for a in answers] == [200, 201], [a.text for a in answers]
+        assert answers[0].json()["item"]["id"] == str(item)
+        assert "labeling.retry" not in caplog.text
+
+    @pytest.mark.parametrize("change", ["overlap", "pause"])
+    async def test_an_admin_change_and_a_submit_of_its_item(self, change, client, engine, session, caplog) -> None:
+        project, (judging,), item = await self._setup(client, session, 1)
+        admin = await session.scalar(select(User).where(User.role == Role.admin))
+        admin_token = await create_token(session, admin)
+        lease = (await next_item(client, project, judging)).json()
+        batch = await session.scalar(select(Item.batch_id).where(Item.id == item))
+        writer, key_share = await self._writer_and_key_share(engine, item)
+        if change == "overlap":
+            call = client.patch(f"/api/v1/projects/{project.id}", json={"overlap": 3}, headers=bearer(admin_token))
+        else:
+            call = client.patch(f"/api/v1/batches/{batch}", json={"status": "paused"}, headers=bearer(admin_token))
+        changed = asyncio.create_task(call)
+        await until(lambda: _waits_at_least(engine, 1), what="the change waiting")
+        body = {"choice": lease["item"]["candidates"][0]["id"]}
+        judged = asyncio.create_task(
+            client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(judging))
+        )
+        await until(lambda: _waits_at_least(engine, 2), what="the submit waiting")
+        await writer.release(commit=True)
+        answers = await asyncio.wait_for(asyncio.gather(changed, judged), timeout=30)
+        await key_share.release()
+        assert [a.status_code for a in answers] == [200, 201], [a.text for a in answers]
+        assert "labeling.retry" not in caplog.text
+
+
 class TestReclaimNeverWaits:
     """Defect 10: reclaiming run-out leases waited for item locks (and so could close a deadlock)."""
 

@@ -22,8 +22,8 @@ from tests.web.conftest import page_login
 
 # (statements, transactions) per request
 NEXT = (4, 1)  # auth, membership with its project, reclaim with the live leases, pick with its item and candidates
-SUBMIT = (5, 1)  # auth, membership, assignment with its item, item counters, judgment with the assignment status
-SWAP = (8, 2)  # session; the verdict as SUBMIT less auth; commit; membership, reclaim with live leases, pick
+SUBMIT = (6, 1)  # auth, membership, assignment with its item, item lock, item counters, judgment with the status
+SWAP = (9, 2)  # session; the verdict as SUBMIT less auth; commit; membership, reclaim with live leases, pick
 
 
 @dataclass

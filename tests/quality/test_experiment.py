@@ -397,3 +397,27 @@ def test_a_small_p_with_an_interval_over_zero_says_which_decides() -> None:
         "p < 0.001; 80 judgments by 8 raters). Not significant: the 95% interval includes 0 (the permutation "
         "test alone would call it, but it does not allow for which raters took part)."
     )
+
+
+def test_an_interval_off_zero_with_a_large_p_is_not_called() -> None:
+    """Both must call it (the demo's novice split showed an interval of -0.20 to -0.00 beside p = 0.45)."""
+    diff = Difference("flaws_per_item", estimate=-0.1, ci=(-0.2, -0.004), p=0.45, significant=False)
+    diff.judgments, diff.raters = 40, 6
+    assert sentence("flaws_per_item", 0.1, 0.2, diff, "critiques").endswith(
+        "40 judgments by 6 raters). Not significant: the 95% interval excludes 0 but the permutation test does not "
+        "(p = 0.45); with few raters the two can disagree."
+    )
+
+
+def test_significant_needs_the_interval_and_the_permutation_test() -> None:
+    records = [
+        Judgment(rater=f"r{r}", assisted=j % 2 == 0, planted=1, caught=int(j % 2 == 0 or j % 5 == 1))
+        for r in range(6)
+        for j in range(10)
+    ]
+    diff = compare(records, metrics=("catch_rate",), bootstrap=200, permutations=200).differences["catch_rate"]
+    assert diff.ci is not None
+    assert diff.ci[0] > 0
+    assert diff.p is not None
+    assert diff.p < 0.05
+    assert diff.significant

@@ -147,3 +147,33 @@ class TestTooLittleHeldOut:
             "Left out, too little data to judge (under 50 held-out pairs): v2 (10 held-out pairs), "
             "v3 (1 held-out pair)."
         )
+
+
+class TestComparedWithMajority:
+    async def test_the_majority_figure_is_shown_beside_the_accuracy(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        admin, _ = await login_as(client, session)
+        trainer = await create_user(session, role=Role.trainer)
+        project = await create_project(session, admin, members=(trainer,))
+        compare = {"n_train": 300, "n_validation": 80, "labels_agree": 0.9625}
+        figures = {"weighted": {"accuracy": 0.6125, "log_loss": 0.66}, "majority": {"accuracy": 0.59, "log_loss": 0.67}}
+        few = {"n_train": 300, "n_validation": 12, "labels_agree": 1.0} | figures
+        for cursor, extra in (("c1", {}), ("c2", {"compare": compare | figures}), ("c3", {"compare": few})):
+            metrics = {**METRICS, "accuracy": 0.6125, "n_pairs": 380, "n_judgments": 380, **extra}
+            await report(
+                session,
+                project=project,
+                trainer=trainer,
+                data=RewardModelCreate(features="f", cursor_to=cursor, metrics=metrics),
+            )
+        await session.commit()
+        page = parse((await client.get(f"/admin/projects/{project.id}/reward-models")).text)
+        cells = [row.find("td", class_="accuracy") for row in page.by_id("model-versions").find("tbody").find_all("tr")]
+        texts = [[d.text for d in c.find_all("div", class_="compare")] for c in cells]
+        assert texts == [
+            ["weighted vs majority: too little data to judge (same 12 held-out pairs; labels agree on 100%)"],
+            ["weighted 0.613 majority 0.590 (same 80 held-out pairs; labels agree on 96%)"],
+            [],  # trained before the comparison, or on other labels
+        ]
+        assert "--labels weighted" in page.find("p", class_="hint").text

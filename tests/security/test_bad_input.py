@@ -237,6 +237,15 @@ class TestUploads:
         assert response.json()["errors"][0]["message"] == "metadata is nested more than 32 levels deep; flatten it."
 
 
+COMPARE = {
+    "n_train": 40,
+    "n_validation": 10,
+    "labels_agree": 0.9,
+    "weighted": {"accuracy": 0.6, "log_loss": 0.7},
+    "majority": {"accuracy": 0.5, "log_loss": 0.7},
+}
+
+
 class TestRewardModels:
     def report(self, **metrics: Any) -> dict[str, Any]:
         base = {"accuracy": 0.6, "log_loss": 0.6, "n_pairs": 10, "training_seconds": 1.0}
@@ -261,6 +270,18 @@ class TestRewardModels:
             ),
             ({"note": "x\x00"}, f"metrics: {NUL}"),
             ({"n" * 101: 1}, "metrics: Value error, metric names are 1 to 100 letters, digits, '_', '.' or '-'"),
+            (
+                {"compare": COMPARE | {"majority": {"accuracy": 1.5, "log_loss": 0.7}}},
+                "metrics.compare.majority.accuracy: Input should be less than or equal to 1",
+            ),
+            (
+                {"compare": COMPARE | {"judgments": {"accuracy": 0.5, "log_loss": 0.7}}},
+                "metrics.compare.judgments: Extra inputs are not permitted",
+            ),
+            (
+                {"compare": {k: v for k, v in COMPARE.items() if k != "majority"}},
+                "metrics.compare.majority: Field required",
+            ),
         ],
     )
     async def test_metrics_checked(

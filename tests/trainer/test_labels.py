@@ -1,13 +1,21 @@
 """`assay worker --labels judgments|majority|weighted`: what the worker pulls and trains on, and says so."""
 
+import json
+import logging
+from typing import Any
+
+import httpx
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from server.cli import app as cli
+from server.client import Unreachable
 from server.models import Export
+from server.trainer.model import aggregate, is_validation
+from server.trainer.store import Store
 from server.trainer.worker import Worker
-from tests.trainer.test_worker import models, rate, setup, worker
+from tests.trainer.test_worker import Env, Flaky, models, rate, setup, worker
 
 
 class TestLabels:
@@ -32,9 +40,12 @@ class TestLabels:
         [model] = await models(session)
         assert model.metrics["labels"] == labels
         assert model.metrics["accuracy"] > 0.5
-        [export] = list(await session.scalars(select(Export)))
+        export, *compared = list(await session.scalars(select(Export).order_by(Export.created_at)))
         assert filters.items() <= export.filters.items()
         assert "aggregation" not in export.filters or labels == "weighted"
+        # Only weighted labels are compared (with majority labels: a second export, the same cycle).
+        assert ("compare" in model.metrics) == (labels == "weighted") == bool(compared)
+        assert (tmp_path / "compare-majority").exists() == (labels == "weighted")
 
     async def test_weighted_rows_replace_their_earlier_revision(self, app, client, session, tmp_path) -> None:
         """Item rows are kept per item_id at their highest aggregate revision (store.latest)."""
@@ -79,3 +90,96 @@ def test_unknown_labels_are_refused_by_the_command(tmp_path) -> None:
     )
     assert result.exit_code == 2
     assert "--labels must be judgments, majority or weighted, not 'votes'." in result.output
+
+
+def weighted(app: Any, env: Env, data_dir: Any, **options: Any) -> Worker:
+    work = worker(app, env, data_dir, **options)
+    work.labels = "weighted"
+    return work
+
+
+def is_majority_pull(request: httpx.Request) -> bool:
+    return (
+        request.url.path.endswith("/export")
+        and request.url.params.get("granularity") == "item"
+        and ("aggregation" not in request.url.params)
+    )
+
+
+class RatesBeforeTheMajorityPull(httpx.AsyncBaseTransport):
+    """The app, except that the rater completes `count` more items between the weighted and the majority pull."""
+
+    def __init__(self, app: Any, client: httpx.AsyncClient, env: Env, count: int) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.client, self.env, self.count = client, env, count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.count and is_majority_pull(request):
+            await rate(self.client, self.env, self.count)
+            self.count = 0
+        return await self.inner.handle_async_request(request)
+
+
+def held_out_keys(data_dir: Any, project_id: str) -> set[str]:
+    store = Store(data_dir)
+    pairs, _ = aggregate(store.rows(store.load(server="http://testserver", project_id=project_id)))
+    return {p.key for p in pairs if p.label is not None and is_validation(p.prompt)}
+
+
+class TestComparedWithMajority:
+    """`--labels weighted` also trains on majority labels of the same items and reports both held-out figures."""
+
+    async def test_a_cycle_reports_both_figures_on_the_same_held_out_prompts(
+        self, app, client, session, tmp_path, caplog
+    ) -> None:
+        env = await setup(session)
+        await rate(client, env, 45)
+        # Five items are completed between the two pulls: only the majority stream has them.
+        transport = RatesBeforeTheMajorityPull(app, client, env, 5)
+        with caplog.at_level(logging.INFO, logger="assay.worker"):
+            result = await weighted(app, env, tmp_path, transport=transport).cycle()
+        assert (result.pulled, result.pulled_compared, result.trained) == (45, 50, True)
+        [model] = await models(session)
+        m, compare = model.metrics, model.metrics["compare"]
+        assert m["labels"] == "weighted"
+        assert m["n_pairs"] == 45
+        held_out = held_out_keys(tmp_path, str(env.project.id))
+        assert held_out <= held_out_keys(tmp_path / "compare-majority", str(env.project.id))
+        assert (compare["n_train"], compare["n_validation"]) == (45 - len(held_out), len(held_out))
+        assert compare["labels_agree"] == 1.0
+        assert compare["weighted"]["accuracy"] == m["accuracy"]  # the same pairs, the same labels
+        assert compare["majority"]["accuracy"] >= 0.8
+        assert set(compare["majority"]) == set(compare["weighted"]) == {"accuracy", "log_loss"}
+        [line] = [r.getMessage() for r in caplog.records if "(weighted) vs" in r.getMessage()]
+        assert line == (
+            f"held-out accuracy {compare['weighted']['accuracy']:.3f} (weighted) vs "
+            f"{compare['majority']['accuracy']:.3f} (majority), same {len(held_out)} held-out pairs "
+            f"({45 - len(held_out)} trained on; labels agree on 100.0%)"
+        )
+        # The next cycle gets the five items in the weighted stream too, and compares them.
+        again = await weighted(app, env, tmp_path).cycle()
+        assert (again.pulled, again.pulled_compared, again.trained) == (5, 0, True)
+        _, v2 = await models(session)
+        assert v2.metrics["compare"]["n_train"] + v2.metrics["compare"]["n_validation"] == 50
+
+    async def test_a_restart_after_the_weighted_pull_resumes_without_double_counting(
+        self, app, client, session, tmp_path
+    ) -> None:
+        env = await setup(session)
+        await rate(client, env, 45)
+        down = Flaky(app, is_majority_pull)
+        with pytest.raises(Unreachable):
+            await weighted(app, env, tmp_path, transport=down, retries=0).cycle()
+        state = json.loads((tmp_path / "state.json").read_text())
+        assert ([s["rows"] for s in state["segments"]], state["trained"]) == ([45], None)
+        assert not (tmp_path / "compare-majority" / "state.json").exists()
+        result = await weighted(app, env, tmp_path).cycle()
+        assert (result.pulled, result.pulled_compared, result.trained, result.version) == (0, 45, True, 1)
+        [model] = await models(session)
+        assert model.metrics["n_pairs"] == 45
+        assert model.metrics["compare"]["n_train"] + model.metrics["compare"]["n_validation"] == 45
+        compared = json.loads((tmp_path / "compare-majority" / "state.json").read_text())
+        assert (compared["labels"], [s["rows"] for s in compared["segments"]]) == ("majority", [45])
+        # Nothing new: neither stream pulls again, nothing is trained twice.
+        again = await weighted(app, env, tmp_path).cycle()
+        assert (again.pulled, again.pulled_compared, again.trained, again.version) == (0, 0, False, 1)

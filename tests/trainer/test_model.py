@@ -146,3 +146,38 @@ class TestEmbeddings:
         pytest.importorskip("model2vec")
         with pytest.raises(RuntimeError, match="No model2vec model directory at"):
             model.Model2VecEmbeddings(tmp_path / "absent")
+
+
+class TestCompareLabels:
+    """Two labellings of the same comparisons: one model each, measured on the same held-out prompts."""
+
+    def test_only_the_pairs_both_decide_are_trained_on_and_held_out(self) -> None:
+        common = [pair(i) for i in range(5, 60)]
+        # Pairs only one labelling decides, labelled against the learnable preference: counted, they
+        # would pull the held-out accuracy below 1. Pairs 0-4 are a split majority: left out of both.
+        weighted_only = [pair(i, good_wins=0, bad_wins=1) for i in range(100, 130)]
+        majority_only = [pair(i, good_wins=0, bad_wins=1) for i in range(200, 230)]
+        assert any(model.is_validation(p.prompt) for p in weighted_only)
+        assert any(model.is_validation(p.prompt) for p in majority_only)
+        weighted = [pair(i) for i in range(5)] + common + weighted_only
+        majority = [pair(i, good_wins=1, bad_wins=1) for i in range(5)] + common + majority_only
+        compared = model.compare_labels(HashedNgrams(), {"weighted": weighted, "majority": majority})
+        held_out = sum(model.is_validation(p.prompt) for p in common)
+        assert (compared["n_train"], compared["n_validation"]) == (55 - held_out, held_out)
+        assert compared["weighted"]["accuracy"] == compared["majority"]["accuracy"] == 1.0
+        assert compared["labels_agree"] == 1.0
+
+    def test_labels_agree_is_the_share_of_held_out_pairs_labelled_alike(self) -> None:
+        weighted = [pair(i) for i in range(80)]
+        flipped = {p.key for p in weighted[:40] if model.is_validation(p.prompt)}
+        majority = [pair(i, good_wins=0, bad_wins=1) if i < 40 else pair(i) for i in range(80)]
+        compared = model.compare_labels(HashedNgrams(), {"weighted": weighted, "majority": majority})
+        assert flipped
+        assert compared["labels_agree"] == round(1 - len(flipped) / compared["n_validation"], 6)
+        assert compared["majority"]["accuracy"] < compared["weighted"]["accuracy"]
+
+    def test_too_few_pairs_in_common_is_not_enough(self) -> None:
+        weighted = [pair(i) for i in range(60)]
+        majority = [pair(i) for i in range(50, 110)]
+        with pytest.raises(model.NotEnoughData, match="training pairs in common"):
+            model.compare_labels(HashedNgrams(), {"weighted": weighted, "majority": majority})

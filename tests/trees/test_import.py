@@ -2,13 +2,14 @@
 """Task trees: subtasks in the import and over the API (nesting, derived ids, refusals)."""
 
 import contextlib
+import uuid
 from typing import Any
 
 from sqlalchemy import func, select
 
 from server.items import search
-from server.models import Candidate, Item, ItemSearch
-from tests.factories import bearer, import_items
+from server.models import Candidate, Item, ItemSearch, Role, Scope
+from tests.factories import bearer, create_token, create_user, import_items
 from tests.trees.conftest import SOURCE, Setup, tree_record
 
 
@@ -233,6 +234,17 @@ class TestPost:
         assert response.json()["detail"].endswith(
             "is already being judged; subtasks gate an item before its raters start, so add them to items nobody "
             "has been given yet."
+        )
+        # No such item, and an item of a project not shared with the caller: the same 404, naming no project.
+        body = {"subtasks": [{"kind": "check", "question": "q"}]}
+        missing = uuid.uuid4()
+        response = await client.post(f"/api/v1/items/{missing}/subtasks", json=body, headers=bearer(s.admin_token))
+        assert (response.status_code, response.json()["detail"]) == (404, f"No item {missing} is shared with you.")
+        outsider = await create_token(session, await create_user(session, role=Role.trainer), Scope.items_write)
+        response = await client.post(url, json=body, headers=bearer(outsider))
+        assert (response.status_code, response.json()["detail"]) == (
+            404,
+            f"No item {items['t1/1/0'].id} is shared with you.",
         )
 
     async def test_rater_token_cannot_add(self, client, make_setup, session) -> None:

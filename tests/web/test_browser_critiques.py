@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Critique, CritiqueRating, Judgment, ProjectMember, Role
+from server.models import Assignment, Critique, CritiqueRating, Judgment, ProjectMember, Role
 from tests.critiques.conftest import EMOJI_TEXT, critiqued_items
 from tests.factories import PASSWORD, create_project, create_user, import_items
 from tests.web.conftest import BrowserLog, login, open_label, screenshot
@@ -112,18 +112,38 @@ async def test_rater_quotes_a_span_after_an_emoji(page, session: AsyncSession, b
 async def test_unassisted_arm_shows_nothing(
     page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
 ) -> None:
-    rater, project = await rater_on(session, assistance="never")
-    await login(page, rater.email, PASSWORD)
-    await open_label(page, project.id)
-    html = await page.content()
-    assert "Paris is in France" not in html
-    assert "span-mark" not in html
-    assert "data-critique=" not in html
-    assert "critic-1" not in html
-    critique_ids = (await session.scalars(select(Critique.id))).all()
-    assert critique_ids
-    assert all(str(i) not in html for i in critique_ids)
-    await screenshot(page, artifacts, "critiques-unassisted")
+    """The unassisted arm of an experiment (the server's decision, forced here for the first lease):
+    the rater's own tools (flaws, their critique) but no trace of the critiques. A `never` project too."""
+    for policy in ("experiment", "never"):
+        rater, project = await rater_on(session, assistance=policy)
+        if policy == "experiment":  # at ratio 0.5, one decision made and it was assisted: the next is not
+            await session.execute(
+                update(ProjectMember)
+                .where(ProjectMember.user_id == rater.id, ProjectMember.project_id == project.id)
+                .values(assist_leases=1, assist_shown=1)
+            )
+            await session.commit()
+        await page.context.clear_cookies()
+        await login(page, rater.email, PASSWORD)
+        await open_label(page, project.id)
+        slot = page.locator(CURRENT)
+        html = await slot.evaluate("s => s.outerHTML")
+        assert "Paris is in France" not in html
+        assert "span-mark" not in html
+        assert "data-critique=" not in html
+        assert "critic-1" not in html
+        critique_ids = (await session.scalars(select(Critique.id).where(Critique.project_id == project.id))).all()
+        assert critique_ids
+        assert all(str(i) not in html for i in critique_ids)
+        assignment = await session.get(Assignment, uuid.UUID(str(await slot.get_attribute("data-assignment"))))
+        assert assignment is not None
+        if policy == "experiment":
+            assert assignment.assistance["shown"] is False
+            assert await slot.locator("[data-flaws-of]").count() == 2  # the rater's own tools stay
+            await screenshot(page, artifacts, "critiques-unassisted")
+        else:
+            assert assignment.assistance is None
+            assert await page.locator("[data-critique], .span-mark").count() == 0  # the whole page
     browser_log.assert_clean()
 
 

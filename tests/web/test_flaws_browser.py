@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Flaw, Judgment, Role
 from tests.critiques.conftest import EMOJI_TEXT
-from tests.factories import PASSWORD, create_user
+from tests.factories import PASSWORD, create_project, create_user, import_items
 from tests.web.conftest import BrowserLog, login, open_label, screenshot
 from tests.web.test_browser_critiques import CURRENT, rater_on
 
@@ -143,4 +143,83 @@ async def test_rater_marks_flaws_by_mouse_and_keyboard(
     assert "caught by 1 of 1 rater" in await planted.inner_text()
     assert await page.locator(".item-view .span-mark").inner_text() == "Italy"
     await screenshot(page, artifacts, "flaws-admin-planted", full_page=True)
+    browser_log.assert_clean()
+
+
+CONTROL_TEXT = "Bell\x07 then\x1b[1m Paris is in Italy."  # two control characters before the flaw
+CONTROL_ITEM = {
+    "id": "ctl-1",
+    "prompt": "Where is Paris?",
+    "responses": [{"text": CONTROL_TEXT}, {"text": "Paris is in France."}],
+    "critiques": [{"candidate": 0, "text": "Not Italy.", "author": "critic-1", "span": [27, 33]}],
+}
+SYMBOLS = "els => els.map(e => getComputedStyle(e, '::before').content)"
+# The width the control characters themselves take on screen (their symbol stands in for them).
+RAW_WIDTH = """els => els.map(e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    return range.getBoundingClientRect().width;
+})"""
+
+
+async def test_control_characters_show_a_symbol_and_keep_offsets(
+    page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path
+) -> None:
+    """A flaw dragged with the mouse after two control characters: the page shows a symbol for each
+    (CSS, not text), and the stored span counts the response's own characters."""
+    assert CONTROL_TEXT[27:33] == "Italy."
+    admin = await create_user(session, role=Role.admin)
+    rater = await create_user(session)
+    project = await create_project(session, admin, members=(rater,), assistance="always")
+    await import_items(session, project, admin, [CONTROL_ITEM])
+    await login(page, rater.email, PASSWORD)
+    await open_label(page, project.id)
+    slot = page.locator(CURRENT)
+    panel = slot.locator(".candidate", has=page.locator(".span-mark"))
+    assert await panel.locator(".span-mark").inner_text() == "Italy."
+    assert await panel.locator(".ctl").evaluate_all(SYMBOLS) == ['"\u2407"', '"\u241b"']
+    assert await panel.locator(".ctl").evaluate_all(RAW_WIDTH) == [0, 0]
+    # Drag over "Italy." as a person would: the rectangles come from the text nodes themselves.
+    rects = await panel.locator("[data-span-root]").evaluate(
+        """root => {
+            const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+            let node;
+            while ((node = walker.nextNode())) {
+                const at = node.nodeValue.indexOf("Italy.");
+                if (at < 0) continue;
+                const range = document.createRange();
+                range.setStart(node, at);
+                range.setEnd(node, at + 6);
+                const r = range.getBoundingClientRect();
+                return [r.left, r.top + r.height / 2, r.right];
+            }
+            return null;
+        }"""
+    )
+    await page.mouse.move(rects[0] + 1, rects[1])
+    await page.mouse.down()
+    await page.mouse.move(rects[2] - 1, rects[1], steps=6)
+    await page.mouse.up()
+    assert await page.evaluate("String(window.getSelection())") == "Italy."
+    await panel.locator("[data-mark-flaw]").click()
+    await panel.locator("[data-flaw-add]").click()
+    await screenshot(page, artifacts, "flaws-control-characters")
+    assignment = await slot.get_attribute("data-assignment")
+    await slot.locator("h2").focus()
+    await page.keyboard.press("2")
+    async with page.expect_response(lambda r: r.url.endswith("/judge") and r.request.method == "POST") as answer:
+        await page.keyboard.press("Enter")
+    assert (await answer.value).status == 200
+    judgment = await session.scalar(select(Judgment).where(Judgment.assignment_id == uuid.UUID(str(assignment))))
+    assert judgment is not None
+    flaw = (await session.scalars(select(Flaw).where(Flaw.judgment_id == judgment.id))).one()
+    assert (flaw.span_start, flaw.span_end) == (27, 33)
+    browser_log.assert_clean()
+    # The admin item page draws the same symbols (its own stylesheet) around the planted-flaw highlights.
+    await page.context.clear_cookies()
+    await login(page, admin.email, PASSWORD)
+    await page.goto(f"/admin/items/{judgment.item_id}")
+    response = page.locator(f"[data-planted-in='{flaw.candidate_id}']")
+    assert await response.locator(".ctl").evaluate_all(SYMBOLS) == ['"\u2407"', '"\u241b"']
+    await screenshot(page, artifacts, "flaws-control-characters-admin")
     browser_log.assert_clean()

@@ -2,6 +2,7 @@
 (CSP included), fit a phone's width, and keep text contrast; screenshots at 1280 and 390 wide."""
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,16 @@ from server.rewards.service import record_scores, report
 from tests.factories import PASSWORD, create_project, create_user, import_items, native_items
 from tests.web.conftest import BrowserLog, login
 from tests.web.test_admin_browser import NARROW, _contrast_failures, _fits_width, _full_shot
+
+
+def _compare(n_validation: int, accuracy: float) -> dict[str, Any]:
+    return {
+        "n_train": n_validation * 3,
+        "n_validation": n_validation,
+        "labels_agree": 0.94,
+        "weighted": {"accuracy": accuracy, "log_loss": 0.67},
+        "majority": {"accuracy": accuracy - 0.022, "log_loss": 0.68},
+    }
 
 
 async def _project_with_models(session: AsyncSession, admin):  # type: ignore[no-untyped-def]
@@ -30,7 +41,9 @@ async def _project_with_models(session: AsyncSession, admin):  # type: ignore[no
                 "n_train": n // 4,
                 "n_validation": n // 12,
                 "training_seconds": 1.1 * version,
-            },
+            }
+            # v2 and v3 were trained on weighted labels, compared with majority labels on the same prompts.
+            | ({"labels": "weighted", "compare": _compare(n // 12, accuracy)} if version > 1 else {}),
             artefact_sha256=f"{version}" * 64,
         )
         model, _ = await report(session, project=project, trainer=trainer, data=data)
@@ -52,6 +65,10 @@ async def test_reward_models_page(page, session: AsyncSession, artifacts: Path, 
     assert await page.inner_text("#chart-left-out") == (
         "Not drawn, too little data to judge (under 50 held-out pairs): v1 (25 held-out pairs)."
     )
+    assert await page.locator("#model-versions .compare").all_inner_texts() == [
+        "weighted 0.620\nmajority 0.598\n(same 150 held-out pairs; labels agree on 94%)",
+        "weighted 0.590\nmajority 0.568\n(same 75 held-out pairs; labels agree on 94%)",
+    ]
     first_reason = await page.locator("#queue td.reason").first.text_content()
     assert first_reason == "uncertain: p=0.50 (model v3)"
     assert await _contrast_failures(page) == []
