@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Conflict
 from server.handoff.rules import ModelVerdict, Route, Rule, route, verdict_key
+from server.labeling.lease_sql import insert_lease
 from server.models import Assignment, Judgment, Project, ProjectMember, User, UserKind
 from server.models.xid import CURRENT_XID
 
@@ -30,7 +31,8 @@ NO_RULE = (
 # not all taken (live model leases + model judgments < min_judges), after the judge's resume point
 # (its last pick's `seq`, kept in `resume_seq`: model accounts never use the human resume point).
 # Model judges poll; they never wait for a locked row.
-_MODEL_PICK_SQL = """
+_MODEL_PICK_SQL = (
+    """
     WITH picked AS (
         SELECT i.id FROM items i
         WHERE i.project_id = :project_id AND i.awaiting_models AND NOT i.paused AND i.label_source IS NULL
@@ -46,13 +48,12 @@ _MODEL_PICK_SQL = """
         UPDATE project_members m SET resume_seq = b.seq
         FROM bumped b WHERE m.project_id = :project_id AND m.user_id = :rater_id
     )
-    INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at)
-    SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
-           ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
-           clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds)
-    FROM bumped b
+    """
+    + insert_lease()
+    + """
     RETURNING {returning}
     """
+)
 _MODEL_PICK = select(Assignment).from_statement(
     text(_MODEL_PICK_SQL.format(returning=", ".join(c.name for c in Assignment.__table__.columns))).columns(
         *Assignment.__table__.columns

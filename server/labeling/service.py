@@ -33,6 +33,7 @@ from server.critiques import service as critiques
 from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.items import subtasks as trees
 from server.labeling import handoff, queue
+from server.labeling.lease_sql import insert_lease
 from server.labeling.rules import Verdict, validate_answer, validate_verdict
 from server.labeling.schemas import JudgmentCreate
 from server.models import (
@@ -96,7 +97,8 @@ class Submitted:
 # walk to items after the resume point; `{lock}` is SKIP LOCKED, or nothing for the waiting pick.
 # `{pool}` is `i.pool IS NULL` (the items every rater may take: the pick's index holds only those),
 # or `i.pool = :pool` for a rater group's own items (their own index, see _pool_pick).
-_PICK_AND_LEASE = """
+_PICK_AND_LEASE = (
+    """
     WITH picked AS (
         SELECT i.id FROM items i
         WHERE i.project_id = :project_id AND i.queue_open AND {pool}{after}
@@ -108,16 +110,15 @@ _PICK_AND_LEASE = """
         UPDATE items SET leased = items.leased + 1 FROM picked WHERE items.id = picked.id
         RETURNING {item}, -items.batch_priority AS kb, -items.priority AS kp
     ){resumed}, leased AS (
-        INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at)
-        SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
-               ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
-               clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds)
-        FROM bumped b
+        """
+    + insert_lease()
+    + """
         RETURNING {assignment}
     )
     SELECT {returning}
     FROM leased l JOIN bumped b ON b.id = l.item_id LEFT JOIN candidates c ON c.item_id = l.item_id
     """
+)
 _AFTER_RESUME_POINT = "\n          AND (-i.batch_priority, -i.priority, i.seq) > (:kb, :kp, :ks)"
 _RESUMED = """, resumed AS (
         UPDATE project_members m SET resume_kb = b.kb, resume_kp = b.kp, resume_seq = b.seq, resume_epoch = :epoch
@@ -203,11 +204,9 @@ _PICK_GOLD = text(
         UPDATE project_members m SET gold_resume = b.gold_seq
         FROM bumped b WHERE m.project_id = :project_id AND m.user_id = :rater_id
     )
-    INSERT INTO assignments (id, project_id, item_id, rater_id, status, shown_order, leased_at, expires_at, gold)
-    SELECT gen_random_uuid(), :project_id, b.id, :rater_id, 'leased',
-           ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = b.id ORDER BY random()),
-           clock_timestamp(), clock_timestamp() + make_interval(secs => :lease_seconds), true
-    FROM bumped b
+    """
+    + insert_lease(gold=True)
+    + """
     RETURNING {returning}
     """.format(returning=", ".join(c.name for c in Assignment.__table__.columns))
 ).columns(*Assignment.__table__.columns)
