@@ -92,8 +92,12 @@ class SeedResult:
         return len(self.flagged & self.careless)
 
 
-def run_seed(seed: int, *, items: int = 600) -> SeedResult:
-    crowd = simulate(seed, items=items)
+def run_seed(seed: int, *, items: int = 600, honest_only: bool = False) -> SeedResult:
+    crowd = (
+        simulate(seed, items=items, honest=20, random_raters=0, left=0, instant=0)
+        if honest_only
+        else simulate(seed, items=items)
+    )
     rows = judged(crowd)
     members = [Rater(str(r.index)) for r in crowd.raters]
     figures = rater_figures(rows, members, fast_seconds=FAST_SECONDS, gold=gold_units(crowd))
@@ -145,21 +149,51 @@ def summarize(results: list[SeedResult]) -> Summary:
     )
 
 
+def _holm_over_every_test(families: list[list[float]], q: float) -> list[list[bool]]:
+    """The correction the flags used before 2026-12-01: Holm at a family-wise 5% over every test."""
+    flat = rater_tests.holm([p for family in families for p in family], 0.05)
+    out, start = [], 0
+    for family in families:
+        out.append(flat[start : start + len(family)])
+        start += len(family)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--items", type=int, default=600)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument(
+        "--fdr",
+        type=float,
+        default=rater_tests.FLAG_FDR,
+        help="the flags' false discovery rate over raters (server/quality/raters.py FLAG_FDR), to draw the trade-off",
+    )
     parser.add_argument(
         "--chance-z",
         type=float,
         default=rater_tests.CHANCE_Z,
         help="the agreement flag's coin condition (standard errors above a coin's), to draw the trade-off",
     )
+    parser.add_argument(
+        "--holm",
+        action="store_true",
+        help="correct every rater's tests together by Holm at 5%%, as the flags did before 2026-12-01 (to compare)",
+    )
+    parser.add_argument(
+        "--honest-only",
+        action="store_true",
+        help="20 honest raters and no careless one: every flag is wrong (how often does a project show one?)",
+    )
     args = parser.parse_args()
+    if args.holm:
+        rater_tests.corrected = _holm_over_every_test
     rater_tests.CHANCE_Z = args.chance_z
+    rater_tests.FLAG_FDR = args.fdr
     results = []
-    for seed in range(args.seeds):
-        r = run_seed(seed, items=args.items)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        r = run_seed(seed, items=args.items, honest_only=args.honest_only)
         results.append(r)
         missed = sorted(r.careless - r.flagged)
         wrong = sorted(r.flagged - r.careless)
@@ -171,6 +205,8 @@ def main() -> None:
           f"SD {statistics.stdev(medians) if len(medians) > 1 else 0.0:.3f}")  # fmt: skip
     for kind in ("random", "left", "instant", "honest"):
         raters = [(r, i) for r in results for i, k in r.kinds.items() if k == kind]
+        if not raters:
+            continue
         caught = sum(i in r.flagged for r, i in raters)
         low, high = wilson(caught, len(raters))
         share = caught / len(raters)
@@ -190,6 +226,10 @@ def main() -> None:
             f"{kind:8} raters suspended by the rule's agreement part (flagged on agreement): {out}/{len(raters)} "
             f"({out / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})"
         )
+    shown = sum(1 for r in results if r.flagged - r.careless)
+    low, high = wilson(shown, len(results))
+    share = shown / len(results)
+    print(f"projects showing an honest rater a flag: {shown}/{len(results)} ({share:.1%}, 95% CI {low:.1%}-{high:.1%})")
     print(
         f"{s.seeds} seeds: precision {s.precision:.3f} (95% CI {s.precision_ci[0]:.3f}-{s.precision_ci[1]:.3f}, "
         f"{s.true_positives}/{s.flagged}), recall {s.recall:.3f} (95% CI {s.recall_ci[0]:.3f}-{s.recall_ci[1]:.3f}, "

@@ -11,7 +11,7 @@ Three project settings act on a rater's gold verdicts:
   has N scored gold judgments, accuracy over the last N below the threshold suspends them in the
   project, with the reason in words. With the rule on, a gold judgment also suspends a rater whose
   agreement is flagged (server/quality/raters.py: their agreement with the label the other raters'
-  answers give, or gold, significantly below the project's median rater after Holm's correction,
+  answers give, or gold, significantly below the project's median rater after the flags' correction,
   and within noise of a coin's)
   in the last computed quality figures (cached per data version, read here as one JSON path of one
   row: nothing is computed in the submit). About ten gold answers cannot tell a random rater from

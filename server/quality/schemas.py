@@ -30,7 +30,9 @@ class ItemGoldRead(Schema):
 class Flag(Schema):
     kind: str = Field(description="position, speed, agreement or gold.")
     text: str = Field(description="The finding in plain words, with its numbers.")
-    p: float = Field(description="The test's p-value before the Holm correction across raters and tests.")
+    p: float = Field(
+        description="The test's p-value before the correction over raters and tests (quality/raters.py corrected)."
+    )
 
 
 class TrendBlock(Schema):

@@ -77,7 +77,7 @@ class TestQualityApi:
         assert again == first
         # One snapshot of the figures, and the rater model's that they use (server/quality/weighted.py).
         names = select(QualitySnapshot.name).where(QualitySnapshot.project_id == project.id)
-        assert sorted(await session.scalars(names)) == ["dawid-skene", "reliability.4:3"]
+        assert sorted(await session.scalars(names)) == ["dawid-skene", "reliability.5:3"]
 
     async def test_a_slow_figure_is_served_stale_then_recomputed(
         self, client: httpx.AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
