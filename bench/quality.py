@@ -16,6 +16,7 @@ rules.py); here, the agreement flag of the figures over the whole run.
 import argparse
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from bench.crowd import Crowd, simulate
 from server.quality import aggregate
@@ -23,7 +24,7 @@ from server.quality import raters as rater_tests
 from server.quality.agreement import Unit, agreement, pair_values
 from server.quality.gold import wilson
 from server.quality.raters import Judged, Rater, rater_figures
-from server.quality.rules import breach
+from server.quality.rules import MIN_COMPARED_TO_SUSPEND, breach
 
 FAST_SECONDS = 3.0  # the project's threshold in the simulation (the setting's default)
 # The gold suspension rule as a project would set it for this crowd (about 10 gold judgments each):
@@ -43,6 +44,53 @@ def suspended(crowd: Crowd, *, window: int = SUSPENSION_WINDOW, threshold: float
         scored.setdefault(v.rater, []).append(float(v.choice == crowd.truth[v.item]))
         if breach(scored[v.rater], window=window, threshold=threshold) is not None:
             out.add(v.rater)
+    return out
+
+
+# The live replay's figures are recomputed after this many stored votes (the server recomputes them in
+# the background after gold verdicts, at most once a minute: here, every 5% of the run's 1,980 votes).
+LIVE_EVERY = 100
+
+
+def _suspends_on_agreement(figures: dict[str, dict[str, Any]]) -> set[int]:
+    """The raters the rule's agreement part suspends at their next gold verdict (rules.agreement_flag)."""
+    return {
+        int(r)
+        for r, f in figures.items()
+        if any(x["kind"] == "agreement" for x in f["flags"]) and f["compared"] >= MIN_COMPARED_TO_SUSPEND
+    }
+
+
+def live(
+    crowd: Crowd,
+    *,
+    every: int = LIVE_EVERY,
+    window: int = SUSPENSION_WINDOW,
+    threshold: float = SUSPENSION_THRESHOLD,
+) -> set[int]:
+    """The raters the suspension rule suspends when it is on while the project runs, as the server
+    applies it (server/quality/rules.py): votes in time order; the quality figures recomputed after
+    every `every` stored votes from the votes stored so far; at each gold vote, the gold part on the
+    rater's scored gold answers, then the agreement part on the last computed figures. A suspended
+    rater's later votes are never sent (their items get fewer votes; the server would give them to
+    other raters)."""
+    gold = gold_units(crowd)
+    members = [Rater(str(r.index)) for r in crowd.raters]
+    votes = sorted(crowd.votes, key=lambda v: (v.order, v.rater))  # the order judged() uses
+    out: set[int] = set()
+    scored: dict[int, list[float]] = {}
+    kept: list[Judged] = []
+    on_agreement: set[int] = set()
+    for v, row in zip(votes, judged(crowd), strict=True):
+        if v.rater in out:
+            continue
+        kept.append(row)
+        if len(kept) % every == 0:
+            on_agreement = _suspends_on_agreement(rater_figures(kept, members, fast_seconds=FAST_SECONDS, gold=gold))
+        if v.gold:
+            scored.setdefault(v.rater, []).append(float(v.choice == crowd.truth[v.item]))
+            if breach(scored[v.rater], window=window, threshold=threshold) is not None or v.rater in on_agreement:
+                out.add(v.rater)
     return out
 
 
@@ -84,8 +132,10 @@ class SeedResult:
     pairwise: float | None
     kinds: dict[int, str]  # rater -> kind
     suspended: frozenset[int]  # by the gold suspension rule
-    agreement_flagged: frozenset[int]  # flagged on agreement: what the rule's agreement part suspends
+    agreement_flagged: frozenset[int]  # what the rule's agreement part suspends, on the figures of the whole run
     agreement: dict[int, float]  # rater -> agreement with the label left one out
+    live_agreement: frozenset[int]  # suspended by the rule replayed live, its gold part off (threshold 0)
+    live_both: frozenset[int]  # suspended by the rule replayed live, both parts on
 
     @property
     def true_positives(self) -> int:
@@ -108,11 +158,21 @@ def run_seed(seed: int, *, items: int = 600, honest_only: bool = False) -> SeedR
             units.setdefault(unit, []).append(value)
     agreed = agreement(units.values(), level="nominal", bootstrap=200)
     kinds = {r.index: r.kind for r in crowd.raters}
-    by_agreement = frozenset(int(r) for r, f in figures.items() if any(x["kind"] == "agreement" for x in f["flags"]))
+    by_agreement = frozenset(_suspends_on_agreement(figures))
     gold_rule = frozenset(suspended(crowd))
     shares = {int(r): f["agreement"] for r, f in figures.items() if f["agreement"] is not None}
     return SeedResult(
-        seed, flagged, crowd.careless, agreed.alpha, agreed.pairwise, kinds, gold_rule, by_agreement, shares
+        seed,
+        flagged,
+        crowd.careless,
+        agreed.alpha,
+        agreed.pairwise,
+        kinds,
+        gold_rule,
+        by_agreement,
+        shares,
+        frozenset(live(crowd, threshold=0.0)),
+        frozenset(live(crowd)),
     )
 
 
@@ -220,12 +280,17 @@ def main() -> None:
             f"{kind:8} raters suspended by the gold rule (last {SUSPENSION_WINDOW}, below "
             f"{SUSPENSION_THRESHOLD:.0%}): {out}/{len(raters)} ({out / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})"
         )
-        out = sum(i in r.agreement_flagged for r, i in raters)
-        low, high = wilson(out, len(raters))
-        print(
-            f"{kind:8} raters suspended by the rule's agreement part (flagged on agreement): {out}/{len(raters)} "
-            f"({out / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})"
-        )
+        for label, which in (
+            ("by the rule's agreement part on the whole run's figures", "agreement_flagged"),
+            ("by the rule replayed live, gold part off", "live_agreement"),
+            (f"by the rule replayed live, gold part on (last {SUSPENSION_WINDOW}, below 60%)", "live_both"),
+        ):
+            out = sum(i in getattr(r, which) for r, i in raters)
+            low, high = wilson(out, len(raters))
+            print(
+                f"{kind:8} raters suspended {label}: {out}/{len(raters)} "
+                f"({out / len(raters):.0%}, 95% CI {low:.0%}-{high:.0%})"
+            )
     shown = sum(1 for r in results if r.flagged - r.careless)
     low, high = wilson(shown, len(results))
     share = shown / len(results)

@@ -92,8 +92,9 @@ class ProjectBase(Schema):
         ge=0,
         le=200,
         description="Suspend a human rater whose accuracy over their last N scored gold judgments is below "
-        "suspension_threshold (judged once they have N), or whose agreement the quality figures flag (checked at "
-        "each gold judgment); 0 turns the rule off.",
+        "suspension_threshold (judged once they have N), or whose agreement the quality figures flag on at least 50 "
+        "compared answers (checked at each gold judgment); 0 turns the rule off. A threshold of 0 keeps only the "
+        "agreement part.",
     )
     suspension_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
     assistance: Assistance = Field(default=Assistance.never, description=ASSISTANCE_DOC)

@@ -28,6 +28,7 @@ from server.models import (
 from server.quality import trust
 from server.quality.cache import refreshes_done
 from server.quality.raters import snapshot_name
+from server.quality.rules import MIN_COMPARED_TO_SUSPEND
 from tests.factories import bearer, create_project, create_token, create_user, import_items, native_items, next_item
 from tests.labeling.race import Holder, PageRater, lock_waits, until
 from tests.quality.test_gold import gold_items
@@ -499,16 +500,18 @@ FLAG = (
 )
 
 
-async def plant_figures(session: AsyncSession, project: Project, rater: User, *, flagged: bool = True) -> None:
+async def plant_figures(
+    session: AsyncSession, project: Project, rater: User, *, flagged: bool = True, compared: int = 80
+) -> None:
     """The project's last computed quality figures, with or without an agreement flag on `rater` (what the
-    background computation stores: server/quality/reliability.py)."""
+    background computation stores: server/quality/reliability.py), `compared` of their answers compared."""
     flags = [{"kind": "agreement", "text": FLAG, "p": 1e-5}] if flagged else []
     session.add(
         QualitySnapshot(
             project_id=project.id,
             name=snapshot_name(project.fast_seconds),
             data_version="0.0",
-            payload={"raters": {str(rater.id): {"flags": flags}}},
+            payload={"raters": {str(rater.id): {"flags": flags, "compared": compared}}},
             seconds=1.0,
         )
     )
@@ -542,6 +545,13 @@ class TestSuspensionByAgreement:
             {"id": project.id},
         )
         await session.commit()
+        assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
+        assert (await next_item(client, project, tokens[0])).status_code == 200
+
+    async def test_a_flag_on_fewer_answers_than_a_suspension_wants_suspends_nobody(self, client, session) -> None:
+        """A flag needs 20 compared answers; the rule's agreement part 50 (rules.MIN_COMPARED_TO_SUSPEND)."""
+        project, _, _, raters, tokens = await setup(session, gold=3, suspension_window=3)
+        await plant_figures(session, project, raters[0], compared=MIN_COMPARED_TO_SUSPEND - 1)
         assert (await judge_next(client, project, tokens[0], RIGHT)).status_code == 201
         assert (await next_item(client, project, tokens[0])).status_code == 200
 
