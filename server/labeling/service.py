@@ -247,32 +247,49 @@ _RECLAIM = text(_RECLAIM_CTES + "\n    SELECT count(*) FROM expired")
 # needs a free one. The judgment that fills the item completes it and opens a new aggregate
 # revision (what completed-item exports deliver).
 #
-# The caller has locked the item with _LOCK_ITEMS, a statement of its own, so this one never waits
-# (its FOR NO KEY UPDATE finds the lock held). Waiting here instead deadlocked two submits of one
-# item (docs/ARCHITECTURE.md "Locks"): a statement that waited for a row which was updated
-# meanwhile locks the row's newest version in `cur`, but its UPDATE starts again from the version
-# its snapshot sees; when that old version's xmax is a MultiXact still alive (another transaction's
-# KEY SHARE from a foreign-key check, e.g. a post of scores inserting item_scores), the UPDATE
-# queues for the old version's tuple lock, which the other submit holds while it waits for this
-# one's lock on the newest version. A statement that starts after the lock is granted sees the
-# newest version only.
+# The submit locks the item with _LOCK_SLOT_ITEMS, a statement of its own that returns the
+# counters of the row it locked (its newest version: a locking read follows the row's updates),
+# and decides from them (_slot); no other transaction can change them before this one ends. This
+# statement then writes the decision by primary key: it takes no lock and never waits. Waiting in
+# the statement that writes deadlocked two submits of one item (docs/ARCHITECTURE.md "Locks"): a
+# statement that waited for a row which was updated meanwhile locks the row's newest version, but
+# its UPDATE starts again from the version its snapshot sees; when that old version's xmax is a
+# MultiXact still alive (another transaction's KEY SHARE from a foreign-key check, e.g. a post of
+# scores inserting item_scores), the UPDATE queues for the old version's tuple lock, which the
+# other submit holds while it waits for this one's lock on the newest version. A statement that
+# starts after the lock is granted sees the newest version only.
 _TAKE_SLOT = text(
     f"""
-    WITH cur AS (
-        SELECT id, judged < wanted AND (CAST(:held AS boolean) OR leased + judged < wanted) AS takes,
-               judged + 1 >= wanted AND completed_at IS NULL AS completes
-        FROM items WHERE id = :item_id FOR NO KEY UPDATE
-    )
-    UPDATE items i SET
-        leased = i.leased - CASE WHEN CAST(:held AS boolean) THEN 1 ELSE 0 END,
-        judged = i.judged + CASE WHEN cur.takes THEN 1 ELSE 0 END,
-        completed_at = CASE WHEN cur.takes AND cur.completes THEN now() ELSE i.completed_at END,
-        aggregate_revision = i.aggregate_revision + CASE WHEN cur.takes AND cur.completes THEN 1 ELSE 0 END,
-        aggregate_xid = CASE WHEN cur.takes AND cur.completes THEN {CURRENT_XID} ELSE i.aggregate_xid END
-    FROM cur WHERE i.id = cur.id
-    RETURNING cur.takes, cur.takes AND cur.completes AS completed
+    UPDATE items SET
+        leased = leased - :released,
+        judged = judged + :counted,
+        completed_at = CASE WHEN CAST(:completes AS boolean) THEN now() ELSE completed_at END,
+        aggregate_revision = aggregate_revision + CASE WHEN CAST(:completes AS boolean) THEN 1 ELSE 0 END,
+        aggregate_xid = CASE WHEN CAST(:completes AS boolean) THEN {CURRENT_XID} ELSE aggregate_xid END
+    WHERE id = :item_id
     """
 )
+_LOCK_SLOT_ITEMS = text(
+    "SELECT id, wanted, leased, judged, completed_at IS NULL AS open"
+    " FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """What a verdict does to its item's counters, decided from the locked row."""
+
+    counted: bool  # it takes a slot (counts toward `wanted`)
+    completes: bool  # it fills the item: completed, a new aggregate revision
+    released: int  # the live lease it gives back (1), or none (0)
+
+
+def _slot(locked: Sequence[Row[Any]], item_id: uuid.UUID, *, held: bool) -> _Slot:
+    """Decide the slot from the counters _LOCK_SLOT_ITEMS read (as _TAKE_SLOT's CTE used to)."""
+    row = next(r for r in locked if r.id == item_id)
+    counted = row.judged < row.wanted and (held or row.leased + row.judged < row.wanted)
+    return _Slot(counted=counted, completes=counted and row.judged + 1 >= row.wanted and row.open, released=int(held))
+
 
 # A gold verdict that ends its rater's leases (suspension, a failed qualification round) locks
 # them first, in id order, then their items and the judged one, in id order, before the submit
@@ -901,11 +918,12 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     # together, in id order (the parent's id may come first).
     takes_slot = assignment.status != AssignmentStatus.ended
     parent = [item.parent_id] if item.parent_id is not None and takes_slot else []
+    locked: Sequence[Row[Any]] = ()
     if decision.ends_leases:  # the lock order: leases (id order), then every item involved (id order)
         held = await session.scalars(_LOCK_LEASES, {"project_id": project.id, "rater_id": rater.id})
-        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent, *held]})
+        locked = (await session.execute(_LOCK_SLOT_ITEMS, {"ids": [assignment.item_id, *parent, *held]})).all()
     elif takes_slot:
-        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent]})
+        locked = (await session.execute(_LOCK_SLOT_ITEMS, {"ids": [assignment.item_id, *parent]})).all()
     decides = False
     if assignment.status == AssignmentStatus.ended:
         counted, reason = False, assignment.ended_reason
@@ -918,10 +936,12 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         rule = handoff.rule_of(project)
         decides = counted and rule is not None and model_judged >= rule.min_judges
     else:
-        held_lease = assignment.status == AssignmentStatus.leased
-        slot = (await session.execute(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held_lease})).one()
-        counted = bool(slot.takes)
-        if slot.completed and parent:
+        slot = _slot(locked, assignment.item_id, held=assignment.status == AssignmentStatus.leased)
+        counted = slot.counted
+        if slot.counted or slot.released:  # a late verdict on a filled item changes no counter
+            params = {"item_id": assignment.item_id, "released": slot.released, "counted": int(slot.counted)}
+            await session.execute(_TAKE_SLOT, params | {"completes": slot.completes})
+        if slot.completes and parent:
             await trees.subtask_completed(session, parent[0])
         # A gold item wants nothing (its judgments measure the rater), so this is not surplus.
         reason = None if counted or assignment.gold else SurplusReason.filled
