@@ -250,6 +250,9 @@ async def _search_indexed(app: Any) -> None:
 # the table gives the median of the per-block ratios head ÷ base with their range.
 
 LOOPS = ("api", "swap")
+# --analyze: annotations per loop after the ANALYZE, unmeasured (each connection plans its statements
+# again: custom plans for the first five executions, then the generic one).
+ANALYZED_WARMUP = 20
 PGSS_COLUMNS = "calls, total_exec_time, rows, shared_blks_hit + shared_blks_read AS buffers"
 
 
@@ -465,12 +468,12 @@ async def run_pair(args: argparse.Namespace) -> None:
     import json
     import subprocess
 
-    from bench.database import connect, execute_on
+    from bench.database import connect, execute_on, with_database
     from bench.servers import free_port, server_env, spawn, stop_servers, wait_healthy
 
     trees = [Path(t).resolve() for t in args.pair]
     names = ["base", "head"][: len(trees)] if len(trees) == 2 else ["head"]
-    items = len(LOOPS) * (args.warmup + args.blocks * args.annotations) + 20
+    items = len(LOOPS) * (args.warmup + ANALYZED_WARMUP * args.analyze + args.blocks * args.annotations) + 20
     work = Path(tempfile.mkdtemp(prefix="bench-pair-"))
     print(f"preparing {len(trees)} database(s) with {items} items each ...", flush=True)
     readies = [_prepare_in(tree, work / f"{name}.json", items) for name, tree in zip(names, trees, strict=True)]
@@ -495,6 +498,13 @@ async def run_pair(args: argparse.Namespace) -> None:
             for _ in range(args.warmup):
                 await side.annotate()
                 await side.swap()
+        if args.analyze:  # statistics as a live project's, then re-plan outside the measured blocks
+            for side in sides:
+                await execute_on(with_database(side.ready["maintenance_url"], side.ready["database"]), "ANALYZE")
+            for side in sides:
+                for _ in range(ANALYZED_WARMUP):
+                    await side.annotate()
+                    await side.swap()
         for block in range(args.blocks):
             order = sides if block % 2 == 0 else sides[::-1]
             for loop in LOOPS:
@@ -521,6 +531,7 @@ async def run_pair(args: argparse.Namespace) -> None:
             "blocks": args.blocks,
             "annotations": args.annotations,
             "warmup": args.warmup,
+            "analyze": args.analyze,
             "pool": args.pool,
             "items": items,
         },
@@ -557,7 +568,9 @@ def pair_table(result: dict[str, Any]) -> str:
     lines = [f"{name}: {side['commit']}" for name, side in sides.items()]
     lines.append(
         f"{settings['blocks']} blocks of {settings['annotations']} annotations per loop and side, after "
-        f"{settings['warmup']} unmeasured; the order flips every block"
+        f"{settings['warmup']} unmeasured"
+        + (f", then ANALYZE and {ANALYZED_WARMUP} more" if settings.get("analyze") else "")
+        + "; the order flips every block"
     )
     lines.append("")
     paired = "base" in sides and "head" in sides
@@ -601,6 +614,12 @@ def main() -> None:
     parser.add_argument("--annotations", type=int, default=50, help="--pair: annotations per block")
     parser.add_argument("--warmup", type=int, default=30, help="--pair: unmeasured annotations per loop first")
     parser.add_argument("--pool", type=int, default=5, help="--pair: each server's database pool size")
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="--pair: ANALYZE both databases after the warmup (plans as on a live project's tables, not on"
+        " the nearly empty ones each connection planned with), then 20 more unmeasured annotations per loop",
+    )
     parser.add_argument("--json", default="", help="--pair: also write every block's figures to this file")
     parser.add_argument("--prepare", default="", help=argparse.SUPPRESS)  # --pair runs it in each tree
     args = parser.parse_args()

@@ -63,7 +63,7 @@ _MODEL_PICK = select(Assignment).from_statement(
 # A model's verdict takes a model slot while the item is still in the model phase and short of
 # `min_judges`; otherwise it is stored as surplus ("filled"). Returns whether it counted and the
 # item's model judgments after it. The submit has locked the item in a statement of its own first,
-# so this one never waits (labeling/service.py, _TAKE_SLOT).
+# so this one never waits (labeling/service.py, _LOCK_SLOT_ITEMS and _TAKE_SLOT).
 _TAKE_MODEL_SLOT = text(
     """
     WITH cur AS (

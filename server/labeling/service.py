@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, insert, literal_column, select, text, update
+from sqlalchemy import Boolean, Integer, Row, Table, bindparam, case, func, insert, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -159,7 +159,7 @@ _PICK_POOL = _pick(after="", wait=False, pool="i.pool = :pool")
 # without locking, only that row is waited for (_LOCK_ITEMS, a statement of its own), and then it is
 # picked by _PICK_THIS_WAITING, which finds the lock held. Waiting inside the pick itself, whose
 # UPDATE starts again from the row version its snapshot saw, deadlocked with a submit of that item
-# (see _TAKE_SLOT).
+# (see _LOCK_SLOT_ITEMS).
 _FIRST_CANDIDATE = text(
     """
     SELECT i.id FROM items i
@@ -247,32 +247,39 @@ _RECLAIM = text(_RECLAIM_CTES + "\n    SELECT count(*) FROM expired")
 # needs a free one. The judgment that fills the item completes it and opens a new aggregate
 # revision (what completed-item exports deliver).
 #
-# The caller has locked the item with _LOCK_ITEMS, a statement of its own, so this one never waits
-# (its FOR NO KEY UPDATE finds the lock held). Waiting here instead deadlocked two submits of one
-# item (docs/ARCHITECTURE.md "Locks"): a statement that waited for a row which was updated
-# meanwhile locks the row's newest version in `cur`, but its UPDATE starts again from the version
-# its snapshot sees; when that old version's xmax is a MultiXact still alive (another transaction's
-# KEY SHARE from a foreign-key check, e.g. a post of scores inserting item_scores), the UPDATE
-# queues for the old version's tuple lock, which the other submit holds while it waits for this
-# one's lock on the newest version. A statement that starts after the lock is granted sees the
-# newest version only.
-_TAKE_SLOT = text(
-    f"""
-    WITH cur AS (
-        SELECT id, judged < wanted AND (CAST(:held AS boolean) OR leased + judged < wanted) AS takes,
-               judged + 1 >= wanted AND completed_at IS NULL AS completes
-        FROM items WHERE id = :item_id FOR NO KEY UPDATE
-    )
-    UPDATE items i SET
-        leased = i.leased - CASE WHEN CAST(:held AS boolean) THEN 1 ELSE 0 END,
-        judged = i.judged + CASE WHEN cur.takes THEN 1 ELSE 0 END,
-        completed_at = CASE WHEN cur.takes AND cur.completes THEN now() ELSE i.completed_at END,
-        aggregate_revision = i.aggregate_revision + CASE WHEN cur.takes AND cur.completes THEN 1 ELSE 0 END,
-        aggregate_xid = CASE WHEN cur.takes AND cur.completes THEN {CURRENT_XID} ELSE i.aggregate_xid END
-    FROM cur WHERE i.id = cur.id
-    RETURNING cur.takes, cur.takes AND cur.completes AS completed
-    """
+# The submit locks the item with _LOCK_SLOT_ITEMS, a statement of its own that returns the
+# counters of the row it locked (its newest version: a locking read follows the row's updates),
+# and decides from them (_slot); no other transaction can change them before this one ends. The
+# decision is then written by the judgment's own INSERT (_STORE_JUDGMENT_TAKING_SLOT, a CTE that
+# updates the item by primary key): it takes no lock and never waits. Waiting in the statement that
+# writes deadlocked two submits of one item (docs/ARCHITECTURE.md "Locks"): a statement that waited
+# for a row which was updated meanwhile locks the row's newest version, but its UPDATE starts again
+# from the version its snapshot sees; when that old version's xmax is a MultiXact still alive
+# (another transaction's KEY SHARE from a foreign-key check, e.g. a post of scores inserting
+# item_scores), the UPDATE queues for the old version's tuple lock, which the other submit holds
+# while it waits for this one's lock on the newest version. A statement that starts after the lock
+# is granted sees the newest version only.
+_LOCK_SLOT_ITEMS = text(
+    "SELECT id, wanted, leased, judged, completed_at IS NULL AS open"
+    " FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """What a verdict does to its item's counters, decided from the locked row."""
+
+    counted: bool  # it takes a slot (counts toward `wanted`)
+    completes: bool  # it fills the item: completed, a new aggregate revision
+    released: int  # the live lease it gives back (1), or none (0)
+
+
+def _slot(locked: Sequence[Row[Any]], item_id: uuid.UUID, *, held: bool) -> _Slot:
+    """Decide the slot from the counters _LOCK_SLOT_ITEMS read from the locked row."""
+    row = next(r for r in locked if r.id == item_id)
+    counted = row.judged < row.wanted and (held or row.leased + row.judged < row.wanted)
+    return _Slot(counted=counted, completes=counted and row.judged + 1 >= row.wanted and row.open, released=int(held))
+
 
 # A gold verdict that ends its rater's leases (suspension, a failed qualification round) locks
 # them first, in id order, then their items and the judged one, in id order, before the submit
@@ -288,7 +295,7 @@ _LOCK_ITEMS = text("SELECT id FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO
 
 # End live leases now (a rater removed or suspended; a batch or a project archived): leases in id
 # order, then their items in id order, each locked by a statement of its own (_LOCK_ENDING, then
-# _LOCK_ITEMS; see _TAKE_SLOT for why a statement that waits for rows does not write them), then
+# _LOCK_ITEMS; see _LOCK_SLOT_ITEMS for why a statement that waits for rows does not write them), then
 # this statement, which finds them locked; the slots go back to the queue at once. `{which}` narrows
 # the project's leases to one rater's or one batch's.
 _END_LEASES_SQL = """
@@ -826,7 +833,7 @@ async def _apply(
 # The parameters are named `j_<column>`: a parameter named like a column would join the SET list.
 _JUDGMENTS, _ASSIGNMENTS = cast(Table, Judgment.__table__), cast(Table, Assignment.__table__)
 _STORED_COLUMNS = [c for c in _JUDGMENTS.columns if c.name not in ("seq", "xid", "created_at", "revised_at")]
-_STORE_JUDGMENT = select(Judgment).from_statement(
+_INSERT_JUDGMENT = (
     insert(_JUDGMENTS)
     .values({c.name: bindparam(f"j_{c.name}", type_=c.type) for c in _STORED_COLUMNS})
     .add_cte(
@@ -837,10 +844,30 @@ _STORE_JUDGMENT = select(Judgment).from_statement(
     )
     .returning(*_JUDGMENTS.columns)
 )
+_STORE_JUDGMENT = select(Judgment).from_statement(_INSERT_JUDGMENT)
+# The same, writing the item's slot too (see _LOCK_SLOT_ITEMS): one statement where two were sent.
+_ITEMS = cast(Table, Item.__table__)
+_COMPLETES = bindparam("s_completes", type_=Boolean)
+_TAKE_SLOT = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("j_item_id", type_=_JUDGMENTS.c.item_id.type))
+    .values(
+        leased=_ITEMS.c.leased - bindparam("s_released", type_=Integer),
+        judged=_ITEMS.c.judged + bindparam("s_counted", type_=Integer),
+        completed_at=case((_COMPLETES, func.now()), else_=_ITEMS.c.completed_at),
+        aggregate_revision=_ITEMS.c.aggregate_revision + case((_COMPLETES, 1), else_=0),
+        aggregate_xid=case((_COMPLETES, literal_column(CURRENT_XID)), else_=_ITEMS.c.aggregate_xid),
+    )
+    .cte("slot")
+)
+_STORE_JUDGMENT_TAKING_SLOT = select(Judgment).from_statement(_INSERT_JUDGMENT.add_cte(_TAKE_SLOT))
 
 
-async def _store_judgment(session: AsyncSession, assignment: Assignment, **values: object) -> Judgment:
-    """Insert the judgment of a locked assignment and mark the assignment submitted, in one statement."""
+async def _store_judgment(
+    session: AsyncSession, assignment: Assignment, slot: _Slot | None, **values: object
+) -> Judgment:
+    """Insert the judgment of a locked assignment and mark the assignment submitted, in one statement,
+    which also writes the item's slot when the verdict changes its counters (`slot`; the item is locked)."""
     row = {
         "id": uuid.uuid4(),
         "assignment_id": assignment.id,
@@ -849,7 +876,12 @@ async def _store_judgment(session: AsyncSession, assignment: Assignment, **value
         "revision": 1,
         **values,
     }
-    judgment: Judgment = (await session.scalars(_STORE_JUDGMENT, {f"j_{k}": v for k, v in row.items()})).one()
+    params = {f"j_{k}": v for k, v in row.items()}
+    if slot is not None and (slot.counted or slot.released):
+        counters = {"s_released": slot.released, "s_counted": int(slot.counted), "s_completes": slot.completes}
+        judgment: Judgment = (await session.scalars(_STORE_JUDGMENT_TAKING_SLOT, params | counters)).one()
+    else:  # a late verdict on a filled item changes no counter
+        judgment = (await session.scalars(_STORE_JUDGMENT, params)).one()
     # What the statement wrote, as a flush would leave it: the status as stored, finished_at unread.
     set_committed_value(assignment, "status", AssignmentStatus.submitted)
     session.expire(assignment, ["finished_at"])
@@ -896,17 +928,18 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
             data=data,
             stored_answer=answer,
         )
-    # The item is locked by a statement of its own before its slot is taken (_TAKE_SLOT's comment
+    # The item is locked by a statement of its own before its slot is taken (_LOCK_SLOT_ITEMS' comment
     # says why); a subtask's verdict may complete it and so open its parent: the two rows are locked
     # together, in id order (the parent's id may come first).
     takes_slot = assignment.status != AssignmentStatus.ended
     parent = [item.parent_id] if item.parent_id is not None and takes_slot else []
+    locked: Sequence[Row[Any]] = ()
     if decision.ends_leases:  # the lock order: leases (id order), then every item involved (id order)
         held = await session.scalars(_LOCK_LEASES, {"project_id": project.id, "rater_id": rater.id})
-        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent, *held]})
+        locked = (await session.execute(_LOCK_SLOT_ITEMS, {"ids": [assignment.item_id, *parent, *held]})).all()
     elif takes_slot:
-        await session.execute(_LOCK_ITEMS, {"ids": [assignment.item_id, *parent]})
-    decides = False
+        locked = (await session.execute(_LOCK_SLOT_ITEMS, {"ids": [assignment.item_id, *parent]})).all()
+    decides, slot = False, None
     if assignment.status == AssignmentStatus.ended:
         counted, reason = False, assignment.ended_reason
     elif handoff.is_model(rater) and not assignment.gold:
@@ -918,16 +951,16 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
         rule = handoff.rule_of(project)
         decides = counted and rule is not None and model_judged >= rule.min_judges
     else:
-        held_lease = assignment.status == AssignmentStatus.leased
-        slot = (await session.execute(_TAKE_SLOT, {"item_id": assignment.item_id, "held": held_lease})).one()
-        counted = bool(slot.takes)
-        if slot.completed and parent:
+        slot = _slot(locked, assignment.item_id, held=assignment.status == AssignmentStatus.leased)
+        counted = slot.counted  # written with the judgment below (_store_judgment)
+        if slot.completes and parent:
             await trees.subtask_completed(session, parent[0])
         # A gold item wants nothing (its judgments measure the rater), so this is not surplus.
         reason = None if counted or assignment.gold else SurplusReason.filled
     judgment = await _store_judgment(
         session,
         assignment,
+        slot,
         rater_id=rater.id,
         choice_id=verdict.choice,
         ranking=verdict.ranking,

@@ -517,6 +517,44 @@ class TestWaitsForTheItemInAStatementOfItsOwn:
         stored = await session.get_one(Item, item, populate_existing=True)
         assert (stored.judged, stored.leased, stored.completed_at is not None) == (2, 0, True)
 
+    async def test_a_late_verdict_waiting_behind_the_one_that_fills_the_item(
+        self, client, engine, session, caplog
+    ) -> None:
+        """The slot is decided from the counters the lock-only statement returns (service._slot): those
+        of the row's newest version, read after the wait. Two late verdicts (both leases ran out and
+        were reclaimed) on an item that wants one more: the first fills it, the second, which waited
+        behind it, is surplus. Counters read before the wait (the item as the submit first loaded it)
+        would have counted both."""
+        project, tokens, item = await self._setup(client, session, 2)
+        leases = [(await next_item(client, project, t)).json() for t in tokens]
+        await session.execute(update(Assignment).values(expires_at=func.now() - text("interval '1 minute'")))
+        await session.commit()
+        assert (await next_item(client, project, tokens[0])).status_code == 204  # reclaims both leases
+        await session.execute(update(Project).where(Project.id == project.id).values(overlap=1))
+        await session.execute(update(Item).where(Item.id == item).values(wanted=1))
+        await session.commit()
+        holder = Holder(engine)
+        await holder.hold("SELECT 1 FROM items WHERE id = :id FOR NO KEY UPDATE", id=item)
+
+        def judge(lease: dict[str, Any], token: str) -> asyncio.Task[httpx.Response]:
+            body = {"choice": lease["item"]["candidates"][0]["id"]}
+            return asyncio.create_task(
+                client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(token))
+            )
+
+        first = judge(leases[0], tokens[0])
+        await until(lambda: _waits_at_least(engine, 1), what="the first submit waiting")
+        second = judge(leases[1], tokens[1])
+        await until(lambda: _waits_at_least(engine, 2), what="the second submit waiting")
+        await holder.release()
+        answers = await asyncio.wait_for(asyncio.gather(first, second), timeout=30)
+        assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+        assert [(a.json()["surplus"], a.json()["surplus_reason"]) for a in answers] == [(False, None), (True, "filled")]
+        assert "labeling.retry" not in caplog.text
+        stored = await session.get_one(Item, item, populate_existing=True)
+        assert (stored.judged, stored.leased, stored.aggregate_revision) == (1, 0, 1)
+        assert stored.completed_at is not None
+
     async def test_a_waiting_pick_and_a_submit_of_its_item(self, client, engine, session, caplog) -> None:
         project, (judging, picking), item = await self._setup(client, session, 2)
         lease = (await next_item(client, project, judging)).json()
