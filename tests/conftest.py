@@ -118,14 +118,21 @@ def _figures_in_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cache, "FIRST_WAIT_SECONDS", None)
 
 
+@pytest.fixture
+def _engine_to_clean(request: pytest.FixtureRequest) -> AsyncEngine | None:
+    """The engine of a test that uses the database, asked for before the test (pytest refuses new
+    fixtures during teardown) and outside the event loop (where an async fixture can be set up)."""
+    return request.getfixturevalue("engine") if "database_url" in request.fixturenames else None
+
+
 @pytest.fixture(autouse=True)
-async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+async def _clean_tables(_engine_to_clean: AsyncEngine | None) -> AsyncIterator[None]:
+    engine = _engine_to_clean
     yield
     await refreshes_done()  # quality figures computed in the background (server/quality/cache.py)
     await indexing_done()  # search vectors written after an import (server/items/search.py)
-    if "database_url" not in request.fixturenames:
+    if engine is None:
         return
-    engine: AsyncEngine = request.getfixturevalue("engine")
     # assay_meta is the database's identity and xid offset (exports/identity.py), kept like a migration's data.
     tables = [t.name for t in Base.metadata.sorted_tables if t.name != "assay_meta"]
     try:

@@ -24,6 +24,8 @@ from tests.web.conftest import csrf_of, page_login
 ITEMS, OVERLAP, LEASE_SECONDS = 24, 2, 30
 API_RATERS, PAGE_RATERS = 4, 6  # half on each process
 KILL_AFTER = 12  # acknowledged judgments before the kill
+LEAVING = (0, 2)  # page raters on the victim who leave with it (the others resend to the survivor)
+LEAVERS = len(LEAVING)
 AUDIT = text(
     """
     SELECT count(*) FROM items i WHERE i.project_id = :p AND (
@@ -48,6 +50,7 @@ class Load:
     cut_judgments: set[str] = field(default_factory=set)  # their verdicts in flight: stored or not, unknown
     errors: list[str] = field(default_factory=list)
     victim_api_acknowledged: set[str] = field(default_factory=set)  # API raters on the victim with a judgment
+    leavers_holding: set[str] = field(default_factory=set)  # page raters who will leave, once they hold items
 
     def count(self) -> int:
         return len(self.api_acknowledged) + len(self.page_acknowledged)
@@ -142,6 +145,8 @@ async def page_rater(load: Load, home: str, email: str, *, leaves: bool) -> None
                     load.errors.append(f"queue: {queue.status_code}")
                     return
                 held = page_slots(queue.text)
+                if held and leaves:
+                    load.leavers_holding.add(email)
                 if not held:
                     await asyncio.sleep(1)
                     continue
@@ -175,9 +180,14 @@ async def test_kill_9_one_of_two_processes_mid_load(launch, session: AsyncSessio
     homes = [victim.url, survivor.url]
 
     async def kill_then_watch() -> None:
-        # Mid-load, once every API rater on the victim has a verdict it acknowledged, to resend.
+        # Mid-load, once every API rater on the victim has a verdict it acknowledged, to resend, and the
+        # page raters who leave with it hold items (killed before their page loaded, they would leave none).
         give_up = time.monotonic() + 120  # a rater that failed early shows up in load.errors
-        while load.count() < KILL_AFTER or len(load.victim_api_acknowledged) < API_RATERS // 2:
+        while (
+            load.count() < KILL_AFTER
+            or len(load.victim_api_acknowledged) < API_RATERS // 2
+            or len(load.leavers_holding) < LEAVERS
+        ):
             if time.monotonic() > give_up:
                 break
             await asyncio.sleep(0.01)
@@ -202,7 +212,7 @@ async def test_kill_9_one_of_two_processes_mid_load(launch, session: AsyncSessio
             group.create_task(api_rater(load, homes[i % 2], t))
         # On the victim: page raters 0 and 2 leave with it, 4 resends to the survivor.
         for i, r in enumerate(page_raters):
-            group.create_task(page_rater(load, homes[i % 2], r.email, leaves=i in (0, 2)))
+            group.create_task(page_rater(load, homes[i % 2], r.email, leaves=i in LEAVING))
 
     assert load.errors == []
     assert load.cut > 0  # the kill did cut requests off
