@@ -467,6 +467,25 @@ class TestWaitingPickWaitsForOneRow:
         assert "labeling.retry" not in caplog.text
 
 
+async def _two_waiting_submits(
+    client: httpx.AsyncClient, engine: AsyncEngine, leases: list[dict[str, Any]], tokens: list[str]
+) -> tuple[asyncio.Task[httpx.Response], asyncio.Task[httpx.Response]]:
+    """Two raters judge their leases (the first candidate), one after the other, each once the one
+    before waits for the item's lock: the first is sure to be granted it first."""
+
+    def judge(lease: dict[str, Any], token: str) -> asyncio.Task[httpx.Response]:
+        body = {"choice": lease["item"]["candidates"][0]["id"]}
+        return asyncio.create_task(
+            client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(token))
+        )
+
+    first = judge(leases[0], tokens[0])
+    await until(lambda: _waits_at_least(engine, 1), what="the first submit waiting")
+    second = judge(leases[1], tokens[1])
+    await until(lambda: _waits_at_least(engine, 2), what="the second submit waiting")
+    return first, second
+
+
 class TestWaitsForTheItemInAStatementOfItsOwn:
     """Two API submits of one item deadlocked in `_TAKE_SLOT` (TestEverythingAtOnce, 2026-12-01): a
     statement that waited for the item in its CTE locked the row's newest version, then its UPDATE
@@ -499,16 +518,7 @@ class TestWaitsForTheItemInAStatementOfItsOwn:
         leases = [(await next_item(client, project, t)).json() for t in tokens]
         writer, key_share = await self._writer_and_key_share(engine, item)
 
-        def judge(lease: dict[str, Any], token: str) -> asyncio.Task[httpx.Response]:
-            body = {"choice": lease["item"]["candidates"][0]["id"]}
-            return asyncio.create_task(
-                client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(token))
-            )
-
-        first = judge(leases[0], tokens[0])
-        await until(lambda: _waits_at_least(engine, 1), what="the first submit waiting")
-        second = judge(leases[1], tokens[1])
-        await until(lambda: _waits_at_least(engine, 2), what="the second submit waiting")
+        first, second = await _two_waiting_submits(client, engine, leases, tokens)
         await writer.release(commit=True)
         answers = await asyncio.wait_for(asyncio.gather(first, second), timeout=30)
         await key_share.release()
@@ -536,16 +546,7 @@ class TestWaitsForTheItemInAStatementOfItsOwn:
         holder = Holder(engine)
         await holder.hold("SELECT 1 FROM items WHERE id = :id FOR NO KEY UPDATE", id=item)
 
-        def judge(lease: dict[str, Any], token: str) -> asyncio.Task[httpx.Response]:
-            body = {"choice": lease["item"]["candidates"][0]["id"]}
-            return asyncio.create_task(
-                client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(token))
-            )
-
-        first = judge(leases[0], tokens[0])
-        await until(lambda: _waits_at_least(engine, 1), what="the first submit waiting")
-        second = judge(leases[1], tokens[1])
-        await until(lambda: _waits_at_least(engine, 2), what="the second submit waiting")
+        first, second = await _two_waiting_submits(client, engine, leases, tokens)
         await holder.release()
         answers = await asyncio.wait_for(asyncio.gather(first, second), timeout=30)
         assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
