@@ -467,21 +467,22 @@ class TestWaitingPickWaitsForOneRow:
         assert "labeling.retry" not in caplog.text
 
 
+def _judging(client: httpx.AsyncClient, lease: dict[str, Any], token: str) -> asyncio.Task[httpx.Response]:
+    """The API's judgment of a lease (its first candidate), sent in a task of its own (it may wait)."""
+    body = {"choice": lease["item"]["candidates"][0]["id"]}
+    return asyncio.create_task(
+        client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(token))
+    )
+
+
 async def _two_waiting_submits(
     client: httpx.AsyncClient, engine: AsyncEngine, leases: list[dict[str, Any]], tokens: list[str]
 ) -> tuple[asyncio.Task[httpx.Response], asyncio.Task[httpx.Response]]:
     """Two raters judge their leases (the first candidate), one after the other, each once the one
     before waits for the item's lock: the first is sure to be granted it first."""
-
-    def judge(lease: dict[str, Any], token: str) -> asyncio.Task[httpx.Response]:
-        body = {"choice": lease["item"]["candidates"][0]["id"]}
-        return asyncio.create_task(
-            client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(token))
-        )
-
-    first = judge(leases[0], tokens[0])
+    first = _judging(client, leases[0], tokens[0])
     await until(lambda: _waits_at_least(engine, 1), what="the first submit waiting")
-    second = judge(leases[1], tokens[1])
+    second = _judging(client, leases[1], tokens[1])
     await until(lambda: _waits_at_least(engine, 2), what="the second submit waiting")
     return first, second
 
@@ -562,10 +563,7 @@ class TestWaitsForTheItemInAStatementOfItsOwn:
         writer, key_share = await self._writer_and_key_share(engine, item)
         picked = asyncio.create_task(next_item(client, project, picking))  # nothing unlocked: it waits for the item
         await until(lambda: _waits_at_least(engine, 1), what="next waiting")
-        body = {"choice": lease["item"]["candidates"][0]["id"]}
-        judged = asyncio.create_task(
-            client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(judging))
-        )
+        judged = _judging(client, lease, judging)
         await until(lambda: _waits_at_least(engine, 2), what="the submit waiting")
         await writer.release(commit=True)
         answers = await asyncio.wait_for(asyncio.gather(picked, judged), timeout=30)
@@ -588,10 +586,7 @@ class TestWaitsForTheItemInAStatementOfItsOwn:
             call = client.patch(f"/api/v1/batches/{batch}", json={"status": "paused"}, headers=bearer(admin_token))
         changed = asyncio.create_task(call)
         await until(lambda: _waits_at_least(engine, 1), what="the change waiting")
-        body = {"choice": lease["item"]["candidates"][0]["id"]}
-        judged = asyncio.create_task(
-            client.post(f"/api/v1/assignments/{lease['id']}/judgment", json=body, headers=bearer(judging))
-        )
+        judged = _judging(client, lease, judging)
         await until(lambda: _waits_at_least(engine, 2), what="the submit waiting")
         await writer.release(commit=True)
         answers = await asyncio.wait_for(asyncio.gather(changed, judged), timeout=30)
