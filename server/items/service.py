@@ -102,7 +102,7 @@ def _skip_filter(items: Any, project_id: uuid.UUID, f: ItemFilters) -> ColumnEle
 
 
 def _conditions(
-    items: Any, project_id: uuid.UUID, f: ItemFilters, pending: Sequence[uuid.UUID] = ()
+    items: Any, project_id: uuid.UUID, f: ItemFilters, pending: Sequence[search.Pending] = ()
 ) -> list[ColumnElement[bool]]:
     """The filters on `items` (the table, or a sample of it), keyset excluded; `pending`: the batches
     whose search vectors are still being written (items/search.py)."""
@@ -120,7 +120,7 @@ def _conditions(
     return conditions
 
 
-def density_probe(project_id: uuid.UUID, f: ItemFilters, pending: Sequence[uuid.UUID] = ()) -> Select[Any] | None:
+def density_probe(project_id: uuid.UUID, f: ItemFilters, pending: Sequence[search.Pending] = ()) -> Select[Any] | None:
     """How many of the next SAMPLE items in import order match (None: no filter, nothing to probe)."""
     if not f.query(after=None):
         return None
@@ -137,7 +137,7 @@ def browse_query(
     *,
     limit: int = PAGE_SIZE,
     sparse: bool = False,
-    pending: Sequence[uuid.UUID] = (),
+    pending: Sequence[search.Pending] = (),
 ) -> Select[Any]:
     """The statement behind one page of the browser (the bench times this very statement).
 

@@ -92,6 +92,36 @@ async def test_the_indexer_resumes_where_it_stopped(
 
 
 @pytest.mark.usefixtures("no_indexer")
+async def test_while_pending_only_the_items_past_the_indexer_are_computed_on_the_fly(
+    client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """The on-the-fly arm covers a pending batch's items past the indexer's place, not the whole batch
+    (for a 40,000-item import the first search took 4.4 s computing every vector; docs/BENCHMARKS.md).
+    Seen here by taking away the written vector of an item the indexer has passed: found by the
+    index only, it is no longer found; the items past the place still are."""
+    project, _, _ = await _world(client, session)
+    async with AsyncSession(engine) as indexer, indexer.begin():
+        pending = (await indexer.execute(search._NEXT_BATCH)).one()
+        done = (
+            await indexer.execute(
+                search._WRITE_CHUNK,
+                {"project_id": project.id, "batch_id": pending.batch_id, "after_seq": 0, "chunk": 2},
+            )
+        ).one()
+        await indexer.execute(
+            text("UPDATE search_pending SET after_seq = :seq WHERE batch_id = :b"),
+            {"seq": done.last_seq, "b": pending.batch_id},
+        )
+    assert await _found(client, project, "sourdough") == ["item-1"]  # written: item-0 and item-1
+    await session.execute(
+        text("DELETE FROM item_search s USING items i WHERE i.id = s.item_id AND i.external_id = 'item-1'")
+    )
+    await session.commit()
+    assert await _found(client, project, "sourdough") == []
+    assert await _found(client, project, "kombucha") == ["item-3"]  # past the place: computed
+
+
+@pytest.mark.usefixtures("no_indexer")
 async def test_writing_vectors_locks_no_item(
     client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine
 ) -> None:

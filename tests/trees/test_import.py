@@ -50,7 +50,7 @@ class TestImport:
         await make_setup([tree_record()])
         await search.indexing_done()
         batch_id = (await items_by_external(session))["t1"].batch_id
-        for pending in ((), (batch_id,)):  # indexed by the background writer; computed while pending
+        for pending in ((), (search.Pending(batch_id, 0),)):  # indexed, then as if none were
             found = await session.scalars(
                 select(Item.external_id).where(search.matches(Item, "season", pending)).order_by(Item.external_id)
             )
