@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from server.items.search import indexing_done
@@ -112,3 +112,50 @@ async def test_the_page_swap(client: httpx.AsyncClient, session: AsyncSession, e
         queue = ahead + [m.group(1) for m in SLOT.finditer(swapped.text)]
     sent.within(SWAP)
     assert len(sent.statements) >= 8
+
+
+async def test_the_item_lock_of_a_verdict_keeps_a_generic_plan(
+    client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """A prepared statement is planned again at each execution while PostgreSQL finds its custom plans
+    cheaper than its generic one. The submit's item lock, as `id = ANY(:ids)` with one id, was such a
+    statement (0.13 ms of planning per verdict in make bench, nine times its execution). Sent as the
+    submit sends it, on one connection, it must switch to the generic plan after PostgreSQL's five
+    custom ones."""
+    admin = await create_user(session, role=Role.admin)
+    rater = await create_user(session)
+    project = await create_project(session, admin, members=(rater,))
+    await import_items(session, project, admin, native_items(2000))  # plans are chosen on a table's size
+    token = await create_token(session, rater)
+    await indexing_done()
+    await session.execute(text("ANALYZE items"))
+    leased = await client.post(f"/api/v1/projects/{project.id}/assignments/next", headers=bearer(token))
+    body = leased.json()
+    sent: list[tuple[str, Any]] = []
+
+    def statement(conn: Any, cursor: Any, text: str, params: Any, context: Any, many: bool) -> None:
+        sent.append((text, params))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", statement)
+    try:
+        submitted = await client.post(
+            f"/api/v1/assignments/{body['id']}/judgment",
+            json={"choice": body["item"]["candidates"][0]["id"]},
+            headers=bearer(token),
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", statement)
+    assert submitted.status_code == 201, submitted.text
+    [(lock, params)] = [(t, p) for t, p in sent if "AS open" in t and "FOR NO KEY UPDATE" in t]
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        prepared = await raw.prepare(lock)
+        async with raw.transaction():
+            for _ in range(8):
+                assert len(await prepared.fetch(*params)) == 1
+        plans = await raw.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1",
+            prepared.get_name(),
+        )
+    assert plans is not None
+    assert plans["generic_plans"] > 0, f"planned at every execution: {dict(plans)}\n{lock}"
