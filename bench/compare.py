@@ -59,7 +59,9 @@ def _probe(size: str, kind: str) -> Callable[[dict[str, Any]], float | None]:
 
 FIGURES: list[Figure] = [
     Figure("import, items/s", _dig("import", "items_per_s"), True),
-    Figure("import until searchable, items/s", _dig("import", "searchable_items_per_s"), True),
+    # The next two are new work: a commit without the data browser's word search (b1f0ebf) has neither.
+    Figure("import until a word search lists its last item, items/s", _dig("import", "searchable_items_per_s"), True),
+    Figure("import until its search vectors are written, items/s", _dig("import", "indexed_items_per_s"), True),
     Figure("1 rater, 1k queue: next p50 (ms)", _probe("1k", "next_ms"), False),
     Figure("1 rater, 1k queue: submit p50 (ms)", _probe("1k", "submit_ms"), False),
     Figure("1 rater, 100k queue: next p50 (ms)", _probe("100k", "next_ms"), False),
@@ -90,6 +92,8 @@ for _servers in ("1", "4"):
         Figure(f"{_label}: swap server p50 (ms)", _dig("swap", _servers, "server_ms", "p50"), False),
         Figure(f"{_label}: swap server p95 (ms)", _dig("swap", _servers, "server_ms", "p95"), False),
         Figure(f"{_label}: swap at the client p95 (ms)", _dig("swap", _servers, "client_ms", "p95"), False),
+        Figure(f"{_label}: app CPU ms per swap", _dig("swap", _servers, "server_cpu_ms_per_swap"), False),
+        Figure(f"{_label}: PostgreSQL CPU ms per swap", _dig("swap", _servers, "postgres_cpu_ms_per_swap"), False),
     ]
 for _fmt in ("raw", "trl", "trl parquet"):
     FIGURES += [
@@ -167,10 +171,21 @@ def table(bases: list[dict[str, Any]], heads: list[dict[str, Any]]) -> str:
         for side, runs_ in (("base", bases), ("head", heads))
     }
     skipped = {side: [r["meta"]["skipped"] for r in runs_] for side, runs_ in (("base", bases), ("head", heads))}
+    out_of_work = {
+        side: [
+            {f"{phase} {n}": p["raters_out_of_work"] for phase in ("raters", "swap")
+             for n, p in r.get(phase, {}).items() if p.get("raters_out_of_work")}
+            for r in runs_
+        ]
+        for side, runs_ in (("base", bases), ("head", heads))
+    }  # fmt: skip
     lines += [
         "",
         f"HTTP errors in the API rater phases, per run: base {errors['base']}, head {errors['head']}. "
         f"Skipped parts, per run: base {skipped['base']}, head {skipped['head']}.",
+        "",
+        "Phases whose queue ran out before their end (raters out of work; those figures are not comparable), "
+        f"per run: base {out_of_work['base']}, head {out_of_work['head']}.",
         "",
         "Throughputs are per 1,000 pgbench TPS of the same run; latencies are multiplied by "
         "TPS / 1,000; CPU ms per annotation and RSS are as measured. "

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from bench import dataset, raters
-from bench.accounts import Account, bearer
+from bench.accounts import PASSWORD, Account, bearer
 from bench.database import connect
 from bench.servers import CpuMeter, RssSampler, Server
 
@@ -70,43 +70,68 @@ async def measure_import(
 ) -> dict[str, Any]:
     path = workdir / f"items-{items}.jsonl"
     size = await asyncio.to_thread(dataset.write_items_jsonl, path, items, prefix="big")
+    last = items - 1  # the upload's last item: "Q{i}: ..." opens its prompt, a word no other item has
     with RssSampler(server.pid) as rss, CpuMeter([server.pid], postmaster_pid) as cpu:
         with CpuMeter([server.pid], postmaster_pid) as answered:
             done = await upload(server, admin, project_id, path)
-        # Since the search vectors are written after the import commits (server/items/search.py),
-        # the upload's answer comes before its items can be found by word: wait for that too, so
-        # that the work is counted here and not in the next phase.
-        indexed_s = await _search_indexed(database_url)
+        answered_at = time.perf_counter()
+        # The search vectors are written after the import commits (server/items/search.py); until
+        # then the data browser matches the batch's items by computing their vectors on the fly.
+        # Time one word search for the last item right after the answer (what an admin who searches
+        # at once sees), then wait until the vectors are written, so that the work is counted here
+        # and not in the next phase.
+        found_s = await _found_by_word(server, admin, project_id, f"Q{last}", f"big-{last}")
+        indexed = await _search_indexed(database_url)
+        indexed_s = None if indexed is None else time.perf_counter() - answered_at  # since the answer, search included
     path.unlink()
     created = int(done["response"]["created"])
-    searchable_s = done["seconds"] + indexed_s
     return {
         "items": created,
         "mb": size / 2**20,
         "seconds": done["seconds"],
         "items_per_s": created / done["seconds"],
-        # Upload answered and every item's search vector written (the same as `seconds` on a commit
-        # that writes them in the import's own statement).
-        "searchable_s": searchable_s,
-        "searchable_items_per_s": created / searchable_s,
+        # Upload answered, then a word search lists the last item (None on a commit without word search).
+        "first_search_s": found_s,
+        "searchable_s": None if found_s is None else done["seconds"] + found_s,
+        "searchable_items_per_s": None if found_s is None else created / (done["seconds"] + found_s),
+        # Upload answered and every item's search vector written (None on a commit without the index).
+        "indexed_s": None if indexed_s is None else done["seconds"] + indexed_s,
+        "indexed_items_per_s": None if indexed_s is None else created / (done["seconds"] + indexed_s),
         "rss_before_mb": rss.before_mb,
         "rss_peak_mb": rss.peak_mb,
         # Where the time went: CPU-seconds of the server process and of PostgreSQL until the
-        # answer, and until the items were searchable.
+        # answer, and until the search vectors were written.
         "server_cpu_s": answered.result["server_cpu_s"],
         "postgres_cpu_s": answered.result["postgres_cpu_s"],
-        "searchable_server_cpu_s": cpu.result["server_cpu_s"],
-        "searchable_postgres_cpu_s": cpu.result["postgres_cpu_s"],
+        "indexed_server_cpu_s": cpu.result["server_cpu_s"],
+        "indexed_postgres_cpu_s": cpu.result["postgres_cpu_s"],
     }
 
 
-async def _search_indexed(database_url: str, timeout_s: float = 600.0) -> float:
-    """Seconds until no batch waits for its search vectors (0 on a commit without `search_pending`)."""
+async def _found_by_word(server: Server, admin: Account, project_id: str, word: str, external_id: str) -> float | None:
+    """Seconds a word search on the data browser takes to list `external_id`, searched for by `word`
+    (the admin logs in first, not timed); None on a commit without the data browser."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=UPLOAD_TIMEOUT_S) as client:
+        login = await client.post("/api/v1/auth/session", json={"email": admin.email, "password": PASSWORD})
+        login.raise_for_status()
+        started = time.perf_counter()
+        response = await client.get(f"/admin/projects/{project_id}/items", params={"q": word})
+        seconds = time.perf_counter() - started
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    if external_id not in response.text:
+        raise RuntimeError(f"a word search for {word!r} right after the import did not list {external_id}")
+    return seconds
+
+
+async def _search_indexed(database_url: str, timeout_s: float = 600.0) -> float | None:
+    """Seconds until no batch waits for its search vectors (None on a commit without `search_pending`)."""
     started = time.perf_counter()
     connection = await connect(database_url)
     try:
         if await connection.fetchval("SELECT to_regclass('search_pending')") is None:
-            return 0.0
+            return None
         while await connection.fetchval("SELECT EXISTS (SELECT 1 FROM search_pending)"):
             if time.perf_counter() - started > timeout_s:
                 raise RuntimeError(f"search vectors still pending after {timeout_s:.0f} s")
@@ -161,6 +186,7 @@ def summarize_raters(
         "submit_ms": percentiles([s.ms for s in submits]),
         "http_errors": samples.error_count,
         "error_examples": samples.errors,
+        "raters_out_of_work": samples.out_of_work,
         # CPU over the whole phase (warm-up included) divided by the judgments of the whole phase.
         "server_cpu_ms_per_annotation": 1000 * cpu["server_cpu_s"] / max(count, _all_submits(samples)),
         "postgres_cpu_ms_per_annotation": 1000 * cpu["postgres_cpu_s"] / max(count, _all_submits(samples)),
@@ -205,10 +231,14 @@ async def swap_phase(
         project_id=project_id, warmup_s=config.warmup_s, duration_s=config.duration_s, mode="page", think_s=think_s
     )
     urls = [s.url for s in servers]
+    window = CpuMeter([s.pid for s in servers], postmaster_pid)  # the measured window only: no logins
     with CpuMeter([s.pid for s in servers], postmaster_pid) as cpu:
-        samples = await asyncio.to_thread(raters.run_rater_phase, urls, emails, plan, config.client_processes)
+        samples = await asyncio.to_thread(raters.run_rater_phase, urls, emails, plan, config.client_processes, window)
     swaps = [s for s in samples.in_window(raters.SWAP) if s.status == 200]
     duration = samples.window[1] - samples.window[0]
+    # CPU in the window divided by the swaps answered in it (those that started in it and ended after are
+    # left out of both the count and, mostly, the CPU: a few in 20 s).
+    every = max(1, len(swaps))
     return {
         "servers": len(servers),
         "raters": len(emails),
@@ -220,6 +250,11 @@ async def swap_phase(
         "client_ms": percentiles([s.ms for s in swaps]),
         "http_errors": samples.error_count,
         "error_examples": samples.errors,
+        # Raters the queue ran out on before the end: the phase then measured an emptying queue (a
+        # commit that labels faster in the phases before has fewer items left here), not comparable.
+        "raters_out_of_work": samples.out_of_work,
+        "server_cpu_ms_per_swap": 1000 * window.result["server_cpu_s"] / every,
+        "postgres_cpu_ms_per_swap": 1000 * window.result["postgres_cpu_s"] / every,
         "machine_busy_pct": cpu.result["machine_busy_pct"],
     }
 

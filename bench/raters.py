@@ -12,7 +12,9 @@ import multiprocessing as mp
 import queue
 import random
 import re
+import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,7 @@ class ChildResult:
     errors: list[str] = field(default_factory=list)  # first few, for the report
     error_count: int = 0
     cpu_s: float = 0.0
+    out_of_work: int = 0  # raters who found nothing left before the phase ended (the queue ran out)
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,10 @@ class _Rater:
         return True
 
     async def run_until(self, stop_at: float) -> None:
-        while time.time() < stop_at and await self.cycle():
-            pass
+        while time.time() < stop_at:
+            if not await self.cycle():
+                self.result.out_of_work += 1
+                return
 
 
 _SLOT = re.compile(r'<section class="slot item" id="a-([0-9a-f-]+)"')
@@ -242,6 +247,10 @@ class PhaseSamples:
         return [e for c in self.children for e in c.errors][:MAX_ERROR_EXAMPLES]
 
     @property
+    def out_of_work(self) -> int:
+        return sum(c.out_of_work for c in self.children)
+
+    @property
     def client_cpu_s(self) -> float:
         return sum(c.cpu_s for c in self.children)
 
@@ -273,8 +282,16 @@ def _collect(results: "mp.Queue[ChildResult]", processes: int, timeout_s: float)
     return children
 
 
-def run_rater_phase(urls: list[str], tokens: list[str], plan: RaterPlan, processes: int = 2) -> PhaseSamples:
-    """Run the raters in `processes` client processes and return every sample (blocking)."""
+def run_rater_phase(
+    urls: list[str],
+    tokens: list[str],
+    plan: RaterPlan,
+    processes: int = 2,
+    window_meter: AbstractContextManager[Any] | None = None,
+) -> PhaseSamples:
+    """Run the raters in `processes` client processes and return every sample (blocking).
+    `window_meter` (e.g. a CpuMeter) is entered when the measured window opens and left when it
+    closes, so that what it measures leaves out the clients' start (the page's logins) and warm-up."""
     context = mp.get_context("spawn")  # a clean interpreter: no inherited event loop or engine
     ready: mp.Queue[int] = context.Queue()
     start: mp.Queue[float] = context.Queue()
@@ -291,7 +308,18 @@ def run_rater_phase(urls: list[str], tokens: list[str], plan: RaterPlan, process
         start_at = time.time() + START_MARGIN_S
         for _ in workers:
             start.put(start_at)
+        timers = []
+        if window_meter is not None:
+            opens, closes = start_at + plan.warmup_s, start_at + plan.warmup_s + plan.duration_s
+            timers = [
+                threading.Timer(max(0.0, opens - time.time()), window_meter.__enter__),
+                threading.Timer(max(0.0, closes - time.time()), window_meter.__exit__, (None, None, None)),
+            ]
+            for timer in timers:
+                timer.start()
         children = _collect(results, processes, timeout_s=plan.warmup_s + plan.duration_s + 2 * REQUEST_TIMEOUT_S + 30)
+        for timer in timers:
+            timer.join()
     finally:
         for worker in workers:
             worker.join(timeout=10)

@@ -69,6 +69,25 @@ def _import_rows(results: dict[str, Any], ls: dict[str, Any]) -> list[Row]:
             f"{imp['seconds']:.1f} s, {imp['mb']:.0f} MB JSONL; CPU-s app {imp['server_cpu_s']:.1f}, "
             f"PostgreSQL {imp['postgres_cpu_s']:.1f}; target ≥ 30,000/s",
         ),
+        *(
+            [
+                (
+                    "import: then a word search lists its last item (ms)",
+                    _n(imp["first_search_s"] * 1000),
+                    "-",
+                    "the data browser, searching the batch's items on the fly until their vectors are written",
+                ),
+                (
+                    "import until its search vectors are written (items/s)",
+                    _n(imp["indexed_items_per_s"]),
+                    "-",
+                    f"{imp['indexed_s']:.1f} s after the POST began; CPU-s app {imp['indexed_server_cpu_s']:.1f}, "
+                    f"PostgreSQL {imp['indexed_postgres_cpu_s']:.1f} (the import's included)",
+                ),
+            ]
+            if imp.get("first_search_s") is not None and imp.get("indexed_s") is not None
+            else []
+        ),
         (
             "import: server RSS before → peak (MB)",
             f"{imp['rss_before_mb']:.0f} → {imp['rss_peak_mb']:.0f}",
