@@ -41,6 +41,23 @@ async def _found(client: httpx.AsyncClient, project: Project, q: str) -> list[st
     return _ids(response.text)
 
 
+async def _first_chunk(engine: AsyncEngine, project: Project, size: int) -> None:
+    """The indexer's first transaction on the first pending batch: `size` vectors written, its place kept
+    (as a server stopped after that transaction would leave it)."""
+    async with AsyncSession(engine) as indexer, indexer.begin():
+        pending = (await indexer.execute(search._NEXT_BATCH)).one()
+        done = (
+            await indexer.execute(
+                search._WRITE_CHUNK,
+                {"project_id": project.id, "batch_id": pending.batch_id, "after_seq": 0, "chunk": size},
+            )
+        ).one()
+        await indexer.execute(
+            text("UPDATE search_pending SET after_seq = :seq WHERE batch_id = :b"),
+            {"seq": done.last_seq, "b": pending.batch_id},
+        )
+
+
 SEARCHES = {"sourdough": ["item-1"], "kneading": ["item-2"], "kombucha": ["item-3"], "fermented": ["item-3"]}
 
 
@@ -73,19 +90,7 @@ async def test_the_indexer_resumes_where_it_stopped(
 ) -> None:
     project, admin, _ = await _world(client, session)
     await import_items(session, project, admin, native_items(5, start=10))
-    # One chunk of the first batch, as a server stopped after its first transaction would leave it.
-    async with AsyncSession(engine) as other, other.begin():
-        pending = (await other.execute(search._NEXT_BATCH)).one()
-        done = (
-            await other.execute(
-                search._WRITE_CHUNK,
-                {"project_id": project.id, "batch_id": pending.batch_id, "after_seq": 0, "chunk": 2},
-            )
-        ).one()
-        await other.execute(
-            text("UPDATE search_pending SET after_seq = :seq WHERE batch_id = :b"),
-            {"seq": done.last_seq, "b": pending.batch_id},
-        )
+    await _first_chunk(engine, project, 2)
     assert await search.fill(engine, chunk=2) == 6 - 2 + 5
     assert await session.scalar(select(func.count()).select_from(ItemSearch)) == 11
     assert await session.scalar(select(func.count()).select_from(SearchPending)) == 0
@@ -100,18 +105,7 @@ async def test_while_pending_only_the_items_past_the_indexer_are_computed_on_the
     Seen here by taking away the written vector of an item the indexer has passed: found by the
     index only, it is no longer found; the items past the place still are."""
     project, _, _ = await _world(client, session)
-    async with AsyncSession(engine) as indexer, indexer.begin():
-        pending = (await indexer.execute(search._NEXT_BATCH)).one()
-        done = (
-            await indexer.execute(
-                search._WRITE_CHUNK,
-                {"project_id": project.id, "batch_id": pending.batch_id, "after_seq": 0, "chunk": 2},
-            )
-        ).one()
-        await indexer.execute(
-            text("UPDATE search_pending SET after_seq = :seq WHERE batch_id = :b"),
-            {"seq": done.last_seq, "b": pending.batch_id},
-        )
+    await _first_chunk(engine, project, 2)
     assert await _found(client, project, "sourdough") == ["item-1"]  # written: item-0 and item-1
     await session.execute(
         text("DELETE FROM item_search s USING items i WHERE i.id = s.item_id AND i.external_id = 'item-1'")
