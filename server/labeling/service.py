@@ -263,20 +263,20 @@ _LOCK_SLOT_ITEMS = text(
     "SELECT id, wanted, leased, judged, completed_at IS NULL AS open"
     " FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"
 )
-# One item, the common case, by `id = :id`: with `= ANY(:ids)` PostgreSQL planned the statement again at
-# every execution (a prepared statement's generic plan is costed for an array of several ids, so a custom
-# plan for one id always looked cheaper): 0.13 ms of planning per verdict, nine times the statement's
-# execution (pg_stat_statements in make bench's page phase; docs/BENCHMARKS.md, "a fifth time").
 _LOCK_SLOT_ITEM = text(
     "SELECT id, wanted, leased, judged, completed_at IS NULL AS open FROM items WHERE id = :id FOR NO KEY UPDATE"
 )
 
 
-async def lock_slot_items(session: AsyncSession, ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
-    """Lock the items a verdict's slot concerns, in id order, with their counters (_LOCK_SLOT_ITEMS)."""
+async def _by_ids(session: AsyncSession, one: Any, many: Any, ids: Sequence[uuid.UUID]) -> Sequence[Row[Any]]:
+    """Run `many` (`= ANY(:ids)`) on `ids`, or `one` (`= :id`) when there is a single id, the common case:
+    with `= ANY(:ids)` PostgreSQL planned a statement again at every execution (a prepared statement's
+    generic plan is costed for an array of several ids, so a custom plan for one id always looked
+    cheaper). The submit's item lock spent 0.13 ms planning per verdict so, nine times its execution
+    (pg_stat_statements in make bench's page phase; docs/BENCHMARKS.md, "a fifth time")."""
     if len(ids) == 1:
-        return (await session.execute(_LOCK_SLOT_ITEM, {"id": ids[0]})).all()
-    return (await session.execute(_LOCK_SLOT_ITEMS, {"ids": list(ids)})).all()
+        return (await session.execute(one, {"id": ids[0]})).all()
+    return (await session.execute(many, {"ids": list(ids)})).all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +306,13 @@ _LOCK_LEASES = text(
     """
 )
 _LOCK_ITEMS = text("SELECT id FROM items WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE")
+_LOCK_ITEM = text("SELECT id FROM items WHERE id = :id FOR NO KEY UPDATE")
+
+
+async def _lock_items(session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
+    """Lock items in id order, a statement of their own (see _LOCK_SLOT_ITEMS)."""
+    await _by_ids(session, _LOCK_ITEM, _LOCK_ITEMS, ids)
+
 
 # End live leases now (a rater removed or suspended; a batch or a project archived): leases in id
 # order, then their items in id order, each locked by a statement of its own (_LOCK_ENDING, then
@@ -545,7 +552,7 @@ async def end_leases(
     items = list(await session.scalars(_LOCK_ENDING[scope], params))
     if not items:
         return 0
-    await session.execute(_LOCK_ITEMS, {"ids": items})
+    await _lock_items(session, items)
     return int(await session.scalar(_END_LEASES[scope], params) or 0)
 
 
@@ -671,13 +678,13 @@ async def wait_for_next(session: AsyncSession, *, project: Project, rater: User)
         pooled = params | {"pool": member.group}
         candidate = await session.scalar(_FIRST_POOL_CANDIDATE, pooled)
         if candidate is not None:
-            await session.execute(_LOCK_ITEMS, {"ids": [candidate]})
+            await _lock_items(session, [candidate])
             picked = await _picked(session, _PICK_THIS_POOL_WAITING, pooled | {"item_id": candidate})
             return await _new_lease(session, project, member, picked) if picked else Moved()
     candidate = await session.scalar(_FIRST_CANDIDATE, params)
     if candidate is None:
         return None
-    await session.execute(_LOCK_ITEMS, {"ids": [candidate]})
+    await _lock_items(session, [candidate])
     picked = await _picked(session, _PICK_THIS_WAITING, params | {"item_id": candidate})
     return await _new_lease(session, project, member, picked) if picked else Moved()
 
@@ -950,9 +957,9 @@ async def submit(session: AsyncSession, *, assignment_id: uuid.UUID, rater: User
     locked: Sequence[Row[Any]] = ()
     if decision.ends_leases:  # the lock order: leases (id order), then every item involved (id order)
         held = await session.scalars(_LOCK_LEASES, {"project_id": project.id, "rater_id": rater.id})
-        locked = await lock_slot_items(session, [assignment.item_id, *parent, *held])
+        locked = await _by_ids(session, _LOCK_SLOT_ITEM, _LOCK_SLOT_ITEMS, [assignment.item_id, *parent, *held])
     elif takes_slot:
-        locked = await lock_slot_items(session, [assignment.item_id, *parent])
+        locked = await _by_ids(session, _LOCK_SLOT_ITEM, _LOCK_SLOT_ITEMS, [assignment.item_id, *parent])
     decides, slot = False, None
     if assignment.status == AssignmentStatus.ended:
         counted, reason = False, assignment.ended_reason
