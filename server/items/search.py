@@ -8,12 +8,14 @@ committed, kicks this process's indexer, which writes the batch's vectors into `
 short transactions of `CHUNK` items, in import order, keeping its place in `search_pending.after_seq`.
 The total work is the same; it no longer holds up the upload's answer.
 
-Items not indexed yet are found all the same: for a project with pending batches the browser's
-word filter also computes the same vector on the fly for the items of those batches the indexer has
-not reached yet (`matches`: past each batch's `after_seq`, so that arm shrinks as the indexer
-goes; computed for a whole 40,000-item batch it took seconds). A
-server that stops halfway leaves the batch pending, and the next start (the lifespan) or import
-picks it up where it stopped.
+Items not indexed yet are found all the same, up to a bound: for a project with pending batches the
+browser's word filter also computes the same vector on the fly for the next `ON_THE_FLY` items of
+each batch past the indexer's place (`matches`: past `after_seq`, so that arm moves on as the
+indexer goes). Computed for a whole 100,000-item batch it took 40 s; the bound keeps a search right
+after a big import under a second, and the page says how many items are not searched yet
+(`Pending.left`), which the indexer reaches at about 3,000 items a second. A server that stops
+halfway leaves the batch pending, and the next start (the lifespan) or import picks it up where it
+stopped.
 
 Locks: the vectors live in their own table, so writing them locks no item (raters' picks never
 skip or wait for an item being indexed). The indexer holds one lock, its batch's
@@ -37,7 +39,10 @@ from server.models import Candidate, ItemSearch, SearchPending
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 500  # items per transaction: about 50 ms of PostgreSQL time at 800 characters an item
+CHUNK = 500  # items per transaction: about 150 ms of PostgreSQL time at 800 characters an item
+# Items per pending batch whose vectors a word search computes itself (about 0.3 s of PostgreSQL at
+# 800 characters an item); the rest of the batch is searched once the indexer has written them.
+ON_THE_FLY = 1_000
 TS_CONFIG: ColumnElement[Any] = literal_column("'english'::regconfig")
 
 # An item's words as the import staged them: the prompt and each candidate's text and messages
@@ -52,17 +57,21 @@ VECTOR_SQL = (
 # The indexer's transactions say who they are, so that an export's watermark does not wait for them
 # (exports/service.py: they write only `item_search` and `search_pending`, which no export reads).
 INDEXER_NAME = "assay search index"
-_AS_INDEXER = text(f"SET LOCAL application_name = '{INDEXER_NAME}'")
+# And no JIT compilation: on an items table not analysed since a big import, a chunk's estimate can
+# reach the point where PostgreSQL compiles it, for a statement that runs in a fraction of a second.
+_AS_INDEXER = text(f"SELECT set_config('application_name', '{INDEXER_NAME}', true), set_config('jit', 'off', true)")
 
 _NEXT_BATCH = text(
     "SELECT batch_id, project_id, after_seq FROM search_pending ORDER BY batch_id LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
-# The batch's next chunk in import order (ix_items_project_seq: a batch's items are contiguous in seq).
+# The batch's next chunk in import order: a range of ix_items_batch_seq read in order, which stops
+# after the chunk. (With the project's seq index too in the condition, PostgreSQL combined both in a
+# bitmap and sorted every item left in the batch, each chunk: 65 s for a 100,000-item batch.)
 _WRITE_CHUNK = text(
     f"""
     WITH chunk AS (
         SELECT i.id, i.project_id, i.seq, i.prompt, i.question FROM items i
-        WHERE i.project_id = :project_id AND i.seq > :after_seq AND i.batch_id = :batch_id
+        WHERE i.batch_id = :batch_id AND i.seq > :after_seq
         ORDER BY i.seq LIMIT :chunk
     ), written AS (
         INSERT INTO item_search (item_id, project_id, search)
@@ -115,31 +124,59 @@ def vector(items: Any) -> ColumnElement[Any]:
 
 
 class Pending(NamedTuple):
-    """A batch whose vectors are being written: those of its items up to `after_seq` are."""
+    """A batch whose vectors are being written: those of its items up to `after_seq` are; a word
+    search computes those up to `until_seq` itself (None: all the rest), and `left` items after it
+    are not searched until the indexer reaches them."""
 
     batch_id: uuid.UUID
     after_seq: int
+    until_seq: int | None = None
+    left: int = 0
 
 
 def matches(items: Any, q: str, pending: Collection[Pending] = ()) -> ColumnElement[bool]:
     """`items` whose words match the web-search query `q`: from their written vectors, or, for the
-    items of the `pending` batches past the indexer's place, by computing their vector now. The
-    place only moves forward, and a chunk's vectors commit with it, so an item read as pending
-    earlier and indexed by now matches on both arms, and none on neither."""
+    items of the `pending` batches past the indexer's place (up to `until_seq`), by computing their
+    vector now. The place only moves forward, and a chunk's vectors commit with it, so an item read
+    as pending earlier and indexed by now matches on both arms, and none on neither."""
     query = func.websearch_to_tsquery(TS_CONFIG, q)
     indexed = exists().where(ItemSearch.item_id == items.id, ItemSearch.search.bool_op("@@")(query))
     if not pending:
         return indexed
-    unwritten = or_(*(and_(items.batch_id == p.batch_id, items.seq > p.after_seq) for p in pending))
+    unwritten = or_(
+        *(and_(items.batch_id == p.batch_id, items.seq > p.after_seq, *_up_to(items, p.until_seq)) for p in pending)
+    )
     return or_(indexed, unwritten & vector(items).bool_op("@@")(query))
 
 
+def _up_to(items: Any, seq: int | None) -> list[ColumnElement[bool]]:
+    return [] if seq is None else [items.seq <= seq]
+
+
+# Each pending batch of the project with the indexer's place, the last item a search computes itself
+# (the ON_THE_FLY-th past the place; NULL when fewer are left) and how many come after it: two ranges
+# of ix_items_batch_seq, the count only while the batch is longer than the bound.
+_PENDING = text(
+    """
+    SELECT p.batch_id, p.after_seq, reach.seq AS until_seq,
+           CASE WHEN reach.seq IS NULL THEN 0
+                ELSE (SELECT count(*) FROM items i WHERE i.batch_id = p.batch_id AND i.seq > reach.seq) END AS left
+    FROM search_pending p
+    LEFT JOIN LATERAL (
+        SELECT i.seq FROM items i WHERE i.batch_id = p.batch_id AND i.seq > p.after_seq
+        ORDER BY i.seq OFFSET :reach - 1 LIMIT 1
+    ) reach ON true
+    WHERE p.project_id = :project_id
+    ORDER BY p.batch_id
+    """
+)
+
+
 async def pending_batches(session: AsyncSession, project_id: uuid.UUID) -> list[Pending]:
-    """The project's batches whose search vectors are still being written, with the indexer's place."""
-    rows = await session.execute(
-        select(SearchPending.batch_id, SearchPending.after_seq).where(SearchPending.project_id == project_id)
-    )
-    return [Pending(batch_id, after_seq) for batch_id, after_seq in rows]
+    """The project's batches whose search vectors are still being written, with the indexer's place
+    and how far past it a word search computes vectors itself (ON_THE_FLY items)."""
+    rows = await session.execute(_PENDING, {"project_id": project_id, "reach": ON_THE_FLY})
+    return [Pending(r.batch_id, r.after_seq, r.until_seq, r.left) for r in rows]
 
 
 async def mark_pending(session: AsyncSession, *, batch_id: uuid.UUID, project_id: uuid.UUID) -> None:

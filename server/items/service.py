@@ -62,6 +62,8 @@ class ItemRow:
 class ItemPage:
     rows: list[ItemRow]
     next_after: int | None  # None: this is the last page
+    # Items of batches imported moments ago that a word search does not reach yet (items/search.py)
+    unsearched: int = 0
 
 
 def _status(items: Any, status: Status) -> ColumnElement[bool]:
@@ -181,13 +183,21 @@ def browse_query(
     return query.order_by(order).limit(limit + 1)
 
 
+_BROWSE_SETTINGS = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
+)
+
+
 async def browse(session: AsyncSession, project: Project, filters: ItemFilters) -> ItemPage:
     """One page of the project's items in import order, after `filters.after`."""
     # asyncpg prepares each statement once per connection; after five runs PostgreSQL may switch
     # to a generic plan that cannot see the filter values. A common word (in most items) then
     # gets the plan made for a rare one: all matches from the GIN index, then a sort (seconds at
     # 1M items) instead of walking the import order until a page is full (under a millisecond).
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    # No JIT compilation either: the words computed for items not indexed yet (items/search.py) make
+    # PostgreSQL's estimate large enough to compile and optimise the plan, 0.85 s for a query that
+    # runs in 0.6 s (a search right after a 100,000-item import; docs/BENCHMARKS.md).
+    await session.execute(_BROWSE_SETTINGS)
     pending = await search.pending_batches(session, project.id) if filters.q else []
     probe = density_probe(project.id, filters, pending)
     sparse = probe is not None and (await session.scalar(probe) or 0) <= PAGE_SIZE
@@ -195,7 +205,7 @@ async def browse(session: AsyncSession, project: Project, filters: ItemFilters) 
     rows = [ItemRow(**r._asdict()) for r in await session.execute(query)]
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    return ItemPage(rows=rows, next_after=rows[-1].seq if more else None)
+    return ItemPage(rows=rows, next_after=rows[-1].seq if more else None, unsearched=sum(p.left for p in pending))
 
 
 # --- one item ------------------------------------------------------------------------------------

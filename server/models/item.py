@@ -100,6 +100,9 @@ class Item(IdMixin, Base):
             "aggregate_xid",
             postgresql_where=text("aggregate_xid IS NOT NULL"),
         ),
+        # A batch's items in import order: the search indexer's chunks and the browser's words for the
+        # items it has not reached (items/search.py), and every read of a batch's items.
+        Index("ix_items_batch_seq", "batch_id", "seq"),
         # The data browser pages a project in import order (its words: ItemSearch below).
         Index("ix_items_project_seq", "project_id", "seq"),
         Index(
@@ -111,7 +114,7 @@ class Item(IdMixin, Base):
     )
 
     project_id: Mapped[uuid.UUID]
-    batch_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    batch_id: Mapped[uuid.UUID]
     # Evaluation assistance (later issue): subtasks are items with a parent and another kind.
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32), default="comparison", server_default="comparison")

@@ -2,12 +2,16 @@
 items are found before and after, the indexer resumes where it stopped, locks no item, and
 deletions take the vectors with them."""
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from server.items import search
+from server.items import service as items_service
+from server.items.filters import ItemFilters
 from server.labeling import service as labeling
 from server.models import Batch, Item, ItemSearch, Project, Role, SearchPending, User
 from server.projects import lifecycle
@@ -116,6 +120,64 @@ async def test_while_pending_only_the_items_past_the_indexer_are_computed_on_the
 
 
 @pytest.mark.usefixtures("no_indexer")
+async def test_a_search_computes_at_most_so_many_vectors_per_pending_batch_and_says_what_it_left(
+    client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a 100,000-item import a word search computed every vector of the batch on the fly:
+    40 s (docs/BENCHMARKS.md, "The search index at `make bench`'s size"). It now computes the next
+    ON_THE_FLY past the indexer's place and says how many items it did not search yet."""
+    monkeypatch.setattr(search, "ON_THE_FLY", 2, raising=False)
+    project, _, _ = await _world(client, session)
+    page = await client.get(f"/admin/projects/{project.id}/items?q=kombucha", headers=htmx("results"))
+    assert _ids(page.text) == []  # item-3: the fourth item, past the two computed
+    assert (
+        "4 items imported moments ago are still being indexed and not searched by word yet; search again in a "
+        "moment to include them." in page.text
+    )
+    assert await _found(client, project, "sourdough") == ["item-1"]  # the second: computed
+    await _first_chunk(engine, project, 2)  # the indexer passes item-0 and item-1
+    page = await client.get(f"/admin/projects/{project.id}/items?q=kombucha", headers=htmx("results"))
+    assert _ids(page.text) == ["item-3"]
+    assert "2 items imported moments ago are still being indexed" in page.text
+    assert await search.fill(engine) == 4
+    page = await client.get(f"/admin/projects/{project.id}/items?q=kombucha", headers=htmx("results"))
+    assert _ids(page.text) == ["item-3"]
+    assert "still being indexed" not in page.text
+    # Without a word nothing is computed, and nothing is said.
+    page = await client.get(f"/admin/projects/{project.id}/items", headers=htmx("results"))
+    assert "still being indexed" not in page.text
+
+
+def _scanned(plan: dict[str, Any], table: str) -> list[int]:
+    """The rows each node of an EXPLAIN (ANALYZE, FORMAT JSON) plan read from `table`."""
+    rows = [plan["Actual Rows"]] if plan.get("Relation Name") == table else []
+    return rows + [n for child in plan.get("Plans", []) for n in _scanned(child, table)]
+
+
+@pytest.mark.usefixtures("no_indexer")
+async def test_an_indexer_chunk_reads_its_own_items_only(
+    client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    """Each chunk read and sorted every item left in its batch (a bitmap of the batch's and the
+    project's indexes): indexing 100,000 items read the batch 200 times, 65 s of PostgreSQL time. A
+    chunk now reads its items off ix_items_batch_seq in order, however many are left, on tables
+    PostgreSQL has not analysed since the import (as right after it)."""
+    admin, _ = await login_as(client, session)
+    project = await create_project(session, admin)
+    await import_items(session, project, admin, native_items(800))
+    batch_id, first = (await session.execute(select(Item.batch_id, func.min(Item.seq)).group_by(Item.batch_id))).one()
+    for after in (first - 1, first + 300):
+        plan = await session.scalar(
+            text(f"EXPLAIN (ANALYZE, FORMAT JSON) {search._WRITE_CHUNK.text}"),
+            {"project_id": project.id, "batch_id": batch_id, "after_seq": after, "chunk": 50},
+        )
+        scanned = _scanned(plan[0]["Plan"], "items")
+        assert scanned, plan
+        assert max(scanned) <= 50, (after, scanned)
+    await session.rollback()  # EXPLAIN ANALYZE wrote the vectors
+
+
+@pytest.mark.usefixtures("no_indexer")
 async def test_writing_vectors_locks_no_item(
     client: httpx.AsyncClient, session: AsyncSession, engine: AsyncEngine
 ) -> None:
@@ -147,3 +209,17 @@ async def test_deleting_a_batch_takes_its_vectors(
     await session.commit()
     assert await session.scalar(select(func.count()).select_from(ItemSearch)) == 0
     assert await session.scalar(select(func.count()).select_from(SearchPending)) == 0
+
+
+async def test_the_browser_compiles_no_plan(client: httpx.AsyncClient, session: AsyncSession) -> None:
+    """A word search right after a 100,000-item import spent 0.85 s compiling its plan (JIT), for a
+    statement that ran in 0.6 s: the data browser's statements run with JIT off, and with custom plans."""
+    admin, _ = await login_as(client, session)
+    project = await create_project(session, admin)
+    await session.commit()
+    await session.execute(text("SET LOCAL jit = on"))  # a server that compiles every plan it can
+    await session.execute(text("SET LOCAL jit_above_cost = 0"))
+    await items_service.browse(session, project, ItemFilters(q="question"))
+    assert (await session.execute(text("SHOW jit"))).scalar_one() == "off"
+    assert (await session.execute(text("SHOW plan_cache_mode"))).scalar_one() == "force_custom_plan"
+    await session.rollback()

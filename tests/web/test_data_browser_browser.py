@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.items import search
 from server.labeling import service as labeling
 from server.labeling.schemas import JudgmentCreate
 from server.models import Project, Role, User
@@ -95,6 +97,36 @@ class TestDataBrowserInBrowser:
         await page.goto(f"/admin/projects/{project.id}/raters/{rater.id}")
         assert await _fits_width(page)
         await _full_shot(page, artifacts, "browser-rater-390")
+        await page.set_viewport_size(WIDE)
+        _assert_clean(browser_log)
+
+    async def test_a_word_search_while_an_import_is_being_indexed(
+        self, page, session: AsyncSession, browser_log: BrowserLog, artifacts: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Right after a big import a search computes the vectors of the next few items itself and
+        says how many it has not searched yet (items/search.py: ON_THE_FLY, here 3 of 12)."""
+        monkeypatch.setattr(search, "schedule", lambda engine: None)  # the vectors stay pending
+        monkeypatch.setattr(search, "ON_THE_FLY", 3)
+        admin = await create_user(session, role=Role.admin, email="admin@example.com")
+        project = await create_project(session, admin, name="Helpfulness")
+        await import_items(session, project, admin, native_items(12))
+        await login(page, admin.email, PASSWORD)
+        await page.goto(f"/admin/projects/{project.id}/items")
+        await page.get_by_label("Words in the prompt or responses").fill("question")
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(re.compile(r"q=question"))
+        notice = page.get_by_role("status").filter(has_text="still being indexed")
+        await notice.wait_for()
+        assert await notice.inner_text() == (
+            "9 items imported moments ago are still being indexed and not searched by word yet; search again in "
+            "a moment to include them."
+        )
+        assert await page.locator("#results tbody tr").count() == 3
+        assert await _contrast_failures(page) == []
+        await _full_shot(page, artifacts, "browser-items-indexing-1280")
+        await page.set_viewport_size(NARROW)
+        assert await _fits_width(page)
+        await _full_shot(page, artifacts, "browser-items-indexing-390")
         await page.set_viewport_size(WIDE)
         _assert_clean(browser_log)
 
