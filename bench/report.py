@@ -72,10 +72,16 @@ def _import_rows(results: dict[str, Any], ls: dict[str, Any]) -> list[Row]:
         *(
             [
                 (
-                    "import: then a word search lists its last item (ms)",
+                    "import: then one word search (ms)",
                     _n(imp["first_search_s"] * 1000),
                     "-",
-                    "the data browser, searching the batch's items on the fly until their vectors are written",
+                    "the data browser right after the answer: the next items past the indexer are searched on the fly",
+                ),
+                (
+                    "import until a word search lists its last item (items/s)",
+                    _n(imp["searchable_items_per_s"]),
+                    "-",
+                    f"{imp['searchable_s']:.1f} s after the POST began, searching again each second",
                 ),
                 (
                     "import until its search vectors are written (items/s)",

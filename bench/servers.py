@@ -204,44 +204,75 @@ def _cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
     return seconds
 
 
-def postgres_pids(postmaster_pid: int | None) -> list[int]:
-    """The postmaster and its children (backends, walwriter, ...), or none when it is not ours to see."""
+# PostgreSQL's own processes by their title ("postgres: checkpointer", ...); every other child of the
+# postmaster is a backend serving a connection.
+_BACKGROUND = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum",
+    "logical replication",
+    "archiver",
+    "stats collector",
+    "walsender",
+    "walreceiver",
+)
+
+
+def _postgres_cpu(postmaster_pid: int | None) -> dict[int, tuple[float, bool]]:
+    """CPU seconds of the postmaster and each of its children, and whether it serves a connection.
+    The postmaster's own figure includes the children that have exited (their time is added to the
+    parent's when it reaps them: autovacuum workers, closed connections), counted as background."""
     if postmaster_pid is None:
-        return []
+        return {}
     try:
         postmaster = psutil.Process(postmaster_pid)
-        return [postmaster_pid, *(c.pid for c in postmaster.children())]
+        times = postmaster.cpu_times()
+        seconds = {postmaster_pid: (times.user + times.system + times.children_user + times.children_system, False)}
+        children = postmaster.children()
     except psutil.Error:
-        return []
+        return {}
+    for child in children:
+        try:
+            times = child.cpu_times()
+            title = " ".join(child.cmdline())
+        except psutil.Error:
+            continue  # exited between listing and reading: counted in the postmaster's figure once reaped
+        seconds[child.pid] = (times.user + times.system, not any(name in title for name in _BACKGROUND))
+    return seconds
 
 
 @dataclass
 class CpuMeter:
-    """CPU seconds used by the servers, by PostgreSQL, and by the whole machine during a phase."""
+    """CPU seconds used by the servers, by PostgreSQL (its backends, and its background processes:
+    autovacuum, checkpointer, WAL writer...), and by the whole machine during a phase."""
 
     server_pids: list[int]
     postmaster_pid: int | None
     _servers: dict[int, float] = field(default_factory=dict)
-    _postgres: dict[int, float] = field(default_factory=dict)
+    _postgres: dict[int, tuple[float, bool]] = field(default_factory=dict)
     _machine: tuple[float, float] = (0.0, 0.0)
     _started: float = 0.0
     result: dict[str, float] = field(default_factory=dict)
 
     def __enter__(self) -> "CpuMeter":
         self._servers = _cpu_seconds(self.server_pids)
-        self._postgres = _cpu_seconds(postgres_pids(self.postmaster_pid))
+        self._postgres = _postgres_cpu(self.postmaster_pid)
         self._machine = _machine_times()
         self._started = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         servers = _cpu_seconds(self.server_pids)
-        # Backends that started during the phase count from zero; ones that exited are lost (rare: pooled).
-        postgres = _cpu_seconds(postgres_pids(self.postmaster_pid))
+        # Processes that started during the phase count from zero; ones that exited during it are in
+        # the postmaster's figure (their whole life, when they started before the phase: rare, pooled).
+        postgres = _postgres_cpu(self.postmaster_pid)
         busy, total = _machine_times()
+        used = {pid: (v - self._postgres.get(pid, (0.0, False))[0], backend) for pid, (v, backend) in postgres.items()}
         self.result = {
             "server_cpu_s": sum(v - self._servers.get(k, 0.0) for k, v in servers.items()),
-            "postgres_cpu_s": sum(v - self._postgres.get(k, 0.0) for k, v in postgres.items()),
+            "postgres_cpu_s": sum(v for v, _ in used.values()),
+            "postgres_backend_cpu_s": sum(v for v, backend in used.values() if backend),
             "machine_busy_pct": 100.0 * (busy - self._machine[0]) / max(1e-9, total - self._machine[1]),
             "machine_busy_cpu_s": busy - self._machine[0],
             "seconds": time.monotonic() - self._started,
