@@ -86,7 +86,7 @@ for _servers in ("1", "4"):
             False,
         ),
         Figure(
-            f"{_label}: of which its backends",
+            f"{_label}: PostgreSQL backends' CPU ms per annotation",
             _dig("raters", _servers, "postgres_backend_cpu_ms_per_annotation"),
             False,
         ),
@@ -99,7 +99,11 @@ for _servers in ("1", "4"):
         Figure(f"{_label}: swap at the client p95 (ms)", _dig("swap", _servers, "client_ms", "p95"), False),
         Figure(f"{_label}: app CPU ms per swap", _dig("swap", _servers, "server_cpu_ms_per_swap"), False),
         Figure(f"{_label}: PostgreSQL CPU ms per swap", _dig("swap", _servers, "postgres_cpu_ms_per_swap"), False),
-        Figure(f"{_label}: of which its backends", _dig("swap", _servers, "postgres_backend_cpu_ms_per_swap"), False),
+        Figure(
+            f"{_label}: PostgreSQL backends' CPU ms per swap",
+            _dig("swap", _servers, "postgres_backend_cpu_ms_per_swap"),
+            False,
+        ),
     ]
 for _fmt in ("raw", "trl", "trl parquet"):
     FIGURES += [

@@ -191,7 +191,12 @@ async def _child(
 
             async def open_page(rater: _PageRater, email: str) -> None:
                 async with logins:
-                    await rater.start(email, PASSWORD)
+                    try:
+                        await rater.start(email, PASSWORD)
+                    except httpx.TransportError:
+                        # The keep-alive connection opened above sat idle while 100 logins queued, past
+                        # the server's keep-alive timeout (uvicorn's 5 s): open a new one, once.
+                        await rater.start(email, PASSWORD)
 
             await asyncio.gather(*(open_page(r, email) for r, (_, email) in zip(page_raters, raters, strict=True)))
             workers = list(page_raters)
