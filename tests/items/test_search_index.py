@@ -53,7 +53,7 @@ async def _first_chunk(engine: AsyncEngine, project: Project, size: int) -> None
         done = (
             await indexer.execute(
                 search._WRITE_CHUNK,
-                {"project_id": project.id, "batch_id": pending.batch_id, "after_seq": 0, "chunk": size},
+                {"batch_id": pending.batch_id, "after_seq": 0, "chunk": size},
             )
         ).one()
         await indexer.execute(
@@ -169,7 +169,7 @@ async def test_an_indexer_chunk_reads_its_own_items_only(
     for after in (first - 1, first + 300):
         plan = await session.scalar(
             text(f"EXPLAIN (ANALYZE, FORMAT JSON) {search._WRITE_CHUNK.text}"),
-            {"project_id": project.id, "batch_id": batch_id, "after_seq": after, "chunk": 50},
+            {"batch_id": batch_id, "after_seq": after, "chunk": 50},
         )
         scanned = _scanned(plan[0]["Plan"], "items")
         assert scanned, plan
@@ -188,7 +188,7 @@ async def test_writing_vectors_locks_no_item(
         pending = (await indexer.execute(search._NEXT_BATCH)).one()
         await indexer.execute(
             search._WRITE_CHUNK,
-            {"project_id": project.id, "batch_id": pending.batch_id, "after_seq": 0, "chunk": 500},
+            {"batch_id": pending.batch_id, "after_seq": 0, "chunk": 500},
         )
         # The chunk's transaction is still open here.
         await session.execute(text("SET LOCAL lock_timeout = '2s'"))

@@ -761,7 +761,13 @@ async def test_items_a_raised_overlap_reopens_behind_a_rater_are_served_to_them(
 
 
 async def _judged_in_bulk(session: AsyncSession, project: Project, rater: User, n: int) -> None:
-    """The rater judged the first n items in serving order; nobody else did yet, so all stay open."""
+    """The rater judged the first n items in serving order; nobody else did yet, so all stay open.
+
+    In two statements, each after an ANALYZE of the tables its foreign keys are checked against: a
+    foreign key's check is planned once for the statement, and with statistics taken while a table
+    was empty (autovacuum after an earlier test) it scans the whole table for each of n rows,
+    n * n / 2 row visits (a run of this test spent minutes in one statement)."""
+    await session.execute(text("ANALYZE items"))
     await session.execute(
         text(
             """
@@ -774,16 +780,24 @@ async def _judged_in_bulk(session: AsyncSession, project: Project, rater: User, 
                        ARRAY(SELECT c.id FROM candidates c WHERE c.item_id = f.id ORDER BY c.position),
                        now(), now(), now()
                 FROM first f
-                RETURNING id, item_id, shown_order
-            ), j AS (
-                INSERT INTO judgments (id, assignment_id, project_id, item_id, rater_id, choice_id, tie, both_bad,
-                                       surplus)
-                SELECT gen_random_uuid(), a.id, :p, a.item_id, :r, a.shown_order[1], false, false, false FROM a
             )
             UPDATE items SET judged = 1 WHERE id IN (SELECT id FROM first)
             """
         ),
         {"p": project.id, "r": rater.id, "n": n},
+    )
+    await session.commit()
+    await session.execute(text("ANALYZE assignments"))
+    await session.execute(
+        text(
+            """
+            INSERT INTO judgments (id, assignment_id, project_id, item_id, rater_id, choice_id, tie, both_bad,
+                                   surplus)
+            SELECT gen_random_uuid(), a.id, :p, a.item_id, :r, a.shown_order[1], false, false, false
+            FROM assignments a WHERE a.project_id = :p AND a.rater_id = :r AND a.status = 'submitted'
+            """
+        ),
+        {"p": project.id, "r": rater.id},
     )
     await session.commit()
     await session.execute(text("ANALYZE items, assignments, judgments"))
