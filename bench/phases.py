@@ -188,6 +188,7 @@ def summarize_raters(
     duration = samples.window[1] - samples.window[0]
     rate = len(submits) / duration
     count = max(1, len(submits))
+    every = max(count, _all_submits(samples))  # CPU over the whole phase per judgment of the whole phase
     return {
         "servers": servers,
         "raters": raters_count,
@@ -201,12 +202,10 @@ def summarize_raters(
         "error_examples": samples.errors,
         "raters_out_of_work": samples.out_of_work,
         # CPU over the whole phase (warm-up included) divided by the judgments of the whole phase.
-        "server_cpu_ms_per_annotation": 1000 * cpu["server_cpu_s"] / max(count, _all_submits(samples)),
-        "postgres_cpu_ms_per_annotation": 1000 * cpu["postgres_cpu_s"] / max(count, _all_submits(samples)),
+        "server_cpu_ms_per_annotation": 1000 * cpu["server_cpu_s"] / every,
+        "postgres_cpu_ms_per_annotation": 1000 * cpu["postgres_cpu_s"] / every,
         # Of which its backends (the rest: autovacuum, checkpoints, the WAL writer)
-        "postgres_backend_cpu_ms_per_annotation": 1000
-        * cpu["postgres_backend_cpu_s"]
-        / max(count, _all_submits(samples)),
+        "postgres_backend_cpu_ms_per_annotation": 1000 * cpu["postgres_backend_cpu_s"] / every,
         "machine_busy_pct": cpu["machine_busy_pct"],
         "client_cpu_s": samples.client_cpu_s,
         # CPU the machine spent on none of the above (other users of the machine): noise in this run.
