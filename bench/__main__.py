@@ -208,7 +208,7 @@ async def swap_phase(run: Run, project: str) -> None:
         with run.servers(count) as servers:
             run.log(f"{len(emails)} raters on the rater page for {config.phase.duration_s:.0f} s, {count} process(es)")
             pid = run.server.postmaster_pid
-            swap = await phases.swap_phase(servers, emails, project, config.phase, pid, config.think_s)
+            swap = await phases.swap_phase(servers, emails, project, config.phase, pid, config.think_s, run.url)
         run.results["swap"][str(count)] = swap
         if swap["swaps"] == 0:
             run.log(f"swap: no swap in the window, {swap['http_errors']} HTTP errors {swap['error_examples'][:2]}")

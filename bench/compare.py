@@ -104,6 +104,13 @@ for _servers in ("1", "4"):
             _dig("swap", _servers, "postgres_backend_cpu_ms_per_swap"),
             False,
         ),
+        # pg_stat_statements, when the server preloads it: over the whole phase, per judgment stored.
+        Figure(
+            f"{_label}: statements' execution ms per judgment", _dig("swap", _servers, "statements", "exec_ms"), False
+        ),
+        Figure(
+            f"{_label}: statements' planning ms per judgment", _dig("swap", _servers, "statements", "plan_ms"), False
+        ),
     ]
 for _fmt in ("raw", "trl", "trl parquet"):
     FIGURES += [

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from bench import dataset, raters
+from bench import dataset, pgstats, raters
 from bench.accounts import PASSWORD, Account, bearer
 from bench.database import connect
 from bench.servers import CpuMeter, RssSampler, Server
@@ -240,16 +240,21 @@ async def swap_phase(
     config: PhaseConfig,
     postmaster_pid: int | None,
     think_s: float,
+    database_url: str,
 ) -> dict[str, Any]:
     """The rater page's next-item swap under load: each rater submits as htmx does and gets the item
-    after the next back (verdict stored, a new lease taken, its HTML rendered) in one request."""
+    after the next back (verdict stored, a new lease taken, its HTML rendered) in one request.
+    With pg_stat_statements preloaded, also what PostgreSQL spent per judgment stored in the phase."""
     plan = raters.RaterPlan(
         project_id=project_id, warmup_s=config.warmup_s, duration_s=config.duration_s, mode="page", think_s=think_s
     )
     urls = [s.url for s in servers]
     window = CpuMeter([s.pid for s in servers], postmaster_pid)  # the measured window only: no logins
-    with CpuMeter([s.pid for s in servers], postmaster_pid) as cpu:
-        samples = await asyncio.to_thread(raters.run_rater_phase, urls, emails, plan, config.client_processes, window)
+    async with _Statements(database_url, project_id) as statements:
+        with CpuMeter([s.pid for s in servers], postmaster_pid) as cpu:
+            samples = await asyncio.to_thread(
+                raters.run_rater_phase, urls, emails, plan, config.client_processes, window
+            )
     swaps = [s for s in samples.in_window(raters.SWAP) if s.status == 200]
     duration = samples.window[1] - samples.window[0]
     # CPU in the window divided by the swaps answered in it (those that started in it and ended after are
@@ -273,7 +278,44 @@ async def swap_phase(
         "postgres_cpu_ms_per_swap": 1000 * window.result["postgres_cpu_s"] / every,
         "postgres_backend_cpu_ms_per_swap": 1000 * window.result["postgres_backend_cpu_s"] / every,
         "machine_busy_pct": cpu.result["machine_busy_pct"],
+        **({"statements": statements.result} if statements.result else {}),
     }
+
+
+class _Statements:
+    """pg_stat_statements of the bench database over a phase (warm-up included), per judgment stored
+    in it; nothing when the server does not preload pg_stat_statements (initdb's default)."""
+
+    def __init__(self, database_url: str, project_id: str) -> None:
+        self.database_url, self.project_id = database_url, project_id
+        self.result: dict[str, Any] | None = None
+
+    async def _judgments(self) -> int:
+        return int(
+            await self.connection.fetchval(
+                "SELECT count(*) FROM judgments WHERE project_id = $1", uuid.UUID(self.project_id)
+            )
+        )
+
+    async def __aenter__(self) -> "_Statements":
+        self.connection = await connect(self.database_url)
+        self.stats = pgstats.PgStats(
+            self.connection,
+            await self.connection.fetchval("SELECT current_database()"),
+            await pgstats.available(self.connection),
+        )
+        self.before = (await self.stats.snapshot(), await self._judgments())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self.stats.available and exc[0] is None:
+                after, judgments = await self.stats.snapshot(), await self._judgments()
+                stored = judgments - self.before[1]
+                delta = pgstats.statement_delta(self.before[0]["statements"], after["statements"])
+                self.result = {"judgments": stored, **pgstats.per_unit(delta, stored)}
+        finally:
+            await self.connection.close()
 
 
 async def _stream(client: httpx.AsyncClient, url: str, params: dict[str, str]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import httpx
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bench import dataset
+from bench import dataset, pgstats
 from bench.accounts import PASSWORD, bearer, create_accounts, create_project
 from bench.database import database_server, migrate, scratch_database
 from bench.raters import _slots
@@ -253,73 +253,6 @@ LOOPS = ("api", "swap")
 # --analyze: annotations per loop after the ANALYZE, unmeasured (each connection plans its statements
 # again: custom plans for the first five executions, then the generic one).
 ANALYZED_WARMUP = 20
-PGSS_COLUMNS = "calls, total_exec_time, rows, shared_blks_hit + shared_blks_read AS buffers"
-
-
-class PgStats:
-    """pg_stat_statements for one database (when available) and the CPU time of its backends."""
-
-    def __init__(self, connection: Any, database: str, available: bool) -> None:
-        self.connection, self.database, self.available = connection, database, available
-
-    async def snapshot(self) -> dict[str, Any]:
-        backends = [
-            r["pid"]
-            for r in await self.connection.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database)
-        ]
-        statements: dict[tuple[int, bool], dict[str, Any]] = {}
-        if self.available:
-            rows = await self.connection.fetch(
-                f"SELECT queryid, toplevel, query, {PGSS_COLUMNS} FROM pg_stat_statements "
-                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)",
-                self.database,
-            )
-            statements = {(r["queryid"], r["toplevel"]): dict(r) for r in rows}
-        return {"backends": backends, "cpu": _cpu_by_pid(backends), "statements": statements}
-
-
-async def _pg_stat_statements(connection: Any) -> bool:
-    """Whether pg_stat_statements can be read (the server must preload it; the extension is created)."""
-    if "pg_stat_statements" not in await connection.fetchval("SHOW shared_preload_libraries"):
-        return False
-    await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    return True
-
-
-def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
-    import psutil
-
-    seconds: dict[int, float] = {}
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        seconds[pid] = times.user + times.system
-    return seconds
-
-
-def _statement_delta(
-    before: dict[tuple[int, bool], dict[str, Any]], after: dict[tuple[int, bool], dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """What each statement did between two snapshots; nested ones (foreign-key checks) kept apart, as
-    their time and buffers are already in the statement that ran them."""
-    delta = []
-    for key, row in after.items():
-        old = before.get(key, {})
-        calls = row["calls"] - old.get("calls", 0)
-        if calls:
-            delta.append(
-                {
-                    "query": " ".join(row["query"].split())[:300],
-                    "toplevel": row["toplevel"],
-                    "calls": calls,
-                    "exec_ms": row["total_exec_time"] - old.get("total_exec_time", 0.0),
-                    "rows": row["rows"] - old.get("rows", 0),
-                    "buffers": row["buffers"] - old.get("buffers", 0),
-                }
-            )
-    return sorted(delta, key=lambda d: -d["exec_ms"])
 
 
 async def prepare(args: argparse.Namespace) -> None:
@@ -374,7 +307,7 @@ class Side:
         self.page = httpx.AsyncClient(base_url=server.url, timeout=60)
         self.queue: list[tuple[str, str]] = []
         self.blocks: dict[str, list[dict[str, Any]]] = {loop: [] for loop in LOOPS}
-        self.stats: PgStats | None = None
+        self.stats: pgstats.PgStats | None = None
         self.commit = ""
 
     async def open_page(self) -> None:
@@ -421,7 +354,7 @@ class Side:
         cpu_after, seconds = process.cpu_times(), time.perf_counter() - started
         after = await self.stats.snapshot()
         app_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-        pg_s = sum(v - before["cpu"].get(pid, 0.0) for pid, v in _cpu_by_pid(after["backends"]).items())
+        pg_s = sum(v - before["cpu"].get(pid, 0.0) for pid, v in pgstats.cpu_by_pid(after["backends"]).items())
         per = 1.0 / annotations
         block: dict[str, Any] = {
             "annotations": annotations,
@@ -431,7 +364,7 @@ class Side:
             "wall_ms_p50": statistics.median(walls),
         }
         if self.stats.available:
-            statements = _statement_delta(before["statements"], after["statements"])
+            statements = pgstats.statement_delta(before["statements"], after["statements"])
             top = [s for s in statements if s["toplevel"]]
             block.update(
                 statements=sum(s["calls"] for s in top) * per,
@@ -480,7 +413,7 @@ async def run_pair(args: argparse.Namespace) -> None:
     servers, sides = [], []
     maintenance = await connect(readies[0]["maintenance_url"])
     try:
-        available = await _pg_stat_statements(maintenance)
+        available = await pgstats.available(maintenance)
         for name, tree, ready in zip(names, trees, readies, strict=True):
             python = tree / ".venv" / "bin" / "python"
             env = server_env(ready["url"], args.pool)
@@ -490,7 +423,7 @@ async def run_pair(args: argparse.Namespace) -> None:
             side.commit = subprocess.run(
                 ["git", "-C", str(tree), "log", "--oneline", "-1"], capture_output=True, text=True, check=False
             ).stdout.strip()
-            side.stats = PgStats(maintenance, ready["database"], available)
+            side.stats = pgstats.PgStats(maintenance, ready["database"], available)
             sides.append(side)
         wait_healthy(servers)
         for side in sides:
