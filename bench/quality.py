@@ -272,7 +272,8 @@ def main() -> None:
         share = caught / len(raters)
         print(f"{kind:8} raters flagged: {caught}/{len(raters)} ({share:.0%}, 95% CI {low:.0%}-{high:.0%})")
         agree = [r.agreement[i] for r, i in raters if i in r.agreement]
-        print(f"{kind:8} raters' agreement: mean {statistics.mean(agree):.3f}, SD {statistics.stdev(agree):.3f}, "
+        spread = statistics.stdev(agree) if len(agree) > 1 else 0.0
+        print(f"{kind:8} raters' agreement: mean {statistics.mean(agree):.3f}, SD {spread:.3f}, "
               f"range {min(agree):.3f}-{max(agree):.3f}")  # fmt: skip
         out = sum(i in r.suspended for r, i in raters)
         low, high = wilson(out, len(raters))
