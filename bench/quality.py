@@ -219,8 +219,32 @@ def _holm_over_every_test(families: list[list[float]], q: float) -> list[list[bo
     return out
 
 
+def oracle_bound(answers: tuple[int, ...] = (100, 200, 300), cuts: tuple[float, ...] = (0.58, 0.60, 0.62)) -> None:
+    """An estimate, not a simulation: the best a suspension rule could do if it knew every true label.
+    It judges a rater on `n` answers, suspending below `cut` right; a random rater gets Binomial(n,
+    0.5) right, the weakest honest one Binomial(n, 0.7). Prints the random raters it would miss, the
+    chance it catches all 60 of the issue's 20 seeds (3 random raters each), and the 70% raters it
+    would suspend."""
+    from scipy.stats import binom
+
+    for n in answers:
+        for cut in cuts:
+            k = round(cut * n)  # suspended with fewer than k right
+            missed = float(binom.sf(k - 1, n, 0.5))
+            suspended = float(binom.cdf(k - 1, n, 0.7))
+            print(
+                f"{n} answers, suspend below {cut:.0%}: random raters missed {missed:.3f}, "
+                f"all 60 caught with probability {(1 - missed) ** 60:.2f}, 70% raters suspended {suspended:.3f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--oracle-bound",
+        action="store_true",
+        help="print the estimate of what a rule that knew every true label could do (binomial), and stop",
+    )
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
@@ -247,6 +271,9 @@ def main() -> None:
         help="20 honest raters and no careless one: every flag is wrong (how often does a project show one?)",
     )
     args = parser.parse_args()
+    if args.oracle_bound:
+        oracle_bound()
+        return
     if args.holm:
         rater_tests.corrected = _holm_over_every_test
     rater_tests.CHANCE_Z = args.chance_z
